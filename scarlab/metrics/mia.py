@@ -1,0 +1,233 @@
+"""Membership-inference attacks and an ε-style privacy score (SCAR.md, "Metrics").
+
+Three families, each returning a flat dict with namespaced keys:
+  * ``mia_svc``       — the SCAR/DUCK paper protocol: RBF-SVC on softmax vectors, grid-searched, 5 repeats.
+  * ``mia_loss_lr``   — NeurIPS-2023 unlearning challenge: logistic regression on per-sample loss, 10-fold CV.
+  * ``privacy_score`` — Unlearning-Comparator style: threshold attacks on entropy / confidence separating the
+                        unlearned model from the retrained oracle on the forget set, turned into ε and a [0, 1] score.
+``cheap_mia`` bundles the two fast attacks for MIA-over-steps curves. Member = positive class throughout.
+Too few samples to run an attack gives NaN values, never an exception (as ``accuracy`` does for empty input).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import beta
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score, roc_curve
+from sklearn.metrics.pairwise import euclidean_distances
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.svm import SVC
+
+from ..errors import choose
+from .accuracy import SCENARIOS
+
+PROB_CLIP = 1e-12  # floor for probabilities inside logs: a sure-and-wrong prediction costs −log(1e-12) ≈ 27.6, not inf
+SVC_GRID = {"C": (1, 5, 10, 100), "gamma": (1, 0.1, 0.01)}  # the paper's grid
+PRIVACY_ALPHA = 0.05  # one-sided level of the Clopper–Pearson bounds in privacy_score
+
+
+def per_sample_loss(probs, labels) -> np.ndarray:
+    """Cross-entropy −log p[y]. probs: [N, K] softmax rows, labels: [N] ints -> [N] float (p clipped at PROB_CLIP)."""
+    probs, labels = np.asarray(probs, float), np.asarray(labels, np.int64)
+    return -np.log(np.clip(probs[np.arange(len(labels)), labels], PROB_CLIP, 1.0))
+
+
+def _subsample(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """At most n rows of x, drawn without replacement (x itself when it is already small enough)."""
+    return x if len(x) <= n else x[np.sort(rng.choice(len(x), n, replace=False))]
+
+
+def _nan_dict(keys) -> dict:
+    return {k: float("nan") for k in keys}
+
+
+def _std(v) -> float:
+    return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+
+
+# ------------------------------------------------------------------------------------------ paper protocol (SVC)
+
+def paper_mia_sets(probs_forget_train, probs_forget_test_or_test, scenario: str, seed: int = 0):
+    """The paper's member / non-member sets -> (members [M, K], non_members [N, K]).
+
+    CR: members = forget-class train samples, capped (random subset) at 3× the non-members;
+        non-members = forget-class test samples.
+    HR: members = forget samples, subsampled to the test-set size; non-members = test samples.
+        A forget set smaller than the test set is kept whole (the SVC split is stratified either way).
+    """
+    choose("scenario", scenario, SCENARIOS)
+    members, non_members = np.asarray(probs_forget_train, float), np.asarray(probs_forget_test_or_test, float)
+    cap = (3 if scenario == "CR" else 1) * len(non_members)
+    return _subsample(members, cap, np.random.default_rng(seed)), non_members
+
+
+def _svc_grid_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray) -> np.ndarray:
+    """Same as ``GridSearchCV(SVC(kernel='rbf'), SVC_GRID, cv=3).fit(x_tr, y_tr).predict(x_te)``, ~2-3× faster.
+
+    Why not GridSearchCV itself: with 1000+1000 samples it takes 12-16 s, because libsvm re-evaluates the
+    RBF kernel for every fit. Here squared distances are computed once with BLAS and every (C, γ) fit uses
+    the precomputed kernel exp(−γ·d²) (sklearn's rbf_kernel formula). Folds (StratifiedKFold(3), unshuffled),
+    selection by mean fold accuracy with ties going to the first grid point (C outer, γ inner), and the refit
+    on all of x_tr match GridSearchCV; tests/test_metrics.py checks the agreement.
+    """
+    d2 = euclidean_distances(x_tr, squared=True)
+    grid = [(c, g) for c in SVC_GRID["C"] for g in SVC_GRID["gamma"]]
+    fold_acc = {p: [] for p in grid}
+    for tr, va in StratifiedKFold(3).split(x_tr, y_tr):
+        d_tr, d_va = d2[np.ix_(tr, tr)], d2[np.ix_(va, tr)]
+        for g in SVC_GRID["gamma"]:
+            k_tr, k_va = np.exp(-g * d_tr), np.exp(-g * d_va)
+            for c in SVC_GRID["C"]:
+                pred = SVC(kernel="precomputed", C=c).fit(k_tr, y_tr[tr]).predict(k_va)
+                fold_acc[(c, g)].append(np.mean(pred == y_tr[va]))
+    c, g = max(grid, key=lambda p: np.mean(fold_acc[p]))  # max keeps the first of equal scores
+    model = SVC(kernel="precomputed", C=c).fit(np.exp(-g * d2), y_tr)
+    return model.predict(np.exp(-g * euclidean_distances(x_te, x_tr, squared=True)))
+
+
+def mia_svc(member_probs, nonmember_probs, *, n_repeats: int = 5, seed: int = 0, cap_members: int | None = None) -> dict:
+    """Paper MIA: RBF-SVC on full softmax vectors, members [M, K] vs non-members [N, K] (see ``paper_mia_sets``).
+
+    ``cap_members`` first draws at most that many members; no other balancing (the paper's CR sets are up to
+    3:1, so chance accuracy is the majority fraction, not 0.5). Each repeat: stratified 80/20 split,
+    3-fold grid search over SVC_GRID on the 80 %, scores on the held-out 20 %.
+    Returns means over repeats (``*_std``: sample std over repeats):
+      mia/svc/acc, mia/svc/acc_std, mia/svc/precision, mia/svc/recall, mia/svc/f1, mia/svc/f1_std  (binary,
+      member = positive), mia/svc/delta_f1 = |F1·100 − 50| (the paper's HR number), and
+      mia/svc/delta_acc = |acc·100 − 50| (the same with micro-F1, which equals accuracy).
+    Needs ≥ 5 of each set, else NaNs.
+    """
+    keys = ["acc", "acc_std", "precision", "recall", "f1", "f1_std", "delta_f1", "delta_acc"]
+    rng = np.random.default_rng(seed)
+    m, nm = np.asarray(member_probs, float), np.asarray(nonmember_probs, float)
+    if cap_members is not None:
+        m = _subsample(m, cap_members, rng)
+    if min(len(m), len(nm)) < 5:
+        return _nan_dict(f"mia/svc/{k}" for k in keys)
+    x, y = np.vstack([m, nm]), np.r_[np.ones(len(m), int), np.zeros(len(nm), int)]
+    rows = []
+    for _ in range(n_repeats):
+        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=y,
+                                                  random_state=int(rng.integers(2**31)))
+        pred = _svc_grid_predict(x_tr, y_tr, x_te)
+        rows.append((accuracy_score(y_te, pred), precision_score(y_te, pred, zero_division=0),
+                     recall_score(y_te, pred, zero_division=0), f1_score(y_te, pred, zero_division=0)))
+    acc, prec, rec, f1 = np.array(rows).T
+    vals = [acc.mean(), _std(acc), prec.mean(), rec.mean(), f1.mean(), _std(f1),
+            abs(f1.mean() * 100 - 50), abs(acc.mean() * 100 - 50)]
+    return {f"mia/svc/{k}": float(v) for k, v in zip(keys, vals)}
+
+
+# ------------------------------------------------------------------------------------------ loss / confidence
+
+def mia_loss_lr(member_losses, nonmember_losses, *, n_splits: int = 10, seed: int = 0) -> dict:
+    """Logistic regression on the per-sample loss ([M] vs [N] floats), NeurIPS-2023-challenge style.
+
+    The larger set is first subsampled to the smaller one's size (chance = 0.5), then StratifiedKFold(n_splits)
+    (shuffled; fewer splits if a class has fewer samples). Returns mia/loss_lr/acc (mean held-out accuracy),
+    mia/loss_lr/acc_std (sample std over folds), mia/loss_lr/auc (mean held-out ROC-AUC). NaNs below 2 per set.
+    """
+    keys = ("mia/loss_lr/acc", "mia/loss_lr/acc_std", "mia/loss_lr/auc")
+    rng = np.random.default_rng(seed)
+    m, nm = np.asarray(member_losses, float).ravel(), np.asarray(nonmember_losses, float).ravel()
+    n = min(len(m), len(nm))
+    if n < 2:
+        return _nan_dict(keys)
+    x = np.r_[_subsample(m, n, rng), _subsample(nm, n, rng)][:, None]
+    y = np.r_[np.ones(n, int), np.zeros(n, int)]
+    accs, aucs = [], []
+    for tr, te in StratifiedKFold(min(n_splits, n), shuffle=True, random_state=seed).split(x, y):
+        lr = LogisticRegression().fit(x[tr], y[tr])
+        accs.append(lr.score(x[te], y[te]))
+        aucs.append(roc_auc_score(y[te], lr.decision_function(x[te])))
+    return dict(zip(keys, (float(np.mean(accs)), _std(accs), float(np.mean(aucs)))))
+
+
+def _best_threshold_bacc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
+    """Best balanced accuracy of "member iff score ≥ t" or "member iff score < t" over all t.
+
+    In-sample (the threshold is fitted and scored on the same data), so it is optimistic: identical
+    distributions give about 0.5 + 1/√n rather than exactly 0.5.
+    """
+    y = np.r_[np.ones(len(member_scores)), np.zeros(len(nonmember_scores))]
+    fpr, tpr, _ = roc_curve(y, np.r_[member_scores, nonmember_scores], drop_intermediate=False)
+    bacc = (tpr + 1 - fpr) / 2
+    return float(max(bacc.max(), 1 - bacc.min()))  # the reversed test has balanced accuracy 1 − bacc
+
+
+def cheap_mia(member_probs, nonmember_probs, member_labels, nonmember_labels, seed: int = 0) -> dict:
+    """Fast attacks for every snapshot of an MIA-over-steps curve. probs: [M, K] / [N, K], labels: [M] / [N].
+
+    mia/loss_lr/acc: ``mia_loss_lr`` on per-sample losses (balanced, 10-fold CV).
+    mia/conf_thr/acc: best balanced accuracy of a threshold on the true-class probability (in-sample).
+    """
+    loss_m, loss_n = per_sample_loss(member_probs, member_labels), per_sample_loss(nonmember_probs, nonmember_labels)
+    # a threshold on p[y] is a threshold on −log p[y] (monotone), so the losses serve both attacks
+    thr = _best_threshold_bacc(-loss_m, -loss_n) if len(loss_m) and len(loss_n) else float("nan")
+    return {"mia/loss_lr/acc": mia_loss_lr(loss_m, loss_n, seed=seed)["mia/loss_lr/acc"], "mia/conf_thr/acc": thr}
+
+
+# ------------------------------------------------------------------------------------------ privacy score
+
+def _upper_rates(n: int, alpha: float) -> np.ndarray:
+    """[n+1]: one-sided (1 − alpha) Clopper–Pearson upper bound of an error rate, indexed by the error count."""
+    k = np.arange(n + 1)
+    return np.where(k < n, beta.ppf(1 - alpha, k + 1, np.maximum(n - k, 1)), 1.0)
+
+
+def _eps(fp, fn, n_neg: int, n_pos: int, alpha: float) -> float:
+    """max over tests of max(log((1 − FPR)/FNR), log((1 − FNR)/FPR)) with δ = 0, floored at 0.
+
+    The clip: FPR and FNR are replaced by their Clopper–Pearson upper bounds, which are > 0 even at zero
+    errors, so the logs never see 0 and ε is a lower confidence bound rather than a noisy point estimate
+    (raw rates make identically distributed samples look distinguishable through the few extreme thresholds).
+    1 − bound can reach 0 (all samples wrong); it is floored at PROB_CLIP, giving a large negative, ignored, log.
+    """
+    fpr, fnr = _upper_rates(n_neg, alpha)[fp], _upper_rates(n_pos, alpha)[fn]
+    e1 = np.log(np.maximum(1 - fpr, PROB_CLIP)) - np.log(fnr)
+    e2 = np.log(np.maximum(1 - fnr, PROB_CLIP)) - np.log(fpr)
+    return max(0.0, float(np.max(np.maximum(e1, e2))))
+
+
+def _threshold_eps(pos: np.ndarray, neg: np.ndarray, alpha: float) -> float:
+    """ε of the best threshold test on one signal: pos [P] (unlearned model) vs neg [Q] (retrained model)."""
+    pos, neg = np.sort(pos), np.sort(neg)
+    t = np.r_[np.unique(np.r_[pos, neg]), np.inf]  # every distinct cut, plus "nothing is positive"
+    fn = np.searchsorted(pos, t, "left")  # test "positive iff s ≥ t": positives below t are missed
+    fp = len(neg) - np.searchsorted(neg, t, "left")  # negatives at or above t are false alarms
+    # the reversed test "positive iff s < t" swaps every outcome
+    return _eps(np.r_[fp, len(neg) - fp], np.r_[fn, len(pos) - fn], len(neg), len(pos), alpha)
+
+
+def _entropy(probs: np.ndarray) -> np.ndarray:
+    p = np.clip(probs, PROB_CLIP, 1.0)
+    return -(p * np.log(p)).sum(axis=1)
+
+
+def privacy_score(unlearned_probs_forget, retrained_probs_forget, labels_forget, *,
+                  alpha: float = PRIVACY_ALPHA) -> dict:
+    """How well thresholds on entropy / true-class confidence tell the unlearned model from the retrained oracle.
+
+    unlearned_probs_forget, retrained_probs_forget: [N, K] softmax of the two models on the same forget samples;
+    labels_forget: [N]. For each signal every threshold (both directions) is tried and turned into
+    ε = max(log((1−FPR)/FNR), log((1−FNR)/FPR)) (δ = 0; rates at their Clopper–Pearson upper bound, see ``_eps``).
+    ε_max is the ε of a perfectly separated pair of the same sizes (≈ log(N/3) at alpha = 0.05): the most
+    an attack can show with N samples. Returns privacy/eps_entropy, privacy/eps_confidence,
+    privacy/eps (the larger), privacy/eps_max and privacy/score = 1 − eps/eps_max in [0, 1]
+    (1: indistinguishable from the retrained model; 0: perfectly separable). Scores are comparable only at
+    similar N, since ε_max grows with N. NaNs for empty input.
+    """
+    keys = ("privacy/eps_entropy", "privacy/eps_confidence", "privacy/eps", "privacy/eps_max", "privacy/score")
+    u, r = np.asarray(unlearned_probs_forget, float), np.asarray(retrained_probs_forget, float)
+    y = np.asarray(labels_forget, np.int64).ravel()
+    if not (len(u) == len(r) == len(y)):
+        raise ValueError(f"unlearned ({len(u)}), retrained ({len(r)}) and labels ({len(y)}) must cover the same samples")
+    if len(y) == 0:
+        return _nan_dict(keys)
+    idx = np.arange(len(y))
+    eps_ent = _threshold_eps(_entropy(u), _entropy(r), alpha)
+    eps_conf = _threshold_eps(u[idx, y], r[idx, y], alpha)
+    eps = max(eps_ent, eps_conf)
+    eps_max = _eps(np.array([0]), np.array([0]), len(r), len(u), alpha)
+    score = float(np.clip(1 - eps / eps_max, 0.0, 1.0)) if eps_max > 0 else float("nan")
+    return dict(zip(keys, (eps_ent, eps_conf, eps, eps_max, score)))

@@ -1,0 +1,190 @@
+"""Model registry. Every model splits into ``features(x) -> [B, D]`` (penultimate, non-negative: post-ReLU
+pooling, as SCAR's Tukey transform needs) and ``head(z) -> [B, K]`` logits.
+
+Add a model with ``@register_model("name")`` on a builder ``(num_classes, in_channels, image_size, **kw)``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import ScarlabError, choose
+
+MODELS: dict[str, Callable[..., "Classifier"]] = {}
+
+
+def register_model(name: str):
+    def wrap(builder):
+        MODELS[name] = builder
+        return builder
+    return wrap
+
+
+class Classifier(nn.Module):
+    """A backbone (``body``: images -> [B, D] non-negative features) and a linear ``fc`` head."""
+
+    def __init__(self, body: nn.Module, feature_dim: int, num_classes: int):
+        super().__init__()
+        self.body, self.feature_dim = body, feature_dim
+        self.fc = nn.Linear(feature_dim, num_classes)
+        self.spec: dict = {}  # name + kwargs, filled by create_model, saved with checkpoints
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] -> [B, D] penultimate features (>= 0)."""
+        return self.body(x)
+
+    def head(self, z: torch.Tensor) -> torch.Tensor:
+        """[B, D] -> [B, K] logits."""
+        return self.fc(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.body(x))
+
+
+def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: int = 32, **kwargs) -> Classifier:
+    """Build a registered model; ``name`` is one of ``MODELS``."""
+    choose("model", name, MODELS)
+    model = MODELS[name](num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
+    model.spec = dict(name=name, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
+    return model
+
+
+def default_model(dataset_name: str) -> str:
+    """The CPU-friendly default: ``tinycnn`` for 8-px digits, ``smallcnn`` for everything else."""
+    return "tinycnn" if dataset_name == "digits" else "smallcnn"
+
+
+def save_checkpoint(model: Classifier, path: str | os.PathLike) -> None:
+    torch.save({"spec": model.spec, "state_dict": model.state_dict()}, path)
+
+
+def load_checkpoint(path: str | os.PathLike, device="cpu") -> Classifier:
+    """Rebuild a model from a scarlab checkpoint (tensors and plain types only: ``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScarlabError(f"checkpoint {path} does not exist; train one first with `scarlab train`")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+        spec = dict(ckpt["spec"])
+        model = create_model(spec.pop("name"), **spec)
+        model.load_state_dict(ckpt["state_dict"])
+    except ScarlabError:
+        raise
+    except Exception as exc:
+        raise ScarlabError(f"checkpoint {path} does not match its model ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0][:200]}); retrain it or point to the right file") from None
+    return model.to(device)
+
+
+# ----------------------------------------------------------------------------- small CNNs
+def _conv(cin: int, cout: int, bn: bool = True, stride: int = 1, k: int = 3) -> list[nn.Module]:
+    layers = [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=not bn)]
+    return layers + ([nn.BatchNorm2d(cout)] if bn else []) + [nn.ReLU(inplace=True)]
+
+
+@register_model("tinycnn")
+def tinycnn(num_classes, in_channels=1, image_size=8, width=32):
+    """~60k parameters; the default for 8x8 digits (trains to 97 % in seconds on a CPU)."""
+    w = width
+    body = nn.Sequential(*_conv(in_channels, w), *_conv(w, 2 * w), nn.MaxPool2d(2), *_conv(2 * w, 4 * w),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return Classifier(body, 4 * w, num_classes)
+
+
+@register_model("smallcnn")
+def smallcnn(num_classes, in_channels=3, image_size=32, width=32):
+    """Four conv blocks (~0.4M parameters at width 32); the CPU default for 32-px images."""
+    w = width
+    body = nn.Sequential(*_conv(in_channels, w), *_conv(w, 2 * w), nn.MaxPool2d(2), *_conv(2 * w, 4 * w),
+                         nn.MaxPool2d(2), *_conv(4 * w, 8 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return Classifier(body, 8 * w, num_classes)
+
+
+@register_model("allcnn")
+def allcnn(num_classes, in_channels=3, image_size=32, width=96):
+    """All-CNN-C (Springenberg et al. 2015) with batch norm; features after the last 1x1 conv + pooling."""
+    w, w2 = width, 2 * width
+    body = nn.Sequential(*_conv(in_channels, w), *_conv(w, w), *_conv(w, w, stride=2), nn.Dropout(0.2),
+                         *_conv(w, w2), *_conv(w2, w2), *_conv(w2, w2, stride=2), nn.Dropout(0.2),
+                         *_conv(w2, w2), *_conv(w2, w2, k=1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return Classifier(body, w2, num_classes)
+
+
+# ----------------------------------------------------------------------------- ResNets (CIFAR stem)
+def _resnet(builder, num_classes, in_channels):
+    net = builder(num_classes=num_classes)
+    # CIFAR stem: 3x3 stride-1 first conv and no max-pool, so 32-px images keep spatial detail.
+    net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    dim = net.fc.in_features
+    net.fc = nn.Identity()  # the torchvision net now ends at its (post-ReLU) average pool: our body
+    return Classifier(net, dim, num_classes)
+
+
+@register_model("resnet18")
+def resnet18(num_classes, in_channels=3, image_size=32):
+    import torchvision
+    return _resnet(torchvision.models.resnet18, num_classes, in_channels)
+
+
+@register_model("resnet34")
+def resnet34(num_classes, in_channels=3, image_size=32):
+    import torchvision
+    return _resnet(torchvision.models.resnet34, num_classes, in_channels)
+
+
+@register_model("resnet50")
+def resnet50(num_classes, in_channels=3, image_size=32):
+    import torchvision
+    return _resnet(torchvision.models.resnet50, num_classes, in_channels)
+
+
+# ----------------------------------------------------------------------------- Vision transformers
+class _ViTBody(nn.Module):
+    """torchvision ViT encoder -> class token -> Linear + ReLU pre-logits (keeps features >= 0 for SCAR)."""
+
+    def __init__(self, vit: nn.Module, dim: int, resize: int | None = None):
+        super().__init__()
+        self.vit, self.resize = vit, resize
+        self.pre_logits = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        if self.resize and x.shape[-1] != self.resize:
+            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
+        if x.shape[1] == 1 and self.vit.conv_proj.in_channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        tokens = self.vit._process_input(x)
+        cls = self.vit.class_token.expand(tokens.shape[0], -1, -1)
+        return self.pre_logits(self.vit.encoder(torch.cat([cls, tokens], dim=1))[:, 0])
+
+
+@register_model("vit")
+def vit_small(num_classes, in_channels=3, image_size=32, depth=6, dim=192, heads=3):
+    """A small ViT for 32-px input (patch 4; patch 2 below 16 px), ~2.7M parameters at the defaults."""
+    from torchvision.models import VisionTransformer
+
+    patch = 4 if image_size >= 16 else 2
+    vit = VisionTransformer(image_size=image_size, patch_size=patch, num_layers=depth, num_heads=heads,
+                            hidden_dim=dim, mlp_dim=2 * dim, num_classes=num_classes)
+    if in_channels != 3:
+        vit.conv_proj = nn.Conv2d(in_channels, dim, kernel_size=patch, stride=patch)
+    vit.heads = nn.Identity()
+    return Classifier(_ViTBody(vit, dim), dim, num_classes)
+
+
+@register_model("vit_b16")
+def vit_b16(num_classes, in_channels=3, image_size=32, pretrained=False):
+    """torchvision's ViT-B/16 (inputs resized to 224); ``pretrained=True`` downloads ImageNet weights."""
+    from torchvision.models import ViT_B_16_Weights, vit_b_16
+
+    try:
+        vit = vit_b_16(weights=ViT_B_16_Weights.IMAGENET1K_V1 if pretrained else None)
+    except Exception as exc:  # no network or no cached weights
+        raise ScarlabError(f"cannot load ViT-B/16 ImageNet weights ({exc}); needs internet once, or pretrained=False")
+    vit.heads = nn.Identity()
+    return Classifier(_ViTBody(vit, 768, resize=224), 768, num_classes)

@@ -1,0 +1,227 @@
+"""Run directories: the contract between stages, the pipeline and the dashboard.
+
+Layout (every file optional except the manifest)::
+
+    manifest.json          id, stage, status running -> complete | failed (+ error), versions, parents, files
+    config.json            the stage's configuration (a dataclass as a dict)
+    split.npz              forget / retain / test indices
+    history.csv            one row per step/epoch, namespaced columns (loss/forget, acc/forget_train, ...)
+    metrics.json           final flat dict (acc/retain_test, mia/svc/f1, aus, time/unlearn_s, ...)
+    stats.npz              per-class feature statistics (original models only; SCAR reads them)
+    features/step_XXXXXX.npz   feature snapshots; embedding.parquet: their UMAP coordinates
+    checkpoints/model.pt   state dict + model spec (load with weights_only=True)
+
+The status is written last, so a crashed stage is visible as ``failed`` and never half-read.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ScarlabError
+
+STATUSES = ("running", "complete", "failed")
+
+
+def _json_default(o):
+    if dataclasses.is_dataclass(o):
+        return dataclasses.asdict(o)
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, (np.ndarray,)):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot serialise {type(o).__name__}")
+
+
+def write_json(path: Path, obj) -> None:
+    """Atomic JSON write (temp file + rename), NaN written as null so any JSON reader can parse it."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_nan_to_none(obj), indent=2, default=_json_default, allow_nan=False))
+    tmp.replace(path)
+
+
+def _nan_to_none(o):
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _nan_to_none(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_nan_to_none(v) for v in o]
+    return o
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict:
+    import torch
+    from . import __version__
+    return {"scarlab": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "numpy": np.__version__}
+
+
+class RunDir:
+    """One stage's output folder. Create with :meth:`create`, open an existing one with ``RunDir(path)``."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ creation and status
+    @classmethod
+    def create(cls, path: str | os.PathLike, stage: str, config=None, parents: dict | None = None,
+               overwrite: bool = False, device: str = "cpu") -> "RunDir":
+        """Make the folder and write ``manifest.json`` (status ``running``) and ``config.json``.
+
+        An existing run is never replaced without ``overwrite=True``.
+        """
+        run = cls(path)
+        if run.path.exists() and any(run.path.iterdir()):
+            if not overwrite:
+                raise ScarlabError(f"{run.path} already exists and is not empty; pass --overwrite to replace it "
+                                   "or choose another --out")
+            import shutil
+            shutil.rmtree(run.path)
+        run.path.mkdir(parents=True, exist_ok=True)
+        manifest = {"id": run.path.name, "stage": stage, "status": "running", "created": time.time(),
+                    "versions": _versions(), "git_sha": _git_sha(), "device": device,
+                    "parents": {k: str(v) for k, v in (parents or {}).items()}, "files": []}
+        write_json(run.path / "manifest.json", manifest)
+        if config is not None:
+            write_json(run.path / "config.json", config)
+        return run
+
+    @property
+    def manifest(self) -> dict:
+        f = self.path / "manifest.json"
+        if not f.is_file():
+            raise ScarlabError(f"{self.path} is not a scarlab run directory (no manifest.json)")
+        return read_json(f)
+
+    @property
+    def status(self) -> str:
+        return self.manifest.get("status", "unknown")
+
+    @property
+    def config(self) -> dict:
+        f = self.path / "config.json"
+        return read_json(f) if f.is_file() else {}
+
+    def update_manifest(self, **fields) -> None:
+        m = self.manifest
+        m.update(fields)
+        write_json(self.path / "manifest.json", m)
+
+    def finish(self, status: str = "complete", error: str | None = None, **fields) -> None:
+        """Write the final status last; ``files`` lists what the stage left behind."""
+        files = sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*")
+                       if p.is_file() and p.name != "manifest.json")
+        extra = {"error": error} if error else {}
+        self.update_manifest(status=status, finished=time.time(), files=files, **extra, **fields)
+
+    @contextmanager
+    def running(self):
+        """Run a stage body; on any exception mark the run ``failed`` with the error, then re-raise."""
+        try:
+            yield self
+        except BaseException as exc:
+            msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ScarlabError) else str(exc)
+            (self.path / "error.txt").write_text(traceback.format_exc())
+            self.finish("failed", error=msg or type(exc).__name__)
+            raise
+        else:
+            self.finish("complete")
+
+    # ------------------------------------------------------------------ contents
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def append_history(self, row: dict) -> None:
+        """Append one row to ``history.csv``; new columns rewrite the file with the widened header."""
+        f = self.path / "history.csv"
+        rows, header = [], []
+        if f.exists():
+            with f.open(newline="") as fh:
+                reader = csv.DictReader(fh)
+                header = list(reader.fieldnames or [])
+                if any(k not in header for k in row):
+                    rows = list(reader)
+        new_cols = [k for k in row if k not in header]
+        if new_cols or not f.exists():
+            header += new_cols
+            with f.open("w", newline="") as fh:
+                w = csv.DictWriter(fh, header)
+                w.writeheader()
+                w.writerows(rows)
+                w.writerow(row)
+        else:
+            with f.open("a", newline="") as fh:
+                csv.DictWriter(fh, header).writerow(row)
+
+    def history(self):
+        import pandas as pd
+        f = self.path / "history.csv"
+        return pd.read_csv(f) if f.exists() else pd.DataFrame()
+
+    def write_metrics(self, metrics: dict, merge: bool = True) -> None:
+        f = self.path / "metrics.json"
+        old = read_json(f) if merge and f.exists() else {}
+        write_json(f, {**old, **metrics})
+
+    @property
+    def metrics(self) -> dict:
+        f = self.path / "metrics.json"
+        return read_json(f) if f.exists() else {}
+
+    def save_arrays(self, name: str, **arrays) -> Path:
+        f = self.path / name
+        f.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(f, **arrays)
+        return f
+
+    def load_arrays(self, name: str) -> dict[str, np.ndarray]:
+        f = self.path / name
+        if not f.is_file():
+            raise ScarlabError(f"{f} is missing")
+        with np.load(f, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    def require_complete(self, what: str) -> "RunDir":
+        """Raise a clear error unless this is a completed run (used on parent runs)."""
+        if not (self.path / "manifest.json").is_file():
+            raise ScarlabError(f"{what} {self.path} is not a scarlab run directory (no manifest.json)")
+        if self.status != "complete":
+            raise ScarlabError(f"{what} {self.path} has status {self.status!r}; rerun that stage first")
+        return self
+
+
+def find_runs(root: str | os.PathLike) -> list[RunDir]:
+    """Every run directory (a folder with a manifest.json) below ``root``, sorted by path."""
+    return [RunDir(p.parent) for p in sorted(Path(root).rglob("manifest.json"))]

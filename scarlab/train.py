@@ -1,0 +1,129 @@
+"""One training loop for the original model and the retrained oracle, and the `train` stage around it."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+from .data import Dataset, Split, batches, load_dataset, make_split
+from .device import resolve_device, seed_everything
+from .errors import ScarlabError, choose
+from .features import accuracy_on, extract
+from .models import create_model, save_checkpoint
+from .runs import RunDir
+from .stats import class_stats
+
+
+def fit(model, ds: Dataset, train_idx: np.ndarray, cfg: TrainConfig, device: str, generator: torch.Generator,
+        on_epoch=None, progress: bool = True) -> list[dict]:
+    """Train ``model`` on ``ds.train[train_idx]`` with cross-entropy; returns one history row per epoch.
+
+    ``on_epoch(row)`` is called after each epoch (to append history as we go).
+    """
+    choose("optimizer", cfg.optimizer, ("sgd", "adam"))
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                              weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch),
+                                                pct_start=0.15)
+    idx = torch.as_tensor(train_idx)
+    images, labels = ds.train.images[idx], ds.train.labels[idx]
+    history = []
+    bar = tqdm(range(cfg.epochs), desc=f"train {cfg.role}", disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+        for b in batches(len(idx), cfg.batch_size, shuffle=True, generator=generator):
+            xb = images[b]
+            if cfg.augment:
+                xb = ds.augment(xb, generator)
+            x, y = ds.normalize(xb, device), labels[b].to(device)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            if not torch.isfinite(loss):
+                raise ScarlabError(f"training loss became {loss.item()} at epoch {epoch + 1}; lower --lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            seen += len(b)
+            loss_sum += loss.item() * len(b)
+            correct += int((logits.argmax(1) == y).sum())
+        row = {"epoch": epoch + 1, "loss/train": loss_sum / seen, "acc/train_running": correct / seen,
+               "acc/test": accuracy_on(model, ds, ds.test.images, ds.test.labels, device),
+               "lr": sched.get_last_lr()[0], "time/epoch_s": time.perf_counter() - t0}
+        history.append(row)
+        bar.set_postfix(loss=f"{row['loss/train']:.3f}", test=f"{row['acc/test']:.3f}")
+        if on_epoch:
+            on_epoch(row)
+    return history
+
+
+def split_accuracies(model, ds: Dataset, split: Split | None, device: str) -> dict:
+    """Final accuracies on forget/retain x train/test (just train/test without a split)."""
+    out = {"acc/train": accuracy_on(model, ds, ds.train.images, ds.train.labels, device),
+           "acc/test": accuracy_on(model, ds, ds.test.images, ds.test.labels, device)}
+    if split is not None:
+        for name, part, idx in (("forget_train", ds.train, split.forget_idx), ("retain_train", ds.train, split.retain_idx),
+                                ("forget_test", ds.test, split.forget_test_idx),
+                                ("retain_test", ds.test, split.retain_test_idx)):
+            t = torch.as_tensor(idx)
+            out[f"acc/{name}"] = accuracy_on(model, ds, part.images[t], part.labels[t], device)
+    return out
+
+
+def load_split(path: str | Path) -> Split:
+    """A split from ``split.npz`` or from a run directory holding one."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "split.npz"
+    if not p.is_file():
+        raise ScarlabError(f"no split at {path}; make one with `scarlab split` or pass --scenario/--forget-classes")
+    return Split.load(p)
+
+
+def resolve_split(ds: Dataset, split: str | None, scenario: str, forget_classes, forget_size, seed) -> Split:
+    return load_split(split) if split else make_split(ds, scenario, forget_classes, forget_size, seed)
+
+
+def run_train(cfg: TrainConfig, out: str | Path, overwrite: bool = False, progress: bool = True) -> RunDir:
+    """The `train` stage: one run directory holding the checkpoint, history, accuracies and (original) stats."""
+    choose("role", cfg.role, ("original", "retrained"))
+    device = resolve_device(cfg.device)
+    ds = load_dataset(cfg.dataset, cfg.data_root)
+    cfg = cfg.resolved(ds.name)
+    split = None
+    if cfg.role == "retrained":
+        split = resolve_split(ds, cfg.split, cfg.scenario, cfg.forget_classes, cfg.forget_size, cfg.seed)
+    model_kwargs = dict(num_classes=ds.num_classes, in_channels=ds.shape[0], image_size=ds.shape[1])
+    model = create_model(cfg.model, **model_kwargs)  # validates the name before a run directory exists
+    run = RunDir.create(out, stage=f"train_{cfg.role}", config=dataclasses.asdict(cfg), overwrite=overwrite,
+                        device=device)
+    with run.running():
+        if split is not None:
+            split.save(run.file("split.npz"))
+        gen = seed_everything(cfg.seed)
+        model = create_model(cfg.model, **model_kwargs).to(device)  # re-created after seeding: same seed, same weights
+        train_idx = split.retain_idx if split is not None else np.arange(len(ds.train))
+        t0 = time.perf_counter()
+        fit(model, ds, train_idx, cfg, device, gen, on_epoch=run.append_history, progress=progress)
+        train_s = time.perf_counter() - t0
+        run.file("checkpoints").mkdir(exist_ok=True)
+        save_checkpoint(model, run.file("checkpoints/model.pt"))
+        metrics = {**split_accuracies(model, ds, split, device), "time/train_s": train_s}
+        if cfg.role == "original":
+            feats, _ = extract(model, ds, ds.train.images, device)
+            class_stats(feats, ds.train.labels, ds.num_classes, cfg.stats_delta,
+                        model_name=cfg.model).save(run.file("stats.npz"))
+        run.write_metrics(metrics)
+    return run

@@ -1,0 +1,8 @@
+"""Unlearning methods: a registry (``METHODS``) of functions sharing one interface (see ``base``).
+
+One file per method family; importing this package registers them all.
+"""
+from .base import METHODS, Context, MethodSpec, Params, register_method  # noqa: F401
+from . import scar  # noqa: F401  (registers scar, scar_self)
+
+__all__ = ["METHODS", "Context", "MethodSpec", "Params", "register_method"]

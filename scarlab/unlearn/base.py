@@ -1,0 +1,171 @@
+"""The interface every unlearning method shares, its registry, and the step loop most methods reuse.
+
+A method is a function ``fn(ctx: Context, params: <its Params dataclass>) -> model``. It declares which
+data it reads (``needs``: forget / retain / surrogate); the stage gives it nothing else (``ctx.retain`` is
+None unless the method needs it). The frozen original (``ctx.teacher``) is passed in explicitly and no
+state survives between calls. Progress goes to ``ctx.tracer`` (history rows + feature snapshots).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from ..data import Dataset, ImageSet
+from ..errors import ScarlabError
+from ..features import predict
+from ..stats import Metric
+from ..trace import Tracer
+
+NEEDS = ("forget", "retain", "surrogate")
+
+
+@dataclass
+class Params:
+    """Options every method has (each method's Params subclasses this)."""
+
+    epochs: int = 10
+    """maximum passes over the method's main data."""
+    lr: float = 1e-3
+    """learning rate."""
+    batch_size: int = 128
+    """mini-batch size."""
+    stop: bool = True
+    """apply the paper's stopping rule (CR: forget accuracy < 1 % after two epochs; HR: forget accuracy
+    below the original test accuracy − 0.015)."""
+    eval_every_step: bool = False
+    """evaluate the whole forget set after every optimiser step (the authors' way; slower) instead of once per epoch."""
+
+
+@dataclass
+class Context:
+    """Everything a method may read. Images are uint8 [N, C, H, W]; normalise with ``ds.normalize``."""
+
+    model: nn.Module
+    teacher: nn.Module
+    ds: Dataset
+    forget: ImageSet | None
+    scenario: str
+    forget_classes: list[int]
+    tracer: Tracer
+    device: str = "cpu"
+    generator: torch.Generator = dataclasses.field(default_factory=torch.Generator)
+    retain: ImageSet | None = None
+    surrogate: torch.Tensor | None = None
+    metric: Metric | None = None
+    original_test_acc: float = float("nan")
+    model_name: str = "the model"
+
+    @property
+    def num_classes(self) -> int:
+        return self.ds.num_classes
+
+
+@dataclass
+class MethodSpec:
+    name: str
+    fn: Callable
+    params: type
+    needs: frozenset
+    summary: str
+
+    def make_params(self, overrides: dict | None = None, dataset: str | None = None):
+        """Params with the data set's defaults (``DATASET_DEFAULTS`` on the class) and user overrides."""
+        valid = {f.name for f in fields(self.params)}
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - valid)
+        if unknown:
+            raise ScarlabError(f"unknown parameter(s) {', '.join(unknown)} for method {self.name!r}; "
+                               f"valid: {', '.join(sorted(valid))}")
+        base = dict(getattr(self.params, "DATASET_DEFAULTS", {}).get(dataset, {}))
+        return self.params(**{**base, **overrides})
+
+
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register_method(name: str, params: type, needs: tuple[str, ...]):
+    """Register ``fn`` as unlearning method ``name``; its docstring's first line is its summary."""
+    bad = set(needs) - set(NEEDS)
+    assert not bad, f"unknown needs {bad}"
+
+    def wrap(fn):
+        METHODS[name] = MethodSpec(name, fn, params, frozenset(needs), (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+    return wrap
+
+
+# ----------------------------------------------------------------------------- shared helpers
+def set_train_mode(model: nn.Module, bn_train: bool = False) -> None:
+    """Train mode, but keep batch-norm statistics frozen unless asked: unlearning batches (forget-only or
+    out-of-distribution images) would otherwise overwrite the running statistics of the original model."""
+    model.train()
+    if not bn_train:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def forget_accuracy(ctx: Context, images: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                    per_class: bool = False):
+    """Accuracy on the forget set (or given images); with ``per_class`` also {class: accuracy}."""
+    images = ctx.forget.images if images is None else images
+    labels = ctx.forget.labels if labels is None else labels
+    preds = predict(ctx.model, ctx.ds, images, ctx.device)
+    correct = preds == labels
+    acc = float(correct.float().mean()) if len(labels) else float("nan")
+    if not per_class:
+        return acc
+    return acc, {int(c): float(correct[labels == c].float().mean()) for c in labels.unique()}
+
+
+def should_stop(ctx: Context, forget_acc: float, epochs_done: int) -> bool:
+    """The paper's stopping rules (SCAR.md "Stopping")."""
+    if ctx.scenario == "CR":
+        return epochs_done >= 2 and forget_acc < 0.01
+    return not math.isnan(ctx.original_test_acc) and forget_acc < ctx.original_test_acc - 0.015
+
+
+def run_loop(ctx: Context, params: Params, step_fn: Callable[[int, int], dict], steps_per_epoch: int,
+             evaluate: Callable[[], float] | None = None) -> nn.Module:
+    """Drive ``step_fn(epoch, i) -> scalars`` (it performs one optimiser step) for up to ``params.epochs``.
+
+    Handles step counting, history rows, snapshots, NaN detection, forget-accuracy evaluation (per epoch,
+    or per step with ``eval_every_step``) and the stopping rule. ``evaluate`` returns the accuracy the
+    stopping rule watches (default: the forget set).
+    """
+    evaluate = evaluate or (lambda: forget_accuracy(ctx))
+    tracer, step = ctx.tracer, 0
+    tracer.snapshot(0, ctx.model, force=True)
+    stopped = False
+    for epoch in range(params.epochs):
+        for i in range(steps_per_epoch):
+            scalars = step_fn(epoch, i)
+            step += 1
+            scalars = {k: float(v) for k, v in scalars.items()}
+            row = {"epoch": epoch + 1, **scalars}
+            if params.eval_every_step:
+                row["acc/forget_train"] = evaluate()
+            tracer.log(step, **row)
+            bad = [k for k, v in scalars.items() if not math.isfinite(v)]
+            if bad:
+                raise ScarlabError(f"{bad[0]} became {scalars[bad[0]]} at step {step} (epoch {epoch + 1}); "
+                                   "the trace so far is kept — lower --lr or the loss weights")
+            tracer.snapshot(step, ctx.model)
+            if params.eval_every_step and params.stop and should_stop(ctx, row["acc/forget_train"], epoch + 1):
+                stopped = True
+                break
+        if stopped:
+            break
+        if not params.eval_every_step:
+            acc = evaluate()
+            tracer.log(step, epoch=epoch + 1, **{"acc/forget_train": acc})
+            if params.stop and should_stop(ctx, acc, epoch + 1):
+                break
+    tracer.snapshot(step, ctx.model, force=True)
+    tracer.last_step = step
+    return ctx.model
