@@ -5,6 +5,8 @@ Every function accepts floats or ``uncertainties`` ufloats; the result has the t
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from uncertainties import ufloat
 
@@ -41,7 +43,10 @@ def mean_std(values):
     v = np.atleast_1d(np.asarray(values, dtype=float)).ravel()
     if v.size == 0:
         raise ValueError("mean_std needs at least one value")
-    return ufloat(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0)
+    with warnings.catch_warnings():
+        # uncertainties warns on every std 0 ufloat; a single run (e.g. one original model) is exactly that
+        warnings.filterwarnings("ignore", message="Using UFloat objects with std_dev==0")
+        return ufloat(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0)
 
 
 def aus_with_uncertainty(a_or_values, a_t_values, a_f_values, scenario: str):

@@ -10,8 +10,12 @@ Too few samples to run an attack gives NaN values, never an exception (as ``accu
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy.stats import beta
+from sklearn import config_context
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score, roc_curve
 from sklearn.metrics.pairwise import euclidean_distances
@@ -70,6 +74,11 @@ def _svc_grid_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray) -> n
     selection by mean fold accuracy with ties going to the first grid point (C outer, γ inner), and the refit
     on all of x_tr match GridSearchCV; tests/test_metrics.py checks the agreement.
     """
+    with config_context(assume_finite=True):  # skips a finiteness scan of every kernel matrix (~20 % of the time)
+        return _svc_grid_predict_unchecked(x_tr, y_tr, x_te)
+
+
+def _svc_grid_predict_unchecked(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray) -> np.ndarray:
     d2 = euclidean_distances(x_tr, squared=True)
     grid = [(c, g) for c in SVC_GRID["C"] for g in SVC_GRID["gamma"]]
     fold_acc = {p: [] for p in grid}
@@ -85,12 +94,14 @@ def _svc_grid_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray) -> n
     return model.predict(np.exp(-g * euclidean_distances(x_te, x_tr, squared=True)))
 
 
-def mia_svc(member_probs, nonmember_probs, *, n_repeats: int = 5, seed: int = 0, cap_members: int | None = None) -> dict:
+def mia_svc(member_probs, nonmember_probs, *, n_repeats: int = 5, seed: int = 0, cap_members: int | None = None,
+            n_jobs: int | None = None) -> dict:
     """Paper MIA: RBF-SVC on full softmax vectors, members [M, K] vs non-members [N, K] (see ``paper_mia_sets``).
 
     ``cap_members`` first draws at most that many members; no other balancing (the paper's CR sets are up to
     3:1, so chance accuracy is the majority fraction, not 0.5). Each repeat: stratified 80/20 split,
-    3-fold grid search over SVC_GRID on the 80 %, scores on the held-out 20 %.
+    3-fold grid search over SVC_GRID on the 80 %, scores on the held-out 20 %. Repeats run in up to
+    ``n_jobs`` threads (default: one per CPU; libsvm releases the GIL); results do not depend on n_jobs.
     Returns means over repeats (``*_std``: sample std over repeats):
       mia/svc/acc, mia/svc/acc_std, mia/svc/precision, mia/svc/recall, mia/svc/f1, mia/svc/f1_std  (binary,
       member = positive), mia/svc/delta_f1 = |F1·100 − 50| (the paper's HR number), and
@@ -105,14 +116,18 @@ def mia_svc(member_probs, nonmember_probs, *, n_repeats: int = 5, seed: int = 0,
     if min(len(m), len(nm)) < 5:
         return _nan_dict(f"mia/svc/{k}" for k in keys)
     x, y = np.vstack([m, nm]), np.r_[np.ones(len(m), int), np.zeros(len(nm), int)]
-    rows = []
-    for _ in range(n_repeats):
-        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=y,
-                                                  random_state=int(rng.integers(2**31)))
+    # splits are drawn up front, so the thread schedule cannot change which samples a repeat sees
+    splits = [train_test_split(x, y, test_size=0.2, stratify=y, random_state=int(rng.integers(2**31)))
+              for _ in range(n_repeats)]
+
+    def one_repeat(split):
+        x_tr, x_te, y_tr, y_te = split
         pred = _svc_grid_predict(x_tr, y_tr, x_te)
-        rows.append((accuracy_score(y_te, pred), precision_score(y_te, pred, zero_division=0),
-                     recall_score(y_te, pred, zero_division=0), f1_score(y_te, pred, zero_division=0)))
-    acc, prec, rec, f1 = np.array(rows).T
+        return (accuracy_score(y_te, pred), precision_score(y_te, pred, zero_division=0),
+                recall_score(y_te, pred, zero_division=0), f1_score(y_te, pred, zero_division=0))
+
+    with ThreadPoolExecutor(max_workers=max(1, min(n_repeats, n_jobs or os.cpu_count() or 1))) as pool:
+        acc, prec, rec, f1 = np.array(list(pool.map(one_repeat, splits))).T
     vals = [acc.mean(), _std(acc), prec.mean(), rec.mean(), f1.mean(), _std(f1),
             abs(f1.mean() * 100 - 50), abs(acc.mean() * 100 - 50)]
     return {f"mia/svc/{k}": float(v) for k, v in zip(keys, vals)}
