@@ -97,6 +97,9 @@ class UnlearnConfig:
     """retain-test points (HR: test points) in each snapshot."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
+    retain_available: bool = True
+    """whether the retain set may be read during unlearning; False refuses, before any run directory is created,
+    every method that needs it (finetune, duck, scrub, ...) and leaves those that do not (scar, scar_self, ...)."""
 
 
 def from_dict(cls, data: dict):

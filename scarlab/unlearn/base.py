@@ -130,9 +130,12 @@ def should_stop(ctx: Context, forget_acc: float, epochs_done: int) -> bool:
     return not math.isnan(ctx.original_test_acc) and forget_acc < ctx.original_test_acc - 0.015
 
 
-def run_loop(ctx: Context, params: Params, step_fn: Callable[[int, int], dict], steps_per_epoch: int,
+def run_loop(ctx: Context, params: Params, step_fn: Callable[[int, int], dict],
+             steps_per_epoch: int | Callable[[int], int],
              evaluate: Callable[[], float] | None = None) -> nn.Module:
     """Drive ``step_fn(epoch, i) -> scalars`` (it performs one optimiser step) for up to ``params.epochs``.
+
+    ``steps_per_epoch`` is an int or a function ``epoch -> int`` (0-based epoch).
 
     Handles step counting, history rows, snapshots, NaN detection, forget-accuracy evaluation (per epoch,
     or per step with ``eval_every_step``) and the stopping rule. ``evaluate`` returns the accuracy the
@@ -143,7 +146,9 @@ def run_loop(ctx: Context, params: Params, step_fn: Callable[[int, int], dict], 
     tracer.snapshot(0, ctx.model, force=True)
     stopped = False
     for epoch in range(params.epochs):
-        for i in range(steps_per_epoch):
+        # an int, or a function of the epoch for schedules whose epochs differ in length (SCRUB's max-steps)
+        n_steps = steps_per_epoch(epoch) if callable(steps_per_epoch) else steps_per_epoch
+        for i in range(n_steps):
             scalars = step_fn(epoch, i)
             step += 1
             scalars = {k: float(v) for k, v in scalars.items()}
@@ -169,3 +174,71 @@ def run_loop(ctx: Context, params: Params, step_fn: Callable[[int, int], dict], 
     tracer.snapshot(step, ctx.model, force=True)
     tracer.last_step = step
     return ctx.model
+
+
+# ----------------------------------------------------------------------------- helpers shared by the baselines
+def requires_retain(spec: "MethodSpec | str") -> bool:
+    """Whether a method (spec or registered name) reads the retain set during unlearning."""
+    spec = METHODS[spec] if isinstance(spec, str) else spec
+    return "retain" in spec.needs
+
+
+def methods_without_retain() -> list[str]:
+    """Registered methods that never touch the retain set (usable when it is unavailable), sorted."""
+    return sorted(name for name, spec in METHODS.items() if not requires_retain(spec))
+
+
+@dataclass
+class OptimParams(Params):
+    """Options of the gradient-based baselines, on top of :class:`Params`."""
+
+    optimizer: str = "sgd"
+    """'sgd' (with the momentum below) or 'adam'."""
+    momentum: float = 0.9
+    """SGD momentum (Adam ignores it)."""
+    weight_decay: float = 0.0
+    """L2 penalty."""
+    bn_train: bool = False
+    """update batch-norm running statistics during unlearning (off: keep the original's statistics)."""
+
+
+def make_optimizer(parameters, p: OptimParams, weight_decay: float | None = None) -> torch.optim.Optimizer:
+    """SGD (momentum ``p.momentum``) or Adam at ``p.lr``; ``weight_decay`` overrides ``p.weight_decay``."""
+    wd = p.weight_decay if weight_decay is None else weight_decay
+    if p.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=p.lr, momentum=p.momentum, weight_decay=wd)
+    if p.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=p.lr, weight_decay=wd)
+    raise ScarlabError(f"unknown optimizer {p.optimizer!r}; valid choices: sgd, adam")
+
+
+class BatchCycler:
+    """Endless mini-batches of indices into ``range(n)``: consecutive chunks of a permutation, reshuffled after
+    each full pass (the last chunk of a pass may be smaller). ``ceil(n / batch_size)`` calls make one pass, so a
+    method can draw its main batches per epoch, or a retain batch per forget step, from the same helper."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
+        if n < 1:
+            raise ScarlabError("cannot draw batches from an empty set")
+        self.n, self.k, self.g = n, max(1, int(batch_size)), generator
+        self.order, self.pos = torch.randperm(n, generator=generator), 0
+
+    def steps_per_pass(self) -> int:
+        return math.ceil(self.n / self.k)
+
+    def next(self) -> torch.Tensor:
+        if self.pos >= self.n:
+            self.order, self.pos = torch.randperm(self.n, generator=self.g), 0
+        b = self.order[self.pos:self.pos + self.k]
+        self.pos += self.k
+        return b
+
+    __next__ = next
+
+    def __iter__(self):
+        return self
+
+
+def batch_on(ctx: Context, part: ImageSet, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised images and labels of ``part[idx]`` on ``ctx.device``."""
+    return ctx.ds.normalize(part.images[idx], ctx.device), part.labels[idx].to(ctx.device)

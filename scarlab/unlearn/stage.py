@@ -12,13 +12,13 @@ import torch
 from ..config import UnlearnConfig
 from ..data import ImageSet, load_dataset, load_surrogate
 from ..device import resolve_device, seed_everything
-from ..errors import choose
+from ..errors import ScarlabError, choose
 from ..models import load_checkpoint, save_checkpoint
 from ..runs import RunDir
 from ..stats import ClassStats
 from ..trace import Probe, Tracer
 from ..train import resolve_split, split_accuracies
-from .base import METHODS, Context
+from .base import METHODS, Context, methods_without_retain, requires_retain
 
 
 def _subset(part, idx) -> ImageSet:
@@ -26,10 +26,18 @@ def _subset(part, idx) -> ImageSet:
     return ImageSet(part.images[t], part.labels[t])
 
 
-def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, progress: bool = True) -> RunDir:
-    """Unlearn ``cfg.original`` with ``cfg.method``; everything is validated before the run directory exists."""
+def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, progress: bool = True,
+                retain_available: bool = True) -> RunDir:
+    """Unlearn ``cfg.original`` with ``cfg.method``; everything is validated before the run directory exists.
+
+    ``retain_available=False`` (or ``cfg.retain_available=False``) refuses a method that needs the retain set.
+    """
     choose("method", cfg.method, METHODS)
     spec = METHODS[cfg.method]
+    if requires_retain(spec) and not (retain_available and cfg.retain_available):
+        raise ScarlabError(f"method {cfg.method!r} needs the retain set, which is marked unavailable "
+                           f"(retain_available=False); methods that work without it: "
+                           f"{', '.join(methods_without_retain())}")
     original = RunDir(cfg.original).require_complete("original run")
     ocfg = original.config
     ds = load_dataset(ocfg["dataset"], ocfg.get("data_root"))
@@ -40,7 +48,8 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
     surrogate = None
     if "surrogate" in spec.needs:
         surrogate = load_surrogate(cfg.surrogate, ds, cfg.surrogate_chunks, cfg.surrogate_size, cfg.seed)
-    config = {**dataclasses.asdict(cfg), "params": dataclasses.asdict(params), "dataset": ds.name,
+    config = {**dataclasses.asdict(cfg), "retain_available": bool(retain_available and cfg.retain_available),
+              "params": dataclasses.asdict(params), "dataset": ds.name,
               "model": ocfg.get("model"), "scenario": split.scenario, "forget_classes": split.forget_classes,
               "forget_size": len(split.forget_idx)}
     parents = {"original": Path(cfg.original).resolve()}
