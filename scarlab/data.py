@@ -98,12 +98,20 @@ def load_dataset(name: str, data_root: str | os.PathLike | None = None, download
     if name == "digits":
         return _digits()
     if name.startswith("imagefolder:"):
-        return _imagefolder(Path(name.split(":", 1)[1]).expanduser(), name)
+        return _imagefolder(_spec_path(name, "dataset"), name)
     choose("dataset", name, DATASETS)
     root = Path(data_root or Path.home() / ".cache" / "scarlab" / "data").expanduser()
     if name in ("cifar10", "cifar100"):
         return _cifar(name, root, download)
     return _tinyimagenet(root)
+
+
+def _spec_path(spec: str, kind: str) -> Path:
+    """The PATH of an ``imagefolder:PATH`` spec; an empty PATH is an error (it would silently mean the cwd)."""
+    text = spec.split(":", 1)[1].strip()
+    if not text:
+        raise ScarlabError(f"{kind} {spec!r} needs a folder: imagefolder:PATH")
+    return Path(text).expanduser()
 
 
 def _digits() -> Dataset:
@@ -159,6 +167,9 @@ def _tinyimagenet(root: Path) -> Dataset:
 
 
 def _imagefolder(path: Path, name: str) -> Dataset:
+    if not path.is_dir():
+        raise ScarlabError(f"{name}: data root {path} does not exist (or is not a folder); an image folder data "
+                           "set needs PATH/train/<class>/* and PATH/test/<class>/*")
     sets = {}
     for split in ("train", "test"):
         d = path / split
@@ -195,26 +206,32 @@ def _read_files(files: list[tuple[Path, int]], size: tuple[int, int, int] | None
     key = hashlib.sha1(repr((size, [(str(f), f.stat().st_mtime_ns, y) for f, y in files])).encode()).hexdigest()
     cache = Path(os.environ.get("SCARLAB_CACHE", Path.home() / ".cache" / "scarlab")) / f"images-{key[:20]}.npz"
     if cache.exists():
-        with np.load(cache) as z:
-            return ImageSet(torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]))
-    from PIL import Image
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                return ImageSet(torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]))
+        except (OSError, ValueError, KeyError):
+            pass  # a truncated cache file: decode again and rewrite it
+    from PIL import Image, UnidentifiedImageError
 
     arrays = []
     for f, _ in files:
-        with Image.open(f) as im:
-            c, h, w = size or (3, *im.size[::-1])
-            im = im.convert("L" if c == 1 else "RGB")
-            if im.size != (w, h):
-                im = im.resize((w, h), Image.BILINEAR)
-            a = np.asarray(im, dtype=np.uint8)
-            arrays.append(a[None] if c == 1 else a.transpose(2, 0, 1))
+        try:
+            with Image.open(f) as im:
+                c, h, w = size or (3, *im.size[::-1])
+                im = im.convert("L" if c == 1 else "RGB")
+                if im.size != (w, h):
+                    im = im.resize((w, h), Image.BILINEAR)
+                a = np.asarray(im, dtype=np.uint8)
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise ScarlabError(f"cannot read image {f} ({type(exc).__name__}: {exc}); remove or replace it") from None
+        arrays.append(a[None] if c == 1 else a.transpose(2, 0, 1))
         if size is None:
             size = arrays[0].shape
     images = np.stack(arrays)
     labels = np.array([y for _, y in files], dtype=np.int64)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
+        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # per process: concurrent writers never mix
         np.savez(tmp, images=images, labels=labels)
         tmp.replace(cache)
     except OSError:
@@ -235,7 +252,7 @@ def load_surrogate(spec: str, like: Dataset, chunks: int | None = None, size: in
     if spec == "auto":
         spec = "sample_edges" if like.name == "digits" else "sample_images"
     if spec.startswith("imagefolder:"):
-        return _surrogate_folder(Path(spec.split(":", 1)[1]).expanduser(), like.shape, chunks)
+        return _surrogate_folder(_spec_path(spec, "surrogate"), like.shape, chunks)
     choose("surrogate", spec, SURROGATES)
     g = torch.Generator().manual_seed(seed)
     c, h, w = like.shape
@@ -252,7 +269,9 @@ def load_surrogate(spec: str, like: Dataset, chunks: int | None = None, size: in
 def _surrogate_folder(path: Path, shape: tuple[int, int, int], chunks: int | None) -> torch.Tensor:
     if not path.is_dir():
         raise ScarlabError(f"surrogate folder {path} does not exist")
-    parts = sorted(p for p in path.iterdir() if p.is_dir()) or [path]
+    # numeric chunk names sort as numbers (0, 1, ..., 10), so "the first k chunks" means what it says
+    parts = sorted((p for p in path.iterdir() if p.is_dir()),
+                   key=lambda p: (0, int(p.name), "") if p.name.isdigit() else (1, 0, p.name)) or [path]
     if chunks is not None:
         if not 1 <= chunks <= len(parts):
             raise ScarlabError(f"surrogate {path} has {len(parts)} chunk folder(s); --surrogate-chunks must be "
@@ -296,14 +315,26 @@ def organize_surrogate(src: str | os.PathLike, dst: str | os.PathLike, chunk_siz
                        overwrite: bool = False) -> list[Path]:
     """Copy every image under ``src`` (shuffled with ``seed``) into ``dst/0``, ``dst/1``, ... of ``chunk_size``."""
     src, dst = Path(src), Path(dst)
-    files = _image_files(src) if src.is_dir() else []
-    if not files:
-        raise ScarlabError(f"no images under {src} (looked for {', '.join(sorted(IMAGE_EXTS))})")
     if chunk_size < 1:
         raise ScarlabError("--chunk-size must be at least 1")
+    if not src.is_dir():
+        raise ScarlabError(f"source folder {src} does not exist")
+    if src.resolve() == dst.resolve() or dst.resolve() in src.resolve().parents:
+        raise ScarlabError(f"{dst} holds the source images {src}; choose another destination")
+    # a destination inside the source is not part of the source (a rerun would copy its own copies)
+    files = [f for f in _image_files(src) if dst.resolve() not in f.resolve().parents]
+    if not files:
+        raise ScarlabError(f"no images under {src} (looked for {', '.join(sorted(IMAGE_EXTS))})")
+    if dst.exists() and not dst.is_dir():
+        raise ScarlabError(f"{dst} is a file; choose a folder for the chunks")
     if dst.exists() and any(dst.iterdir()):
         if not overwrite:
             raise ScarlabError(f"{dst} is not empty; choose another folder or pass --overwrite")
+        # --overwrite deletes dst: never when it is not an earlier chunk folder
+        foreign = [p.name for p in dst.iterdir() if not (p.is_dir() and p.name.isdigit())]
+        if foreign:
+            raise ScarlabError(f"{dst} is not a chunked surrogate folder (it holds {foreign[0]!r}); refusing to "
+                               "delete it with --overwrite: choose another destination")
         shutil.rmtree(dst)
     random.Random(seed).shuffle(files)
     width = max(4, len(str(len(files) - 1)))

@@ -63,21 +63,35 @@ def save_checkpoint(model: Classifier, path: str | os.PathLike) -> None:
     torch.save({"spec": model.spec, "state_dict": model.state_dict()}, path)
 
 
-def load_checkpoint(path: str | os.PathLike, device="cpu") -> Classifier:
-    """Rebuild a model from a scarlab checkpoint (tensors and plain types only: ``weights_only=True``)."""
+def load_checkpoint(path: str | os.PathLike, device="cpu", expect: dict | None = None) -> Classifier:
+    """Rebuild a model from a scarlab checkpoint (tensors and plain types only: ``weights_only=True``).
+
+    ``expect`` (e.g. ``{"num_classes": 10, "in_channels": 1}``) names spec entries the data needs; a checkpoint
+    made for other data is a clear error here instead of a shape error deep inside a forward pass.
+    """
     path = Path(path)
     if not path.is_file():
         raise ScarlabError(f"checkpoint {path} does not exist; train one first with `scarlab train`")
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
         spec = dict(ckpt["spec"])
-        model = create_model(spec.pop("name"), **spec)
+        name = spec.pop("name")
+    except Exception as exc:
+        raise ScarlabError(f"{path} is not a scarlab checkpoint ({type(exc).__name__}: "
+                           f"{(str(exc).splitlines() or [''])[0][:200]}); point to a checkpoints/model.pt "
+                           "written by scarlab") from None
+    for key, want in (expect or {}).items():
+        if key in spec and spec[key] != want:
+            raise ScarlabError(f"checkpoint {path} does not match the data: its model has {key}={spec[key]}, "
+                               f"the data needs {key}={want}; use a checkpoint trained on this data set")
+    try:
+        model = create_model(name, **spec)
         model.load_state_dict(ckpt["state_dict"])
     except ScarlabError:
         raise
     except Exception as exc:
-        raise ScarlabError(f"checkpoint {path} does not match its model ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0][:200]}); retrain it or point to the right file") from None
+        raise ScarlabError(f"checkpoint {path} does not match its model {name!r} ({type(exc).__name__}: "
+                           f"{(str(exc).splitlines() or [''])[0][:200]}); retrain it or point to the right file") from None
     return model.to(device)
 
 

@@ -85,6 +85,22 @@ def _versions() -> dict:
             "numpy": np.__version__}
 
 
+# What a run directory may hold; ``--overwrite`` deletes a folder without a manifest only if it holds nothing else.
+_RUN_SUBDIRS = {"checkpoints", "features"}
+_RUN_SUFFIXES = {".json", ".csv", ".npz", ".parquet", ".ipynb", ".log", ".txt", ".pt", ".png", ".tmp"}
+
+
+def _check_replaceable(path: Path) -> None:
+    """Refuse to delete a folder that is not a run directory (e.g. ``--out . --overwrite`` or ``--out runs``)."""
+    if (path / "manifest.json").is_file():
+        return
+    for p in path.iterdir():
+        ok = p.name in _RUN_SUBDIRS if p.is_dir() else p.suffix.lower() in _RUN_SUFFIXES
+        if not ok:
+            raise ScarlabError(f"{path} is not a scarlab run directory (no manifest.json, and it holds {p.name!r}); "
+                               "refusing to delete it with --overwrite: choose another --out")
+
+
 class RunDir:
     """One stage's output folder. Create with :meth:`create`, open an existing one with ``RunDir(path)``."""
 
@@ -103,10 +119,13 @@ class RunDir:
         An existing run is never replaced without ``overwrite=True``.
         """
         run = cls(path)
+        if run.path.exists() and not run.path.is_dir():
+            raise ScarlabError(f"{run.path} exists and is a file, not a run directory; choose another --out")
         if run.path.exists() and any(run.path.iterdir()):
             if not overwrite:
                 raise ScarlabError(f"{run.path} already exists and is not empty; pass --overwrite to replace it "
                                    "or choose another --out")
+            _check_replaceable(run.path)
             import shutil
             shutil.rmtree(run.path)
         run.path.mkdir(parents=True, exist_ok=True)

@@ -89,11 +89,33 @@ def load_split(path: str | Path) -> Split:
         p = p / "split.npz"
     if not p.is_file():
         raise ScarlabError(f"no split at {path}; make one with `scarlab split` or pass --scenario/--forget-classes")
-    return Split.load(p)
+    try:
+        return Split.load(p)
+    except Exception as exc:
+        raise ScarlabError(f"{p} is not a scarlab split ({type(exc).__name__}: {exc}); make one with "
+                           "`scarlab split`") from None
+
+
+def check_split(split: Split, ds: Dataset, where: str = "the split") -> Split:
+    """A split made for another data set would index the wrong images (or past the end): refuse it."""
+    n_tr, n_te = len(ds.train), len(ds.test)
+    for name, idx, n in (("forget", split.forget_idx, n_tr), ("retain", split.retain_idx, n_tr),
+                         ("forget_test", split.forget_test_idx, n_te), ("retain_test", split.retain_test_idx, n_te)):
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= n):
+            raise ScarlabError(f"{where} does not fit {ds.name}: its {name} indices reach {int(idx.max())} but the "
+                               f"set has {n} images; make the split from this data set")
+    if len(split.forget_idx) + len(split.retain_idx) != n_tr:
+        raise ScarlabError(f"{where} does not fit {ds.name}: forget + retain = "
+                           f"{len(split.forget_idx) + len(split.retain_idx)} images, the training set has {n_tr}")
+    if len(split.forget_idx) == 0:
+        raise ScarlabError(f"{where} has an empty forget set")
+    return split
 
 
 def resolve_split(ds: Dataset, split: str | None, scenario: str, forget_classes, forget_size, seed) -> Split:
-    return load_split(split) if split else make_split(ds, scenario, forget_classes, forget_size, seed)
+    if split:
+        return check_split(load_split(split), ds, f"split {split}")
+    return make_split(ds, scenario, forget_classes, forget_size, seed)
 
 
 def run_train(cfg: TrainConfig, out: str | Path, overwrite: bool = False, progress: bool = True) -> RunDir:
@@ -102,6 +124,11 @@ def run_train(cfg: TrainConfig, out: str | Path, overwrite: bool = False, progre
     device = resolve_device(cfg.device)
     ds = load_dataset(cfg.dataset, cfg.data_root)
     cfg = cfg.resolved(ds.name)
+    for name, value in (("epochs", cfg.epochs), ("batch size", cfg.batch_size)):
+        if value < 1:
+            raise ScarlabError(f"{name} must be at least 1, got {value}")
+    if not cfg.lr > 0:
+        raise ScarlabError(f"learning rate must be positive, got {cfg.lr}")
     split = None
     if cfg.role == "retrained":
         split = resolve_split(ds, cfg.split, cfg.scenario, cfg.forget_classes, cfg.forget_size, cfg.seed)

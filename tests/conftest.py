@@ -5,7 +5,11 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+# Before torch loads OpenMP: on a shared 2-core machine, busy-waiting OpenMP threads make small-model steps
+# 5-15x slower whenever another process is running; passive waiting costs little when the machine is idle.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SCARLAB_SHARED_DATA", REPO.parent / "shared" / "data"))

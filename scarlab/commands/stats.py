@@ -27,7 +27,8 @@ def run(args) -> int:
     cfg = run_dir.config
     device = resolve_device(args.device)
     ds = load_dataset(cfg["dataset"], cfg.get("data_root"))
-    model = load_checkpoint(run_dir.file("checkpoints/model.pt"), device)
+    model = load_checkpoint(run_dir.file("checkpoints/model.pt"), device,
+                            expect={"num_classes": ds.num_classes, "in_channels": ds.shape[0]})
     feats, _ = extract(model, ds, ds.train.images, device)
     class_stats(feats, ds.train.labels, ds.num_classes, args.delta, args.signed,
                 model_name=cfg.get("model", "the model")).save(run_dir.file("stats.npz"))

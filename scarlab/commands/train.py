@@ -24,8 +24,13 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..errors import ScarlabError
     from ..train import run_train
 
+    if not args.retrained and (args.forget_classes or args.forget_size is not None or args.split):
+        # an original model silently trained on all data would look like an oracle: say so instead
+        raise ScarlabError("--forget-classes / --forget-size / --split only apply to the retrained oracle: "
+                           "add --retrained, or drop them to train the original model")
     cfg = TrainConfig(dataset=args.dataset, data_root=args.data_root, model=args.model,
                       role="retrained" if args.retrained else "original", scenario=args.scenario,
                       forget_classes=_common.forget_classes(args.forget_classes), forget_size=args.forget_size,

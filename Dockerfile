@@ -1,0 +1,33 @@
+# scarlab in a container: CPU by default.
+#
+#   docker build -t scarlab .
+#   docker run --rm -p 127.0.0.1:8501:8501 scarlab          # then open http://127.0.0.1:8501
+#
+# GPU: build on a CUDA base image that has Python 3.10+ (torch 2.14.1's PyPI wheels bring their own CUDA
+# libraries, so a runtime image is enough), and run with the NVIDIA container toolkit:
+#   docker build --build-arg BASE=nvidia/cuda:13.0.0-runtime-ubuntu24.04 -t scarlab:cuda .
+#   docker run --rm --gpus all -p 127.0.0.1:8501:8501 scarlab:cuda
+ARG BASE=python:3.11-slim
+FROM ${BASE}
+
+ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# CUDA base images ship without Python; python:*-slim already has it.
+RUN if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv --help >/dev/null 2>&1; then \
+        apt-get update && apt-get install -y --no-install-recommends python3 python3-venv \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
+
+WORKDIR /opt/scarlab
+# Installed the way the Makefile does it: a venv, pinned torch first, then the package with its dev extra.
+RUN python3 -m venv /opt/scarlab/.venv
+ENV PATH=/opt/scarlab/.venv/bin:$PATH
+RUN python -m pip install torch==2.14.1 torchvision==0.29.1
+COPY . /opt/scarlab
+RUN python -m pip install -e '.[dev]'
+
+EXPOSE 8501
+# The dashboard binds 127.0.0.1 by default; inside a container that address is unreachable from the host, so
+# here Streamlit listens on all of the container's interfaces, and `docker run -p 127.0.0.1:8501:8501` (above)
+# publishes it on the host's loopback only. Do not publish it as plain `-p 8501:8501` on a shared host.
+ENV STREAMLIT_SERVER_ADDRESS=0.0.0.0 STREAMLIT_SERVER_HEADLESS=true STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
+CMD ["scarlab", "demo", "--port", "8501"]

@@ -1,0 +1,31 @@
+# The README's two commands:
+#   make demo   set up .venv, then run the demo on digits (pipeline + dashboard on 127.0.0.1)
+#   make test   set up .venv, then run the test suite
+# Setup runs once: it is redone only when pyproject.toml changes (or .venv is deleted).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# torch is pinned and installed first, on its own: other versions download gigabytes or do not pair with
+# torchvision. The Dockerfile installs the package the same way (tests/test_env_files.py checks it).
+TORCH  := torch==2.14.1 torchvision==0.29.1
+STAMP  := $(VENV)/.scarlab-installed
+
+.PHONY: demo test setup clean-venv
+
+demo: $(STAMP)
+	$(VENV)/bin/scarlab demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(TORCH)
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,114 @@
+"""environment.yml, Dockerfile, Makefile and .ci/run can't be built or run here (no conda, no docker engine):
+keep them honest by checking they name the same dependencies and commands as pyproject.toml."""
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 has no tomllib
+    tomllib = pytest.importorskip("tomli")
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+REPO = Path(__file__).resolve().parents[1]
+TORCH_PINS = {"torch": "==2.14.1", "torchvision": "==0.29.1"}
+
+
+@pytest.fixture(scope="module")
+def pyproject() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def _reqs(lines) -> dict[str, str]:
+    """{canonical name: specifier string (sorted, comparable)} of requirement strings."""
+    out = {}
+    for line in lines:
+        req = Requirement(line)
+        name = canonicalize_name(req.name)
+        assert name not in out, f"{name} listed twice"
+        out[name] = str(SpecifierSet(str(req.specifier)))
+    return out
+
+
+def _environment() -> dict:
+    return yaml.safe_load((REPO / "environment.yml").read_text())
+
+
+def test_environment_yml_matches_pyproject(pyproject):
+    env = _environment()
+    deps = env["dependencies"]
+    pip_sections = [d["pip"] for d in deps if isinstance(d, dict) and "pip" in d]
+    assert len(pip_sections) == 1, "environment.yml needs one pip: section"
+    pip_lines = [line for line in pip_sections[0] if not line.startswith("-")]  # '-e .' installs scarlab itself
+    assert "-e ." in pip_sections[0]
+    project = pyproject["project"]
+    expected = _reqs(project["dependencies"] + project["optional-dependencies"]["dev"])
+    assert _reqs(pip_lines) == expected
+    assert {k: expected[k] for k in TORCH_PINS} == TORCH_PINS
+
+
+def test_environment_python_satisfies_requires_python(pyproject):
+    conda = [d for d in _environment()["dependencies"] if isinstance(d, str)]
+    pythons = [d for d in conda if re.match(r"python\s*[=<>]", d)]
+    assert len(pythons) == 1, conda
+    version = re.sub(r"^python\s*=*", "", pythons[0]).strip()
+    requires = SpecifierSet(pyproject["project"]["requires-python"])
+    assert Version(version) in requires, (version, str(requires))
+    assert "pip" in conda
+
+
+def _pip_installs(text: str) -> list[list[str]]:
+    """The arguments of every `pip install` in a Dockerfile / Makefile (line continuations joined)."""
+    text = text.replace("\\\n", " ")
+    out = []
+    for m in re.finditer(r"pip install (.+)", text):
+        args = [a for a in shlex.split(m.group(1)) if not a.startswith("$(")]
+        out.append([a for a in args if not a.startswith("--")])
+    return out
+
+
+def _makefile_installs() -> list[list[str]]:
+    text = (REPO / "Makefile").read_text()
+    variables = dict(re.findall(r"^(\w+)\s*:?=\s*(.+)$", text, flags=re.M))
+    text = re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), m.group(0)), text)
+    return _pip_installs(text)
+
+
+def test_makefile_installs_pinned_torch_then_package():
+    installs = _makefile_installs()
+    assert installs == [["torch==2.14.1", "torchvision==0.29.1"], ["-e", ".[dev]"]]
+    text = (REPO / "Makefile").read_text()
+    assert re.search(r"^test:.*\n\t.*-m pytest -q", text, flags=re.M)
+    assert re.search(r"^demo:.*\n\t.*scarlab demo", text, flags=re.M)
+    assert "-m venv" in text and "pyproject.toml" in text  # setup is redone only when pyproject changes
+
+
+def test_dockerfile_installs_like_the_makefile():
+    text = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^ARG BASE=python:3\.\d+-slim$", text, flags=re.M)
+    assert re.search(r"^FROM \$\{?BASE\}?", text, flags=re.M)
+    assert "--build-arg BASE=" in text and "cuda" in text.lower()  # the GPU variant is documented
+    assert _pip_installs(text) == _makefile_installs()
+    cmd = re.search(r"^CMD (.+)$", text, flags=re.M)
+    assert cmd and "demo" in cmd.group(1)
+    code = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    if "0.0.0.0" in code:  # listening on every interface only with the reason and a loopback-only -p documented
+        assert "127.0.0.1:8501:8501" in text and "unreachable" in text
+
+
+def test_ci_runs_the_readme_test_command():
+    text = (REPO / ".ci" / "run").read_text()
+    assert text.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in text
+    assert re.search(r"^make test", text, flags=re.M)
+    assert "SCARLAB_REQUIRE_SHARED_DATA=1" in text and "shared/data" in text
+    assert "chromium chromium-driver" in text
+    assert (REPO / ".ci" / "run").stat().st_mode & 0o111, ".ci/run must be executable"

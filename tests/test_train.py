@@ -1,0 +1,117 @@
+"""Original and retrained training on digits, and the run directories they leave: real toy-scale runs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from scarlab.config import TrainConfig, from_dict
+from scarlab.data import Split
+from scarlab.errors import ScarlabError
+from scarlab.models import load_checkpoint
+from scarlab.runs import RunDir
+from scarlab.stats import ClassStats
+from scarlab.train import run_train
+
+
+def test_original_beats_chance(digits_original):
+    metrics = RunDir(digits_original).metrics
+    assert metrics["acc/test"] >= 0.9  # chance is 0.1
+    assert metrics["acc/train"] >= 0.9
+    assert metrics["time/train_s"] > 0
+
+
+def test_original_run_directory(digits_original):
+    run = RunDir(digits_original)
+    manifest = run.manifest
+    assert manifest["status"] == "complete" and manifest["stage"] == "train_original"
+    assert "error" not in manifest and manifest["versions"]["torch"] == torch.__version__
+    for name in ("config.json", "history.csv", "metrics.json", "stats.npz", "checkpoints/model.pt"):
+        assert run.file(name).is_file(), name
+        assert name in manifest["files"]
+    assert not run.file("split.npz").exists()  # the original model has no forget set
+    cfg = from_dict(TrainConfig, json.loads(run.file("config.json").read_text()))
+    assert (cfg.dataset, cfg.model, cfg.role, cfg.epochs) == ("digits", "tinycnn", "original", 8)
+    history = pd.read_csv(run.file("history.csv"))
+    assert list(history["epoch"]) == list(range(1, 9))
+    assert {"loss/train", "acc/test", "lr", "time/epoch_s"} <= set(history.columns)
+    assert history["loss/train"].iloc[-1] < history["loss/train"].iloc[0]
+    model = load_checkpoint(run.file("checkpoints/model.pt"), expect={"num_classes": 10, "in_channels": 1})
+    stats = ClassStats.load(run.file("stats.npz"))
+    assert stats.means.shape == (10, model.feature_dim) and stats.covs.shape == (10, model.feature_dim,
+                                                                                  model.feature_dim)
+    assert stats.counts.sum() == 1347
+
+
+def test_retrained_oracle_forgets(digits_retrained):
+    run = RunDir(digits_retrained)
+    assert run.status == "complete" and run.manifest["stage"] == "train_retrained"
+    split = Split.load(run.file("split.npz"))
+    assert split.scenario == "CR" and split.forget_classes == [0]
+    m = run.metrics
+    assert m["acc/forget_test"] <= 0.02 and m["acc/forget_train"] <= 0.02  # never saw class 0
+    assert m["acc/retain_test"] >= 0.85
+
+
+def test_same_seed_same_weights(tmp_path):
+    """Two short retrained HR runs with the same seed: identical split and identical weights on the CPU."""
+    def train(name):
+        cfg = TrainConfig(dataset="digits", role="retrained", scenario="HR", forget_size=100, seed=3, epochs=1,
+                          device="cpu")
+        return run_train(cfg, tmp_path / name, progress=False)
+
+    a, b = train("a"), train("b")
+    sa, sb = Split.load(a.file("split.npz")), Split.load(b.file("split.npz"))
+    assert np.array_equal(sa.forget_idx, sb.forget_idx) and len(sa.forget_idx) == 100
+    wa = load_checkpoint(a.file("checkpoints/model.pt")).state_dict()
+    wb = load_checkpoint(b.file("checkpoints/model.pt")).state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert a.metrics["acc/forget_test"] is None  # HR has no forget-test set: NaN is stored as null
+    assert not a.file("stats.npz").exists()  # only the original model stores class statistics
+
+
+def test_failed_stage_is_marked(tmp_path):
+    run = RunDir.create(tmp_path / "r", stage="test", config={"x": 1})
+    assert run.status == "running"
+    with pytest.raises(RuntimeError):
+        with run.running():
+            run.append_history({"step": 1, "loss": 0.5})
+            raise RuntimeError("boom")
+    assert run.status == "failed" and run.manifest["error"] == "RuntimeError: boom"
+    assert "history.csv" in run.manifest["files"] and run.file("error.txt").is_file()
+
+
+def test_history_widens_columns(tmp_path):
+    run = RunDir.create(tmp_path / "r", stage="test")
+    run.append_history({"step": 1, "loss/forget": 1.0})
+    run.append_history({"step": 2, "loss/forget": 0.5, "acc/forget_train": 0.3})
+    h = run.history()
+    assert list(h.columns) == ["step", "loss/forget", "acc/forget_train"] and len(h) == 2
+    assert np.isnan(h["acc/forget_train"].iloc[0]) and h["acc/forget_train"].iloc[1] == 0.3
+
+
+def test_existing_runs_are_kept(tmp_path):
+    run = RunDir.create(tmp_path / "r", stage="test")
+    with pytest.raises(ScarlabError, match="already exists.*--overwrite"):
+        RunDir.create(tmp_path / "r", stage="test")
+    assert run.status == "running"
+    RunDir.create(tmp_path / "r", stage="again", overwrite=True)
+    assert RunDir(tmp_path / "r").manifest["stage"] == "again"
+    # --overwrite never deletes a folder that is not a run directory (e.g. --out . by mistake)
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "thesis.tex").write_text("precious")
+    with pytest.raises(ScarlabError, match="not a scarlab run directory"):
+        RunDir.create(tmp_path / "project", stage="test", overwrite=True)
+    assert (tmp_path / "project" / "thesis.tex").read_text() == "precious"
+
+
+def test_split_from_another_dataset_is_refused(tmp_path):
+    bad = Split("HR", 0, [], np.array([0, 5000]), np.arange(1, 1347), np.zeros(0, np.int64), np.arange(450))
+    bad.save(tmp_path / "split.npz")
+    cfg = TrainConfig(role="retrained", split=str(tmp_path / "split.npz"), epochs=1, device="cpu")
+    with pytest.raises(ScarlabError, match="does not fit digits"):
+        run_train(cfg, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()  # validated before any run directory exists
