@@ -1,0 +1,89 @@
+"""`scarlab demo`: the whole lab on digits in one command — pipeline, evaluation, embeddings, dashboard."""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+DEFAULT_OUT = "runs/demo"
+PREFERRED_BASELINES = ("finetune", "negative_gradient", "random_labels", "bad_teacher", "scrub", "duck")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("demo", help="run the pipeline on digits (original, retrained, SCAR, SCAR-self, baselines) "
+                                    "and open the dashboard",
+                       description="Train the original and the retrained oracle on scikit-learn's digits, forget "
+                                   "class 0 with SCAR, SCAR-self and two baselines, evaluate everything, compute "
+                                   "the embeddings, then serve the dashboard on 127.0.0.1. A second run reuses "
+                                   "every completed stage.")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"pipeline root (default {DEFAULT_OUT})")
+    p.add_argument("--port", type=int, default=8501, help="dashboard port on 127.0.0.1 (default 8501)")
+    p.add_argument("--no-serve", action="store_true", help="run the pipeline only; do not start the dashboard")
+    p.add_argument("--jobs", type=int, default=2, help="stages executed at once (default 2)")
+    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N or mps")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=run)
+
+
+def demo_methods() -> list[str]:
+    """SCAR, SCAR-self and (up to) two registered baselines, preferring fine-tuning and negative gradient."""
+    from ..unlearn import METHODS
+
+    baselines = [m for m in PREFERRED_BASELINES if m in METHODS]
+    baselines += [m for m in METHODS if m not in baselines and m not in ("scar", "scar_self")]
+    return [m for m in ("scar", "scar_self") if m in METHODS] + baselines[:2]
+
+
+def has_embed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("scarlab.embed") is not None
+
+
+def demo_config(out: str = DEFAULT_OUT, jobs: int = 2, device: str = "cpu"):
+    from ..pipeline import PipelineConfig
+
+    return PipelineConfig(dataset="digits", scenario="CR", forget_classes=[[0]], methods=demo_methods(), seeds=[0],
+                          embed=has_embed(), out=out, jobs=jobs, device=device)
+
+
+def serve_dashboard(runs: str, port: int) -> int:
+    """Start the dashboard through its own command (`scarlab dashboard --runs DIR --port N`)."""
+    from ..errors import ScarlabError
+
+    try:
+        mod = importlib.import_module("scarlab.commands.dashboard")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("scarlab"):
+            raise ScarlabError(f"the dashboard is not part of this installation ({exc.name} is missing); the demo "
+                               f"runs are in {runs} — open them with `scarlab dashboard --runs {runs}` once it is") from None
+        raise
+    parser = argparse.ArgumentParser(prog="scarlab")
+    mod.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["dashboard", "--runs", str(runs), "--port", str(port)])
+    args.extra = []
+    return args.func(args) or 0
+
+
+def run(args) -> int:
+    from ..pipeline import run_pipeline
+
+    cfg = demo_config(args.out, args.jobs, args.device)
+    if len(cfg.methods) < 4:
+        print(f"note: only {', '.join(cfg.methods)} are registered; the demo runs those")
+    if not cfg.embed:
+        print("note: scarlab.embed is not installed: embeddings (the dashboard's feature-migration page) are skipped")
+    print(f"demo: digits, forget class 0, methods {', '.join(cfg.methods)} -> {args.out}")
+    result = run_pipeline(cfg, progress=not args.quiet)
+    print(f"demo pipeline finished in {result.wall_s:.1f}s "
+          f"({len(result.by_status('complete'))} stages executed, {len(result.by_status('skipped'))} reused)")
+    for s in result.failed:
+        print(f"  FAILED {s.label}: {s.error}")
+    df = result.summary()
+    if df is not None:
+        cols = [c for c in ("method", "acc/forget_test", "acc/retain_test", "mia/svc/acc", "aus", "time/unlearn_s")
+                if c in df.columns]
+        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.no_serve:
+        return 0 if result.ok else 1
+    print(f"serving the dashboard on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
+    return serve_dashboard(args.out, args.port)

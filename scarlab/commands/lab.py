@@ -1,0 +1,46 @@
+"""`scarlab lab`: JupyterLab on the notebooks folder, bound to 127.0.0.1."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("lab", help="open JupyterLab on the notebooks (127.0.0.1 only)",
+                       description="Start JupyterLab on notebooks/ (the stage notebooks and explore/), listening on "
+                                   "127.0.0.1 only, with this environment's Python as the kernel.")
+    p.add_argument("--port", type=int, default=8888, help="port (default 8888)")
+    p.add_argument("--notebooks", default=None, help="folder to open (default: this checkout's notebooks/)")
+    p.add_argument("--browser", action="store_true", help="also open a browser (default: print the URL only)")
+    p.add_argument("--dry-run", action="store_true", help="print the JupyterLab command instead of running it")
+    p.set_defaults(func=run)
+
+
+def lab_command(notebooks: str | os.PathLike, port: int = 8888, browser: bool = False) -> list[str]:
+    cmd = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}",
+           f"--ServerApp.root_dir={Path(notebooks).resolve()}"]
+    if not browser:
+        cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # JupyterLab refuses to start as root without it (containers)
+    return cmd
+
+
+def run(args) -> int:
+    from ..errors import ScarlabError
+    from ..pipeline import NOTEBOOKS, ensure_kernel
+
+    nb = Path(args.notebooks).expanduser() if args.notebooks else NOTEBOOKS
+    if not nb.is_dir():
+        raise ScarlabError(f"no notebooks folder at {nb}; pass --notebooks DIR (a scarlab checkout's notebooks/)")
+    cmd = lab_command(nb, args.port, args.browser)
+    if args.dry_run:
+        print(" ".join(cmd))
+        return 0
+    ensure_kernel()  # the python3 kernel must be this interpreter (sets JUPYTER_PATH for the server if needed)
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return 0
