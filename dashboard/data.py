@@ -1,0 +1,507 @@
+"""Read-only access to run directories for the dashboard.
+
+Rules this module enforces (the dashboard's pages read through it, never directly):
+
+* Only files under the runs root are read (``--runs DIR`` after ``--`` on the ``streamlit run`` line, or the
+  environment variable ``SCARLAB_RUNS``); symlinks and recorded parent paths that lead outside it are refused.
+* Nothing is unpickled: JSON, CSV, Parquet (pyarrow) and ``.npz`` with ``allow_pickle=False`` only. Run
+  folders hold a ``checkpoints/model.pt`` and an original run a ``umap.joblib``: the dashboard never opens them.
+* Every loader is cached by (path, modification time, size), so a page rerun costs only ``os.stat`` calls, and a
+  file that changes (a running run appending history) is re-read.
+* No loader raises on bad input: each returns ``Loaded(value, error)``; pages show ``error`` as a warning.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+ENV_RUNS = "SCARLAB_RUNS"
+GROUPS = ("forget_train", "retain_test", "forget_test")  # group codes 0, 1, 2 (scarlab.trace)
+EMBED_COLUMNS = ("step", "point", "group", "label", "pred", "x", "y")
+SNAPSHOT_KEYS = ("group", "labels", "preds", "index", "targets", "dist_own", "dist_target")
+
+
+class Loaded(NamedTuple):
+    """A loader's answer: ``value`` (None when unreadable) and a one-line ``error`` for the page to show."""
+
+    value: Any
+    error: str | None = None
+
+
+# ----------------------------------------------------------------------------- the runs root
+def runs_root(argv: list[str] | None = None) -> Path | None:
+    """The runs root from ``--runs DIR`` (script arguments) or ``$SCARLAB_RUNS``; None when neither is set."""
+    argv = sys.argv[1:] if argv is None else argv
+    value = None
+    for i, a in enumerate(argv):
+        if a == "--runs" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif a.startswith("--runs="):
+            value = a.split("=", 1)[1]
+    value = value or os.environ.get(ENV_RUNS)
+    return Path(value).expanduser().resolve() if value else None
+
+
+def inside(root: Path, path: str | os.PathLike) -> Path | None:
+    """``path`` resolved (symlinks followed) if it lies under ``root``; else None."""
+    try:
+        p = Path(path)
+        p = (p if p.is_absolute() else root / p).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return p if p == root or p.is_relative_to(root) else None
+
+
+def _sig(path: Path) -> tuple[str, int, int] | None:
+    try:
+        s = path.stat()
+    except OSError:
+        return None
+    return str(path), s.st_mtime_ns, s.st_size
+
+
+def _err(path: Path, exc: BaseException) -> str:
+    msg = str(exc).splitlines()[0][:160] if str(exc) else ""
+    return f"{path.parent.name}/{path.name}: {type(exc).__name__}{': ' + msg if msg else ''}"
+
+
+# ----------------------------------------------------------------------------- cached file readers
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _json(path: str, mtime: int, size: int) -> Loaded:
+    p = Path(path)
+    try:
+        value = json.loads(p.read_text())
+        if not isinstance(value, dict):
+            return Loaded(None, f"{p.parent.name}/{p.name}: expected a JSON object, found {type(value).__name__}")
+        return Loaded(value)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return Loaded(None, _err(p, exc))
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _csv(path: str, mtime: int, size: int) -> Loaded:
+    p = Path(path)
+    try:
+        df = pd.read_csv(p)
+        return Loaded(df)
+    except pd.errors.EmptyDataError:
+        return Loaded(pd.DataFrame())
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        return Loaded(None, _err(p, exc))
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _parquet(path: str, mtime: int, size: int, columns: tuple[str, ...] | None) -> Loaded:
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    try:
+        table = pq.read_table(p, columns=list(columns) if columns else None)
+        meta = {}
+        raw = (table.schema.metadata or {}).get(b"scarlab")
+        if raw:
+            try:
+                meta = json.loads(raw)
+            except ValueError:
+                meta = {}
+        return Loaded((table.to_pandas(), meta))
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, KeyError (missing column), ...
+        return Loaded(None, _err(p, exc))
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _npz(path: str, mtime: int, size: int, keys: tuple[str, ...]) -> Loaded:
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return Loaded({k: z[k] for k in keys if k in z.files})
+    except Exception as exc:  # BadZipFile, EOFError, ValueError (pickled object arrays), OSError
+        return Loaded(None, _err(p, exc))
+
+
+def read_json(path: Path) -> Loaded:
+    sig = _sig(path)
+    return _json(*sig) if sig else Loaded(None, None)
+
+
+def read_csv(path: Path) -> Loaded:
+    sig = _sig(path)
+    return _csv(*sig) if sig else Loaded(None, None)
+
+
+def read_parquet(path: Path, columns: tuple[str, ...] | None = None) -> Loaded:
+    sig = _sig(path)
+    return _parquet(*sig, columns) if sig else Loaded(None, None)
+
+
+def read_npz(path: Path, keys: tuple[str, ...] = SNAPSHOT_KEYS) -> Loaded:
+    sig = _sig(path)
+    return _npz(*sig, keys) if sig else Loaded(None, None)
+
+
+# ----------------------------------------------------------------------------- runs
+@dataclass
+class Run:
+    """What the pages need to know about one run directory (``id`` = its path relative to the root)."""
+
+    id: str
+    path: Path
+    stage: str = "?"
+    status: str = "unknown"
+    method: str = "?"
+    dataset: str = "?"
+    model: str = "?"
+    scenario: str = ""
+    forget: str = ""
+    seed: int | None = None
+    created: float | None = None
+    error: str | None = None
+    parents: dict[str, str | None] = field(default_factory=dict)  # role -> run id under the root (None: outside)
+    metrics: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    n_snapshots: int = 0
+    has_embedding: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        seed = f" · s{self.seed}" if self.seed is not None else ""
+        forget = f" · {self.forget}" if self.forget else ""
+        return f"{self.method}{forget}{seed} · {self.id}"
+
+    @property
+    def group_key(self) -> tuple:
+        """Runs that are comparable side by side: same original model and same forget set."""
+        return (self.parents.get("original"), self.dataset, self.scenario, self.forget)
+
+
+def _forget(cfg: dict) -> tuple[str, str]:
+    scenario = str(cfg.get("scenario") or "")
+    classes = cfg.get("forget_classes") or []
+    if scenario == "CR" or (classes and scenario != "HR"):
+        if isinstance(classes, list) and classes:
+            return "CR", ("class " if len(classes) == 1 else "classes ") + ",".join(map(str, classes))
+        return scenario or "CR", ""
+    if scenario == "HR":
+        n = cfg.get("forget_size")
+        return "HR", f"{n} random" if n else "random"
+    return scenario, ""
+
+
+def _method(stage: str, cfg: dict) -> str:
+    if cfg.get("method"):
+        return str(cfg["method"])
+    return {"train_original": "original", "train_retrained": "retrained"}.get(stage, stage or "?")
+
+
+def _resolve_parent(root: Path, value, names: dict[str, str]) -> str | None:
+    """A recorded parent path as a run id under the root (by path, else by folder name after a move)."""
+    if not value:
+        return None
+    p = inside(root, value)
+    if p is not None and (p / "manifest.json").is_file():
+        return p.relative_to(root).as_posix()
+    return names.get(Path(str(value)).name)
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def _summary(root: str, rel: str, sigs: tuple) -> Run:
+    root_p = Path(root)
+    path = root_p / rel
+    run = Run(id=rel, path=path)
+    m = read_json(path / "manifest.json")
+    if m.value is None:
+        run.status = "unreadable" if m.error else "no manifest"
+        run.problems.append(m.error or "no manifest.json (a partial or foreign folder)")
+    else:
+        man = m.value
+        run.stage = str(man.get("stage", "?"))
+        status = man.get("status", "unknown")
+        run.status = status if status in ("running", "complete", "failed") else f"unknown ({status})"
+        run.error = man.get("error")
+        run.created = man.get("created") if isinstance(man.get("created"), (int, float)) else None
+        run.parents = {k: v for k, v in (man.get("parents") or {}).items() if isinstance(v, str)}
+        ev = man.get("evaluation")
+        if isinstance(ev, dict) and ev.get("status") == "failed":
+            run.problems.append(f"evaluation failed: {ev.get('error')}")
+    c = read_json(path / "config.json")
+    if c.error:
+        run.problems.append(c.error)
+    cfg = c.value or {}
+    run.config = cfg
+    run.method = _method(run.stage, cfg)
+    run.dataset = str(cfg.get("dataset") or "?")
+    run.model = str(cfg.get("model") or "?")
+    run.scenario, run.forget = _forget(cfg) if run.stage not in ("train_original",) else ("", "")
+    if isinstance(cfg.get("seed"), int):
+        run.seed = cfg["seed"]
+    mt = read_json(path / "metrics.json")
+    if mt.error:
+        run.problems.append(mt.error)
+    run.metrics = {k: v for k, v in (mt.value or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    feats = path / "features"
+    run.n_snapshots = len(list(feats.glob("step_*.npz"))) if feats.is_dir() else 0
+    run.has_embedding = (path / "embedding.parquet").is_file()
+    return run
+
+
+def _skip(p: Path) -> bool:
+    return any(part.startswith(".") or part in ("features", "checkpoints", "__pycache__") for part in p.parts)
+
+
+def scan(root: Path) -> Loaded:
+    """Every run under ``root`` (folders holding a manifest.json, plus partial folders without one).
+
+    Returns ``Loaded(list[Run], error)``; parents are resolved to run ids under the root.
+    """
+    if root is None:
+        return Loaded([], "no runs root given: start with `scarlab dashboard --runs DIR` or set SCARLAB_RUNS")
+    if not root.is_dir():
+        return Loaded([], f"runs root {root} does not exist or is not a folder")
+    found: dict[str, Path] = {}
+    try:
+        for marker in ("manifest.json", "config.json", "history.csv"):
+            for f in root.rglob(marker):
+                rel_parent = f.parent.relative_to(root)
+                if _skip(rel_parent):
+                    continue
+                real = inside(root, f.parent)
+                if real is None:  # a symlink out of the root
+                    continue
+                if marker != "manifest.json" and (f.parent / "manifest.json").exists():
+                    continue
+                found.setdefault(rel_parent.as_posix() or ".", f.parent)
+    except OSError as exc:
+        return Loaded([], f"cannot list {root}: {exc}")
+    runs = []
+    for rel, p in sorted(found.items()):
+        sigs = tuple(_sig(p / n) for n in ("manifest.json", "config.json", "metrics.json", "embedding.parquet"))
+        feats = p / "features"
+        fsig = _sig(feats) if feats.is_dir() else None
+        runs.append(_summary(str(root), rel, sigs + (fsig,)))
+    names: dict[str, str] = {}
+    for r in runs:
+        names.setdefault(r.path.name, r.id)
+    for r in runs:
+        r.parents = {k: _resolve_parent(root, v, names) for k, v in r.parents.items()}
+    return Loaded(runs)
+
+
+def runs_table(runs: list[Run]) -> pd.DataFrame:
+    """One row per run for the Runs page."""
+    rows = []
+    for r in runs:
+        row = {"run": r.id, "status": r.status, "stage": r.stage, "method": r.method, "dataset": r.dataset,
+               "model": r.model, "scenario": r.scenario, "forget": r.forget, "seed": r.seed,
+               "snapshots": r.n_snapshots, "embedded": r.has_embedding,
+               "created": pd.to_datetime(r.created, unit="s") if r.created else pd.NaT,
+               "problem": "; ".join(filter(None, [r.error] + r.problems)) or ""}
+        for k in KEY_METRICS:
+            row[k] = r.metrics.get(k, math.nan)
+        rows.append(row)
+    cols = ["run", "status", "stage", "method", "dataset", "model", "scenario", "forget", "seed", "snapshots",
+            "embedded", "created", *KEY_METRICS, "problem"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+KEY_METRICS = ("acc/forget_train", "acc/forget_test", "acc/retain_test", "acc/test", "aus", "mia/svc/acc",
+               "mia/loss_lr/acc", "time/unlearn_s")
+
+
+def by_id(runs: list[Run]) -> dict[str, Run]:
+    return {r.id: r for r in runs}
+
+
+# ----------------------------------------------------------------------------- per-run contents
+def _frame_ok(df: pd.DataFrame, need, name: str) -> str | None:
+    missing = [c for c in need if c not in df.columns]
+    return f"{name} lacks column(s) {', '.join(missing)}" if missing else None
+
+
+def embedding(run: Run) -> Loaded:
+    """``embedding.parquet`` as (DataFrame, metadata); checks the columns the pages need."""
+    f = run.path / "embedding.parquet"
+    got = read_parquet(f)
+    if got.value is None:
+        return Loaded(None, got.error or f"{run.id} has no embedding.parquet yet: run `scarlab embed {run.id}`")
+    df, meta = got.value
+    bad = _frame_ok(df, EMBED_COLUMNS, f"{run.id}/embedding.parquet")
+    if bad:
+        return Loaded(None, bad)
+    if not len(df):
+        return Loaded(None, f"{run.id}/embedding.parquet is empty")
+    for c, fill in (("target", -1), ("index", -1)):
+        if c not in df.columns:
+            df[c] = fill
+    for c in ("conf", "dist_own", "dist_target"):
+        if c not in df.columns:
+            df[c] = np.nan
+    return Loaded((df, meta))
+
+
+def snapshot_table(run: Run) -> Loaded:
+    """The snapshots' small arrays (no features) as one table — for runs without an embedding.
+
+    Columns: step, point, group, index, label, pred, target, dist_own, dist_target. Unreadable snapshot files
+    are skipped and reported in ``error``.
+    """
+    files = sorted((run.path / "features").glob("step_*.npz")) if (run.path / "features").is_dir() else []
+    if not files:
+        return Loaded(None, f"{run.id} has no feature snapshots")
+    parts, problems = [], []
+    for f in files:
+        got = read_npz(f)
+        if got.value is None:
+            problems.append(got.error)
+            continue
+        z = got.value
+        if "labels" not in z or "preds" not in z or "group" not in z:
+            problems.append(f"{f.name}: missing labels/preds/group")
+            continue
+        n = len(z["labels"])
+        try:
+            step = int(f.stem.split("_")[1])
+        except (IndexError, ValueError):
+            continue
+        nan = np.full(n, np.nan, np.float32)
+        parts.append(pd.DataFrame({
+            "step": step, "point": np.arange(n), "group": z["group"].astype(np.int8),
+            "index": z.get("index", np.full(n, -1)), "label": z["labels"], "pred": z["preds"],
+            "target": z.get("targets", np.full(n, -1)), "dist_own": z.get("dist_own", nan),
+            "dist_target": z.get("dist_target", nan)}))
+    if not parts:
+        return Loaded(None, "; ".join(problems) or f"{run.id}: no readable snapshots")
+    return Loaded(pd.concat(parts, ignore_index=True), "; ".join(problems) or None)
+
+
+def points_table(run: Run) -> Loaded:
+    """Per-step probe points from the embedding when present (it carries everything), else from the snapshots."""
+    emb = embedding(run)
+    if emb.value is not None:
+        return Loaded(emb.value[0])
+    snap = snapshot_table(run)
+    if snap.value is None:
+        return Loaded(None, "; ".join(filter(None, [emb.error, snap.error])))
+    return snap
+
+
+def thumbs(run: Run) -> Loaded:
+    """``thumbs.parquet`` as {point: base64 PNG}."""
+    got = read_parquet(run.path / "thumbs.parquet", ("point", "png"))
+    if got.value is None:
+        return Loaded({}, got.error)
+    df = got.value[0]
+    return Loaded(dict(zip(df["point"].astype(int), df["png"].astype(str))))
+
+
+def history(run: Run) -> Loaded:
+    got = read_csv(run.path / "history.csv")
+    if got.value is not None and len(got.value) and "step" not in got.value.columns and "epoch" not in got.value.columns:
+        return Loaded(None, f"{run.id}/history.csv has neither a step nor an epoch column")
+    return got
+
+
+def mia_steps(run: Run) -> Loaded:
+    got = read_csv(run.path / "mia_steps.csv")
+    if got.value is not None and len(got.value) and "step" not in got.value.columns:
+        return Loaded(None, f"{run.id}/mia_steps.csv has no step column")
+    return got
+
+
+def per_class(run: Run) -> Loaded:
+    """Per-class test accuracy [K] from ``perclass.json`` (evaluation) or ``acc/per_class/...`` metrics keys.
+
+    Returns ``Loaded((accuracies: list[float], class names: list[str], source), error)`` or value None.
+    """
+    got = read_json(run.path / "perclass.json")
+    if got.value is not None:
+        d = got.value
+        for key in ("per_class_test", "acc/per_class_test", "test"):
+            v = d.get(key)
+            if isinstance(v, list) and v:
+                names = d.get("class_names") if isinstance(d.get("class_names"), list) else None
+                return Loaded(([_num(a) for a in v], [str(n) for n in (names or range(len(v)))], "perclass.json"))
+    found = {}
+    for k, v in run.metrics.items():
+        m = re.fullmatch(r"acc/(?:per_?class|class)(?:/test)?/(\d+)", k)
+        if m:
+            found[int(m.group(1))] = float(v)
+    if found:
+        k = max(found) + 1
+        return Loaded(([found.get(i, math.nan) for i in range(k)], [str(i) for i in range(k)], "metrics.json"))
+    return Loaded(None, got.error)
+
+
+def _num(v) -> float:
+    try:
+        return float(v) if v is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def class_names(run: Run, meta: dict | None = None, k: int | None = None) -> list[str]:
+    names = (meta or {}).get("classes")
+    if isinstance(names, list) and names and (k is None or len(names) >= k):
+        return [str(n) for n in names]
+    return [str(i) for i in range(k or 0)]
+
+
+def error_text(run: Run, limit: int = 4000) -> str | None:
+    f = run.path / "error.txt"
+    try:
+        return f.read_text(errors="replace")[-limit:] if f.is_file() else None
+    except OSError:
+        return None
+
+
+# ----------------------------------------------------------------------------- comparison
+COMPARE_METRICS = ("aus", "acc/forget_train", "acc/retain_train", "acc/forget_test", "acc/retain_test", "acc/test",
+                   "mia/svc/acc", "mia/svc/f1", "mia/loss_lr/acc", "mia/conf_thr/acc", "privacy/score",
+                   "time/unlearn_s")
+
+
+def metrics_frame(runs: list[Run]) -> pd.DataFrame:
+    """One row per run with metrics: identifying columns + every numeric metric it records."""
+    rows = []
+    for r in runs:
+        if not r.metrics:
+            continue
+        rows.append({"run": r.id, "method": r.method, "stage": r.stage, "status": r.status, "dataset": r.dataset,
+                     "model": r.model, "scenario": r.scenario, "forget": r.forget, "seed": r.seed, **r.metrics})
+    return pd.DataFrame(rows)
+
+
+def aggregate(df: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
+    """Mean, std and count of ``metrics`` per group; index = ' · '-joined group label, columns (metric, stat)."""
+    metrics = [m for m in metrics if m in df.columns]
+    if not len(df) or not metrics:
+        return pd.DataFrame()
+    g = df.groupby(by, dropna=False, sort=False)[metrics]
+    agg = g.agg(["mean", "std", "count"])
+    agg.index = [" · ".join(str(v) for v in (i if isinstance(i, tuple) else (i,)) if str(v) not in ("", "nan"))
+                 for i in agg.index]
+    return agg
+
+
+def mean_std_table(agg: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """The aggregate as text cells 'mean ± std' (n shown once per row)."""
+    if not len(agg):
+        return pd.DataFrame()
+    metrics = list(dict.fromkeys(m for m, _ in agg.columns))
+    out = pd.DataFrame(index=agg.index)
+    out["runs"] = agg[[(m, "count") for m in metrics]].max(axis=1).astype(int)
+    for m in metrics:
+        mean, std = agg[(m, "mean")], agg[(m, "std")]
+        out[m] = [("—" if pd.isna(a) else f"{a:.{digits}f}" + ("" if pd.isna(s) else f" ± {s:.{digits}f}"))
+                  for a, s in zip(mean, std)]
+    return out

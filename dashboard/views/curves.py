@@ -1,0 +1,72 @@
+"""Curves: forget / retain / test accuracy and MIA over unlearning steps, several methods overlaid."""
+import pandas as pd
+import streamlit as st
+
+from scarlab_dashboard import common
+from scarlab_dashboard import data as D
+from scarlab_dashboard import plots as P
+
+common.header("Curves",
+              "Accuracies of the probe points at every feature snapshot (history.csv) and the cheap membership "
+              "attacks on every snapshot (mia_steps.csv, written by `scarlab evaluate`). An MIA accuracy near 0.5 "
+              "means the attacker cannot tell forget samples from unseen ones.")
+runs = common.load_runs()
+cands = [r for r in runs if r.stage == "unlearn"]
+if not cands:
+    st.info("No unlearning runs yet.")
+    st.stop()
+lookup = D.by_id(runs)
+prev = lookup.get(st.session_state.get("_run"))
+if prev is None or prev.stage != "unlearn":
+    prev = cands[0]
+default = [r.id for r in cands if r.group_key == prev.group_key and r.seed == prev.seed] or [prev.id]
+labels = {r.id: r.label for r in cands}
+chosen = st.multiselect("Runs (default: every method on the selected run's original model and forget set)",
+                        list(labels), default=default, format_func=lambda i: labels[i], key="curves_runs")
+if not chosen:
+    st.info("Choose at least one run.")
+    st.stop()
+
+series, problems, methods = {}, [], {}
+for rid in chosen:
+    r = lookup[rid]
+    h = D.history(r)
+    if h.error:
+        problems.append(h.error)
+    frames = []
+    hist = h.value if h.value is not None else pd.DataFrame()
+    if len(hist) and "step" in hist.columns:
+        frames.append(hist)
+    ms = D.mia_steps(r)
+    if ms.error:
+        problems.append(ms.error)
+    if ms.value is not None and len(ms.value):
+        frames.append(ms.value)
+    if not frames:
+        problems.append(f"{rid}: no history.csv or mia_steps.csv with a step column")
+        continue
+    df = pd.concat(frames, ignore_index=True, sort=False)
+    df = df.apply(pd.to_numeric, errors="coerce")
+    df = df.groupby("step", as_index=False).mean(numeric_only=True)  # merge rows of one step
+    label = f"{r.method} s{r.seed}" if r.seed is not None else r.method
+    while label in series:
+        label += "'"
+    series[label] = df
+    methods[label] = r.method
+common.warn(*problems)
+if not series:
+    st.stop()
+
+available = sorted({c for df in series.values() for c in df.columns
+                    if c != "step" and c != "snapshot" and df[c].notna().any()})
+preferred = ["probe/acc/forget_train", "probe/acc/retain_test", "probe/acc/forget_test", "mia/loss_lr/acc",
+             "mia/conf_thr/acc", "acc/forget_train"]
+default_m = [m for m in preferred if m in available][:6] or available[:4]
+metrics = st.multiselect("Metrics", available, default=default_m, key="curves_metrics")
+if not any(c.startswith("mia/") for df in series.values() for c in df.columns):
+    st.info("No MIA-over-steps values yet: `scarlab evaluate RUN` writes mia_steps.csv next to each run.")
+colors = P.method_colors(methods.values())
+fig = P.curves_figure(series, metrics, colors={lbl: colors[m] for lbl, m in methods.items()},
+                      dashes={lbl: ("solid", "dash", "dot", "dashdot")[i % 4] for i, lbl in
+                              enumerate(sorted(series))} if len(set(methods.values())) < len(series) else None)
+st.plotly_chart(fig, theme=None, key="curves_chart")

@@ -1,0 +1,77 @@
+"""Runs: every run directory under the root, with status, what it did and its key metrics."""
+import json
+
+import streamlit as st
+
+from scarlab_dashboard import common
+from scarlab_dashboard import data as D
+
+common.header("Runs", "Every run directory under the runs root: originals, retrained oracles, unlearning runs and "
+                      "evaluations. Failed and running runs are listed too.")
+runs = common.load_runs()
+table = D.runs_table(runs)
+
+with st.sidebar:
+    st.subheader("Filters")
+    status = st.multiselect("Status", sorted(table["status"].unique()), key="runs_status")
+    methods = st.multiselect("Method", sorted(table["method"].unique()), key="runs_method")
+    datasets = st.multiselect("Dataset", sorted(table["dataset"].unique()), key="runs_dataset")
+    text = st.text_input("Run name contains", key="runs_text")
+shown = table
+if status:
+    shown = shown[shown["status"].isin(status)]
+if methods:
+    shown = shown[shown["method"].isin(methods)]
+if datasets:
+    shown = shown[shown["dataset"].isin(datasets)]
+if text:
+    shown = shown[shown["run"].str.contains(text, case=False, regex=False)]
+
+counts = table["status"].value_counts()
+cols = st.columns(5)
+cols[0].metric("runs", len(table))
+for col, s in zip(cols[1:], ("complete", "running", "failed")):
+    col.metric(s, int(counts.get(s, 0)))
+cols[4].metric("embedded", int(table["embedded"].sum()))
+
+ICON = {"complete": "✅ complete", "running": "⏳ running", "failed": "❌ failed"}
+view = shown.assign(status=shown["status"].map(lambda s: ICON.get(s, "⚠️ " + s)))
+metric_cols = {k: st.column_config.NumberColumn(k, format="%.3f") for k in D.KEY_METRICS}
+metric_cols["time/unlearn_s"] = st.column_config.NumberColumn("time/unlearn_s", format="%.2f s")
+st.dataframe(view, hide_index=True, width="stretch", height=min(38 * (len(view) + 1) + 4, 560),
+             column_config={"created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+                            "embedded": st.column_config.CheckboxColumn("embedded"), **metric_cols,
+                            "problem": st.column_config.TextColumn("problem", width="large")})
+st.caption(f"{len(view)} of {len(table)} runs shown. Key metrics come from each run's metrics.json "
+           "(`scarlab evaluate` adds AUS and the attacks).")
+
+problems = [r for r in runs if r.problems or r.status not in ("complete", "running")]
+if problems:
+    common.warn(*[f"`{r.id}`: {r.status}{' — ' + r.error if r.error else ''}"
+                  f"{' — ' + '; '.join(r.problems) if r.problems else ''}" for r in problems])
+
+st.subheader("Run details")
+ids = list(view["run"]) or [r.id for r in runs]
+pick = st.selectbox("Run", ids, key="runs_detail")
+run = D.by_id(runs)[pick]
+c1, c2 = st.columns(2)
+with c1:
+    st.markdown(f"**{run.method}** · {run.stage} · status **{run.status}** · {run.dataset} / {run.model}"
+                f"{' · ' + run.scenario + ' ' + run.forget if run.forget else ''}"
+                f"{' · seed ' + str(run.seed) if run.seed is not None else ''}")
+    st.markdown(f"{run.n_snapshots} feature snapshots · embedding {'✅' if run.has_embedding else '—'}"
+                + "".join(f" · {role}: `{pid or 'outside the root'}`" for role, pid in run.parents.items()))
+    if run.metrics:
+        st.json(run.metrics, expanded=False)
+with c2:
+    manifest = D.read_json(run.path / "manifest.json")
+    if manifest.value is not None:
+        with st.expander("manifest.json"):
+            st.code(json.dumps(manifest.value, indent=1)[:6000], language="json")
+    if run.config:
+        with st.expander("config.json"):
+            st.code(json.dumps(run.config, indent=1)[:6000], language="json")
+    err = D.error_text(run)
+    if err:
+        with st.expander("error.txt", expanded=run.status == "failed"):
+            st.code(err)

@@ -1,0 +1,427 @@
+"""UMAP coordinates of feature snapshots, computed once in the pipeline so the dashboard only reads them.
+
+One reducer per trained model, fitted once on that model's penultimate features of a fixed reference
+sample of the data set (train ∪ test, split-independent) and kept in the model's run directory::
+
+    <original run>/umap_reference.npz   the fitted reducer as plain arrays (no pickle): reference features
+                                        [R, D] f16, their UMAP coordinates [R, 2], the reference images' positions
+    <original run>/umap.json            its key (data set, checkpoint hash, reference sample, UMAP settings)
+
+Every snapshot of every unlearning run that descends from an original is *transformed* (never refitted)
+with the original's reducer, so all frames of all methods share axes. A retrained oracle has a different
+feature space, so it gets its own reducer (same reference images) and a single-step embedding of the
+same probe points; its coordinates are then Procrustes-aligned to the original's map through the shared
+reference images, so class clouds sit in roughly the same places in every panel.
+
+Outputs written into the run being embedded::
+
+    embedding.parquet   one row per (snapshot step, probe point): step, point, group, index, label, pred,
+                        target, conf, dist_own, dist_target, x, y  (+ JSON in the schema metadata)
+    thumbs.parquet      point, group, index, png (base64 PNG of the probe image) — the dashboard shows
+                        thumbnails without the data set
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ScarlabError
+from .runs import RunDir, write_json
+
+EMBED_VERSION = 1
+REFERENCE_POINTS = 2000
+"""reference images the reducer is fitted on (fewer if the data set is smaller)."""
+UMAP_SETTINGS = dict(n_neighbors=15, min_dist=0.1, n_epochs=200, metric="euclidean", random_state=0)
+"""fixed settings: a modest n_epochs keeps a fit to a few seconds; a fixed random_state makes it repeatable."""
+THUMB_MIN_SIDE = 64
+"""thumbnails smaller than this are upscaled (nearest neighbour) so 8-px digits stay crisp in the browser."""
+
+
+
+# ----------------------------------------------------------------------------- helpers
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _reference(ds, n: int = REFERENCE_POINTS, seed: int = 0):
+    """A fixed sample of train ∪ test images: (images uint8 [R, C, H, W], positions [R] into train ++ test)."""
+    import torch
+
+    total = len(ds.train) + len(ds.test)
+    pos = np.sort(np.random.default_rng(seed).choice(total, min(n, total), replace=False))
+    ntr = len(ds.train)
+    tr, te = pos[pos < ntr], pos[pos >= ntr] - ntr
+    images = torch.cat([ds.train.images[torch.as_tensor(tr)], ds.test.images[torch.as_tensor(te)]])
+    return images, pos
+
+
+@dataclass
+class Reducer:
+    """A fitted map from a model's feature space to 2-D: UMAP's embedding of the reference features.
+
+    ``features`` float32 [R, D] (the model's reference features), ``xy`` float32 [R, 2] (their UMAP coordinates),
+    ``positions`` [R] (the reference images, see ``_reference``), ``key`` (what it was fitted on).
+    """
+
+    features: np.ndarray
+    xy: np.ndarray
+    positions: np.ndarray
+    key: dict
+    n_neighbors: int = UMAP_SETTINGS["n_neighbors"]
+
+    def transform(self, feats: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        """New points [N, D] -> [N, 2] without refitting: UMAP's out-of-sample initialisation.
+
+        Each point gets the fuzzy k-nearest-neighbour weights UMAP's ``transform`` builds (exact Euclidean
+        neighbours among the reference features; per-point bandwidth σ with Σ_j exp(−d_j/σ) = log2 k) and is
+        placed at the weighted mean of its neighbours' coordinates (umap-learn's ``init_graph_transform``).
+        umap-learn would then refine by SGD against the fixed map; we skip that step: it costs ~2 ms per point
+        here (minutes for 20 snapshots × 3,000 points), is random, and it would snap a half-migrated point
+        into one cloud, whereas the weighted mean leaves it between the clouds it sits between.
+        """
+        q = np.ascontiguousarray(feats, np.float32)
+        ref = self.features
+        k = min(self.n_neighbors, len(ref))
+        rn = np.einsum("ij,ij->i", ref, ref)
+        out = np.empty((len(q), 2), np.float32)
+        for s in range(0, len(q), chunk):
+            qc = q[s:s + chunk]
+            d2 = np.einsum("ij,ij->i", qc, qc)[:, None] + rn[None, :] - 2.0 * (qc @ ref.T)
+            idx = np.argpartition(d2, k - 1, axis=1)[:, :k]
+            d = np.sqrt(np.maximum(np.take_along_axis(d2, idx, 1), 0.0)).astype(np.float64)
+            w = _fuzzy_weights(d, k)
+            out[s:s + chunk] = (w[:, :, None] * self.xy[idx]).sum(1) / np.maximum(w.sum(1), 1e-12)[:, None]
+        return out
+
+
+def _fuzzy_weights(d: np.ndarray, k: int, iters: int = 64) -> np.ndarray:
+    """exp(−d/σ) per row with σ found by bisection so that each row sums to log2(k) (umap's smooth_knn_dist
+    with local_connectivity 0, as its transform uses). d: [N, k] distances >= 0."""
+    target = np.log2(k)
+    lo, hi = np.zeros(len(d)), np.full(len(d), np.inf)
+    sigma = np.ones(len(d))
+    for _ in range(iters):
+        total = np.exp(-d / sigma[:, None]).sum(1)
+        big = total > target  # sigma too large
+        hi = np.where(big, sigma, hi)
+        lo = np.where(big, lo, sigma)
+        sigma = np.where(np.isinf(hi), sigma * 2.0, (lo + hi) / 2.0)
+    mean_d = d.mean()
+    sigma = np.maximum(sigma, 1e-3 * (mean_d if mean_d > 0 else 1.0))
+    return np.exp(-d / sigma[:, None])
+
+
+_REFITTED: set[str] = set()  # runs whose reducer was refitted in this process (``force`` refits each once)
+
+
+def _fit_umap(feats: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import umap
+
+        reducer = umap.UMAP(n_components=2, n_jobs=1, low_memory=True, **UMAP_SETTINGS)
+        return np.asarray(reducer.fit_transform(np.ascontiguousarray(feats, np.float32)), np.float32)
+
+
+def reducer_for(model_run: str | Path, ds=None, device: str = "cpu", force: bool = False,
+                progress: bool = False) -> Reducer:
+    """The reducer of a trained model's run (original or retrained): loaded if its key matches, else fitted.
+
+    Stored as ``umap_reference.npz`` (reference features, coordinates, positions; plain arrays, no pickle) and
+    ``umap.json`` (key, what it was fitted on, timings) in that run directory.
+    """
+    run = RunDir(model_run).require_complete("model run")
+    cfg = run.config
+    ckpt = run.file("checkpoints/model.pt")
+    if not ckpt.is_file():
+        raise ScarlabError(f"{run.path} has no checkpoints/model.pt to compute features with")
+    key = {"version": EMBED_VERSION, "dataset": cfg.get("dataset"), "checkpoint_sha256": _sha256(ckpt),
+           "reference_points": REFERENCE_POINTS, "reference_seed": 0, "umap": UMAP_SETTINGS}
+    info_f, ref_f = run.file("umap.json"), run.file("umap_reference.npz")
+    refit = force and str(run.path.resolve()) not in _REFITTED
+    if not refit and info_f.is_file() and ref_f.is_file():
+        try:
+            info = json.loads(info_f.read_text())
+            if info.get("key") == key:
+                with np.load(ref_f, allow_pickle=False) as z:
+                    return Reducer(z["features"].astype(np.float32), z["xy"], z["positions"], key)
+        except (OSError, ValueError, KeyError, EOFError):
+            pass  # unreadable: refit
+    from .data import load_dataset
+    from .features import extract
+    from .models import load_checkpoint
+
+    ds = ds or load_dataset(cfg["dataset"], cfg.get("data_root"))
+    model = load_checkpoint(ckpt, device)
+    images, pos = _reference(ds)
+    t0 = time.perf_counter()
+    feats = extract(model, ds, images, device)[0].numpy().astype(np.float32)
+    t_feat = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    xy = _fit_umap(feats)
+    t_fit = time.perf_counter() - t0
+    _REFITTED.add(str(run.path.resolve()))
+    tmp = ref_f.with_suffix(".tmp.npz")
+    np.savez(tmp, features=feats.astype(np.float16), xy=xy, positions=pos)
+    tmp.replace(ref_f)
+    write_json(info_f, {"key": key, "fitted_on": f"penultimate features of {len(pos)} reference images of "
+                                                 f"{cfg.get('dataset')} (train ++ test positions in umap_reference.npz)",
+                        "time/features_s": t_feat, "time/fit_s": t_fit, "created": time.time()})
+    if progress:
+        print(f"  UMAP fitted on {len(pos)} reference points of {run.path.name} in {t_fit:.1f} s")
+    return Reducer(feats.astype(np.float16).astype(np.float32), xy, pos, key)
+
+
+def _procrustes(src: np.ndarray, dst: np.ndarray):
+    """Similarity transform (rotation/reflection, scale, shift) mapping src [R, 2] onto dst [R, 2]."""
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    u, s, vt = np.linalg.svd(a.T @ b)
+    rot = u @ vt
+    scale = s.sum() / max((a ** 2).sum(), 1e-12)
+    return lambda xy: ((xy - ms) @ rot * scale + md).astype(np.float32)
+
+
+def _thumb_png(img: np.ndarray) -> str:
+    """uint8 [C, H, W] -> base64 PNG string (nearest-neighbour upscaled up to THUMB_MIN_SIDE)."""
+    from PIL import Image
+
+    a = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
+    k = max(1, THUMB_MIN_SIDE // max(a.shape[0], 1))
+    if k > 1:
+        a = a.repeat(k, 0).repeat(k, 1)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(a)).save(buf, format="PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def write_thumbs(path: Path, images, group: np.ndarray, index: np.ndarray) -> Path:
+    """Write ``thumbs.parquet``: one base64 PNG per probe point (row order = probe order)."""
+    import pandas as pd
+
+    imgs = images.numpy() if hasattr(images, "numpy") else np.asarray(images)
+    df = pd.DataFrame({"point": np.arange(len(imgs), dtype=np.int32), "group": np.asarray(group, np.int8),
+                       "index": np.asarray(index, np.int64), "png": [_thumb_png(im) for im in imgs]})
+    _write_parquet(df, path, {"version": EMBED_VERSION, "format": "png/base64"})
+    return path
+
+
+def _write_parquet(df, path: Path, meta: dict) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           b"scarlab": json.dumps(meta, default=str).encode()})
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)
+
+
+def _softmax_conf(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float32)
+    z = z - z.max(1, keepdims=True)
+    p = np.exp(z)
+    return (p.max(1) / p.sum(1)).astype(np.float32)
+
+
+def _frame(snap: dict, xy: np.ndarray, step: int):
+    import pandas as pd
+
+    n = len(snap["labels"])
+    nan = np.full(n, np.nan, np.float32)
+    return pd.DataFrame({
+        "step": np.full(n, step, np.int32), "point": np.arange(n, dtype=np.int32),
+        "group": np.asarray(snap["group"], np.int8), "index": np.asarray(snap["index"], np.int64),
+        "label": np.asarray(snap["labels"], np.int16), "pred": np.asarray(snap["preds"], np.int16),
+        "target": np.asarray(snap.get("targets", np.full(n, -1)), np.int16),
+        "conf": _softmax_conf(snap["logits"]) if "logits" in snap else nan,
+        "dist_own": np.asarray(snap.get("dist_own", nan), np.float32),
+        "dist_target": np.asarray(snap.get("dist_target", nan), np.float32),
+        "x": xy[:, 0], "y": xy[:, 1]})
+
+
+def _load_snapshots(run: RunDir) -> list[dict]:
+    files = sorted(run.file("features").glob("step_*.npz"))
+    snaps = []
+    for f in files:
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                snap = {k: z[k] for k in z.files}
+        except Exception as exc:  # a truncated snapshot of a crashed run: skip it, keep the others
+            print(f"  skipping unreadable snapshot {f.name} ({type(exc).__name__})")
+            continue
+        snap["step"] = int(snap.get("step", int(f.stem.split("_")[1])))
+        snaps.append(snap)
+    return sorted(snaps, key=lambda s: s["step"])
+
+
+def _parent(run: RunDir, name: str, override=None) -> RunDir | None:
+    p = override or run.manifest.get("parents", {}).get(name) or run.config.get(name)
+    return RunDir(p) if p else None
+
+
+def _probe(ds, split_file: Path, seed: int, n_forget: int, n_retain: int):
+    from .data import Split
+    from .trace import Probe
+
+    return Probe.from_split(ds, Split.load(split_file), n_forget, n_retain, seed=seed)
+
+
+# ----------------------------------------------------------------------------- entry points
+def run_embed(run: str | Path, original: str | Path | None = None, *, force: bool = False, device: str = "cpu",
+              progress: bool = True, retrained: bool = True) -> Path:
+    """Compute and store the UMAP embedding of a run; returns the file written.
+
+    - unlearn run: every ``features/step_*.npz`` transformed by the original's reducer -> ``embedding.parquet``
+      and ``thumbs.parquet``; with ``retrained=True`` its retrained parent (if any and not yet embedded) too,
+      on the same probe points.
+    - retrained run: its own reducer, probe features (probe rebuilt from its ``split.npz`` and seed), one step.
+    - original run: fits (or confirms) the reducer; returns ``umap_reference.npz``.
+    ``original`` overrides the parent recorded in the manifest (e.g. after moving run folders).
+    """
+    rd = RunDir(run)
+    stage = rd.manifest.get("stage", "")
+    if stage == "train_original":
+        reducer_for(rd.path, device=device, force=force, progress=progress)
+        return rd.file("umap_reference.npz")
+    if stage == "train_retrained":
+        cfg = rd.config
+        return embed_retrained(rd.path, original=original, seed=cfg.get("seed", 0), force=force, device=device,
+                               progress=progress)
+    if stage != "unlearn":
+        raise ScarlabError(f"{rd.path}: cannot embed a run of stage {stage!r} (expected unlearn, train_original "
+                           "or train_retrained)")
+    return _embed_unlearn(rd, original, force=force, device=device, progress=progress, retrained=retrained)
+
+
+def _embed_unlearn(rd: RunDir, original, *, force: bool, device: str, progress: bool, retrained: bool) -> Path:
+    from .data import load_dataset
+
+    snaps = _load_snapshots(rd)
+    if not snaps:
+        raise ScarlabError(f"{rd.path} has no readable feature snapshots (features/step_*.npz) to embed")
+    orig = _parent(rd, "original", original)
+    if orig is None:
+        raise ScarlabError(f"{rd.path}: no original run recorded; pass --original DIR")
+    orig.require_complete("original run")
+    ocfg, cfg = orig.config, rd.config
+    ds = load_dataset(ocfg["dataset"], ocfg.get("data_root"))
+    reducer = reducer_for(orig.path, ds, device, force=force, progress=progress)
+    t0 = time.perf_counter()
+    feats = np.concatenate([s["features"].astype(np.float32) for s in snaps])
+    xy = reducer.transform(feats)
+    t_transform = time.perf_counter() - t0
+    import pandas as pd
+
+    frames, start = [], 0
+    for s in snaps:
+        n = len(s["labels"])
+        frames.append(_frame(s, xy[start:start + n], s["step"]))
+        start += n
+    df = pd.concat(frames, ignore_index=True)
+    seed = int(cfg.get("seed", 0))
+    n_forget, n_retain = int(cfg.get("probe_forget", 500)), int(cfg.get("probe_retain", 1000))
+    meta = {"version": EMBED_VERSION, "role": "unlearn", "reducer_run": str(orig.path.resolve()),
+            "reducer_key": reducer.key, "axes": "original", "steps": [s["step"] for s in snaps],
+            "probe": {"seed": seed, "n_forget": n_forget, "n_retain": n_retain}, "time/transform_s": t_transform,
+            "classes": list(ds.classes), "dataset": ds.name}
+    out = rd.file("embedding.parquet")
+    _write_parquet(df, out, meta)
+    # thumbnails: rebuild the probe exactly as the stage did (same split, seed and sizes), check it matches
+    first = snaps[0]
+    probe = _probe(ds, rd.file("split.npz"), seed, n_forget, n_retain)
+    if np.array_equal(probe.index, first["index"]) and np.array_equal(probe.group, first["group"]):
+        write_thumbs(rd.file("thumbs.parquet"), probe.images, probe.group, probe.index)
+    else:
+        print(f"  {rd.path.name}: the rebuilt probe differs from the snapshots; thumbnails taken by index")
+        write_thumbs(rd.file("thumbs.parquet"), _images_by_index(ds, first["group"], first["index"]),
+                     first["group"], first["index"])
+    if progress:
+        print(f"  {rd.path.name}: {len(snaps)} snapshots x {len(first['labels'])} points embedded "
+              f"(transform {t_transform:.1f} s) -> {out}")
+    if retrained:
+        rt = _parent(rd, "retrained")
+        if rt is not None and (rt.path / "manifest.json").is_file() and rt.status == "complete" \
+                and (force or _embedding_meta(rt.file("embedding.parquet")).get("axes") != "aligned to original"):
+            embed_retrained(rt.path, original=orig.path, seed=seed, n_forget=n_forget, n_retain=n_retain,
+                            force=force, device=device, progress=progress, ds=ds)
+    return out
+
+
+def _embedding_meta(path: Path) -> dict:
+    """The scarlab metadata of an existing embedding.parquet ({} if absent or unreadable)."""
+    try:
+        import pyarrow.parquet as pq
+
+        return json.loads((pq.read_schema(path).metadata or {}).get(b"scarlab", b"{}"))
+    except Exception:  # missing, truncated, foreign: treat as absent
+        return {}
+
+
+def _images_by_index(ds, group: np.ndarray, index: np.ndarray):
+    import torch
+
+    out = []
+    for g, i in zip(group, index):
+        part = ds.train if g == 0 else ds.test
+        out.append(part.images[int(i)])
+    return torch.stack(out) if out else torch.zeros((0, *ds.shape), dtype=torch.uint8)
+
+
+def embed_retrained(run: str | Path, original: str | Path | None = None, seed: int = 0, n_forget: int = 500,
+                    n_retain: int = 1000, *, force: bool = False, device: str = "cpu", progress: bool = True,
+                    ds=None) -> Path:
+    """Single-step embedding of a retrained oracle's probe features with its own reducer.
+
+    The probe is rebuilt from the run's ``split.npz`` with ``seed`` and sizes (those of the unlearning runs,
+    so the points match theirs). With ``original`` the coordinates are aligned to the original's map.
+    """
+    from .data import load_dataset
+    from .features import extract
+    from .models import load_checkpoint
+
+    rd = RunDir(run).require_complete("retrained run")
+    cfg = rd.config
+    if not rd.file("split.npz").is_file():
+        raise ScarlabError(f"{rd.path} has no split.npz; is it a retrained run?")
+    ds = ds or load_dataset(cfg["dataset"], cfg.get("data_root"))
+    reducer = reducer_for(rd.path, ds, device, force=force, progress=progress)
+    probe = _probe(ds, rd.file("split.npz"), seed, n_forget, n_retain)
+    model = load_checkpoint(rd.file("checkpoints/model.pt"), device)
+    feats, logits = extract(model, ds, probe.images, device)
+    t0 = time.perf_counter()
+    xy = reducer.transform(feats.numpy())
+    t_transform = time.perf_counter() - t0
+    axes = "own"
+    if original is not None:  # same reference images in both maps: align the oracle's map onto the original's
+        oref = reducer_for(original, ds, device, progress=progress)
+        if np.array_equal(oref.positions, reducer.positions):
+            xy = _procrustes(reducer.xy, oref.xy)(xy)
+            axes = "aligned to original"
+    snap = {"labels": probe.labels.numpy(), "preds": logits.argmax(1).numpy(), "group": probe.group,
+            "index": probe.index, "logits": logits.numpy()}
+    df = _frame(snap, xy, 0)
+    meta = {"version": EMBED_VERSION, "role": "retrained", "reducer_run": str(rd.path.resolve()),
+            "reducer_key": reducer.key, "axes": axes, "steps": [0],
+            "probe": {"seed": seed, "n_forget": n_forget, "n_retain": n_retain}, "time/transform_s": t_transform,
+            "classes": list(ds.classes), "dataset": ds.name,
+            "aligned_to": str(Path(original).resolve()) if axes != "own" else None}
+    out = rd.file("embedding.parquet")
+    _write_parquet(df, out, meta)
+    write_thumbs(rd.file("thumbs.parquet"), probe.images, probe.group, probe.index)
+    if progress:
+        print(f"  {rd.path.name}: retrained oracle, {len(df)} probe points embedded ({axes}) -> {out}")
+    return out
