@@ -211,6 +211,7 @@ def bench(root: Path, repeats: int = 3) -> pd.DataFrame:
         at.run()  # the default page, then switch (caches are process-wide: clear them for the cold number)
         import streamlit as st
         st.cache_data.clear()
+        st.cache_resource.clear()
         at.switch_page(f"views/{page}.py")
         rows.append(("cold (empty caches)", page, _timed(at)))
         for _ in range(repeats):

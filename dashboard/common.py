@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Callable
 
 import streamlit as st
@@ -88,6 +87,17 @@ def pick_run(runs: list[D.Run], page: str, keep: Callable[[D.Run], bool], what: 
         st.warning(f"This run's status is **{run.status}**" + (f": {run.error}" if run.error else "") +
                    " — what it wrote so far is shown.", icon="⚠️")
     return run
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _figure(name: str, key: tuple, _build: Callable):
+    return _build()
+
+
+def figure(name: str, key: tuple, build: Callable):
+    """``build()`` cached as a shared object under (name, key): a rerun with the same inputs reuses the figure.
+    ``key`` must capture every input (use ``D.run_sig`` for run files); the figure must not be mutated."""
+    return _figure(name, key, build)
 
 
 def parent(runs: list[D.Run], run: D.Run, role: str) -> D.Run | None:

@@ -5,7 +5,7 @@ Rules this module enforces (the dashboard's pages read through it, never directl
 * Only files under the runs root are read (``--runs DIR`` after ``--`` on the ``streamlit run`` line, or the
   environment variable ``SCARLAB_RUNS``); symlinks and recorded parent paths that lead outside it are refused.
 * Nothing is unpickled: JSON, CSV, Parquet (pyarrow) and ``.npz`` with ``allow_pickle=False`` only. Run
-  folders hold a ``checkpoints/model.pt`` and an original run a ``umap.joblib``: the dashboard never opens them.
+  folders hold a ``checkpoints/model.pt`` (a pickle-based format): the dashboard never opens it.
 * Every loader is cached by (path, modification time, size), so a page rerun costs only ``os.stat`` calls, and a
   file that changes (a running run appending history) is re-read.
 * No loader raises on bad input: each returns ``Loaded(value, error)``; pages show ``error`` as a warning.
@@ -100,7 +100,9 @@ def _csv(path: str, mtime: int, size: int) -> Loaded:
         return Loaded(None, _err(p, exc))
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
+# Parquet tables (embeddings: up to ~10^5 rows) are cached as shared objects, not copies: pages treat them as
+# read-only (they filter and .assign, never write in place).
+@st.cache_resource(show_spinner=False, max_entries=64)
 def _parquet(path: str, mtime: int, size: int, columns: tuple[str, ...] | None) -> Loaded:
     import pyarrow.parquet as pq
 
@@ -201,7 +203,7 @@ def _forget(cfg: dict) -> tuple[str, str]:
 def _method(stage: str, cfg: dict) -> str:
     if cfg.get("method"):
         return str(cfg["method"])
-    return {"train_original": "original", "train_retrained": "retrained"}.get(stage, stage or "?")
+    return {"train_original": "original", "train_retrained": "retrained", "split": "split"}.get(stage, "?")
 
 
 def _resolve_parent(root: Path, value, names: dict[str, str]) -> str | None:
@@ -340,12 +342,10 @@ def embedding(run: Run) -> Loaded:
         return Loaded(None, bad)
     if not len(df):
         return Loaded(None, f"{run.id}/embedding.parquet is empty")
-    for c, fill in (("target", -1), ("index", -1)):
-        if c not in df.columns:
-            df[c] = fill
-    for c in ("conf", "dist_own", "dist_target"):
-        if c not in df.columns:
-            df[c] = np.nan
+    missing = {c: fill for c, fill in (("target", -1), ("index", -1), ("conf", np.nan), ("dist_own", np.nan),
+                                       ("dist_target", np.nan)) if c not in df.columns}
+    if missing:  # never write into the cached frame
+        df = df.assign(**missing)
     return Loaded((df, meta))
 
 
@@ -395,13 +395,19 @@ def points_table(run: Run) -> Loaded:
     return snap
 
 
-def thumbs(run: Run) -> Loaded:
-    """``thumbs.parquet`` as {point: base64 PNG}."""
-    got = read_parquet(run.path / "thumbs.parquet", ("point", "png"))
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _thumbs(path: str, mtime: int, size: int) -> Loaded:
+    got = _parquet(path, mtime, size, ("point", "png"))
     if got.value is None:
         return Loaded({}, got.error)
     df = got.value[0]
-    return Loaded(dict(zip(df["point"].astype(int), df["png"].astype(str))))
+    return Loaded(dict(zip(df["point"].astype(int).tolist(), df["png"].astype(str).tolist())))
+
+
+def thumbs(run: Run) -> Loaded:
+    """``thumbs.parquet`` as {point: base64 PNG} (a shared, read-only dict)."""
+    sig = _sig(run.path / "thumbs.parquet")
+    return _thumbs(*sig) if sig else Loaded({}, None)
 
 
 def history(run: Run) -> Loaded:
@@ -505,3 +511,13 @@ def mean_std_table(agg: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
         out[m] = [("—" if pd.isna(a) else f"{a:.{digits}f}" + ("" if pd.isna(s) else f" ± {s:.{digits}f}"))
                   for a, s in zip(mean, std)]
     return out
+
+
+def run_sig(run: Run | None) -> tuple:
+    """Signatures (path, mtime, size) of the files pages draw from: a cache key that changes with the run."""
+    if run is None:
+        return ()
+    names = ("manifest.json", "embedding.parquet", "history.csv", "mia_steps.csv", "metrics.json", "perclass.json",
+             "thumbs.parquet")
+    feats = run.path / "features"
+    return tuple(_sig(run.path / n) for n in names) + ((_sig(feats),) if feats.is_dir() else ())

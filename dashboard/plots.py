@@ -5,6 +5,7 @@ Arrays go into figures as numpy arrays, which plotly (>= 6) ships to the browser
 """
 from __future__ import annotations
 
+import base64
 import math
 
 import numpy as np
@@ -47,10 +48,19 @@ def _discrete_scale(colors: list[str]) -> list[list]:
     return scale
 
 
+# Styled by hand rather than with template="plotly_white": assigning a named template copies and validates
+# the whole template, ~0.1-0.2 s per figure on this CPU, more than building the figure.
+LIGHT = dict(paper_bgcolor="white", plot_bgcolor="white", font=FONT, hoverlabel=dict(font_size=14))
+AXIS = dict(gridcolor="#ececec", zerolinecolor="#d0d0d0", linecolor="#c8c8c8", automargin=True)
+BOTTOM_LEGEND = dict(orientation="h", x=0, xanchor="left", y=-0.32, yanchor="top")
+
+
 def _base_layout(fig: go.Figure, height: int, title: str | None = None) -> go.Figure:
-    fig.update_layout(template="plotly_white", font=FONT, height=height, margin=dict(l=10, r=10, t=60, b=10),
+    fig.update_layout(**LIGHT, height=height, margin=dict(l=20, r=20, t=60, b=20),
                       title=dict(text=title, x=0.01, font=dict(size=18)) if title else None,
-                      legend=dict(itemsizing="constant"), hoverlabel=dict(font_size=14))
+                      legend=dict(itemsizing="constant"))
+    fig.update_xaxes(**AXIS)
+    fig.update_yaxes(**AXIS)
     return fig
 
 
@@ -70,58 +80,112 @@ _HOVER = {
     GROUP_FORGET_TEST: ("forget test #%{customdata[4]}<br>label %{customdata[1]} · pred %{customdata[2]}"
                         " · target %{customdata[3]}<extra></extra>"),
 }
+_TA_DTYPES = {np.dtype("float32"): "f4", np.dtype("float64"): "f8", np.dtype("int32"): "i4", np.dtype("int16"): "i2",
+              np.dtype("int8"): "i1", np.dtype("uint8"): "u1"}
 
 
-def _custom(d: pd.DataFrame) -> np.ndarray:
-    """customdata [n, 5] int32: point, label, pred, target, source index (the dashboard reads column 0)."""
-    return np.column_stack([d["point"].to_numpy(np.int32), d["label"].to_numpy(np.int32),
-                            d["pred"].to_numpy(np.int32), d["target"].to_numpy(np.int32),
-                            d["index"].to_numpy(np.int64).astype(np.int32)])
-
-
-def _panel_traces(d: pd.DataFrame, k: int, names: list[str], colors: list[str], legend: bool, panel: str,
-                  show_forget_test: bool, gl: bool) -> list[dict]:
-    """Traces of one panel as dicts: retain classes (one per class), forget train, forget test.
-
-    The list has the same length and order for every step of a run (an animation frame replaces them 1:1).
-    """
-    Scatter = go.Scattergl if gl else go.Scatter
-    scale = _discrete_scale(colors[:k])
-    out = []
-    retain = d[d["group"] == GROUP_RETAIN]
-    if k <= MAX_CLASS_TRACES:
-        for c in range(k):
-            r = retain[retain["label"] == c]
-            out.append(Scatter(
-                x=r["x"].to_numpy(np.float32), y=r["y"].to_numpy(np.float32), mode="markers",
-                name=f"{names[c]}" if names[c] == str(c) else f"{c} · {names[c]}", legendgroup=f"class{c}",
-                showlegend=legend, marker=dict(size=6, color=colors[c], opacity=0.55, line=dict(width=0)),
-                customdata=_custom(r), hovertemplate=_HOVER[GROUP_RETAIN], meta=f"{panel}:retain:{c}"))
-    else:
-        out.append(Scatter(
-            x=retain["x"].to_numpy(np.float32), y=retain["y"].to_numpy(np.float32), mode="markers", name="retain",
-            showlegend=legend, marker=dict(size=5, color=retain["label"].to_numpy(np.int32), colorscale="Turbo",
-                                           cmin=0, cmax=k - 1, opacity=0.5),
-            customdata=_custom(retain), hovertemplate=_HOVER[GROUP_RETAIN], meta=f"{panel}:retain:all"))
-    for g, name, symbol, size in ((GROUP_FORGET, "forget (train)", "diamond", 10),
-                                  (GROUP_FORGET_TEST, "forget (test)", "triangle-up", 9)):
-        f = d[d["group"] == g]
-        if g == GROUP_FORGET_TEST and not show_forget_test:
-            f = f.iloc[:0]
-        pred = f["pred"].to_numpy(np.int32)
-        marker = dict(size=size, symbol=symbol, line=dict(width=1.5, color="#111" if g == GROUP_FORGET else "#555"),
-                      opacity=0.95)
-        if k <= MAX_CLASS_TRACES:
-            marker.update(color=pred, colorscale=scale, cmin=-0.5, cmax=k - 0.5)
-        else:
-            marker.update(color=pred, colorscale="Turbo", cmin=0, cmax=k - 1)
-        out.append(Scatter(x=f["x"].to_numpy(np.float32), y=f["y"].to_numpy(np.float32), mode="markers", name=name,
-                           legendgroup=name, showlegend=legend, marker=marker, customdata=_custom(f),
-                           hovertemplate=_HOVER[g], meta=f"{panel}:{name}"))
+def typed_array(a: np.ndarray) -> dict:
+    """A numpy array as plotly's base64 typed-array spec ({dtype, bdata[, shape]}): copying and validating a
+    figure then costs nothing per element, which keeps a 20-frame × 3,000-point figure fast to build."""
+    a = np.ascontiguousarray(a)
+    if a.dtype not in _TA_DTYPES:
+        a = a.astype(np.float64 if a.dtype.kind == "f" else np.int32)
+    out = {"dtype": _TA_DTYPES[a.dtype], "bdata": base64.b64encode(a.tobytes()).decode("ascii")}
+    if a.ndim > 1:
+        out["shape"] = ", ".join(map(str, a.shape))
     return out
 
 
+def decode_array(v) -> np.ndarray:
+    """Inverse of ``typed_array`` (also accepts plain lists): for tests and point counts."""
+    if isinstance(v, dict) and "bdata" in v:
+        dt = np.dtype({"f4": "<f4", "f8": "<f8", "i1": "i1", "i2": "<i2", "i4": "<i4", "u1": "u1", "u1c": "u1",
+                       "u2": "<u2", "u4": "<u4"}[v["dtype"]])
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=dt)
+        if v.get("shape"):
+            a = a.reshape([int(n) for n in str(v["shape"]).split(",")])
+        return a
+    return np.asarray(v if v is not None else [])
+
+
+class _Steps:
+    """The embedding as dense per-step arrays over a fixed point order (points present at every step)."""
+
+    def __init__(self, emb: pd.DataFrame):
+        self.steps = sorted(int(s) for s in emb["step"].unique())
+        counts = emb.groupby("point")["step"].nunique()
+        keep = counts.index[counts.to_numpy() == len(self.steps)]
+        d = emb[emb["point"].isin(keep)].sort_values(["step", "point"])
+        n = len(keep)
+        first = d.iloc[:n]
+        self.group = first["group"].to_numpy(np.int32)
+        self.label = first["label"].to_numpy(np.int32)
+        self.target = first["target"].to_numpy(np.int32)
+        self.point = first["point"].to_numpy(np.int32)
+        self.index = first["index"].to_numpy(np.int64).astype(np.int32)
+        shape = (len(self.steps), n)
+        self.x = d["x"].to_numpy(np.float32).reshape(shape)
+        self.y = d["y"].to_numpy(np.float32).reshape(shape)
+        self.pred = d["pred"].to_numpy(np.int32).reshape(shape)
+
+    def at(self, step: int) -> int:
+        return self.steps.index(step)
+
+
+def _slices(group: np.ndarray, label: np.ndarray, k: int, show_forget_test: bool) -> list[tuple]:
+    """Which points go to which trace, the same for every step: [(kind, class or None, indices)]."""
+    out = []
+    retain = group == GROUP_RETAIN
+    if k <= MAX_CLASS_TRACES:
+        out += [("retain", c, np.flatnonzero(retain & (label == c))) for c in range(k)]
+    else:
+        out.append(("retain", None, np.flatnonzero(retain)))
+    out.append(("forget", GROUP_FORGET, np.flatnonzero(group == GROUP_FORGET)))
+    ft = np.flatnonzero(group == GROUP_FORGET_TEST) if show_forget_test else np.zeros(0, int)
+    out.append(("forget", GROUP_FORGET_TEST, ft))
+    return out
+
+
+def _panel(xs, ys, preds, base, slices, k, names, colors, axis: int, legend: bool, gl: bool) -> tuple[list, list]:
+    """(full traces, animation updates) of one panel; ``base`` = (group, label, target, point, index)."""
+    group, label, target, point, index = base
+    kind_type = "scattergl" if gl else "scatter"
+    scale = _discrete_scale(colors[:k])
+    full, update = [], []
+    for kind, c, idx in slices:
+        custom = typed_array(np.column_stack([point[idx], label[idx], preds[idx], target[idx], index[idx]])
+                             .astype(np.int32)) if len(idx) else []
+        xy = dict(x=typed_array(xs[idx]), y=typed_array(ys[idx]), customdata=custom)
+        ax = dict(xaxis=f"x{axis}" if axis > 1 else "x", yaxis=f"y{axis}" if axis > 1 else "y")
+        if kind == "retain" and c is not None:
+            name = names[c] if names[c] == str(c) else f"{c} · {names[c]}"
+            full.append(dict(type=kind_type, mode="markers", name=name, legendgroup=f"class{c}", showlegend=legend,
+                             marker=dict(size=6, color=colors[c], opacity=0.55, line=dict(width=0)),
+                             hovertemplate=_HOVER[GROUP_RETAIN], **xy, **ax))
+            update.append(dict(type=kind_type, **xy))
+        elif kind == "retain":
+            color = typed_array(label[idx])
+            full.append(dict(type=kind_type, mode="markers", name="retain", showlegend=legend,
+                             marker=dict(size=5, color=color, colorscale="Turbo", cmin=0, cmax=k - 1, opacity=0.5),
+                             hovertemplate=_HOVER[GROUP_RETAIN], **xy, **ax))
+            update.append(dict(type=kind_type, **xy))
+        else:
+            g = c
+            name, symbol, size = (("forget", "diamond", 10) if g == GROUP_FORGET
+                                  else ("forget, test set", "triangle-up", 9))
+            color = typed_array(preds[idx])
+            marker = dict(size=size, symbol=symbol, opacity=0.95, color=color,
+                          line=dict(width=1.5, color="#111" if g == GROUP_FORGET else "#555"))
+            marker.update(dict(colorscale=scale, cmin=-0.5, cmax=k - 0.5) if k <= MAX_CLASS_TRACES
+                          else dict(colorscale="Turbo", cmin=0, cmax=k - 1))
+            full.append(dict(type=kind_type, mode="markers", name=name, legendgroup=name, showlegend=legend,
+                             marker=marker, hovertemplate=_HOVER[g], **xy, **ax))
+            update.append(dict(type=kind_type, marker=dict(color=color), **xy))
+    return full, update
+
+
 def _range(values: np.ndarray, pad: float = 0.06) -> list[float]:
+    values = np.asarray(values, float)
     values = values[np.isfinite(values)]
     if not len(values):
         return [-1.0, 1.0]
@@ -132,88 +196,97 @@ def _range(values: np.ndarray, pad: float = 0.06) -> list[float]:
 
 def migration_figure(emb: pd.DataFrame, step: int | None = None, oracle: pd.DataFrame | None = None,
                      class_names: list[str] | None = None, method: str = "unlearned", show_forget_test: bool = True,
-                     height: int = 560, gl: bool | None = None) -> go.Figure:
-    """Side-by-side UMAP panels: original (step 0) | unlearned (animated over steps) | retrained oracle.
+                     height: int = 640, gl: bool | None = None) -> go.Figure:
+    """Side-by-side UMAP panels: original (first step) | unlearned (animated over steps) | retrained oracle.
 
     emb: embedding rows of every step (step, point, group, label, pred, target, index, x, y).
-    step: the step the middle panel starts at (default: the last); the figure's frames hold every step and a
-    play button and slider animate the middle panel only. oracle: the retrained run's single-step rows (or None).
-    Retain-test points are coloured by class; forget points are outlined diamonds (train) and triangles
-    (test) filled with the colour of the class the model predicts at that step.
+    step: the step the middle panel shows first (default: the last); the figure's frames hold every step, and
+    its play button and slider animate the middle panel only. oracle: the retrained run's rows (or None).
+    Retain-test points are coloured by class (one legend entry each); forget points are outlined diamonds
+    (train) and triangles (test) filled with the colour of the class the model predicts at that step.
+    Frame names are the step numbers as strings.
     """
-    steps = sorted(int(s) for s in emb["step"].unique())
-    if not steps:
+    if emb is None or not len(emb):
         return empty_figure("no snapshots in this embedding")
-    step = steps[-1] if step is None or step not in steps else int(step)
-    k = int(max(emb["label"].max(), emb["pred"].max(), 0 if oracle is None else oracle["pred"].max())) + 1
-    names = list(class_names or [])[:k]
+    S = _Steps(emb)
+    if not len(S.point):
+        return empty_figure("no probe point is present at every snapshot")
+    steps = S.steps
+    step = steps[-1] if step is None or int(step) not in steps else int(step)
+    k = int(max(S.label.max(), S.pred.max(), S.target.max(), -1 if oracle is None or not len(oracle)
+                else oracle["pred"].max())) + 1
+    names = [str(n) for n in (class_names or [])][:k]
     names += [str(i) for i in range(len(names), k)]
     colors = class_colors(k)
-    n_points = len(emb[emb["step"] == steps[0]])
-    gl = (n_points * (3 + len(steps)) > 120_000) if gl is None else gl
-    by_step = {s: d for s, d in emb.groupby("step", sort=True)}
-    panels = [(f"Original · step {steps[0]}", by_step[steps[0]]), (f"Unlearned · {method}", by_step[step])]
+    gl = (len(S.point) * (3 + len(steps)) > 150_000) if gl is None else gl
+    base = (S.group, S.label, S.target, S.point, S.index)
+    slices = _slices(S.group, S.label, k, show_forget_test)
+    panels = [(f"Original · step {steps[0]}", S.x[0], S.y[0], S.pred[0], base, slices),
+              (f"Unlearned · {method}", S.x[S.at(step)], S.y[S.at(step)], S.pred[S.at(step)], base, slices)]
     if oracle is not None and len(oracle):
-        panels.append(("Retrained oracle", oracle))
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels],
-                        horizontal_spacing=0.03)
-    trace_idx: list[list[int]] = []
-    for col, (title, d) in enumerate(panels, start=1):
-        traces = _panel_traces(d, k, names, colors, legend=col == 1, panel=f"p{col}",
-                               show_forget_test=show_forget_test, gl=gl)
-        start = len(fig.data)
-        for t in traces:
-            fig.add_trace(t, row=1, col=col)
-        trace_idx.append(list(range(start, len(fig.data))))
-    shared = emb[["x", "y"]].to_numpy(np.float32)
-    xr, yr = _range(shared[:, 0]), _range(shared[:, 1])
-    for col in (1, 2):
-        fig.update_xaxes(range=xr, row=1, col=col)
-        fig.update_yaxes(range=yr, row=1, col=col)
-    if len(panels) == 3:
-        fig.update_xaxes(range=_range(oracle["x"].to_numpy(np.float32)), row=1, col=3)
-        fig.update_yaxes(range=_range(oracle["y"].to_numpy(np.float32)), row=1, col=3)
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, showline=True, linecolor="#ddd",
-                     mirror=True)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, showline=True, linecolor="#ddd",
-                     mirror=True)
-    # frames: the middle panel at every step (same traces, same order)
+        o = _Steps(oracle[oracle["step"] == oracle["step"].max()])
+        obase = (o.group, o.label, o.target, o.point, o.index)
+        panels.append(("Retrained oracle", o.x[0], o.y[0], o.pred[0], obase,
+                       _slices(o.group, o.label, k, show_forget_test)))
+    n, gap = len(panels), 0.025
+    width = (1 - gap * (n - 1)) / n
+    data, layout, mid = [], {}, []
+    axis_style = dict(showticklabels=False, showgrid=False, zeroline=False, showline=True, linecolor="#ddd",
+                      mirror=True)
+    annotations = []
+    for i, (title, xs, ys, preds, b, sl) in enumerate(panels, start=1):
+        full, _ = _panel(xs, ys, preds, b, sl, k, names, colors, i, legend=i == 1, gl=gl)
+        if i == 2:
+            mid = list(range(len(data), len(data) + len(full)))
+        data += full
+        lo = (i - 1) * (width + gap)
+        if i < 3:
+            xr, yr = _range(S.x), _range(S.y)
+        else:
+            xr, yr = _range(xs), _range(ys)
+        suffix = "" if i == 1 else str(i)
+        layout[f"xaxis{suffix}"] = dict(domain=[lo, lo + width], range=xr, anchor=f"y{suffix}", **axis_style)
+        layout[f"yaxis{suffix}"] = dict(domain=[0, 1], range=yr, anchor=f"x{suffix}", **axis_style)
+        annotations.append(dict(text=title, x=lo + width / 2, y=1.0, xref="paper", yref="paper", xanchor="center",
+                                yanchor="bottom", showarrow=False, font=dict(size=16)))
+    # Frames list every trace, unchanged ones as an empty placeholder: plotly.js (2.x/3.x) drops the points of
+    # the other subplots when a redraw-free animation names only a subset of traces.
     frames = []
-    for s in steps:
-        traces = _panel_traces(by_step[s], k, names, colors, legend=False, panel="p2",
-                               show_forget_test=show_forget_test, gl=gl)
-        Scatter = go.Scattergl if gl else go.Scatter
-        frames.append(go.Frame(name=str(s), traces=trace_idx[1],
-                               data=[Scatter(x=t.x, y=t.y, customdata=t.customdata, marker=dict(color=t.marker.color))
-                                     for t in traces]))
-    fig.frames = frames
-    active = steps.index(step)
+    for j, s in enumerate(steps):
+        _, upd = _panel(S.x[j], S.y[j], S.pred[j], base, slices, k, names, colors, 2, legend=False, gl=gl)
+        fdata = [dict(type=t["type"]) for t in data]
+        for i, u in zip(mid, upd):
+            fdata[i] = u
+        frames.append(dict(name=str(s), data=fdata, traces=list(range(len(data)))))
+    redraw = bool(gl)
     play = dict(label="▶ Play", method="animate",
-                args=[None, dict(frame=dict(duration=600, redraw=gl), transition=dict(duration=400,
-                                                                                       easing="cubic-in-out"),
-                                 fromcurrent=True, mode="immediate")])
+                args=[None, dict(frame=dict(duration=700, redraw=redraw),
+                                 transition=dict(duration=450, easing="cubic-in-out"), fromcurrent=True,
+                                 mode="immediate")])
     pause = dict(label="❚❚ Pause", method="animate",
                  args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate",
                                     transition=dict(duration=0))])
-    fig.update_layout(
+    layout.update(
+        **LIGHT, height=height, annotations=annotations,
+        margin=dict(l=10, r=10, t=70, b=90), showlegend=True,
+        legend=dict(orientation="h", x=0.0, xanchor="left", y=1.06, yanchor="bottom", itemsizing="constant",
+                    font=dict(size=14)),
         updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.03, xanchor="left", yanchor="top",
                           pad=dict(t=22, r=10), buttons=[play, pause], showactive=False, font=dict(size=14))],
-        sliders=[dict(active=active, x=0.2, y=-0.03, len=0.8, xanchor="left", yanchor="top", pad=dict(t=10, b=0),
-                      currentvalue=dict(prefix="unlearning step ", font=dict(size=15), xanchor="left"),
+        sliders=[dict(active=steps.index(step), x=0.2, y=-0.03, len=0.8, xanchor="left", yanchor="top",
+                      pad=dict(t=10, b=0), currentvalue=dict(prefix="unlearning step ", font=dict(size=15),
+                                                             xanchor="left"),
                       transition=dict(duration=300),
                       steps=[dict(label=str(s), method="animate",
-                                  args=[[str(s)], dict(mode="immediate", frame=dict(duration=300, redraw=gl),
+                                  args=[[str(s)], dict(mode="immediate", frame=dict(duration=300, redraw=redraw),
                                                        transition=dict(duration=300))]) for s in steps])])
-    _base_layout(fig, height)
-    fig.update_layout(margin=dict(l=10, r=10, t=40, b=90), legend=dict(orientation="v", x=1.01, xanchor="left",
-                                                                        title=dict(text="class")))
-    fig.update_annotations(font=dict(size=16))
-    return fig
+    return go.Figure(dict(data=data, layout=layout, frames=frames))
 
 
-def figure_points(fig: go.Figure) -> int:
-    """Number of markers drawn by a figure's data (not counting frames)."""
-    return int(sum(len(t.x) if getattr(t, "x", None) is not None else 0 for t in fig.data))
+def figure_points(fig) -> int:
+    """Number of markers drawn by a figure's data, not counting frames (a go.Figure or its dict/JSON form)."""
+    d = fig.to_plotly_json() if hasattr(fig, "to_plotly_json") else fig
+    return int(sum(len(decode_array(t.get("x"))) for t in d.get("data", [])))
 
 
 # ----------------------------------------------------------------------------- distances
@@ -250,7 +323,7 @@ def distance_mean_figure(pts: pd.DataFrame, height: int = 380) -> go.Figure:
     _base_layout(fig, height, "Forget samples: Mahalanobis distance, mean and interquartile range")
     fig.update_xaxes(title="unlearning step")
     fig.update_yaxes(title="Mahalanobis distance")
-    fig.update_layout(legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(legend=BOTTOM_LEGEND, margin=dict(b=130))
     return fig
 
 
@@ -282,7 +355,7 @@ def distance_samples_figure(pts: pd.DataFrame, highlight: int | None = None, max
     _base_layout(fig, height, f"Per forget sample ({len(keep)} shown)")
     fig.update_xaxes(title="unlearning step")
     fig.update_yaxes(title="Mahalanobis distance")
-    fig.update_layout(legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(legend=BOTTOM_LEGEND, margin=dict(b=130))
     return fig
 
 
@@ -310,7 +383,7 @@ def distance_scatter_figure(pts: pd.DataFrame, step: int, height: int = 380) -> 
     _base_layout(fig, height, f"Own vs target class at step {step}")
     fig.update_xaxes(title="distance to own class", range=[0, hi])
     fig.update_yaxes(title="distance to target class", range=[0, hi])
-    fig.update_layout(legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(legend=BOTTOM_LEGEND, margin=dict(b=130))
     return fig
 
 
@@ -357,7 +430,7 @@ def curves_figure(series: dict[str, pd.DataFrame], metrics: list[str], colors: d
     ncols = 2 if len(metrics) > 1 else 1
     nrows = math.ceil(len(metrics) / ncols)
     fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=[CURVE_TITLES.get(m, m) for m in metrics],
-                        vertical_spacing=0.16 / max(nrows - 1, 1) if nrows > 1 else 0.1, horizontal_spacing=0.08)
+                        vertical_spacing=min(0.12, 0.3 / max(nrows - 1, 1)), horizontal_spacing=0.08)
     colors = colors or {}
     shown = set()
     for i, m in enumerate(metrics):
@@ -378,9 +451,11 @@ def curves_figure(series: dict[str, pd.DataFrame], metrics: list[str], colors: d
             shown.add(label)
         if m.startswith(("acc/", "probe/acc/", "mia/")):
             fig.update_yaxes(range=[-0.03, 1.03], row=r, col=c)
-        fig.update_xaxes(title="step", row=r, col=c)
-    _base_layout(fig, max(320, height_per_row * nrows + 60))
-    fig.update_layout(legend=dict(orientation="h", y=-0.08 if nrows > 1 else -0.2))
+        if i + ncols >= len(metrics):  # bottom panel of its column
+            fig.update_xaxes(title="unlearning step", row=r, col=c)
+    _base_layout(fig, max(340, height_per_row * nrows + 120))
+    fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=1.0 + 40 / (height_per_row * nrows),
+                                  yanchor="bottom"), margin=dict(t=80))
     return fig
 
 

@@ -1,5 +1,4 @@
 """Compare: AUS, accuracies, MIA and time across methods, mean ± std over seeds and forget classes."""
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -40,34 +39,40 @@ st.caption("mean ± std over runs (seeds × forget sets); '—' = not recorded. 
            "reference points: the retrained oracle is what perfect unlearning looks like.")
 
 colors = P.method_colors(sub["method"])
+lookup = D.by_id(runs)
+sig = (tuple(D.run_sig(lookup[r]) for r in sub["run"]), tuple(by))
 a, b = st.columns(2)
 with a:
     metric = st.selectbox("Metric", metrics + extra, index=0, key="compare_metric")
-    st.plotly_chart(P.metric_bar_figure(agg, metric, colors), theme=None, key="compare_bar")
+    st.plotly_chart(common.figure("compare_bar", (sig, metric), lambda: P.metric_bar_figure(agg, metric, colors)),
+                    theme=None, key="compare_bar")
 with b:
-    st.plotly_chart(P.aus_time_figure(agg[~agg.index.str.startswith(("original", "retrained"))]
-                                      if "time/unlearn_s" in metrics else agg, colors), theme=None, key="compare_scatter")
+    timed = agg[~agg.index.str.startswith(("original", "retrained"))] if "time/unlearn_s" in metrics else agg
+    st.plotly_chart(common.figure("compare_scatter", sig, lambda: P.aus_time_figure(timed, colors)), theme=None,
+                    key="compare_scatter")
 
 st.subheader("Per-class test accuracy")
-rows, sources = {}, set()
-for rid in sub["run"]:
-    r = D.by_id(runs)[rid]
-    pc = D.per_class(r)
-    if pc.value is None:
-        continue
-    acc, names, source = pc.value
-    sources.add(source)
-    key = r.method if not by_forget else f"{r.method} · {r.forget}"
-    rows.setdefault(key, []).append(pd.Series(acc, index=names[:len(acc)] if len(names) >= len(acc) else None))
-if rows:
-    matrix = pd.DataFrame({k: pd.concat(v, axis=1).mean(axis=1) for k, v in rows.items()}).T
-    st.plotly_chart(P.per_class_heatmap(matrix, "Per-class test accuracy, mean over runs"), theme=None, key="compare_perclass")
-    st.caption(f"source: {', '.join(sorted(sources))}")
-else:
-    # fallback: the probe's test points at the last snapshot (cheap, always there for unlearning runs)
-    probe_rows = {}
+
+
+def per_class_view():
+    """(figure, caption): perclass.json of each run (evaluation), else the probe's test points at the last
+    snapshot (cheap, always there for unlearning runs); averaged per method (or method × forget set)."""
+    rows, sources = {}, set()
     for rid in sub["run"]:
-        r = D.by_id(runs)[rid]
+        r = lookup[rid]
+        pc = D.per_class(r)
+        if pc.value is None:
+            continue
+        acc, names, source = pc.value
+        sources.add(source)
+        key = r.method if not by_forget else f"{r.method} · {r.forget}"
+        rows.setdefault(key, []).append(pd.Series(acc, index=names[:len(acc)] if len(names) >= len(acc) else None))
+    if rows:
+        matrix = pd.DataFrame({k: pd.concat(v, axis=1).mean(axis=1) for k, v in rows.items()}).T
+        return (P.per_class_heatmap(matrix, "Per-class test accuracy, mean over runs"),
+                f"source: {', '.join(sorted(sources))}")
+    for rid in sub["run"]:
+        r = lookup[rid]
         if r.stage != "unlearn":
             continue
         got = D.points_table(r)
@@ -80,12 +85,18 @@ else:
         k = int(max(last["label"].max(), last["pred"].max())) + 1
         acc = last.assign(ok=last["pred"] == last["label"]).groupby("label")["ok"].mean().reindex(range(k))
         key = r.method if not by_forget else f"{r.method} · {r.forget}"
-        probe_rows.setdefault(key, []).append(acc)
-    if probe_rows:
-        matrix = pd.DataFrame({k: pd.concat(v, axis=1).mean(axis=1) for k, v in probe_rows.items()}).T
-        st.plotly_chart(P.per_class_heatmap(matrix, "Per-class accuracy of the probe's test points, last snapshot"),
-                        theme=None, key="compare_perclass")
-        st.caption("No perclass.json found (written by `scarlab evaluate`); shown instead: the probe's retain- and "
-                   "forget-test points at each run's last snapshot.")
-    else:
-        st.info("No per-class accuracies recorded (perclass.json is written by `scarlab evaluate`).")
+        rows.setdefault(key, []).append(acc)
+    if rows:
+        matrix = pd.DataFrame({k: pd.concat(v, axis=1).mean(axis=1) for k, v in rows.items()}).T
+        return (P.per_class_heatmap(matrix, "Per-class accuracy of the probe's test points, last snapshot"),
+                "No perclass.json found (written by `scarlab evaluate`); shown instead: the probe's retain- and "
+                "forget-test points at each run's last snapshot.")
+    return None, "No per-class accuracies recorded (perclass.json is written by `scarlab evaluate`)."
+
+
+fig, caption = common.figure("compare_perclass", sig, per_class_view)
+if fig is not None:
+    st.plotly_chart(fig, theme=None, key="compare_perclass")
+    st.caption(caption)
+else:
+    st.info(caption)

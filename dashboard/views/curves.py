@@ -66,7 +66,8 @@ metrics = st.multiselect("Metrics", available, default=default_m, key="curves_me
 if not any(c.startswith("mia/") for df in series.values() for c in df.columns):
     st.info("No MIA-over-steps values yet: `scarlab evaluate RUN` writes mia_steps.csv next to each run.")
 colors = P.method_colors(methods.values())
-fig = P.curves_figure(series, metrics, colors={lbl: colors[m] for lbl, m in methods.items()},
+key = (tuple(D.run_sig(lookup[r]) for r in chosen), tuple(metrics))
+fig = common.figure("curves", key, lambda: P.curves_figure(series, metrics, colors={lbl: colors[m] for lbl, m in methods.items()},
                       dashes={lbl: ("solid", "dash", "dot", "dashdot")[i % 4] for i, lbl in
-                              enumerate(sorted(series))} if len(set(methods.values())) < len(series) else None)
+                              enumerate(sorted(series))} if len(set(methods.values())) < len(series) else None))
 st.plotly_chart(fig, theme=None, key="curves_chart")

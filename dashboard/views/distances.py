@@ -36,11 +36,13 @@ if not has_dist:
     st.info("These snapshots carry no distances: the original run had no class statistics (stats.npz), so the "
             "tracer could not compute them. The assignment matrices below still use predictions.")
 else:
-    st.plotly_chart(P.distance_mean_figure(pts), theme=None, key="dist_mean")
+    sig = D.run_sig(run)
+    st.plotly_chart(common.figure("dist_mean", sig, lambda: P.distance_mean_figure(pts)), theme=None, key="dist_mean")
     points = sorted(int(p) for p in forget["point"].unique())
-    first = forget[forget["step"] == steps[0]].set_index("point")
-    fmt = {p: f"#{p} · train {int(first.loc[p, 'index'])} · {common.class_name(names, first.loc[p, 'label'])} → "
-              f"target {common.class_name(names, first.loc[p, 'target'])}" for p in points if p in first.index}
+    f0 = forget[forget["step"] == steps[0]]
+    fmt = {p: f"#{p} · train {i} · {common.class_name(names, lbl)} → target {common.class_name(names, t)}"
+           for p, i, lbl, t in zip(f0["point"].tolist(), f0["index"].tolist(), f0["label"].tolist(),
+                                  f0["target"].tolist())}
     c1, c2 = st.columns([3, 1])
     highlight = c1.selectbox("Highlight a forget sample", points, format_func=lambda p: fmt.get(p, str(p)),
                              key=f"dist_sample_{run.id}")
@@ -50,25 +52,27 @@ else:
         if img is not None:
             st.image(img, width=96, caption=fmt.get(highlight, ""))
     a, b = st.columns(2)
-    a.plotly_chart(P.distance_samples_figure(pts, highlight), theme=None, key="dist_samples")
+    a.plotly_chart(common.figure("dist_samples", (sig, highlight), lambda: P.distance_samples_figure(pts, highlight)),
+                   theme=None, key="dist_samples")
     with b:
         step = st.select_slider("Step", options=steps, value=steps[-1], key=f"dist_step_{run.id}") \
             if len(steps) > 1 else steps[0]
-        st.plotly_chart(P.distance_scatter_figure(pts, step), theme=None, key="dist_scatter")
+        st.plotly_chart(common.figure("dist_scatter", (sig, step), lambda: P.distance_scatter_figure(pts, step)),
+                        theme=None, key="dist_scatter")
 
 st.subheader("Target-class assignment")
 first = forget[forget["step"] == steps[0]]
 last = forget[forget["step"] == steps[-1]]
 a, b = st.columns(2)
 if (first["target"] >= 0).any():
-    a.plotly_chart(P.assignment_matrix_figure(first["label"].to_numpy(), first["target"].to_numpy(), names,
-                                              "own class", "target class", "Own class × target class"),
-                   theme=None, key="dist_assign")
+    a.plotly_chart(common.figure("dist_assign", (D.run_sig(run), tuple(names)), lambda: P.assignment_matrix_figure(
+        first["label"].to_numpy(), first["target"].to_numpy(), names, "own class", "target class",
+        "Own class × target class")), theme=None, key="dist_assign")
 else:
     a.info("No target classes recorded in these snapshots.")
-b.plotly_chart(P.assignment_matrix_figure(last["label"].to_numpy(), last["pred"].to_numpy(), names, "own class",
-                                          f"prediction at step {steps[-1]}", "Own class × final prediction"),
-               theme=None, key="dist_final")
+b.plotly_chart(common.figure("dist_final", (D.run_sig(run), tuple(names)), lambda: P.assignment_matrix_figure(
+    last["label"].to_numpy(), last["pred"].to_numpy(), names, "own class", f"prediction at step {steps[-1]}",
+    "Own class × final prediction")), theme=None, key="dist_final")
 if (first["target"] >= 0).any() and len(last):
     tgt = first.set_index("point")["target"]
     agree = (last.set_index("point")["pred"] == tgt.reindex(last["point"]).to_numpy()).mean()

@@ -50,10 +50,11 @@ has_ft = bool((emb["group"] == P.GROUP_FORGET_TEST).any())
 show_ft = c2.checkbox("forget-test points", value=has_ft, disabled=not has_ft, key="migration_ft")
 with_oracle = c3.checkbox("oracle panel", value=oracle is not None, disabled=oracle is None, key="migration_oracle")
 
-fig = P.migration_figure(emb, step, oracle if with_oracle else None, names, method=run.method,
-                         show_forget_test=show_ft)
+fig = common.figure("migration", (D.run_sig(run), D.run_sig(oracle_run), step, show_ft, with_oracle, tuple(names)),
+                    lambda: P.migration_figure(emb, step, oracle if with_oracle else None, names, method=run.method,
+                                               show_forget_test=show_ft))
 event = st.plotly_chart(fig, theme=None, key="migration_chart", on_select="rerun", selection_mode=("points", "box", "lasso"),
-                        config={"displaylogo": False})
+                        config={"displaylogo": False, "displayModeBar": "hover"})
 
 now = emb[emb["step"] == step]
 forget = now[now["group"] == P.GROUP_FORGET]
@@ -81,10 +82,11 @@ st.subheader("Inspect points")
 if selected:
     st.caption(f"{len(selected)} point(s) selected on the chart (showing up to 16). Double-click the chart to clear.")
 else:
-    st.caption("Click a point (or draw a box / lasso) on the chart to see its image here; or pick forget samples.")
+    st.caption("Click a point (or draw a box / lasso) on the chart to see its image here, or pick forget samples. "
+               "Captions read: true class → class predicted at the chosen step (the target SCAR pulls it to).")
     options = forget["point"].astype(int).tolist()
-    fmt = {int(r.point): f"#{int(r.point)} · train {int(r['index'])} · {common.class_name(names, r.label)}"
-           for _, r in forget.iterrows()} if len(forget) <= 5000 else {}
+    fmt = {p: f"#{p} · train {i} · {common.class_name(names, lbl)}" for p, i, lbl in
+           zip(forget["point"].tolist(), forget["index"].tolist(), forget["label"].tolist())}
     selected = st.multiselect("Forget samples", options, default=options[:8], format_func=lambda i: fmt.get(i, str(i)),
                               key=f"migration_pick_{run.id}", max_selections=16)
 rows = now.set_index("point")
@@ -93,10 +95,10 @@ for pt in selected[:16]:
     if pt not in rows.index:
         continue
     r = rows.loc[pt]
-    group = D.GROUPS[int(r["group"])] if 0 <= int(r["group"]) < 3 else "?"
-    target = f" · target {common.class_name(names, r['target'])}" if int(r["target"]) >= 0 and r["group"] != 1 else ""
+    group = {0: "forget", 1: "retain", 2: "forget test"}.get(int(r["group"]), "?")
+    target = f" (target {common.class_name(names, r['target'])})" if int(r["target"]) >= 0 and r["group"] != 1 else ""
     items.append((thumbs.value.get(int(pt)), f"{group} #{int(r['index'])}: {common.class_name(names, r['label'])} → "
-                                             f"pred {common.class_name(names, r['pred'])}{target}"))
+                                             f"{common.class_name(names, r['pred'])}{target}"))
 common.gallery(items, width=80)
 if not thumbs.value:
     st.caption("No thumbnails stored for this run (thumbs.parquet is written by `scarlab embed`).")

@@ -34,8 +34,8 @@ for col, s in zip(cols[1:], ("complete", "running", "failed")):
     col.metric(s, int(counts.get(s, 0)))
 cols[4].metric("embedded", int(table["embedded"].sum()))
 
-ICON = {"complete": "✅ complete", "running": "⏳ running", "failed": "❌ failed"}
-view = shown.assign(status=shown["status"].map(lambda s: ICON.get(s, "⚠️ " + s)))
+ICON = {"complete": "✓ complete", "running": "… running", "failed": "✗ failed"}  # symbols every font has
+view = shown.assign(status=shown["status"].map(lambda s: ICON.get(s, "⚠ " + s)))
 metric_cols = {k: st.column_config.NumberColumn(k, format="%.3f") for k in D.KEY_METRICS}
 metric_cols["time/unlearn_s"] = st.column_config.NumberColumn("time/unlearn_s", format="%.2f s")
 st.dataframe(view, hide_index=True, width="stretch", height=min(38 * (len(view) + 1) + 4, 560),

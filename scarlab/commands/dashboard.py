@@ -66,7 +66,7 @@ def free_port(address: str = "127.0.0.1") -> int:
 def streamlit_command(runs: Path, port: int, address: str = "127.0.0.1") -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(app_path()), "--server.headless", "true",
             "--server.address", address, "--server.port", str(port), "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none", "--", "--runs", str(runs)]
+            "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal", "--", "--runs", str(runs)]
 
 
 @dataclass

@@ -1,0 +1,136 @@
+"""The dashboard in a real browser: `streamlit run` on 127.0.0.1, headless Chromium (Debian's `chromium` and
+`chromium-driver`) driven by selenium, the feature-migration chart must draw its points; a screenshot is
+saved (pytest's tmp dir and, when $SCARLAB_ARTIFACTS is set, copied there).
+
+Off CI a missing browser skips with the reason; under CI (env CI set) it fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1500,1150"]
+
+
+def _browser() -> tuple[str, str]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    missing = [n for n, p in (("chromium", chromium), ("chromedriver (Debian: chromium-driver)", driver)) if not p]
+    try:
+        import selenium  # noqa: F401  (presence check)
+    except ImportError:
+        missing.append("the selenium package (pip install selenium)")
+    if missing:
+        msg = f"{' and '.join(missing)} not found: apt-get install -y chromium chromium-driver"
+        if os.environ.get("CI"):
+            pytest.fail(msg + " — required under CI")
+        pytest.skip(msg)
+    return chromium, driver
+
+
+@pytest.fixture(scope="module")
+def browser_runs(tmp_path_factory, digits_original, digits_retrained, digits_scar) -> Path:
+    """Copies of the session's real digits runs (original, retrained, SCAR), embedded."""
+    from scarlab.embed import run_embed
+
+    root = tmp_path_factory.mktemp("browser_runs")
+    orig = root / "digits_original"
+    retr = root / "digits_retrained_cr0"
+    scar = root / "digits_scar_cr0"
+    for src, dst in ((digits_original, orig), (digits_retrained, retr), (digits_scar, scar)):
+        shutil.copytree(src, dst)
+    m = json.loads((scar / "manifest.json").read_text())
+    m["parents"] = {"original": str(orig), "retrained": str(retr)}
+    (scar / "manifest.json").write_text(json.dumps(m))
+    run_embed(scar, progress=False)
+    return root
+
+
+@pytest.fixture()
+def server(browser_runs, tmp_path):
+    from scarlab.commands.dashboard import app_path, free_port
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_path()), "--server.headless", "true",
+           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+           "--", "--runs", str(browser_runs)]
+    log = open(tmp_path / "streamlit.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited ({proc.returncode}): {(tmp_path / 'streamlit.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200 and r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("the dashboard did not become healthy within 120 s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_feature_migration_renders_points(server, tmp_path):
+    chromium, driver_path = _browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    opts = Options()
+    opts.binary_location = chromium
+    for flag in CHROME_FLAGS:
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    shot = tmp_path / "feature_migration.png"
+    try:
+        driver.get(server + "/migration")
+        # a cold app can show a blank page first: wait for plotly's SVG and its scatter points
+        points_css = '[data-testid="stPlotlyChart"] .scatterlayer .trace .points path'
+        try:
+            WebDriverWait(driver, 150).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, points_css)) > 50)
+        finally:
+            driver.save_screenshot(str(shot))
+        assert driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .main-svg')
+        n = len(driver.find_elements(By.CSS_SELECTOR, points_css))
+        assert n > 100, f"only {n} scatter points drawn"
+        assert "Feature migration" in driver.page_source
+        assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+        # the play button animates without breaking the chart
+        play = [b for b in driver.find_elements(By.CSS_SELECTOR, ".updatemenu-button") if "Play" in b.text]
+        if play:
+            play[0].click()
+            time.sleep(2)
+            assert len(driver.find_elements(By.CSS_SELECTOR, points_css)) == n
+    finally:
+        driver.quit()
+        if shot.exists() and os.environ.get("SCARLAB_ARTIFACTS"):
+            dest = Path(os.environ["SCARLAB_ARTIFACTS"])
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(shot, dest / shot.name)
+    assert shot.stat().st_size > 10_000
