@@ -54,7 +54,9 @@ from pathlib import Path
 from .errors import ScarlabError, choose
 from .runs import RunDir, read_json, write_json
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+# The checkout's notebooks/ (editable install), else the copy a wheel ships as scarlab/notebooks.
+NOTEBOOKS = next((p for p in (Path(__file__).resolve().parents[1] / "notebooks", Path(__file__).resolve().parent / "notebooks")
+                  if (p / "01_train_original.ipynb").is_file()), Path(__file__).resolve().parents[1] / "notebooks")
 STAGE_NOTEBOOKS = {"train_original": "01_train_original.ipynb", "split": "02_split.ipynb",
                    "train_retrained": "03_train_retrained.ipynb", "unlearn": "04_unlearn.ipynb",
                    "evaluate": "05_evaluate.ipynb", "compare": "06_compare.ipynb"}
