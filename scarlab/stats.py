@@ -21,7 +21,7 @@ def tukey(x: torch.Tensor, delta: float = 0.5, signed: bool = False, model_name:
     if signed:
         return torch.sign(x) * x.abs().clamp_min(_EPS).pow(delta)
     if (x < -1e-5).any():
-        raise ScarlabError(f"{model_name} produced negative features (min {float(x.min()):.3g}); SCAR's Tukey "
+        raise ScarlabError(f"{model_name} produced negative features (min {float(x.detach().min()):.3g}); SCAR's Tukey "
                            "transform needs post-ReLU features: add a ReLU before pooling, or pass signed_tukey=True")
     return x.clamp_min(_EPS).pow(delta)
 

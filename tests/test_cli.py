@@ -157,6 +157,13 @@ def test_unlearn_surrogate_folder_without_images(capsys, tmp_path, digits_origin
     assert not (tmp_path / "u").exists()
 
 
+def test_unlearn_no_retain_refuses_a_method_that_needs_it(capsys, tmp_path, digits_original):
+    res = run_cli(capsys, "unlearn", "--method", "finetune", "--no-retain", "--from", digits_original,
+                  "--forget-classes", "0", "--device", "cpu", "--out", tmp_path / "u")
+    assert_one_line_error(*res, "needs the retain set", "scar")
+    assert not (tmp_path / "u").exists()
+
+
 def test_bad_split_file(capsys, tmp_path):
     (tmp_path / "split.npz").write_bytes(b"junk")
     res = run_cli(capsys, "train", "--retrained", "--split", tmp_path / "split.npz", "--out", tmp_path / "t")

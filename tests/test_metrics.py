@@ -213,7 +213,8 @@ def test_cheap_mia_values_and_speed():
     (m, ym), (nm, yn) = softmax_rows(rng, 500, 3.0), softmax_rows(rng, 500, 3.0)
     t = time.perf_counter()
     same = cheap_mia(m, nm, ym, yn)
-    assert time.perf_counter() - t < 0.5
+    # cheap enough to run on every snapshot (~0.05 s idle); loose bound: CI machines are shared and noisy
+    assert time.perf_counter() - t < 2.0
     assert abs(same["mia/loss_lr/acc"] - 0.5) <= CHANCE_TOL
     assert abs(same["mia/conf_thr/acc"] - 0.5) <= CHANCE_TOL  # in-sample best threshold: a little above 0.5
 

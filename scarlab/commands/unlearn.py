@@ -31,6 +31,8 @@ def register(sub) -> None:
     p.add_argument("--surrogate-chunks", type=int, default=None, help="imagefolder surrogate: first k chunks")
     p.add_argument("--surrogate-size", type=int, default=2000, help="generated surrogates: number of images")
     p.add_argument("--snapshot-every", type=int, default=5, help="feature snapshot every k steps")
+    p.add_argument("--no-retain", dest="retain_available", action="store_false",
+                   help="withhold the retain set (SCAR's setting): a method that needs it is refused")
     _common.add_run(p)
     p.set_defaults(func=run, accepts_extra=True)
 
@@ -47,7 +49,8 @@ def run(args) -> int:
                         scenario=args.scenario, forget_classes=_common.forget_classes(args.forget_classes),
                         forget_size=args.forget_size, seed=args.seed, surrogate=args.surrogate,
                         surrogate_chunks=args.surrogate_chunks, surrogate_size=args.surrogate_size,
-                        params=params, snapshot_every=args.snapshot_every, device=args.device)
+                        params=params, snapshot_every=args.snapshot_every, device=args.device,
+                        retain_available=args.retain_available)
     run_dir = run_unlearn(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet)
     print(f"{args.method} finished: {run_dir.path}")
     _common.print_metrics(run_dir.metrics)
