@@ -12,7 +12,7 @@ import sys
 from .errors import ScarlabError
 
 # Sub-command modules, each exposing ``register(subparsers)``; order = order in --help.
-COMMANDS = ["train", "split", "unlearn", "stats", "surrogate", "pipeline", "demo", "lab", "evaluate", "embed", "dashboard"]
+COMMANDS = ["train", "split", "unlearn", "stats", "surrogate", "pipeline", "sweep", "demo", "lab", "evaluate", "embed", "dashboard"]
 
 
 def build_parser() -> argparse.ArgumentParser:
