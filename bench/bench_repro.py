@@ -1,18 +1,21 @@
 """Scaled reproduction of the paper on cifar10-mini (ood-mini as surrogate), through `scarlab pipeline`.
 
     python bench/bench_repro.py cr --classes 0 1 2 --seeds 0 1 2          # class removal, every method
+    python bench/bench_repro.py cr --classes 0 1 --seeds 0 1 2 --seeded scar,scar_self --epochs 8   # CPU-sized
     python bench/bench_repro.py hr --seeds 0 1 2                           # homogeneous removal, 500 images
     python bench/bench_repro.py surrogate --classes 0 --seeds 0 1 2        # ood-mini 1/2/4 chunks vs noise
 
 Each part runs the real pipeline (stage notebooks through papermill, smallcnn, 30-epoch original and retrained
-models, every stage evaluated) into OUT/<part>/ (default bench/out/repro; completed stages are reused when the
-command is repeated) and writes OUT/<part>.md: the paper-style table (mean ± std over forget classes and seeds)
+models, every stage evaluated) into one pipeline root OUT/runs/ (default OUT: bench/out/repro), so the original
+model is trained once for all parts and completed stages are reused when a command is repeated, and writes
+OUT/<part>.md: the paper-style table (mean ± std over forget classes and seeds)
 and the goals of issue 8 checked against it. Data: $SCARLAB_SHARED_DATA (default ../shared/data next to the
 repo) / cifar10-mini and ood-mini. Peak memory is the largest resident set of one stage kernel.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
@@ -31,7 +34,7 @@ SHARED = Path(os.environ.get("SCARLAB_SHARED_DATA", Path(__file__).resolve().par
 DATA, OOD = f"imagefolder:{SHARED / 'cifar10-mini'}", f"imagefolder:{SHARED / 'ood-mini'}"
 COLS = {"acc/retain_test": "retain-test", "acc/forget_test": "forget-test", "acc/test": "test",
         "acc/forget_train": "forget-train", "mia/svc/acc": "MIA (SVC)", "mia/loss_lr/acc": "MIA (loss LR)",
-        "aus": "AUS", "time/unlearn_s": "time (s)"}
+        "aus": "AUS", "time/unlearn_s": "time (s)"}  # time: unlearning, or training for original / retrained
 
 
 def machine() -> str:
@@ -44,7 +47,19 @@ def run(cfg: PipelineConfig) -> tuple[pd.DataFrame, float]:
     for s in res.failed:
         print(f"FAILED {s.label}: {s.error}", file=sys.stderr)
     df = res.summary()
-    return (df if df is not None else pd.DataFrame()), time.perf_counter() - t0
+    if df is None:
+        return pd.DataFrame(), time.perf_counter() - t0
+    # the original and the retrained oracle have no unlearning time: their training time (manifest) instead
+    df["time/unlearn_s"] = [t if t == t else train_seconds(r) for t, r in zip(df["time/unlearn_s"], df["run"])]
+    return df, time.perf_counter() - t0
+
+
+def train_seconds(run: str) -> float:
+    try:
+        m = json.loads((Path(run) / "manifest.json").read_text())
+        return float(m["finished"] - m["created"]) if m.get("stage", "").startswith("train") else float("nan")
+    except (OSError, ValueError, KeyError, TypeError):
+        return float("nan")
 
 
 def table(df: pd.DataFrame, by: str = "method") -> pd.DataFrame:
@@ -79,11 +94,20 @@ def verdict(ok: bool) -> str:
 
 def part_cr(a) -> str:
     methods = a.methods or list(METHODS)
-    cfg = PipelineConfig(dataset=DATA, surrogate=OOD, scenario="CR", forget_classes=[[c] for c in a.classes],
-                         methods=methods, seeds=a.seeds, epochs=a.epochs, out=str(a.out / "cr"), device="cpu")
-    df, wall = run(cfg)
+    # every seed for the methods in --seeded (SCAR's own numbers), the first seed only for the rest (CPU time)
+    seeded = [m for m in methods if a.seeded is None or m in a.seeded]
+    frames, wall = [], 0.0
+    for ms, seeds in ((methods, a.seeds[:1]), (seeded, a.seeds[1:])):
+        if ms and seeds:
+            cfg = PipelineConfig(dataset=DATA, surrogate=OOD, scenario="CR", forget_classes=[[c] for c in a.classes],
+                                 methods=ms, seeds=seeds, epochs=a.epochs, out=str(a.out / "runs"), device="cpu")
+            df, w = run(cfg)
+            frames.append(df)
+            wall += w
+    df = pd.concat(frames, ignore_index=True).drop_duplicates("run")
     aus = {m: mean(df, m, "aus") for m in ["retrained", *methods]}
-    lines = [f"Classes {a.classes}, seeds {a.seeds}, {a.epochs or 30}-epoch smallcnn original/retrained; "
+    lines = [f"Classes {a.classes}; seeds {a.seeds} for {', '.join(seeded)}, seed {a.seeds[0]} for the other methods; "
+             f"{a.epochs or 30}-epoch smallcnn original/retrained; "
              f"pipeline wall time {wall:.0f} s.", "", markdown(table(df)), "",
              "Goals and the paper's ordering (CIFAR-100 table: SCAR above NegativeGradient and RandomLabels, "
              "close to DUCK; retrained ≈ 1):", ""]
@@ -105,17 +129,13 @@ def part_cr(a) -> str:
 
 
 def part_hr(a) -> str:
-    frames, wall = [], 0.0
-    for s in a.seeds:
-        cfg = PipelineConfig(dataset=DATA, surrogate=OOD, scenario="HR", forget_size=a.forget_size, split_seed=s,
-                             methods=a.methods or ["scar", "scar_self", "finetune"], seeds=[s], epochs=a.epochs,
-                             out=str(a.out / "hr"), device="cpu")
-        df, w = run(cfg)
-        frames.append(df)
-        wall += w
-    df = pd.concat(frames, ignore_index=True)
+    cfg = PipelineConfig(dataset=DATA, surrogate=OOD, scenario="HR", forget_size=a.forget_size, split_seed=0,
+                         methods=a.methods or ["scar", "scar_self", "finetune"], seeds=a.seeds, epochs=a.epochs,
+                         out=str(a.out / "runs"), device="cpu")
+    df, wall = run(cfg)
     test0 = mean(df, "original", "acc/test")
-    lines = [f"Forget {a.forget_size} random training images, split seeds {a.seeds} (one retrained oracle each); "
+    lines = [f"Forget {a.forget_size} random training images (split seed 0, one retrained oracle), unlearning "
+             f"seeds {a.seeds}; "
              f"wall time {wall:.0f} s.", "", markdown(table(df)), ""]
     for m in [m for m in df["method"].unique() if m not in ("original",)]:
         g = df[df["method"] == m]
@@ -132,13 +152,13 @@ def part_surrogate(a) -> str:
                                      ("ood-mini, 4 chunks", OOD, 4), ("gaussian noise (2,000)", "gaussian_noise", None)]:
         cfg = PipelineConfig(dataset=DATA, surrogate=surrogate, surrogate_chunks=chunks, scenario="CR",
                              forget_classes=[[c] for c in a.classes], methods=["scar"], seeds=a.seeds,
-                             epochs=a.epochs, out=str(a.out / "surrogate"), device="cpu")
+                             epochs=a.epochs, out=str(a.out / "runs"), device="cpu")
         df, w = run(cfg)
+        if not frames:
+            frames.append(df[df["method"] == "retrained"].assign(surrogate="(retrained oracle)"))
         frames.append(df[df["method"] == "scar"].assign(surrogate=label))
         wall += w
-        if not frames[0].empty and label.startswith("ood-mini, 1"):
-            retrained = df[df["method"] == "retrained"].assign(surrogate="(retrained oracle)")
-    df = pd.concat(frames + [retrained], ignore_index=True)
+    df = pd.concat(frames, ignore_index=True)
     return "\n".join([f"SCAR, classes {a.classes}, seeds {a.seeds}; wall time {wall:.0f} s.", "",
                       markdown(table(df, by="surrogate"))])
 
@@ -149,6 +169,8 @@ def main() -> None:
     ap.add_argument("--classes", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--methods", type=lambda s: s.split(","), default=None, help="comma-separated; default: all")
+    ap.add_argument("--seeded", type=lambda s: s.split(","), default=None,
+                    help="cr: methods run with every seed (default: all); the others run with the first seed only")
     ap.add_argument("--epochs", type=int, default=None, help="original/retrained epochs (default 30)")
     ap.add_argument("--forget-size", type=int, default=500)
     ap.add_argument("--out", type=Path, default=Path("bench/out/repro"))
