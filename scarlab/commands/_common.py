@@ -89,3 +89,18 @@ def extra_params(extra: list[str], params_cls) -> dict:
 def print_metrics(metrics: dict) -> None:
     for k, v in metrics.items():
         print(f"  {k:28s} {v:.4f}" if isinstance(v, float) else f"  {k:28s} {v}")
+
+
+def report(result, what: str, cols: tuple[str, ...], digits: int = 4) -> None:
+    """The closing lines of `pipeline`, `sweep` and `demo`: stage counts, failures, then the summary columns."""
+    n = {st: len(result.by_status(st)) for st in ("complete", "skipped", "failed", "blocked")}
+    print(f"{what} finished in {result.wall_s:.1f}s: {n['complete']} executed, {n['skipped']} reused, "
+          f"{n['failed']} failed, {n['blocked']} blocked (a dependency failed)")
+    for s in result.failed:
+        print(f"  FAILED {s.label}: {s.error}\n         see {s.run_dir}")
+    df = result.summary()
+    if df is not None:
+        print(f"\nsummary ({result.summary_csv}):")
+        print(df[[c for c in cols if c in df.columns]].to_string(index=False, float_format=lambda v: f"{v:.{digits}f}"))
+    elif getattr(getattr(result, "config", None), "evaluate", False):
+        print("no summary was written (the compare stage did not complete)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from . import _common
+
 DEFAULT_OUT = "runs/demo"
 PREFERRED_BASELINES = ("finetune", "negative_gradient", "random_labels", "bad_teacher", "scrub", "duck")
 
@@ -74,15 +76,8 @@ def run(args) -> int:
         print("note: scarlab.embed is not installed: embeddings (the dashboard's feature-migration page) are skipped")
     print(f"demo: digits, forget class 0, methods {', '.join(cfg.methods)} -> {args.out}")
     result = run_pipeline(cfg, progress=not args.quiet)
-    print(f"demo pipeline finished in {result.wall_s:.1f}s "
-          f"({len(result.by_status('complete'))} stages executed, {len(result.by_status('skipped'))} reused)")
-    for s in result.failed:
-        print(f"  FAILED {s.label}: {s.error}")
-    df = result.summary()
-    if df is not None:
-        cols = [c for c in ("method", "acc/forget_test", "acc/retain_test", "mia/svc/acc", "aus", "time/unlearn_s")
-                if c in df.columns]
-        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    _common.report(result, "demo pipeline", ("method", "acc/forget_test", "acc/retain_test", "mia/svc/acc", "aus",
+                                              "time/unlearn_s"), digits=3)
     if args.no_serve:
         return 0 if result.ok else 1
     print(f"serving the dashboard on http://127.0.0.1:{args.port} (Ctrl-C to stop)")

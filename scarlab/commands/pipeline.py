@@ -117,17 +117,6 @@ def run(args) -> int:
         print(f"{len(specs)} stage(s); nothing was run (--dry-run)")
         return 0
     result = run_pipeline(cfg, progress=not args.quiet, force=args.force)
-    counts = {st: len(result.by_status(st)) for st in ("complete", "skipped", "failed", "blocked")}
-    print(f"pipeline finished in {result.wall_s:.1f}s: {counts['complete']} executed, {counts['skipped']} reused, "
-          f"{counts['failed']} failed, {counts['blocked']} not run (a dependency failed)")
-    for s in result.failed:
-        print(f"  FAILED {s.label}: {s.error}\n         see {s.run_dir}")
-    df = result.summary()
-    if df is not None:
-        cols = [c for c in ("method", "forget_classes", "seed", "acc/forget_test", "acc/retain_test", "acc/forget_train",
-                            "acc/test", "mia/svc/acc", "aus", "time/unlearn_s") if c in df.columns]
-        print(f"\nsummary ({result.summary_csv}):")
-        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    elif result.config.evaluate:
-        print("no summary was written (the compare stage did not complete)")
+    _common.report(result, "pipeline", ("method", "forget_classes", "seed", "acc/forget_test", "acc/retain_test",
+                                         "acc/forget_train", "acc/test", "mia/svc/acc", "aus", "time/unlearn_s"))
     return 0 if result.ok else 1

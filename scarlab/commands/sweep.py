@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import _common
+
 EPILOG = """\
 CONFIG.yaml holds `scarlab pipeline` keys; a list for a single-valued key is a grid axis:
   datasets: [digits]                 # or dataset: digits; also models, scenarios, forget_sizes, epochs, ...
@@ -61,15 +63,6 @@ def run(args) -> int:
         print(f"{len(specs)} stage(s); nothing was run (--dry-run)")
         return 0
     result = run_sweep(sc, sequential=args.sequential, progress=not args.quiet, force=args.force)
-    n = {st: len(result.by_status(st)) for st in ("complete", "skipped", "failed", "blocked")}
-    print(f"sweep finished in {result.wall_s:.1f}s ({result.backend}): {n['complete']} executed, {n['skipped']} "
-          f"reused, {n['failed']} failed, {n['blocked']} blocked (a dependency failed)")
-    for s in result.failed:
-        print(f"  FAILED {s.label}: {s.error}\n         see {s.run_dir}")
-    df = result.summary()
-    if df is not None:
-        cols = [c for c in ("method", "dataset", "model", "forget_classes", "seed", "status", "acc/forget_test",
-                            "acc/retain_test", "aus") if c in df.columns]
-        print(f"\nsummary ({result.summary_csv}):")
-        print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    _common.report(result, f"sweep ({result.backend})", ("method", "dataset", "model", "forget_classes", "seed",
+                                                         "status", "acc/forget_test", "acc/retain_test", "aus"))
     return 0 if result.ok else 1
