@@ -238,6 +238,8 @@ def validate(cfg: PipelineConfig) -> PipelineConfig:
         if not (path / "train").is_dir() or not (path / "test").is_dir():
             raise ScarlabError(f"--dataset {cfg.dataset}: expected {path}/train/<class>/ and {path}/test/<class>/")
         n_classes = sum(1 for p in (path / "train").iterdir() if p.is_dir())
+        # absolute, so that `../data/x` and `/home/me/data/x` are one data set (one fingerprint, reused stages)
+        cfg.dataset = f"imagefolder:{path.resolve()}"
     else:
         choose("dataset", cfg.dataset, DATASETS)
         n_classes = CLASS_COUNTS[cfg.dataset]
@@ -310,8 +312,10 @@ def validate(cfg: PipelineConfig) -> PipelineConfig:
     if cfg.embed and not cfg.evaluate:
         raise ScarlabError("--embed runs inside the evaluation stage: drop --no-evaluate")
     if cfg.surrogate.startswith("imagefolder:"):
-        if not Path(cfg.surrogate.split(":", 1)[1]).expanduser().is_dir():
-            raise ScarlabError(f"surrogate folder {cfg.surrogate.split(':', 1)[1]} does not exist")
+        folder = Path(cfg.surrogate.split(":", 1)[1]).expanduser()
+        if not folder.is_dir():
+            raise ScarlabError(f"surrogate folder {folder} does not exist")
+        cfg.surrogate = f"imagefolder:{folder.resolve()}"
     else:
         choose("surrogate", cfg.surrogate, SURROGATES)
     resolve_device(cfg.device)

@@ -65,6 +65,24 @@ def test_ids_change_with_the_configuration(tmp_path):
     assert dirs(tiny(tmp_path, device="auto", jobs=1)) == a
 
 
+def test_relative_and_absolute_data_paths_are_one_data_set(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    for part in ("train", "test"):
+        for cls in ("a", "b"):
+            (tmp_path / "imgs" / part / cls).mkdir(parents=True)
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "imgs" / part / cls / "0.png")
+    (tmp_path / "ood" / "0").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+
+    def ids(data, ood):
+        return [s.id for s in plan(tiny(tmp_path / "runs", dataset=f"imagefolder:{data}", methods=["scar"],
+                                        surrogate=f"imagefolder:{ood}", model="smallcnn"))]
+
+    assert ids("imgs", "./ood") == ids(tmp_path / "imgs", tmp_path / "ood")
+
+
 @pytest.mark.parametrize("kw, words", [
     (dict(methods=["scar", "nope"]), ["unknown method", "nope", "registered methods", "scar_self"]),
     (dict(params={"scar": {"lamda_2": 5}}), ["unknown parameter", "lamda_2", "lambda_2"]),
