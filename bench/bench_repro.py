@@ -4,6 +4,7 @@
     python bench/bench_repro.py cr --classes 0 1 --seeds 0 1 2 --seeded scar,scar_self --epochs 8   # CPU-sized
     python bench/bench_repro.py hr --seeds 0 1 2                           # homogeneous removal, 500 images
     python bench/bench_repro.py surrogate --classes 0 --seeds 0 1 2        # ood-mini 1/2/4 chunks vs noise
+    python bench/bench_repro.py cr --model resnet18 --device cuda --jobs 4 --out bench/out/repro_gpu  # GPU (issue 8.5)
 
 Each part runs the real pipeline (stage notebooks through papermill, smallcnn, 30-epoch original and retrained
 models, every stage evaluated) into one pipeline root OUT/runs/ (default OUT: bench/out/repro), so the original
@@ -100,14 +101,15 @@ def part_cr(a) -> str:
     for ms, seeds in ((methods, a.seeds[:1]), (seeded, a.seeds[1:])):
         if ms and seeds:
             cfg = PipelineConfig(dataset=DATA, surrogate=OOD, scenario="CR", forget_classes=[[c] for c in a.classes],
-                                 methods=ms, seeds=seeds, epochs=a.epochs, out=str(a.out / "runs"), device="cpu")
+                                 methods=ms, seeds=seeds, epochs=a.epochs, out=str(a.out / "runs"), device=a.device,
+                                 model=a.model, jobs=a.jobs)
             df, w = run(cfg)
             frames.append(df)
             wall += w
     df = pd.concat(frames, ignore_index=True).drop_duplicates("run")
     aus = {m: mean(df, m, "aus") for m in ["retrained", *methods]}
     lines = [f"Classes {a.classes}; seeds {a.seeds} for {', '.join(seeded)}, seed {a.seeds[0]} for the other methods; "
-             f"{a.epochs or 30}-epoch smallcnn original/retrained; "
+             f"{a.epochs or 30}-epoch {a.model or 'smallcnn'} original/retrained on {a.device}; "
              f"pipeline wall time {wall:.0f} s.", "", markdown(table(df)), "",
              "Goals and the paper's ordering (CIFAR-100 table: SCAR above NegativeGradient and RandomLabels, "
              "close to DUCK; retrained ≈ 1):", ""]
@@ -131,7 +133,7 @@ def part_cr(a) -> str:
 def part_hr(a) -> str:
     cfg = PipelineConfig(dataset=DATA, surrogate=OOD, scenario="HR", forget_size=a.forget_size, split_seed=0,
                          methods=a.methods or ["scar", "scar_self", "finetune"], seeds=a.seeds, epochs=a.epochs,
-                         out=str(a.out / "runs"), device="cpu")
+                         out=str(a.out / "runs"), device=a.device, model=a.model, jobs=a.jobs)
     df, wall = run(cfg)
     test0 = mean(df, "original", "acc/test")
     lines = [f"Forget {a.forget_size} random training images (split seed 0, one retrained oracle), unlearning "
@@ -152,7 +154,7 @@ def part_surrogate(a) -> str:
                                      ("ood-mini, 4 chunks", OOD, 4), ("gaussian noise (2,000)", "gaussian_noise", None)]:
         cfg = PipelineConfig(dataset=DATA, surrogate=surrogate, surrogate_chunks=chunks, scenario="CR",
                              forget_classes=[[c] for c in a.classes], methods=["scar"], seeds=a.seeds,
-                             epochs=a.epochs, out=str(a.out / "runs"), device="cpu")
+                             epochs=a.epochs, out=str(a.out / "runs"), device=a.device, model=a.model, jobs=a.jobs)
         df, w = run(cfg)
         if not frames:
             frames.append(df[df["method"] == "retrained"].assign(surrogate="(retrained oracle)"))
@@ -173,6 +175,9 @@ def main() -> None:
                     help="cr: methods run with every seed (default: all); the others run with the first seed only")
     ap.add_argument("--epochs", type=int, default=None, help="original/retrained epochs (default 30)")
     ap.add_argument("--forget-size", type=int, default=500)
+    ap.add_argument("--model", default=None, help="registered model (default: smallcnn)")
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
+    ap.add_argument("--jobs", type=int, default=1, help="stages run at once (a GPU fits several small ones)")
     ap.add_argument("--out", type=Path, default=Path("bench/out/repro"))
     a = ap.parse_args()
     for p in (SHARED / "cifar10-mini", SHARED / "ood-mini"):
