@@ -65,7 +65,7 @@ def train_seconds(run: str) -> float:
 
 def table(df: pd.DataFrame, by: str = "method") -> pd.DataFrame:
     """mean ± std per group of the COLS metrics (accuracies and MIA in %), groups in order of appearance."""
-    df = df[df["status"] == "evaluated"] if "status" in df else df
+    df = df[df["status"] == "complete"] if "status" in df else df  # failed runs are listed, not averaged
     rows = []
     for key, g in df.groupby(by, sort=False):
         row = {by: key, "runs": len(g)}
