@@ -143,6 +143,44 @@ def _resnet(builder, num_classes, in_channels):
     return Classifier(net, dim, num_classes)
 
 
+class _BasicBlock(nn.Module):
+    """two 3x3 convs with batch norm and an identity (or 1x1 projection) shortcut; ReLU after the sum."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(*_conv(cin, cout, stride=stride), nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(cout))
+        self.short = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.short(x))
+
+
+def _cifar_resnet(num_classes, in_channels, blocks: int, width: int = 16):
+    """He et al.'s CIFAR ResNet (6n+2 layers): a 3x3 stem, three stages of ``blocks`` basic blocks at widths
+    w, 2w, 4w (stride 2 between stages), global average pooling."""
+    layers, cin = _conv(in_channels, width), width
+    for stage, cout in enumerate((width, 2 * width, 4 * width)):
+        for b in range(blocks):
+            layers.append(_BasicBlock(cin, cout, stride=2 if stage and not b else 1))
+            cin = cout
+    return Classifier(nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()), cin, num_classes)
+
+
+@register_model("resnet8")
+def resnet8(num_classes, in_channels=3, image_size=32, width=16):
+    """CIFAR ResNet-8 (one block per stage, ~80k parameters at width 16): a ResNet that trains in minutes on
+    a CPU."""
+    return _cifar_resnet(num_classes, in_channels, 1, width)
+
+
+@register_model("resnet20")
+def resnet20(num_classes, in_channels=3, image_size=32, width=16):
+    """CIFAR ResNet-20 (three blocks per stage, ~0.27M parameters at width 16)."""
+    return _cifar_resnet(num_classes, in_channels, 3, width)
+
+
 @register_model("resnet18")
 def resnet18(num_classes, in_channels=3, image_size=32):
     import torchvision

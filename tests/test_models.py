@@ -23,7 +23,8 @@ def _check(model, x: torch.Tensor, num_classes: int) -> None:
 
 
 def test_registry_has_the_issue_models():
-    assert {"tinycnn", "smallcnn", "allcnn", "resnet18", "resnet34", "resnet50", "vit", "vit_b16"} <= set(MODELS)
+    assert {"tinycnn", "smallcnn", "allcnn", "resnet8", "resnet20", "resnet18", "resnet34", "resnet50", "vit",
+            "vit_b16"} <= set(MODELS)
     assert default_model("digits") == "tinycnn" and default_model("cifar10") == "smallcnn"
 
 
