@@ -42,17 +42,32 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, load {os.getloadavg()[0]:.1f}"
 
 
+STAGE_SECONDS: dict[str, float] = {}
+"""every stage record this process planned -> its seconds (reused stages included: what the part costs from scratch)."""
+
+
 def run(cfg: PipelineConfig) -> tuple[pd.DataFrame, float]:
+    """the summary and this invocation's wall time; records the stages' own seconds in STAGE_SECONDS."""
     t0 = time.perf_counter()
     res = run_pipeline(cfg, progress=True)
     for s in res.failed:
         print(f"FAILED {s.label}: {s.error}", file=sys.stderr)
+    for s in res.stages:
+        record = Path(s.run_dir) / f"stage_{s.kind}.json"
+        STAGE_SECONDS[str(record.resolve())] = stage_seconds(record)
     df = res.summary()
     if df is None:
         return pd.DataFrame(), time.perf_counter() - t0
     # the original and the retrained oracle have no unlearning time: their training time (manifest) instead
     df["time/unlearn_s"] = [t if t == t else train_seconds(r) for t, r in zip(df["time/unlearn_s"], df["run"])]
     return df, time.perf_counter() - t0
+
+
+def stage_seconds(record: Path) -> float:
+    try:
+        return float(json.loads(record.read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
 
 
 def train_seconds(run: str) -> float:
@@ -89,6 +104,11 @@ def mean(df: pd.DataFrame, method: str, col: str) -> float:
     return float(v.mean()) if len(v) else float("nan")
 
 
+def spent(wall: float) -> str:
+    return (f"this invocation's wall time {wall:.0f} s; stage compute {sum(STAGE_SECONDS.values()):.0f} s (the sum "
+            f"of its {len(STAGE_SECONDS)} stages' own seconds, stages reused from earlier invocations included)")
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
@@ -107,10 +127,11 @@ def part_cr(a) -> str:
             frames.append(df)
             wall += w
     df = pd.concat(frames, ignore_index=True).drop_duplicates("run")
+    df.to_csv(a.out / "cr.csv", index=False)
     aus = {m: mean(df, m, "aus") for m in ["retrained", *methods]}
     lines = [f"Classes {a.classes}; seeds {a.seeds} for {', '.join(seeded)}, seed {a.seeds[0]} for the other methods; "
              f"{a.epochs or 30}-epoch {a.model or 'smallcnn'} original/retrained on {a.device}; "
-             f"pipeline wall time {wall:.0f} s.", "", markdown(table(df)), "",
+             f"{spent(wall)}.", "", markdown(table(df)), "",
              "Goals and the paper's ordering (CIFAR-100 table: SCAR above NegativeGradient and RandomLabels, "
              "close to DUCK; retrained ≈ 1):", ""]
     if "scar" in aus:
@@ -127,6 +148,9 @@ def part_cr(a) -> str:
     lines.append(f"- retrained AUS {aus['retrained']:.3f} ≈ 1: {verdict(aus['retrained'] >= 0.97)}")
     ranking = sorted(((v, m) for m, v in aus.items() if m != "retrained" and v == v), reverse=True)
     lines.append("- AUS ranking: " + " > ".join(f"{m} {v:.3f}" for v, m in ranking))
+    one = df[(df["forget_classes"].astype(str) == str(a.classes[0])) & (df["seed"] == a.seeds[0])]
+    lines += ["", f"One class, one seed (class {a.classes[0]}, seed {a.seeds[0]}): every method", "",
+              markdown(table(one))]
     return "\n".join(lines)
 
 
@@ -135,10 +159,11 @@ def part_hr(a) -> str:
                          methods=a.methods or ["scar", "scar_self", "finetune"], seeds=a.seeds, epochs=a.epochs,
                          out=str(a.out / "runs"), device=a.device, model=a.model, jobs=a.jobs)
     df, wall = run(cfg)
+    df.to_csv(a.out / "hr.csv", index=False)
     test0 = mean(df, "original", "acc/test")
     lines = [f"Forget {a.forget_size} random training images (split seed 0, one retrained oracle), unlearning "
              f"seeds {a.seeds}; "
-             f"wall time {wall:.0f} s.", "", markdown(table(df)), ""]
+             f"{spent(wall)}.", "", markdown(table(df)), ""]
     for m in [m for m in df["method"].unique() if m not in ("original",)]:
         g = df[df["method"] == m]
         gap = (pd.to_numeric(g["acc/forget_train"]) - pd.to_numeric(g["acc/test"])).abs().mean() * 100
@@ -161,7 +186,8 @@ def part_surrogate(a) -> str:
         frames.append(df[df["method"] == "scar"].assign(surrogate=label))
         wall += w
     df = pd.concat(frames, ignore_index=True)
-    return "\n".join([f"SCAR, classes {a.classes}, seeds {a.seeds}; wall time {wall:.0f} s.", "",
+    df.to_csv(a.out / "surrogate.csv", index=False)
+    return "\n".join([f"SCAR, classes {a.classes}, seeds {a.seeds}; {spent(wall)}.", "",
                       markdown(table(df, by="surrogate"))])
 
 

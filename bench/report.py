@@ -1,0 +1,155 @@
+"""Run the benchmarks and write BENCHMARKS.md (issue 8): one page, every number with the command that made it.
+
+    python bench/report.py --run            # run every step not yet done (hours on a 2-core CPU), then write
+    python bench/report.py --run --only cr hr --force   # rerun some steps
+    python bench/report.py                  # only rebuild BENCHMARKS.md from what bench/out/ holds
+
+Each step is a separate process (the command a reader can copy); its wall time and the peak resident memory
+of its largest process are recorded in bench/out/report/<step>.json, its output in <step>.log. A step's
+result block is its markdown file when it writes one, else the end of what it printed. The editorial text
+(what the numbers mean, which goals are unmet and why) lives in bench/NOTES.md and is inserted per section.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+LOGS = OUT / "report"
+PY = "python"  # as printed; run with this interpreter
+
+# (section, step, command, result file or None: the printed output's tail)
+STEPS = [
+    ("1", "cr", "bench/bench_repro.py cr --classes 0 1 --seeds 0 1 2 --seeded scar,scar_self --epochs 8",
+     "bench/out/repro/cr.md"),
+    ("2", "hr", "bench/bench_repro.py hr --seeds 0 1 2 --methods scar,finetune --epochs 8", "bench/out/repro/hr.md"),
+    ("3", "surrogate", "bench/bench_repro.py surrogate --classes 0 --seeds 0 1 2 --epochs 8",
+     "bench/out/repro/surrogate.md"),
+    ("3", "surrogate_digits", "bench/bench_surrogate_digits.py --classes 0 3 7", None),
+    ("4", "scar", "bench/bench_scar.py --epochs 30", "bench/out/scar/scar.md"),
+    ("4", "scar_resnet8", "bench/bench_scar.py --model resnet8 --epochs 15 --out bench/out/scar_resnet8",
+     "bench/out/scar_resnet8/scar.md"),
+    ("4", "evaluate", "bench/bench_evaluate.py --run {scar_run}", "bench/out/evaluate/evaluate.md"),
+    ("4", "demo", "bench/bench_demo.py", None),
+    ("4", "train", "bench/bench_train.py --max-batches 5", "bench/out/train.md"),
+    ("4", "dashboard", "bench/bench_dashboard.py", None),
+    ("4", "sweep", "bench/bench_sweep.py", None),
+]
+SECTIONS = {"1": "1. Class removal (CR) on cifar10-mini: the paper-style table",
+            "2": "2. Homogeneous removal (HR): 500 random images",
+            "3": "3. Surrogate ablation",
+            "4": "4. Speed and memory",
+            "5": "5. GPU: ResNet-18 at the paper's hyper-parameters"}
+GPU_COMMAND = ("bench/bench_repro.py cr --model resnet18 --device cuda --jobs 4 --classes 0 1 2 "
+               "--out bench/out/repro_gpu")
+PEAK = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); "
+        "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+
+
+def scar_run() -> str:
+    """the SCAR run of the CR reproduction (class 0, seed 0), for the evaluation timing."""
+    runs = sorted((OUT / "repro" / "runs").glob("cifar10-mini__smallcnn/CR-f0__*/scar__s0__*"))
+    return str(runs[0]) if runs else "RUN"
+
+
+def command(step: str, cmd: str) -> str:
+    return f"{PY} {cmd.format(scar_run=scar_run())}"
+
+
+def run_step(step: str, cmd: str) -> dict:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-c", PEAK, sys.executable, *command(step, cmd).split()[1:]]
+    load = os.getloadavg()[0]
+    print(f"[{time.strftime('%H:%M:%S')}] {step}: {command(step, cmd)}", flush=True)
+    t0 = time.perf_counter()
+    with open(LOGS / f"{step}.log", "w") as log:
+        proc = subprocess.run(argv, cwd=ROOT, stdout=log, stderr=subprocess.PIPE, text=True)
+        log.write(proc.stderr)
+    peak = re.findall(r"PEAK_KIB (\d+)", proc.stderr)
+    rec = {"step": step, "command": command(step, cmd), "rc": proc.returncode,
+           "seconds": round(time.perf_counter() - t0, 1), "peak_mib": round(int(peak[-1]) / 1024) if peak else None,
+           "load_before": round(load, 2), "machine": machine(), "finished": time.strftime("%Y-%m-%d %H:%M")}
+    (LOGS / f"{step}.json").write_text(json.dumps(rec, indent=1))
+    print(f"    rc={rec['rc']} {rec['seconds']} s, peak {rec['peak_mib']} MiB", flush=True)
+    return rec
+
+
+def machine() -> str:
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores, Python {platform.python_version()}, no GPU"
+
+
+def result_block(step: str, result: str | None) -> str:
+    if result and (ROOT / result).is_file():
+        text = (ROOT / result).read_text().strip()
+        return text.split("\n", 1)[1].strip() if text.startswith("`python") else text  # the command is shown above
+    log = LOGS / f"{step}.log"
+    if not log.is_file():
+        return "_not run yet_"
+    lines = [ln for ln in log.read_text().splitlines()
+             if ln.strip() and "\r" not in ln and "PEAK_KIB" not in ln and "%|" not in ln]
+    return "```\n" + "\n".join(lines[-30:]) + "\n```"
+
+
+def notes() -> dict[str, str]:
+    """bench/NOTES.md split at '## <section>' headings."""
+    path = ROOT / "bench" / "NOTES.md"
+    parts = re.split(r"^## (\S+)\s*$", path.read_text(), flags=re.M) if path.is_file() else [""]
+    return {k: v.strip() for k, v in zip(parts[1::2], parts[2::2])} | {"intro": parts[0].strip()}
+
+
+def write() -> Path:
+    note = notes()
+    out = ["# scarlab benchmarks", "",
+           "Generated by `python bench/report.py` from `bench/out/` (rerun everything: `python bench/report.py --run "
+           "--force`). Each block: the command, when and where it ran, its wall time and the peak resident memory of "
+           "its largest process; then its output. Data: `$SCARLAB_SHARED_DATA/cifar10-mini` (5,000 train + 1,000 "
+           "test CIFAR-10 images) and `ood-mini` (2,000 CIFAR-100 images, 4 chunks) as surrogate.", ""]
+    if note["intro"]:
+        out += [note["intro"], ""]
+    for sec, title in SECTIONS.items():
+        out += [f"## {title}", ""]
+        if sec in note:
+            out += [note[sec], ""]
+        for s, step, cmd, result in STEPS:
+            if s != sec:
+                continue
+            rec_path = LOGS / f"{step}.json"
+            rec = json.loads(rec_path.read_text()) if rec_path.is_file() else None
+            out += [f"`{rec['command'] if rec else command(step, cmd)}`", ""]
+            if rec:
+                out += [f"_{rec['finished']}, {rec['machine']}, load {rec['load_before']} before; "
+                        f"{rec['seconds']:.0f} s wall, peak memory {rec['peak_mib']} MiB, exit {rec['rc']}_", ""]
+            out += [result_block(step, result), ""]
+        if sec == "5":
+            out += [f"`{PY} {GPU_COMMAND}`", ""]
+    path = ROOT / "BENCHMARKS.md"
+    path.write_text("\n".join(out).rstrip() + "\n")
+    return path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", action="store_true", help="run the steps (those without a record, unless --force)")
+    ap.add_argument("--only", nargs="+", default=None, help="steps to run: " + " ".join(s[1] for s in STEPS))
+    ap.add_argument("--force", action="store_true", help="rerun steps that have a record")
+    a = ap.parse_args()
+    failed = 0
+    if a.run:
+        for _, step, cmd, _ in STEPS:
+            if (a.only and step not in a.only) or ((LOGS / f"{step}.json").is_file() and not a.force):
+                continue
+            failed += run_step(step, cmd)["rc"] != 0
+    print(f"wrote {write()}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
