@@ -216,9 +216,7 @@ def test_demo_runs_scar_scar_self_and_two_baselines(tmp_path):
     from scarlab.commands.demo import demo_config
 
     cfg = demo_config(str(tmp_path / "demo"))
-    assert cfg.methods[:2] == ["scar", "scar_self"]
-    baselines = [m for m in METHODS if m not in ("scar", "scar_self")]
-    assert len(cfg.methods) == 2 + min(2, len(baselines))
+    assert cfg.methods == ["scar", "scar_self", "finetune", "negative_gradient"] and cfg.embed
     kinds = [s.kind for s in plan(cfg)]  # validates: every demo method exists and needs nothing withheld
     assert kinds.count("unlearn") == len(cfg.methods) and kinds[-1] == "compare"
 

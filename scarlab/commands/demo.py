@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 
 from . import _common
 
 DEFAULT_OUT = "runs/demo"
-PREFERRED_BASELINES = ("finetune", "negative_gradient", "random_labels", "bad_teacher", "scrub", "duck")
+METHODS = ["scar", "scar_self", "finetune", "negative_gradient"]  # SCAR, SCAR-self and two baselines
 
 
 def register(sub) -> None:
@@ -26,41 +25,19 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def demo_methods() -> list[str]:
-    """SCAR, SCAR-self and (up to) two registered baselines, preferring fine-tuning and negative gradient."""
-    from ..unlearn import METHODS
-
-    baselines = [m for m in PREFERRED_BASELINES if m in METHODS]
-    baselines += [m for m in METHODS if m not in baselines and m not in ("scar", "scar_self")]
-    return [m for m in ("scar", "scar_self") if m in METHODS] + baselines[:2]
-
-
-def has_embed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("scarlab.embed") is not None
-
-
 def demo_config(out: str = DEFAULT_OUT, jobs: int = 2, device: str = "cpu"):
     from ..pipeline import PipelineConfig
 
-    return PipelineConfig(dataset="digits", scenario="CR", forget_classes=[[0]], methods=demo_methods(), seeds=[0],
-                          embed=has_embed(), out=out, jobs=jobs, device=device)
+    return PipelineConfig(dataset="digits", scenario="CR", forget_classes=[[0]], methods=METHODS, seeds=[0], embed=True,
+                          out=out, jobs=jobs, device=device)
 
 
 def serve_dashboard(runs: str, port: int) -> int:
     """Start the dashboard through its own command (`scarlab dashboard --runs DIR --port N`)."""
-    from ..errors import ScarlabError
+    from . import dashboard
 
-    try:
-        mod = importlib.import_module("scarlab.commands.dashboard")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("scarlab"):
-            raise ScarlabError(f"the dashboard is not part of this installation ({exc.name} is missing); the demo "
-                               f"runs are in {runs} — open them with `scarlab dashboard --runs {runs}` once it is") from None
-        raise
     parser = argparse.ArgumentParser(prog="scarlab")
-    mod.register(parser.add_subparsers(dest="command"))
+    dashboard.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["dashboard", "--runs", str(runs), "--port", str(port)])
     args.extra = []
     return args.func(args) or 0
@@ -70,10 +47,6 @@ def run(args) -> int:
     from ..pipeline import run_pipeline
 
     cfg = demo_config(args.out, args.jobs, args.device)
-    if len(cfg.methods) < 4:
-        print(f"note: only {', '.join(cfg.methods)} are registered; the demo runs those")
-    if not cfg.embed:
-        print("note: scarlab.embed is not installed: embeddings (the dashboard's feature-migration page) are skipped")
     print(f"demo: digits, forget class 0, methods {', '.join(cfg.methods)} -> {args.out}")
     result = run_pipeline(cfg, progress=not args.quiet)
     _common.report(result, "demo pipeline", ("method", "acc/forget_test", "acc/retain_test", "mia/svc/acc", "aus",
