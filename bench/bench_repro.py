@@ -4,6 +4,7 @@
     python bench/bench_repro.py cr --classes 0 1 --seeds 0 1 2 --seeded scar,scar_self --epochs 8   # CPU-sized
     python bench/bench_repro.py hr --seeds 0 1 2                           # homogeneous removal, 500 images
     python bench/bench_repro.py surrogate --classes 0 --seeds 0 1 2        # ood-mini 1/2/4 chunks vs noise
+    python bench/bench_repro.py cr --methods scar --set scar.lr=0.00025 --name cr_scar_lr   # a parameter variant
     python bench/bench_repro.py cr --model resnet18 --device cuda --jobs 4 --out bench/out/repro_gpu  # GPU (issue 8.5)
 
 Each part runs the real pipeline (stage notebooks through papermill, smallcnn, 30-epoch original and retrained
@@ -122,12 +123,12 @@ def part_cr(a) -> str:
         if ms and seeds:
             cfg = PipelineConfig(dataset=DATA, surrogate=OOD, scenario="CR", forget_classes=[[c] for c in a.classes],
                                  methods=ms, seeds=seeds, epochs=a.epochs, out=str(a.out / "runs"), device=a.device,
-                                 model=a.model, jobs=a.jobs)
+                                 model=a.model, jobs=a.jobs, params=a.params)
             df, w = run(cfg)
             frames.append(df)
             wall += w
     df = pd.concat(frames, ignore_index=True).drop_duplicates("run")
-    df.to_csv(a.out / "cr.csv", index=False)
+    df.to_csv(a.out / f"{a.name}.csv", index=False)
     aus = {m: mean(df, m, "aus") for m in ["retrained", *methods]}
     lines = [f"Classes {a.classes}; seeds {a.seeds} for {', '.join(seeded)}, seed {a.seeds[0]} for the other methods; "
              f"{a.epochs or 30}-epoch {a.model or 'smallcnn'} original/retrained on {a.device}; "
@@ -157,9 +158,9 @@ def part_cr(a) -> str:
 def part_hr(a) -> str:
     cfg = PipelineConfig(dataset=DATA, surrogate=OOD, scenario="HR", forget_size=a.forget_size, split_seed=0,
                          methods=a.methods or ["scar", "scar_self", "finetune"], seeds=a.seeds, epochs=a.epochs,
-                         out=str(a.out / "runs"), device=a.device, model=a.model, jobs=a.jobs)
+                         out=str(a.out / "runs"), device=a.device, model=a.model, jobs=a.jobs, params=a.params)
     df, wall = run(cfg)
-    df.to_csv(a.out / "hr.csv", index=False)
+    df.to_csv(a.out / f"{a.name}.csv", index=False)
     test0 = mean(df, "original", "acc/test")
     lines = [f"Forget {a.forget_size} random training images (split seed 0, one retrained oracle), unlearning "
              f"seeds {a.seeds}; "
@@ -179,14 +180,15 @@ def part_surrogate(a) -> str:
                                      ("ood-mini, 4 chunks", OOD, 4), ("gaussian noise (2,000)", "gaussian_noise", None)]:
         cfg = PipelineConfig(dataset=DATA, surrogate=surrogate, surrogate_chunks=chunks, scenario="CR",
                              forget_classes=[[c] for c in a.classes], methods=["scar"], seeds=a.seeds,
-                             epochs=a.epochs, out=str(a.out / "runs"), device=a.device, model=a.model, jobs=a.jobs)
+                             epochs=a.epochs, out=str(a.out / "runs"), device=a.device, model=a.model, jobs=a.jobs,
+                             params=a.params)
         df, w = run(cfg)
         if not frames:
             frames.append(df[df["method"] == "retrained"].assign(surrogate="(retrained oracle)"))
         frames.append(df[df["method"] == "scar"].assign(surrogate=label))
         wall += w
     df = pd.concat(frames, ignore_index=True)
-    df.to_csv(a.out / "surrogate.csv", index=False)
+    df.to_csv(a.out / f"{a.name}.csv", index=False)
     return "\n".join([f"SCAR, classes {a.classes}, seeds {a.seeds}; {spent(wall)}.", "",
                       markdown(table(df, by="surrogate"))])
 
@@ -204,8 +206,19 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="registered model (default: smallcnn)")
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
     ap.add_argument("--jobs", type=int, default=1, help="stages run at once (a GPU fits several small ones)")
+    ap.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                    help="a method parameter for every run of this part, e.g. scar.lr=0.00025 (repeatable)")
+    ap.add_argument("--name", default=None, help="result files OUT/NAME.md and .csv (default: the part)")
     ap.add_argument("--out", type=Path, default=Path("bench/out/repro"))
     a = ap.parse_args()
+    a.name = a.name or a.part
+    a.params = {}
+    for item in a.set:
+        key, _, value = item.partition("=")
+        method, _, param = key.partition(".")
+        if not (method and param and value):
+            sys.exit(f"bench_repro: --set {item!r} is not METHOD.KEY=VALUE (e.g. scar.lr=0.00025)")
+        a.params.setdefault(method, {})[param] = value
     for p in (SHARED / "cifar10-mini", SHARED / "ood-mini"):
         if not p.is_dir():
             sys.exit(f"bench_repro: {p} not found; set SCARLAB_SHARED_DATA to the folder holding cifar10-mini and ood-mini")
@@ -215,7 +228,7 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     text = (f"`python bench/bench_repro.py {' '.join(sys.argv[1:])}` — {machine()}; "
             f"{time.perf_counter() - t0:.0f} s, peak stage memory {peak:.0f} MiB\n\n{body}\n")
-    (a.out / f"{a.part}.md").write_text(text)
+    (a.out / f"{a.name}.md").write_text(text)
     print(text)
 
 

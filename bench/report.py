@@ -30,8 +30,12 @@ PY = "python"  # as printed; run with this interpreter
 STEPS = [
     ("1", "cr", "bench/bench_repro.py cr --classes 0 1 --seeds 0 1 2 --seeded scar,scar_self --epochs 8",
      "bench/out/repro/cr.md"),
+    ("1", "cr_scar4", "bench/bench_repro.py cr --classes 0 1 2 3 --seeds 0 --methods scar,scar_self --epochs 8 "
+     "--name cr_scar4", "bench/out/repro/cr_scar4.md"),
+    ("1", "cr_scar_lr", "bench/bench_repro.py cr --classes 0 1 2 3 --seeds 0 --methods scar,scar_self --epochs 8 "
+     "--set scar.lr=0.00025 --set scar_self.lr=0.00025 --name cr_scar_lr", "bench/out/repro/cr_scar_lr.md"),
     ("2", "hr", "bench/bench_repro.py hr --seeds 0 1 2 --methods scar,finetune --epochs 8", "bench/out/repro/hr.md"),
-    ("3", "surrogate", "bench/bench_repro.py surrogate --classes 0 --seeds 0 1 2 --epochs 8",
+    ("3", "surrogate", "bench/bench_repro.py surrogate --classes 0 1 --seeds 0 --epochs 8",
      "bench/out/repro/surrogate.md"),
     ("3", "surrogate_digits", "bench/bench_surrogate_digits.py --classes 0 3 7", None),
     ("4", "scar", "bench/bench_scar.py --epochs 30", "bench/out/scar/scar.md"),
