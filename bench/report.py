@@ -5,9 +5,10 @@
     python bench/report.py                  # only rebuild BENCHMARKS.md from what bench/out/ holds
 
 Each step is a separate process (the command a reader can copy); its wall time and the peak resident memory
-of its largest process are recorded in bench/out/report/<step>.json, its output in <step>.log. A step's
-result block is its markdown file when it writes one, else the end of what it printed. The editorial text
-(what the numbers mean, which goals are unmet and why) lives in bench/NOTES.md and is inserted per section.
+of its largest process are recorded in bench/out/report/<step>.json, what it prints in <step>.log (its stderr
+in <step>.err). A step's result block is its markdown file when it writes one, else the end of what it
+printed. The editorial text (what the numbers mean, which goals are unmet and why) lives in bench/NOTES.md and
+is inserted per section.
 """
 from __future__ import annotations
 
@@ -35,11 +36,16 @@ STEPS = [
     ("1", "cr_scar_lr", "bench/bench_repro.py cr --classes 0 1 2 3 --seeds 0 --methods scar,scar_self --epochs 8 "
      "--set scar.lr=0.00025 --set scar_self.lr=0.00025 --name cr_scar_lr", "bench/out/repro/cr_scar_lr.md"),
     ("2", "hr", "bench/bench_repro.py hr --seeds 0 1 2 --methods scar,finetune --epochs 8", "bench/out/repro/hr.md"),
+    ("2", "hr_scar_lr", "bench/bench_repro.py hr --seeds 0 1 2 --methods scar --epochs 8 --set scar.lr=0.00025 "
+     "--name hr_scar_lr", "bench/out/repro/hr_scar_lr.md"),
     ("3", "surrogate", "bench/bench_repro.py surrogate --classes 0 1 --seeds 0 --epochs 8",
      "bench/out/repro/surrogate.md"),
+    ("3", "surrogate_scar_lr", "bench/bench_repro.py surrogate --classes 0 1 --seeds 0 --epochs 8 "
+     "--set scar.lr=0.00025 --name surrogate_scar_lr", "bench/out/repro/surrogate_scar_lr.md"),
     ("3", "surrogate_digits", "bench/bench_surrogate_digits.py --classes 0 3 7", None),
-    ("4", "scar", "bench/bench_scar.py --epochs 30", "bench/out/scar/scar.md"),
-    ("4", "scar_resnet8", "bench/bench_scar.py --model resnet8 --epochs 15 --out bench/out/scar_resnet8",
+    ("4", "scar", "bench/bench_scar.py --epochs 30 --reuse", "bench/out/scar/scar.md"),
+    ("4", "scar_resnet8", "bench/bench_scar.py --model resnet8 --epochs 15 --out bench/out/scar_resnet8 --reuse "
+     "--lrs 0.0005 0.001",
      "bench/out/scar_resnet8/scar.md"),
     ("4", "evaluate", "bench/bench_evaluate.py --run {scar_run}", "bench/out/evaluate/evaluate.md"),
     ("4", "demo", "bench/bench_demo.py", None),
@@ -59,9 +65,17 @@ PEAK = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); "
 
 
 def scar_run() -> str:
-    """the SCAR run of the CR reproduction (class 0, seed 0), for the evaluation timing."""
-    runs = sorted((OUT / "repro" / "runs").glob("cifar10-mini__smallcnn/CR-f0__*/scar__s0__*"))
-    return str(runs[0]) if runs else "RUN"
+    """the SCAR run of the CR reproduction (class 0, seed 0, default parameters, all of ood-mini), for the
+    evaluation timing."""
+    for run in sorted((OUT / "repro" / "runs").glob("cifar10-mini__smallcnn/CR-f0__*/scar__s0__*")):
+        try:
+            cfg = json.loads((run / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if cfg.get("params", {}).get("lr") == 5e-4 and cfg.get("surrogate_chunks") is None \
+                and "ood-mini" in cfg.get("surrogate", ""):
+            return str(run)
+    return "RUN"
 
 
 def command(step: str, cmd: str) -> str:
@@ -74,9 +88,9 @@ def run_step(step: str, cmd: str) -> dict:
     load = os.getloadavg()[0]
     print(f"[{time.strftime('%H:%M:%S')}] {step}: {command(step, cmd)}", flush=True)
     t0 = time.perf_counter()
-    with open(LOGS / f"{step}.log", "w") as log:
+    with open(LOGS / f"{step}.log", "w") as log:  # what it prints (the result); warnings and progress: .err
         proc = subprocess.run(argv, cwd=ROOT, stdout=log, stderr=subprocess.PIPE, text=True)
-        log.write(proc.stderr)
+    (LOGS / f"{step}.err").write_text(proc.stderr)
     peak = re.findall(r"PEAK_KIB (\d+)", proc.stderr)
     rec = {"step": step, "command": command(step, cmd), "rc": proc.returncode,
            "seconds": round(time.perf_counter() - t0, 1), "peak_mib": round(int(peak[-1]) / 1024) if peak else None,
