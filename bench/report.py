@@ -74,7 +74,7 @@ def scar_run() -> str:
             continue
         if cfg.get("params", {}).get("lr") == 5e-4 and cfg.get("surrogate_chunks") is None \
                 and "ood-mini" in cfg.get("surrogate", ""):
-            return str(run)
+            return str(run.relative_to(ROOT))
     return "RUN"
 
 
@@ -107,7 +107,8 @@ def machine() -> str:
 def result_block(step: str, result: str | None) -> str:
     if result and (ROOT / result).is_file():
         text = (ROOT / result).read_text().strip()
-        return text.split("\n", 1)[1].strip() if text.startswith("`python") else text  # the command is shown above
+        text = text.split("\n", 1)[1].strip() if text.startswith("`python") else text  # the command is shown above
+        return re.sub(r"^#+ (.*)$", r"**\1**", text, flags=re.M)  # its headings would break this page's outline
     log = LOGS / f"{step}.log"
     if not log.is_file():
         return "_not run yet_"
@@ -143,13 +144,14 @@ def write() -> Path:
             rec = json.loads(rec_path.read_text()) if rec_path.is_file() else None
             out += [f"`{rec['command'] if rec else command(step, cmd)}`", ""]
             if rec:
-                out += [f"_{rec['finished']}, {rec['machine']}, load {rec['load_before']} before; "
+                out += [f"_finished {rec['finished']}, {rec['machine']}, load {rec['load_before']} before; "
                         f"{rec['seconds']:.0f} s wall, peak memory {rec['peak_mib']} MiB, exit {rec['rc']}_", ""]
             out += [result_block(step, result), ""]
         if sec == "5":
             out += [f"`{PY} {GPU_COMMAND}`", ""]
     path = ROOT / "BENCHMARKS.md"
-    path.write_text("\n".join(out).rstrip() + "\n")
+    text = "\n".join(out).rstrip().replace(sys.executable, "python").replace(f"{ROOT}/", "")  # paths as typed
+    path.write_text(text + "\n")
     return path
 
 
