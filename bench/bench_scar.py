@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--speed-steps", type=int, default=20, help="steps for the fast-vs-faithful comparison")
     ap.add_argument("--lrs", type=float, nargs="+", default=[5e-4, 2.5e-4],
                     help="SCAR learning rates to run (the paper's 5e-4, and half of it)")
+    ap.add_argument("--batch-size", type=int, default=1024, help="SCAR batch of the comparison (the paper's 1,024)")
     ap.add_argument("--speed-hr-size", type=int, default=2500, help="HR forget set of the second speed comparison")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reuse", action="store_true", help="reuse trained original/retrained runs in OUT")
@@ -68,10 +69,11 @@ def main() -> None:
                             params=params, **where)
         return run_unlearn(cfg, out / name, overwrite=True, progress=False)
 
-    scars = {lr: unlearn(f"scar_lr{lr:g}", lr=lr) for lr in args.lrs}
+    scars = {lr: unlearn(f"scar_lr{lr:g}", lr=lr, batch_size=args.batch_size) for lr in args.lrs}
     rows = []
     for name, run, t in (("original", original, float("nan")), ("retrained", retrained, retrained.metrics["time/train_s"]),
-                         *((f"scar (lr {lr:g})", r, r.metrics["time/unlearn_s"]) for lr, r in scars.items())):
+                         *((f"scar (lr {lr:g}, batch {args.batch_size})", r, r.metrics["time/unlearn_s"])
+                           for lr, r in scars.items())):
         m = run.metrics
         ft = m.get("acc/forget_test", 1.0 if name == "original" else float("nan"))
         if name == "original":  # the original run has no split: evaluate on the same split as the others

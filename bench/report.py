@@ -45,7 +45,7 @@ STEPS = [
     ("3", "surrogate_digits", "bench/bench_surrogate_digits.py --classes 0 3 7", None),
     ("4", "scar", "bench/bench_scar.py --epochs 30 --reuse", "bench/out/scar/scar.md"),
     ("4", "scar_resnet8", "bench/bench_scar.py --model resnet8 --epochs 15 --out bench/out/scar_resnet8 --reuse "
-     "--lrs 0.0005 0.001",
+     "--lrs 0.0005 0.001 --batch-size 256",
      "bench/out/scar_resnet8/scar.md"),
     ("4", "evaluate", "bench/bench_evaluate.py --run {scar_run}", "bench/out/evaluate/evaluate.md"),
     ("4", "demo", "bench/bench_demo.py", None),
