@@ -29,7 +29,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scarlab.pipeline import PipelineConfig, run_pipeline  # noqa: E402
+from scarlab.errors import ScarlabError  # noqa: E402
+from scarlab.pipeline import PipelineConfig, parse_sets, run_pipeline  # noqa: E402
 from scarlab.unlearn import METHODS  # noqa: E402
 
 SHARED = Path(os.environ.get("SCARLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -212,13 +213,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/out/repro"))
     a = ap.parse_args()
     a.name = a.name or a.part
-    a.params = {}
-    for item in a.set:
-        key, _, value = item.partition("=")
-        method, _, param = key.partition(".")
-        if not (method and param and value):
-            sys.exit(f"bench_repro: --set {item!r} is not METHOD.KEY=VALUE (e.g. scar.lr=0.00025)")
-        a.params.setdefault(method, {})[param] = value
+    try:
+        a.params = parse_sets(a.set)
+    except ScarlabError as exc:
+        sys.exit(f"bench_repro: {exc}")
     for p in (SHARED / "cifar10-mini", SHARED / "ood-mini"):
         if not p.is_dir():
             sys.exit(f"bench_repro: {p} not found; set SCARLAB_SHARED_DATA to the folder holding cifar10-mini and ood-mini")

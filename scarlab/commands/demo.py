@@ -6,7 +6,7 @@ import argparse
 from . import _common
 
 DEFAULT_OUT = "runs/demo"
-METHODS = ["scar", "scar_self", "finetune", "negative_gradient"]  # SCAR, SCAR-self and two baselines
+DEMO_METHODS = ["scar", "scar_self", "finetune", "negative_gradient"]  # SCAR, SCAR-self and two baselines
 
 
 def register(sub) -> None:
@@ -28,8 +28,8 @@ def register(sub) -> None:
 def demo_config(out: str = DEFAULT_OUT, jobs: int = 2, device: str = "cpu"):
     from ..pipeline import PipelineConfig
 
-    return PipelineConfig(dataset="digits", scenario="CR", forget_classes=[[0]], methods=METHODS, seeds=[0], embed=True,
-                          out=out, jobs=jobs, device=device)
+    return PipelineConfig(dataset="digits", scenario="CR", forget_classes=[[0]], methods=DEMO_METHODS, seeds=[0],
+                          embed=True, out=out, jobs=jobs, device=device)
 
 
 def serve_dashboard(runs: str, port: int) -> int:
