@@ -13,25 +13,37 @@ import torch.nn.functional as F
 
 from .errors import ScarlabError
 
-_EPS = 1e-6  # floor before x^delta: the gradient of sqrt at exactly 0 is infinite
+_EPS = 1e-6  # floor inside x^delta: the gradient of sqrt at exactly 0 is infinite
+
+
+def _power(x: torch.Tensor, delta: float) -> torch.Tensor:
+    """|x|^delta with exact zeros kept at 0 (the authors' transform) and a finite (zero) gradient there."""
+    a = x.abs()
+    return torch.where(a > 0, a.clamp_min(_EPS).pow(delta), torch.zeros_like(a))
 
 
 def tukey(x: torch.Tensor, delta: float = 0.5, signed: bool = False, model_name: str = "the model") -> torch.Tensor:
-    """x -> x^delta for non-negative features; ``signed=True`` uses sign(x)|x|^delta instead of failing."""
+    """x -> x^delta for non-negative features (exact zeros stay 0); ``signed=True`` uses sign(x)|x|^delta instead
+    of failing on negative features."""
     if signed:
-        return torch.sign(x) * x.abs().clamp_min(_EPS).pow(delta)
+        return torch.sign(x) * _power(x, delta)
     if (x < -1e-5).any():
         raise ScarlabError(f"{model_name} produced negative features (min {float(x.detach().min()):.3g}); SCAR's Tukey "
                            "transform needs post-ReLU features: add a ReLU before pooling, or pass signed_tukey=True")
-    return x.clamp_min(_EPS).pow(delta)
+    return _power(x.clamp_min(0), delta)
 
 
 def shrink(cov: torch.Tensor, gamma1: float = 3.0, gamma2: float = 3.0) -> torch.Tensor:
-    """Σ + γ1·mean(diag Σ)·I + γ2·mean(offdiag Σ)·(1 − I), batched over leading dimensions. [..., D, D]."""
+    """Σ + γ1·mean(diag Σ)·I + γ2·mean(offdiag Σ)·(1 − I), batched over leading dimensions. [..., D, D].
+
+    mean(offdiag Σ) averages the *non-zero* off-diagonal entries (as the authors do: a feature that is always 0
+    contributes exact-zero covariances, which would otherwise dilute the mean)."""
     d = cov.shape[-1]
     eye = torch.eye(d, dtype=cov.dtype, device=cov.device)
     v1 = cov.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None]
-    v2 = ((cov * (1 - eye)).sum((-2, -1)) / max(d * d - d, 1))[..., None, None]
+    off = cov * (1 - eye)
+    nonzero = (off != 0).sum((-2, -1)).clamp_min(1)
+    v2 = (off.sum((-2, -1)) / nonzero)[..., None, None]
     return cov + gamma1 * v1 * eye + gamma2 * v2 * (1 - eye)
 
 
@@ -41,9 +53,12 @@ def correlation(cov: torch.Tensor) -> torch.Tensor:
     return cov / (sd[..., :, None] * sd[..., None, :])
 
 
-def precision_from_cov(cov: torch.Tensor, gamma1: float = 3.0, gamma2: float = 3.0) -> torch.Tensor:
-    """Shrink twice (as the authors do), normalise to correlation, pseudo-invert. [K, D, D] -> [K, D, D]."""
-    return torch.linalg.pinv(correlation(shrink(shrink(cov, gamma1, gamma2), gamma1, gamma2)), hermitian=True)
+def precision_from_cov(cov: torch.Tensor, gamma1: float = 3.0, gamma2: float = 3.0, times: int = 2) -> torch.Tensor:
+    """Shrink ``times`` times (SCAR: twice, SCAR-self: once, as the authors do), normalise to correlation,
+    pseudo-invert. [K, D, D] -> [K, D, D]."""
+    for _ in range(times):
+        cov = shrink(cov, gamma1, gamma2)
+    return torch.linalg.pinv(correlation(cov), hermitian=True)
 
 
 @dataclass
@@ -66,9 +81,9 @@ class ClassStats:
             return cls(torch.from_numpy(z["means"]), torch.from_numpy(z["covs"]), torch.from_numpy(z["counts"]),
                        float(z["delta"]), bool(z["signed"]))
 
-    def metric(self, gamma1: float = 3.0, gamma2: float = 3.0, device="cpu") -> "Metric":
+    def metric(self, gamma1: float = 3.0, gamma2: float = 3.0, device="cpu", shrink_times: int = 2) -> "Metric":
         return Metric(F.normalize(self.means, dim=1).to(device),
-                      precision_from_cov(self.covs.double(), gamma1, gamma2).float().to(device),
+                      precision_from_cov(self.covs.double(), gamma1, gamma2, shrink_times).float().to(device),
                       self.delta, self.signed)
 
 

@@ -5,6 +5,7 @@ import copy
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -115,7 +116,7 @@ def _context(run_path, method="scar", surrogate=None, **kw):
 @pytest.mark.parametrize("method", ["scar", "scar_self"])
 def test_scar_never_reads_the_retain_set(digits_original, method):
     ctx = _context(digits_original)
-    METHODS[method].fn(ctx, ScarParams(epochs=2, batch_size=64, lr=1e-3, stop=False))
+    METHODS[method].fn(ctx, METHODS[method].make_params({"epochs": 2, "batch_size": 64, "stop": False}, "digits"))
     assert ctx.tracer.rows, "the method logged no step"
     assert "retain" not in METHODS[method].needs
 
@@ -190,11 +191,159 @@ def test_scar_self_lowers_forget_accuracy(digits_original, digits_retrained, run
     assert m["acc/retain_test"] >= orig["acc/retain_test"] - 0.15
 
 
-def test_faithful_and_fast_paths_agree_on_the_outcome(digits_original, tmp_path):
+def test_fast_preset_and_authors_loop_both_forget(digits_original, tmp_path):
     out = {}
-    for faithful in (False, True):
+    for preset in ("authors", "scarlab-fast"):
         cfg = UnlearnConfig(original=str(digits_original), method="scar", forget_classes=[0], device="cpu",
-                            params={"eval_every_step": faithful})
-        out[faithful] = run_unlearn(cfg, tmp_path / str(faithful), progress=False).metrics
-    assert out[True]["acc/forget_test"] <= 0.05 and out[False]["acc/forget_test"] <= 0.05
-    assert out[True]["steps"] <= out[False]["steps"]  # per-step checks stop at the first step that qualifies
+                            params={"preset": preset})
+        out[preset] = run_unlearn(cfg, tmp_path / preset, progress=False)
+        assert out[preset].metrics["acc/forget_test"] <= 0.05
+    fast = out["scarlab-fast"].config["params"]
+    assert fast["steps_per_forget_batch"] == 1 and fast["surrogate_batch_factor"] == 5
+    assert fast["bn_mode"] == "frozen" and fast["stop_check"] == "epoch" and fast["target_timing"] == "before"
+    assert out["authors"].config["params"]["steps_per_forget_batch"] == 6
+    # the authors' loop reads class statistics from the retain set and saves them with the run
+    assert (out["authors"].path / "stats.npz").is_file() and not (out["scarlab-fast"].path / "stats.npz").exists()
+
+
+# ----------------------------------------------------------------------------- the authors' loop, pinned
+def _scar_run(ctx, **kw):
+    params = METHODS["scar"].make_params({"batch_size": 64, "lr": 1e-3, "stop": False, **kw}, "digits")
+    METHODS["scar"].fn(ctx, params)
+    return [r for r in ctx.tracer.rows if "loss/total" in r], params
+
+
+def test_steps_per_forget_batch_reuse_the_forget_batch(digits_original):
+    ctx = _context(digits_original)
+    rows, p = _scar_run(ctx, epochs=2, steps_per_forget_batch=3)
+    n_batches = -(-len(ctx.forget) // 64)
+    per_batch = pd.Series([r["forget_batch"] for r in rows]).value_counts()
+    assert len(per_batch) == 2 * n_batches and (per_batch == 3).all()
+    assert len(rows) == 2 * n_batches * 3
+    # every step has a forget accuracy (checked after every step, the authors' way)
+    assert all("acc/forget_train" in r for r in rows)
+
+
+def test_batch_norm_statistics_follow_bn_mode(digits_original):
+    def running_means(model):
+        return torch.cat([m.running_mean for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)])
+
+    for mode, changes in (("train", True), ("frozen", False)):
+        ctx = _context(digits_original)
+        before = running_means(ctx.teacher).clone()
+        _scar_run(ctx, epochs=1, bn_mode=mode, steps_per_forget_batch=1)
+        assert (not torch.equal(running_means(ctx.model), before)) is changes, mode
+        assert torch.equal(running_means(ctx.teacher), before)  # the teacher is never touched
+
+
+def test_no_stop_before_the_third_epoch(digits_original):
+    ctx = _context(digits_original)
+    # a large step forgets class 0 at once, yet the earliest stop is the first step of the third epoch
+    rows, p = _scar_run(ctx, epochs=6, lr=0.05, steps_per_forget_batch=2, stop=True)
+    per_epoch = 2 * -(-len(ctx.forget) // 64)
+    assert rows[0]["acc/forget_train"] < 0.01 or rows[per_epoch - 1]["acc/forget_train"] < 0.01
+    assert len(rows) == 2 * per_epoch + 1 and rows[-1]["epoch"] == 3
+
+
+@pytest.mark.parametrize("timing,expected_calls", [("first_step", "per_batch"), ("before", 1)])
+def test_targets_are_chosen_once_and_kept(digits_original, timing, expected_calls):
+    ctx = _context(digits_original)
+    calls = []
+    real = ctx.metric.targets
+    ctx.metric.targets = lambda *a, **k: calls.append(1) or real(*a, **k)
+    _scar_run(ctx, epochs=3, target_timing=timing, steps_per_forget_batch=2)
+    n_batches = -(-len(ctx.forget) // 64)
+    assert len(calls) == (n_batches if expected_calls == "per_batch" else 1)
+    t = ctx.tracer.targets_all
+    assert (t >= 0).all() and (t != 0).all()  # every forget sample got a target, never its own class
+
+
+def test_hr_weights_switch_classes_off_and_back(monkeypatch, digits_original):
+    from scarlab.unlearn import scar as scar_mod
+
+    w = scar_mod.hr_weights({0: 0.9, 1: 0.5, 2: 0.8}, 0.8, 4)
+    assert w.tolist() == pytest.approx([0.9, 0.0, 0.8, 0.0])
+    # in a run: class 1's accuracy dips below the threshold for two measurements, then recovers
+    script = iter([0.95, 0.5, 0.5] + [0.95] * 100)
+
+    def fake_accuracy(ctx, images=None, labels=None, per_class=False):
+        a = next(script)
+        return a, {int(c): (a if c == 1 else 0.99) for c in labels.unique()}
+
+    monkeypatch.setattr(scar_mod, "forget_accuracy", fake_accuracy)
+    ctx = _context(digits_original)
+    ctx.scenario, ctx.forget_classes = "HR", []
+    ds = ctx.ds
+    ctx.forget = ImageSet(ds.train.images[:200], ds.train.labels[:200])
+    rows, _ = _scar_run(ctx, epochs=2, steps_per_forget_batch=2, batch_size=200)
+    k = len(ds.train.labels[:200].unique())
+    # weights in force at each step: the start (all on), after step 1 and 2 (class 1 off), after step 3 (back on)
+    assert [r["hr/classes_on"] for r in rows] == [k, k - 1, k - 1, k]
+
+
+def test_distillation_divides_only_the_teacher_by_t():
+    from scarlab.unlearn.scar import distill_loss
+
+    t = torch.tensor([[2.0, 0.0, -1.0]])
+    assert distill_loss(t / 4, t, 4.0).item() == pytest.approx(0.0, abs=1e-7)
+    assert distill_loss(t, t, 4.0).item() > 0.01  # a student equal to the raw teacher is not the target at T=4
+
+
+def test_balanced_sampler_counts_small_classes_as_five():
+    from scarlab.unlearn.scar import balanced_weights
+
+    pred = torch.tensor([0] * 10 + [1] * 2 + [2] * 4)
+    w = balanced_weights(pred, 3)
+    assert w[0].item() == pytest.approx(0.1) and w[10].item() == pytest.approx(0.2) and w[12].item() == pytest.approx(0.25)
+
+
+def test_min_logit_batch_or_image():
+    logits = torch.tensor([[5.0, 1.0, 0.0], [1.0, 0.5, 3.0]])
+    _, per_image = filter_surrogate_cr(torch.zeros(2), logits, [1], "image")
+    _, batch = filter_surrogate_cr(torch.zeros(2), logits, [1], "batch")
+    assert per_image[:, 1].tolist() == [0.0, 0.5] and batch[:, 1].tolist() == [0.0, 0.0]
+
+
+def test_scar_self_steps_once_per_surrogate_batch_and_can_stop_without_forget_data(digits_original):
+    ctx = _context(digits_original)
+    ctx.forget = _Untouchable()  # self_stop='surrogate' reads no forget data at all
+    params = METHODS["scar_self"].make_params({"epochs": 2, "batch_size": 100, "stop": False,
+                                              "self_stop": "surrogate"}, "digits")
+    assert params.shrink_times == 1
+    METHODS["scar_self"].fn(ctx, params)
+    rows = [r for r in ctx.tracer.rows if "loss/total" in r]
+    assert len(rows) == 2 * -(-len(ctx.surrogate) // 100)
+    assert any(r["self/forget_images"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"preset": "turbo"}, "preset for scar 'turbo'; valid choices: authors, scarlab-fast"),
+    ({"steps_per_forget_batch": 0}, "steps_per_forget_batch must be a whole number ≥ 1"),
+    ({"batch_size": 0}, "batch_size must be a whole number ≥ 1"),
+    ({"lr": 0}, "lr must be a positive number"),
+    ({"bn_mode": "eval"}, "unknown bn_mode 'eval'; valid choices: train, frozen"),
+    ({"warp": 1}, "unknown parameter.*warp.*valid:"),
+])
+def test_bad_scar_parameters_are_refused_before_any_run_directory(digits_original, tmp_path, overrides, match):
+    cfg = UnlearnConfig(original=str(digits_original), method="scar", forget_classes=[0], device="cpu",
+                        params=overrides)
+    with pytest.raises(ScarlabError, match=match):
+        run_unlearn(cfg, tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_per_data_set_defaults_are_named_in_the_config(digits_original, tmp_path):
+    spec = METHODS["scar"]
+    assert spec.make_params({}, "tinyimagenet").steps_per_forget_batch == 91
+    assert spec.make_params({}, "tinyimagenet").hr_threshold == 0.4
+    assert spec.defaults_source("imagefolder:/x") == "generic" and spec.defaults_source("digits") == "digits"
+    cfg = UnlearnConfig(original=str(digits_original), method="scar", forget_classes=[0], device="cpu",
+                        params={"epochs": 1, "stop": False})
+    assert run_unlearn(cfg, tmp_path / "r", progress=False).config["param_defaults"] == "digits"
+
+
+def test_without_the_retain_set_statistics_come_from_training_time(digits_original, tmp_path):
+    cfg = UnlearnConfig(original=str(digits_original), method="scar", forget_classes=[0], device="cpu",
+                        params={"epochs": 1, "stop": False}, retain_available=False)
+    run = run_unlearn(cfg, tmp_path / "noretain", progress=False)
+    assert run.config["params"]["stats_source"] == "training" and not (run.path / "stats.npz").exists()

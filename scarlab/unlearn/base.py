@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from ..data import Dataset, ImageSet
-from ..errors import ScarlabError
+from ..errors import ScarlabError, choose
 from ..features import predict
 from ..stats import Metric
 from ..trace import Tracer
@@ -35,10 +35,24 @@ class Params:
     batch_size: int = 128
     """mini-batch size."""
     stop: bool = True
-    """apply the paper's stopping rule (CR: forget accuracy < 1 % after two epochs; HR: forget accuracy
-    below the original test accuracy − 0.015)."""
-    eval_every_step: bool = False
-    """evaluate the whole forget set after every optimiser step (the authors' way; slower) instead of once per epoch."""
+    """apply the paper's stopping rule (from the third epoch on, 0-based epoch index ≥ 2: CR stops once forget
+    accuracy < 1 %; HR once it is below the original test accuracy − 0.015)."""
+    stop_check: str = "epoch"
+    """when forget accuracy is measured for the stopping rule: 'step' (the whole forget set after every optimiser
+    step, the SCAR authors' way) or 'epoch' (once per epoch; cheaper)."""
+
+    def validate(self) -> None:
+        """Refuse values that would silently run nothing or something else (called before any run directory exists)."""
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ScarlabError(f"{name} must be a whole number ≥ 1 (got {v!r})")
+        if not (isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool) and self.lr > 0
+                and math.isfinite(self.lr)):
+            raise ScarlabError(f"lr must be a positive number (got {self.lr!r})")
+        if not isinstance(self.stop, bool):
+            raise ScarlabError(f"stop must be true or false (got {self.stop!r})")
+        choose("stop_check", self.stop_check, ("step", "epoch"))
 
 
 @dataclass
@@ -74,15 +88,34 @@ class MethodSpec:
     summary: str
 
     def make_params(self, overrides: dict | None = None, dataset: str | None = None):
-        """Params with the data set's defaults (``DATASET_DEFAULTS`` on the class) and user overrides."""
+        """Params from, in order: the class's defaults, the data set's (``DATASET_DEFAULTS``), a named preset
+        (``PRESETS``, chosen by the ``preset`` override) and the user's overrides; validated."""
         valid = {f.name for f in fields(self.params)}
         overrides = dict(overrides or {})
         unknown = sorted(set(overrides) - valid)
         if unknown:
             raise ScarlabError(f"unknown parameter(s) {', '.join(unknown)} for method {self.name!r}; "
                                f"valid: {', '.join(sorted(valid))}")
-        base = dict(getattr(self.params, "DATASET_DEFAULTS", {}).get(dataset, {}))
-        return self.params(**{**base, **overrides})
+        base = dict(self.dataset_defaults(dataset))
+        presets = getattr(self.params, "PRESETS", {})
+        preset = overrides.get("preset")
+        if preset is not None:
+            choose(f"preset for {self.name}", preset, presets)
+            base.update(presets[preset])
+        try:
+            params = self.params(**{**base, **overrides})
+        except TypeError as e:
+            raise ScarlabError(f"method {self.name!r}: {e}") from None
+        params.validate()
+        return params
+
+    def dataset_defaults(self, dataset: str | None) -> dict:
+        """The per-data-set defaults that apply to ``dataset`` ({} = the generic defaults)."""
+        return getattr(self.params, "DATASET_DEFAULTS", {}).get(dataset, {})
+
+    def defaults_source(self, dataset: str | None) -> str:
+        """Which defaults a run on ``dataset`` starts from: the data set's name, or 'generic'."""
+        return dataset if dataset in getattr(self.params, "DATASET_DEFAULTS", {}) else "generic"
 
 
 METHODS: dict[str, MethodSpec] = {}
@@ -123,10 +156,13 @@ def forget_accuracy(ctx: Context, images: torch.Tensor | None = None, labels: to
     return acc, {int(c): float(correct[labels == c].float().mean()) for c in labels.unique()}
 
 
-def should_stop(ctx: Context, forget_acc: float, epochs_done: int) -> bool:
-    """The paper's stopping rules (SCAR.md "Stopping")."""
+def should_stop(ctx: Context, forget_acc: float, epoch: int) -> bool:
+    """The paper's stopping rules (SCAR.md "Stopping"); ``epoch`` is the 0-based index of the epoch in which the
+    accuracy was measured, and no stop is allowed before the third epoch (index 2)."""
+    if epoch < 2:
+        return False
     if ctx.scenario == "CR":
-        return epochs_done >= 2 and forget_acc < 0.01
+        return forget_acc < 0.01
     return not math.isnan(ctx.original_test_acc) and forget_acc < ctx.original_test_acc - 0.015
 
 
@@ -137,11 +173,12 @@ def run_loop(ctx: Context, params: Params, step_fn: Callable[[int, int], dict],
 
     ``steps_per_epoch`` is an int or a function ``epoch -> int`` (0-based epoch).
 
-    Handles step counting, history rows, snapshots, NaN detection, forget-accuracy evaluation (per epoch,
-    or per step with ``eval_every_step``) and the stopping rule. ``evaluate`` returns the accuracy the
+    Handles step counting, history rows, snapshots, NaN detection, forget-accuracy evaluation (after every step
+    with ``stop_check='step'``, else once per epoch) and the stopping rule. ``evaluate`` returns the accuracy the
     stopping rule watches (default: the forget set).
     """
     evaluate = evaluate or (lambda: forget_accuracy(ctx))
+    every_step = params.stop_check == "step"
     tracer, step = ctx.tracer, 0
     tracer.snapshot(0, ctx.model, force=True)
     stopped = False
@@ -153,7 +190,7 @@ def run_loop(ctx: Context, params: Params, step_fn: Callable[[int, int], dict],
             step += 1
             scalars = {k: float(v) for k, v in scalars.items()}
             row = {"epoch": epoch + 1, **scalars}
-            if params.eval_every_step:
+            if every_step:
                 row["acc/forget_train"] = evaluate()
             tracer.log(step, **row)
             bad = [k for k, v in scalars.items() if not math.isfinite(v)]
@@ -161,15 +198,15 @@ def run_loop(ctx: Context, params: Params, step_fn: Callable[[int, int], dict],
                 raise ScarlabError(f"{bad[0]} became {scalars[bad[0]]} at step {step} (epoch {epoch + 1}); "
                                    "the trace so far is kept — lower --lr or the loss weights")
             tracer.snapshot(step, ctx.model)
-            if params.eval_every_step and params.stop and should_stop(ctx, row["acc/forget_train"], epoch + 1):
+            if every_step and params.stop and should_stop(ctx, row["acc/forget_train"], epoch):
                 stopped = True
                 break
         if stopped:
             break
-        if not params.eval_every_step:
+        if not every_step:
             acc = evaluate()
             tracer.log(step, epoch=epoch + 1, **{"acc/forget_train": acc})
-            if params.stop and should_stop(ctx, acc, epoch + 1):
+            if params.stop and should_stop(ctx, acc, epoch):
                 break
     tracer.snapshot(step, ctx.model, force=True)
     tracer.last_step = step
@@ -198,8 +235,17 @@ class OptimParams(Params):
     """SGD momentum (Adam ignores it)."""
     weight_decay: float = 0.0
     """L2 penalty."""
-    bn_train: bool = False
-    """update batch-norm running statistics during unlearning (off: keep the original's statistics)."""
+    bn_train: bool = True
+    """update batch-norm running statistics during unlearning, as every reference implementation does (the
+    student runs in train mode); off: keep the original's statistics."""
+    schedule: str = "constant"
+    """learning-rate schedule over the epochs: 'constant', 'step' (× ``lr_decay`` at the start of each epoch in
+    ``lr_decay_epochs``) or 'cosine' (from ``lr`` to 0 over ``epochs``, updated every step)."""
+    lr_decay_epochs: str = ""
+    """comma-separated 0-based epochs (e.g. "2" or "3,5") at whose start 'step' multiplies the rate by
+    ``lr_decay`` (a string, so it passes through ``--set`` and the manifest unchanged)."""
+    lr_decay: float = 0.1
+    """factor of each 'step' decay."""
 
 
 def make_optimizer(parameters, p: OptimParams, weight_decay: float | None = None) -> torch.optim.Optimizer:
@@ -210,6 +256,26 @@ def make_optimizer(parameters, p: OptimParams, weight_decay: float | None = None
     if p.optimizer == "adam":
         return torch.optim.Adam(parameters, lr=p.lr, weight_decay=wd)
     raise ScarlabError(f"unknown optimizer {p.optimizer!r}; valid choices: sgd, adam")
+
+
+def scheduled_lr(p: OptimParams, epoch: int, frac: float = 0.0) -> float:
+    """The learning rate of ``p.schedule`` at 0-based ``epoch`` plus ``frac`` (in [0, 1)) of it."""
+    if p.schedule == "constant":
+        return p.lr
+    if p.schedule == "step":
+        milestones = [int(e) for e in str(p.lr_decay_epochs).replace(" ", "").split(",") if e]
+        return p.lr * p.lr_decay ** sum(epoch >= e for e in milestones)
+    if p.schedule == "cosine":
+        return 0.5 * p.lr * (1 + math.cos(math.pi * min(1.0, (epoch + frac) / max(1, p.epochs))))
+    raise ScarlabError(f"unknown schedule {p.schedule!r}; valid choices: constant, step, cosine")
+
+
+def set_lr(opt: torch.optim.Optimizer, p: OptimParams, epoch: int, frac: float = 0.0) -> float:
+    """Set every parameter group's rate to ``scheduled_lr``; call before each step. Returns the rate."""
+    lr = scheduled_lr(p, epoch, frac)
+    for group in opt.param_groups:
+        group["lr"] = lr
+    return lr
 
 
 class BatchCycler:

@@ -15,7 +15,8 @@ from ..device import resolve_device, seed_everything
 from ..errors import ScarlabError, choose
 from ..models import load_checkpoint, save_checkpoint
 from ..runs import RunDir
-from ..stats import ClassStats
+from ..features import extract
+from ..stats import ClassStats, class_stats
 from ..trace import Probe, Tracer
 from ..train import resolve_split, split_accuracies
 from .base import METHODS, Context, methods_without_retain, requires_retain
@@ -24,6 +25,30 @@ from .base import METHODS, Context, methods_without_retain, requires_retain
 def _subset(part, idx) -> ImageSet:
     t = torch.as_tensor(idx, dtype=torch.long)
     return ImageSet(part.images[t], part.labels[t])
+
+
+def _class_metric(params, original: RunDir, teacher, ds, split, device: str, gen: torch.Generator, run: RunDir):
+    """SCAR's distance: class statistics from the retain set's features (``stats_source='retain'``: computed here,
+    once, before unlearning, CR on one augmented view of each image, and saved as the run's stats.npz) or from the
+    original's stored training features (stats.npz of the original run). None when neither applies."""
+    source = getattr(params, "stats_source", None)
+    stored = original.file("stats.npz")
+    if source == "retain":
+        retain = _subset(ds.train, split.retain_idx)
+        images = ds.augment(retain.images, gen) if split.scenario == "CR" else retain.images
+        feats, _ = extract(teacher, ds, images, device)
+        delta = ClassStats.load(stored).delta if stored.is_file() else 0.5
+        stats = class_stats(feats, retain.labels, ds.num_classes, delta, getattr(params, "signed_tukey", False),
+                            model_name=original.config.get("model", "the model"))
+        stats.save(run.file("stats.npz"))
+    elif stored.is_file():
+        stats = ClassStats.load(stored)
+    else:
+        return None
+    metric = stats.metric(getattr(params, "gamma1", 3.0), getattr(params, "gamma2", 3.0), device,
+                          getattr(params, "shrink_times", 2))
+    metric.signed = metric.signed or getattr(params, "signed_tukey", False)
+    return metric
 
 
 def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, progress: bool = True,
@@ -42,14 +67,21 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
     ocfg = original.config
     ds = load_dataset(ocfg["dataset"], ocfg.get("data_root"))
     params = spec.make_params(cfg.params, ds.name)
+    retain_ok = bool(retain_available and cfg.retain_available)
+    if getattr(params, "stats_source", None) == "retain" and not retain_ok:
+        # the retain set may not be read: SCAR's statistics come from the original's training time instead
+        params = dataclasses.replace(params, stats_source="training")
+    if getattr(params, "stats_source", None) == "training" and not original.file("stats.npz").is_file():
+        raise ScarlabError(f"{cfg.method} with stats_source=training needs the original's class statistics "
+                           f"({original.file('stats.npz')}); recompute them with `scarlab stats {cfg.original}`")
     split = resolve_split(ds, cfg.split, cfg.scenario, cfg.forget_classes, cfg.forget_size, cfg.seed)
     device = resolve_device(cfg.device)
     teacher = load_checkpoint(original.file("checkpoints/model.pt"), device)
     surrogate = None
     if "surrogate" in spec.needs:
         surrogate = load_surrogate(cfg.surrogate, ds, cfg.surrogate_chunks, cfg.surrogate_size, cfg.seed)
-    config = {**dataclasses.asdict(cfg), "retain_available": bool(retain_available and cfg.retain_available),
-              "params": dataclasses.asdict(params), "dataset": ds.name,
+    config = {**dataclasses.asdict(cfg), "retain_available": retain_ok,
+              "params": dataclasses.asdict(params), "param_defaults": spec.defaults_source(ds.name), "dataset": ds.name,
               "model": ocfg.get("model"), "scenario": split.scenario, "forget_classes": split.forget_classes,
               "forget_size": len(split.forget_idx)}
     parents = {"original": Path(cfg.original).resolve()}
@@ -61,11 +93,7 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
         gen = seed_everything(cfg.seed)
         teacher.eval().requires_grad_(False)
         model = copy.deepcopy(teacher).requires_grad_(True)
-        metric = None
-        if original.file("stats.npz").is_file():
-            metric = ClassStats.load(original.file("stats.npz")).metric(
-                getattr(params, "gamma1", 3.0), getattr(params, "gamma2", 3.0), device)
-            metric.signed = metric.signed or getattr(params, "signed_tukey", False)
+        metric = _class_metric(params, original, teacher, ds, split, device, torch.Generator().manual_seed(cfg.seed), run)
         excluded = split.forget_classes if split.scenario == "CR" else []
         probe = Probe.from_split(ds, split, cfg.probe_forget, cfg.probe_retain, seed=cfg.seed)
         tracer = Tracer(ds, probe, metric, excluded, run, cfg.snapshot_every, device, ocfg.get("model", "the model"))
