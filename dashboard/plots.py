@@ -20,6 +20,11 @@ METHOD_FIXED = {"original": "#7f7f7f", "retrained": "#222222", "scar": "#d62728"
 METHOD_PALETTE = qualitative.Bold + qualitative.Safe + qualitative.Vivid
 FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=14)
 MAX_CLASS_TRACES = 20  # above this (CIFAR-100, Tiny-ImageNet) retain points share one trace and a colour scale
+# Chance level of each membership attack: a metrics.json key holding it, or a constant. The paper's SVC attack
+# scores the majority fraction of its evaluation set (CR sets up to 3:1: 0.75; HR 1:1: 0.5); the loss-LR and
+# confidence-threshold attacks are balanced (0.5). An attack accuracy is only leakage above its chance.
+ATTACK_CHANCE = {"mia/svc/acc": "mia/svc/chance", "mia/loss_lr/acc": 0.5, "mia/conf_thr/acc": 0.5}
+CHANCE_LINE = dict(color="#555", width=1.5, dash="dash")
 
 
 def class_colors(k: int) -> list[str]:
@@ -415,15 +420,20 @@ def assignment_matrix_figure(rows: np.ndarray, cols: np.ndarray, class_names: li
 CURVE_TITLES = {
     "probe/acc/forget_train": "forget accuracy (train, probe)", "probe/acc/retain_test": "retain accuracy (test, probe)",
     "probe/acc/forget_test": "forget-class test accuracy (probe)", "acc/forget_train": "forget accuracy (train, all)",
-    "mia/loss_lr/acc": "MIA: loss-based LR attack accuracy", "mia/conf_thr/acc": "MIA: confidence threshold accuracy",
+    "mia/loss_lr/acc": "MIA: loss-based LR attack accuracy (chance 0.5)",
+    "mia/conf_thr/acc": "MIA: confidence threshold accuracy (chance 0.5)",
     "dist/own": "mean distance to own class", "dist/target": "mean distance to target class",
 }
 
 
 def curves_figure(series: dict[str, pd.DataFrame], metrics: list[str], colors: dict[str, str] | None = None,
-                  dashes: dict[str, str] | None = None, height_per_row: int = 300) -> go.Figure:
+                  dashes: dict[str, str] | None = None, height_per_row: int = 300,
+                  chance: dict[str, float] | None = None) -> go.Figure:
     """One panel per metric (two per row), one line per run; ``series`` maps a run label to a frame with a
-    ``step`` column and metric columns (NaN rows are dropped per metric)."""
+    ``step`` column and metric columns (NaN rows are dropped per metric). Panels of a metric with a chance
+    level (``chance``, default the constant ones of ATTACK_CHANCE) get a dashed horizontal line there."""
+    if chance is None:
+        chance = {k: v for k, v in ATTACK_CHANCE.items() if not isinstance(v, str)}
     metrics = [m for m in metrics if any(m in df.columns and df[m].notna().any() for df in series.values())]
     if not metrics:
         return empty_figure("none of the chosen metrics is recorded by these runs")
@@ -451,6 +461,10 @@ def curves_figure(series: dict[str, pd.DataFrame], metrics: list[str], colors: d
             shown.add(label)
         if m.startswith(("acc/", "probe/acc/", "mia/")):
             fig.update_yaxes(range=[-0.03, 1.03], row=r, col=c)
+        level = chance.get(m)
+        if level is not None and math.isfinite(level):
+            fig.add_hline(y=level, line=CHANCE_LINE, row=r, col=c, annotation_text=f"chance {level:.2f}",
+                          annotation_position="bottom right", annotation_font=dict(size=12, color="#555"))
         if i + ncols >= len(metrics):  # bottom panel of its column
             fig.update_xaxes(title="unlearning step", row=r, col=c)
     _base_layout(fig, max(340, height_per_row * nrows + 120))
@@ -466,17 +480,44 @@ def _mean_std(agg: pd.DataFrame, metric: str):
     return mean, std
 
 
+def chance_levels(agg: pd.DataFrame, metric: str) -> pd.Series | None:
+    """The chance level of attack ``metric`` per group of ``agg`` (None for metrics that are no attack): the
+    mean of its chance column (e.g. ``mia/svc/chance``) where the aggregate has one, else the constant."""
+    level = ATTACK_CHANCE.get(metric)
+    if level is None:
+        return None
+    if isinstance(level, str):
+        mean, _ = _mean_std(agg, level)
+        return mean.astype(float) if mean is not None else None
+    return pd.Series(float(level), index=agg.index)
+
+
 def metric_bar_figure(agg: pd.DataFrame, metric: str, colors: dict[str, str] | None = None,
                       height: int = 360) -> go.Figure:
-    """Mean ± std of ``metric`` per group (agg: index = group label, columns (metric, mean|std|n))."""
+    """Mean ± std of ``metric`` per group (agg: index = group label, columns (metric, mean|std|n)).
+
+    Attack accuracies (ATTACK_CHANCE) get their chance level as a dashed line across each bar (trace "chance"),
+    so 0.75 on a 3:1 attack set is not read as leakage."""
     mean, std = _mean_std(agg, metric)
     if mean is None or mean.isna().all():
         return empty_figure(f"no run records {metric}", height)
     labels = [str(i) for i in agg.index]
     fig = go.Figure(go.Bar(x=labels, y=mean.to_numpy(float), error_y=dict(type="data", array=std.fillna(0).to_numpy(float)),
                            marker_color=[(colors or {}).get(str(lbl).split(" · ")[0], "#1f77b4") for lbl in labels],
-                           hovertemplate="%{x}<br>%{y:.4f}<extra></extra>"))
-    _base_layout(fig, height, f"{metric}: mean ± std")
+                           hovertemplate="%{x}<br>%{y:.4f}<extra></extra>", name=metric, showlegend=False))
+    chance = chance_levels(agg, metric)
+    if chance is not None and chance.notna().any():
+        # one dashed segment per bar (a bar spans its category ± 0.4), NaN breaks the line between bars
+        xs, ys = [], []
+        for i, c in enumerate(chance.to_numpy(float)):
+            xs += [i - 0.45, i + 0.45, None]
+            ys += [c, c, None]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=CHANCE_LINE, name="chance", xaxis="x2",
+                                 hovertemplate="chance %{y:.3f}<extra></extra>"))
+        fig.update_layout(xaxis2=dict(overlaying="x", range=[-0.5, len(labels) - 0.5], visible=False),
+                          showlegend=True, legend=dict(orientation="h", x=1, xanchor="right", y=1.0,
+                                                       yanchor="bottom"))
+    _base_layout(fig, height, f"{metric}: mean ± std" + (" (dashed: chance)" if chance is not None else ""))
     if metric.startswith(("acc/", "mia/", "aus")):
         fig.update_yaxes(range=[0, 1.05])
     return fig

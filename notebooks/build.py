@@ -348,20 +348,40 @@ def evaluate() -> Book:
     """)
     b.code(setup("""
 
-    from scarlab.evaluate import evaluate_run, run_method
+    from scarlab.evaluate import LABELS, evaluate_run, run_method
+    from scarlab.metrics import attack_chance
     from scarlab.runs import RunDir"""))
     b.md("## Metrics")
     b.code("""
     metrics = evaluate_run(run, original=original or None, retrained=retrained or None, split=split or None,
                            out=out_dir or None, device=device)
     pd.Series(metrics, name="value").to_frame()""")
-    b.md("## Accuracies and attacks")
+    b.md("## Accuracies and AUS")
     b.code("""
     shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None
-             and (k.startswith("acc/") or k in ("mia/svc/acc", "mia/loss_lr/acc", "aus"))}
+             and (k.startswith("acc/") or k == "aus")}
     fig = px.bar(x=list(shown), y=list(shown.values()), labels={"x": "", "y": ""},
                  title=f"{run_method(RunDir(out_dir or run))}: evaluation")
     fig.update_layout(**FIG).show()""")
+    b.md("""
+    ## Attacks against their chance level
+    An attack only shows leakage above its **chance** level (dashed), what guessing the larger set scores.
+    The paper's SVC attack: its accuracy is the paper's F1 (micro-F1 = accuracy), its chance the majority
+    fraction of its evaluation set — 0.75 in CR, where members are up to 3× the non-members, 0.5 in HR (1:1).
+    ΔF1 = |F1·100 − 50| is the paper's HR number (≈ 0 without signal). The loss-LR and confidence-threshold
+    attacks are balanced: chance 0.5.
+    """)
+    b.code("""
+    chance = attack_chance(metrics)  # {attack accuracy key: its chance level}
+    attacks = pd.DataFrame({"attack": [LABELS.get(k, k) for k in chance], "accuracy": [metrics[k] for k in chance],
+                            "chance": list(chance.values())}, index=list(chance))
+    fig = px.bar(attacks, x="attack", y="accuracy", range_y=[0, 1], title="membership attacks (dashed: chance)")
+    for i, c in enumerate(attacks["chance"]):
+        fig.add_shape(type="line", x0=i - 0.45, x1=i + 0.45, y0=c, y1=c, line=dict(color="#555", dash="dash"))
+    fig.update_layout(**FIG).show()
+    if abs(chance.get("mia/svc/acc", 1.0) - 0.5) < 0.05:  # balanced (HR) sets: the paper's ΔF1 applies
+        attacks.loc["mia/svc/acc", "ΔF1 (paper, HR)"] = metrics["mia/svc/delta_f1"]
+    attacks""")
     b.md("## Embedding (optional)\nOne UMAP reducer fitted on the original model's features; every snapshot "
          "is transformed with it, so frames share axes. The last snapshot is shown, coloured by label.")
     b.code("""
@@ -398,7 +418,8 @@ def compare() -> Book:
     """)
     b.code(setup("""
 
-    from scarlab.evaluate import summarize"""))
+    from scarlab.evaluate import LABELS, summarize
+    from scarlab.metrics.mia import CHANCE"""))
     b.md("## Summary table")
     b.code("""
     df = summarize(runs, out_dir)
@@ -410,6 +431,32 @@ def compare() -> Book:
         g = ok.groupby("method", sort=False)["aus"].agg(["mean", "std"]).reset_index()
         fig = px.bar(g, x="method", y="mean", error_y="std", labels={"mean": "AUS"}, title="AUS (higher is better)")
         fig.update_layout(**FIG).show()""")
+    b.md("""
+    ## Attacks against their chance level
+    Mean attack accuracy per method, beside its **chance** level (dashed): the SVC attack's is the majority
+    fraction of its evaluation set (`mia/svc/chance`: 0.75 for the 3:1 CR sets, 0.5 in HR), so 0.75 there is
+    no leakage; the loss-LR and confidence-threshold attacks are balanced (0.5). The SVC accuracy is the
+    paper's F1 (micro-F1 = accuracy).
+    """)
+    b.code("""
+    parts = [pd.DataFrame({"method": ok["method"], "attack": LABELS.get(k, k), "accuracy": ok[k],
+                           "chance": ok[c] if isinstance(c, str) else c})
+             for k, c in CHANCE.items() if k in ok.columns and ok[k].notna().any()
+             and (not isinstance(c, str) or c in ok.columns)]
+    if parts:
+        att = (pd.concat(parts).groupby(["attack", "method"], sort=False)
+               .agg(accuracy=("accuracy", "mean"), std=("accuracy", "std"), chance=("chance", "mean")).reset_index())
+        order = list(dict.fromkeys(att["attack"]))
+        fig = px.bar(att, x="method", y="accuracy", error_y="std", facet_col="attack", range_y=[0, 1],
+                     category_orders={"attack": order}, title="membership attacks (dashed: chance)")
+        for i, a in enumerate(order, start=1):
+            level = att.loc[att["attack"] == a, "chance"].mean()
+            if pd.notna(level):
+                fig.add_hline(y=level, line_dash="dash", line_color="#555", row=1, col=i,
+                              annotation_text=f"chance {level:.2f}", annotation_position="bottom right")
+        fig.for_each_annotation(lambda t: t.update(text=t.text.split("=", 1)[-1]))
+        fig.update_layout(**FIG).show()
+        display(att)""")
     b.md("## Forgetting vs keeping\nCR: forget-test accuracy (want ≈ 0) against retain-test accuracy (want ≈ the "
          "original's). HR: forget-train against test accuracy.")
     b.code("""

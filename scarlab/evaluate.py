@@ -6,9 +6,13 @@ derives from those softmax vectors and per-sample losses:
 
 * accuracies ``acc/forget_train``, ``acc/retain_train``, ``acc/forget_test``, ``acc/retain_test``, ``acc/test``,
   per-class accuracies and the test confusion matrix (``perclass.json``);
-* the paper's MIA (``mia/svc/*``: RBF-SVC on softmax vectors, ``paper_mia_sets``), the loss-based MIA
-  (``mia/loss_lr/*``) and a confidence-threshold MIA (``mia/conf_thr/acc``): members = forget-train samples,
-  non-members = forget-class test samples (CR) or the test set (HR);
+* the paper's MIA (``mia/svc/*``: RBF-SVC on softmax vectors, the paper's sets re-drawn every repeat by
+  ``paper_mia_draw``: CR forget-class train vs forget-class test samples, up to 3:1; HR forget samples vs a random
+  half of the test set, 1:1). ``mia/svc/acc`` is the paper's "F1" (micro-F1 = accuracy), ``mia/svc/chance`` the
+  majority fraction of its evaluation set (CR 0.75, HR 0.5), ``mia/svc/delta_f1`` = |acc·100 − 50| (the paper's
+  HR ΔF1), ``mia/svc/member_f1`` the binary F1 of the member class (not the paper's number);
+* the loss-based MIA (``mia/loss_lr/*``) and a confidence-threshold MIA (``mia/conf_thr/acc``), both balanced
+  (chance 0.5): members = forget-train samples, non-members = forget-class test samples (CR) or the test set (HR);
 * the privacy score against the retrained oracle (``privacy/*``; NaN without one);
 * AUS in its CR / HR form (``aus``, with the original's test accuracy ``aus/a_or``);
 * ``time/unlearn_s`` as the unlearning run recorded it (never mixed with evaluation: ``time/evaluate_s``);
@@ -33,7 +37,7 @@ from .device import resolve_device
 from .errors import ScarlabError
 from .features import extract
 from .metrics import (aus_from_metrics, aus_with_uncertainty, cheap_mia, confusion_matrix, mean_std, mia_loss_lr,
-                      mia_svc, paper_mia_sets, per_class_accuracy, per_sample_loss, privacy_score, split_accuracies)
+                      mia_svc, per_class_accuracy, per_sample_loss, privacy_score, split_accuracies)
 from .metrics.mia import _best_threshold_bacc  # cheap_mia's threshold attack, without refitting its loss-LR
 from .models import load_checkpoint
 from .runs import RunDir, read_json, write_json
@@ -44,8 +48,14 @@ STEP_COLUMNS = ("step", "mia/loss_lr/acc", "mia/conf_thr/acc", "probe/acc/forget
 # The summary's identifying columns, then its metrics (spelled out, as in metrics.json).
 ID_COLUMNS = ("method", "dataset", "model", "scenario", "forget_classes", "seed")
 SUMMARY_METRICS = ("acc/forget_train", "acc/retain_train", "acc/forget_test", "acc/retain_test", "acc/test",
-                   "mia/svc/acc", "mia/svc/f1", "mia/loss_lr/acc", "privacy/score", "aus", "time/unlearn_s")
-EXTRA_METRICS = ("mia/svc/delta_f1", "mia/conf_thr/acc", "privacy/eps", "aus/a_or", "time/evaluate_s")
+                   "mia/svc/acc", "mia/svc/chance", "mia/loss_lr/acc", "privacy/score", "aus", "time/unlearn_s")
+EXTRA_METRICS = ("mia/svc/delta_f1", "mia/svc/member_f1", "mia/conf_thr/acc", "privacy/eps", "aus/a_or",
+                 "time/evaluate_s")
+# Column titles of summary.md where the key alone would mislead (the CSVs keep the keys).
+LABELS = {"mia/svc/acc": "SVC MIA accuracy (paper's F1, micro)", "mia/svc/chance": "SVC MIA chance",
+          "mia/loss_lr/acc": "loss-LR MIA accuracy (balanced, chance 50 %)",
+          "mia/conf_thr/acc": "confidence-threshold MIA accuracy (balanced, chance 50 %)",
+          "mia/svc/delta_f1": "SVC MIA ΔF1 (HR, |F1 − 50|)", "mia/svc/member_f1": "SVC MIA member-F1 (binary)"}
 METHOD_ORDER = ("original", "retrained")  # first in summaries, then methods in order of appearance
 
 
@@ -273,8 +283,8 @@ def _compute(model, ds: Dataset, sp: Split, retr: RunDir | None, run: RunDir, de
     timing["time/evaluate/predict_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    members, non_members = paper_mia_sets(p_tr[ftr], p_te[non], sp.scenario, seed=seed)
-    metrics.update(mia_svc(members, non_members, n_repeats=mia_repeats, seed=seed))
+    # the paper's sets, re-drawn from these pools in every repeat (CR: ≤ 3:1; HR: half the test set, 1:1)
+    metrics.update(mia_svc(p_tr[ftr], p_te[non], scenario=sp.scenario, n_repeats=mia_repeats, seed=seed))
     timing["time/evaluate/mia_svc_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -405,7 +415,8 @@ def _group_aus(g, scenario):
                                     scenario)
 
 
-_MD_FORMAT = {"acc/": (100, 2), "mia/svc/acc": (100, 2), "mia/svc/f1": (100, 2), "mia/loss_lr/acc": (100, 2),
+_MD_FORMAT = {"acc/": (100, 2), "mia/svc/acc": (100, 2), "mia/svc/chance": (100, 2), "mia/svc/member_f1": (100, 2),
+              "mia/svc/delta_f1": (1, 2), "mia/loss_lr/acc": (100, 2), "mia/conf_thr/acc": (100, 2),
               "privacy/score": (1, 3), "aus": (1, 3), "time/unlearn_s": (1, 2)}
 
 
@@ -414,16 +425,22 @@ def _fmt(m: str, mean: float, std: float) -> str:
         return "–"
     scale, digits = next((v for k, v in _MD_FORMAT.items() if m.startswith(k)), (1, 3))
     s = f"{mean * scale:.{digits}f}"
+    if m.endswith("/chance"):  # a property of the attack's sets, not a measurement: no ± std
+        return s
     return s + (f" ± {std * scale:.{digits}f}" if math.isfinite(std) else "")
 
 
 def _markdown(agg, runs) -> str:
     lines = ["# Summary", "",
-             "Mean ± std over forget classes and seeds; accuracies and attack accuracies/F1 in %, AUS with "
-             "propagated error, time in seconds.", ""]
+             "Mean ± std over forget classes and seeds; accuracies and attack accuracies in %, AUS with "
+             "propagated error, time in seconds.", "",
+             "Read each attack accuracy against its chance level, never against 50 % alone. SVC MIA: the paper's "
+             "attack; its accuracy is the paper's F1 (micro-F1 = accuracy), its chance the majority fraction of "
+             "its evaluation set (CR: up to 3 members per non-member, 75 %; HR: 1:1, 50 %). The loss-LR attack is "
+             "balanced: chance 50 %.", ""]
     shown = [m for m in SUMMARY_METRICS if len(agg) and agg[m].notna().any()]
     if len(agg):
-        head = ["method", "dataset", "model", "scenario", "runs"] + shown
+        head = ["method", "dataset", "model", "scenario", "runs"] + [LABELS.get(m, m) for m in shown]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for _, r in agg.iterrows():
             cells = [str(r[c]) for c in ("method", "dataset", "model", "scenario", "runs")]
@@ -451,15 +468,16 @@ def summarize(run_paths, out_dir):
       manifest's stage and the config), ``dataset``, ``model``, ``scenario``, ``forget_classes`` (``"0"``,
       ``"0,3"``; empty for HR; read it back with ``pd.read_csv(..., dtype={"forget_classes": str})``), ``seed``,
       ``status``, the metrics (fractions, keys as in ``metrics.json``:
-      ``acc/forget_train`` … ``acc/test``, ``mia/svc/acc``, ``mia/svc/f1``, ``mia/loss_lr/acc``,
-      ``privacy/score``, ``aus``, ``time/unlearn_s``, then ``mia/svc/delta_f1``, ``mia/conf_thr/acc``,
-      ``privacy/eps``, ``aus/a_or``, ``time/evaluate_s``), ``run`` (its path) and ``error``. Runs that failed,
+      ``acc/forget_train`` … ``acc/test``, ``mia/svc/acc`` (the paper's F1) with ``mia/svc/chance`` next to
+      it, ``mia/loss_lr/acc`` (chance 0.5), ``privacy/score``, ``aus``, ``time/unlearn_s``, then
+      ``mia/svc/delta_f1``, ``mia/svc/member_f1``, ``mia/conf_thr/acc`` (chance 0.5), ``privacy/eps``,
+      ``aus/a_or``, ``time/evaluate_s``), ``run`` (its path) and ``error``. Runs that failed,
       are still running, are missing, were never evaluated or whose evaluation failed are listed with that
       ``status`` (metrics NaN or as far as recorded) and are left out of the aggregates.
     * ``summary_agg.csv``: the mean ± std rows per (method, dataset, model, scenario), see :func:`aggregate`
       (a separate file, so ``summary.csv`` stays one row per run for plots and group-bys).
-    * ``summary.md``: those aggregate rows as a markdown table in the paper's look (accuracies in %), plus the
-      runs left out with their status and error.
+    * ``summary.md``: those aggregate rows as a markdown table in the paper's look (accuracies in %, the SVC
+      attack's chance column beside its accuracy), plus the runs left out with their status and error.
     """
     import pandas as pd
 
@@ -482,4 +500,4 @@ def summarize(run_paths, out_dir):
     return df
 
 
-__all__ = ["evaluate_run", "summarize", "aggregate", "mia_over_steps", "run_method"]
+__all__ = ["evaluate_run", "summarize", "aggregate", "mia_over_steps", "run_method", "LABELS"]

@@ -258,6 +258,9 @@ def test_compare_page(app):
     table = app.dataframe[0].value
     assert {"scar", "negative_gradient", "retrained"} <= set(table.index)
     assert "time/unlearn_s" in table.columns
+    if "mia/svc/acc" in table.columns:  # evaluated runs: the SVC attack's chance level stands next to it
+        cols = list(table.columns)
+        assert cols.index("mia/svc/chance") == cols.index("mia/svc/acc") + 1
     app.selectbox(key="compare_metric").set_value("acc/forget_test").run()
     _ok(app)
     app.toggle(key="compare_by_forget").set_value(True).run()
@@ -372,6 +375,35 @@ def test_curves_and_compare_figures():
     assert len(scatter.data) == 2 and scatter.layout.xaxis.type == "log"
     heat = P.per_class_heatmap(pd.DataFrame([[0.0, 1.0]], index=["scar"], columns=["0", "1"]), "t")
     assert np.asarray(heat.data[0].z).shape == (1, 2)
+
+
+def test_attack_chance_is_drawn_next_to_attack_accuracy():
+    """The SVC attack's chance (0.75 on a 3:1 CR set) as a dashed line on its bars, 0.5 on the balanced attacks'
+    curves, and a plain chance column in the compare table: 0.75 must never read as leakage."""
+    df = pd.DataFrame({"method": ["original", "scar", "scar"], "mia/svc/acc": [0.75, 0.74, 0.76],
+                       "mia/svc/chance": [0.75, 0.75, 0.75], "mia/loss_lr/acc": [0.6, 0.5, 0.52],
+                       "aus": [0.5, 0.9, 0.95]})
+    assert D.COMPARE_METRICS.index("mia/svc/chance") == D.COMPARE_METRICS.index("mia/svc/acc") + 1
+    assert "mia/svc/f1" not in D.COMPARE_METRICS and "mia/svc/chance" in D.KEY_METRICS
+    agg = D.aggregate(df, ["method"], ["mia/svc/acc", "mia/svc/chance", "mia/loss_lr/acc", "aus"])
+    table = D.mean_std_table(agg)
+    assert table.loc["scar", "mia/svc/chance"] == "0.750"  # a property of the sets: no ± std
+    assert table.loc["scar", "mia/svc/acc"] == "0.750 ± 0.014"
+    for metric, level in (("mia/svc/acc", 0.75), ("mia/loss_lr/acc", 0.5)):
+        fig = P.metric_bar_figure(agg, metric)
+        (line,) = [t for t in fig.data if t.name == "chance"]
+        assert line.line.dash == "dash"
+        ys = [y for y in line.y if y is not None]
+        assert len(ys) == 2 * len(agg) and all(y == pytest.approx(level) for y in ys)
+    bar = P.metric_bar_figure(agg, "aus")
+    assert [t.name for t in bar.data] == ["aus"]  # no chance for a metric that is no attack
+    assert P.chance_levels(agg.drop(columns="mia/svc/chance", level=0), "mia/svc/acc") is None
+    s = {"scar s0": pd.DataFrame({"step": [0, 5], "probe/acc/forget_train": [1, 0], "mia/loss_lr/acc": [.8, .5],
+                                  "mia/conf_thr/acc": [.9, .55]})}
+    fig = P.curves_figure(s, ["probe/acc/forget_train", "mia/loss_lr/acc", "mia/conf_thr/acc"])
+    dashed = [sh for sh in fig.layout.shapes if sh.line.dash == "dash"]
+    assert sorted(sh.yref for sh in dashed) == ["y2", "y3"] and all(sh.y0 == sh.y1 == 0.5 for sh in dashed)
+    assert not P.curves_figure(s, ["probe/acc/forget_train"]).layout.shapes
 
 
 # ----------------------------------------------------------------------------- safety and malformed runs

@@ -58,13 +58,17 @@ def test_expected_ordering(ev):
 
 def test_metrics_json_has_spelled_out_keys(ev):
     keys = ["acc/forget_train", "acc/retain_train", "acc/forget_test", "acc/retain_test", "acc/test", "mia/svc/acc",
-            "mia/svc/f1", "mia/svc/precision", "mia/svc/recall", "mia/svc/delta_f1", "mia/loss_lr/acc",
-            "mia/loss_lr/auc", "mia/conf_thr/acc", "privacy/score", "privacy/eps", "aus", "aus/a_or",
-            "time/evaluate_s"]
+            "mia/svc/chance", "mia/svc/member_f1", "mia/svc/precision", "mia/svc/recall", "mia/svc/delta_f1",
+            "mia/loss_lr/acc", "mia/loss_lr/auc", "mia/conf_thr/acc", "privacy/score", "privacy/eps", "aus",
+            "aus/a_or", "time/evaluate_s"]
     for name, path in ev["runs"].items():
         m = read_json(path / "metrics.json")
         missing = [k for k in keys if k not in m]
         assert not missing, (name, missing)
+        assert not {"mia/svc/f1", "mia/svc/f1_std", "mia/svc/delta_acc"} & set(m), name  # the old, ambiguous keys
+        # CR on digits: ~133 class-0 train rows (cap 3 × ~45 test rows) vs ~45: chance is the majority share ≈ 0.75
+        assert 0.7 <= m["mia/svc/chance"] <= 0.76 and m["mia/svc/n_members"] > 2.5 * m["mia/svc/n_non_members"]
+        assert m["mia/svc/delta_f1"] == pytest.approx(abs(m["mia/svc/acc"] * 100 - 50))
         assert m["time/evaluate_s"] > 0
         for k in ("acc/forget_test", "mia/svc/acc", "mia/loss_lr/acc", "aus"):
             assert 0 <= m[k] <= 1.2, (name, k, m[k])
@@ -123,6 +127,8 @@ def test_hr_original_evaluation(tmp_path, digits_original):
     a_or, a_t, a_f = m["aus/a_or"], m["acc/test"], m["acc/forget_train"]
     assert m["aus"] == pytest.approx((1 - (a_or - a_t)) / (1 + abs(a_f - a_t)))
     assert np.isnan(m["privacy/score"])  # no retrained oracle given
+    # HR attack sets: 100 forget samples vs 100 of a random half of the 450 test images, 1:1, chance 0.5
+    assert m["mia/svc/n_members"] == m["mia/svc/n_non_members"] == 100 and m["mia/svc/chance"] == 0.5
     assert RunDir(tmp_path / "hr_eval").config["scenario"] == "HR"
 
 
@@ -183,8 +189,17 @@ def test_summarize_rows_and_mean_std(ev, tmp_path):
     assert agg[agg["method"] == "original"].iloc[0]["aus/std"] == 0
     pd.testing.assert_frame_equal(df.attrs["aggregate"].reset_index(drop=True), aggregate(df))
 
+    # chance sits next to the attack accuracy, in the CSVs and in the markdown
+    cols = list(df.columns)
+    assert cols.index("mia/svc/chance") == cols.index("mia/svc/acc") + 1
+    assert "mia/svc/member_f1" in cols and "mia/svc/f1" not in cols
+    assert ok["mia/svc/chance"].between(0.7, 0.76).all() and "mia/svc/chance" in agg.columns
     md = (tmp_path / "summary" / "summary.md").read_text()
     assert "| method | dataset | model | scenario | runs |" in md and "±" in md
+    head = next(line for line in md.splitlines() if line.startswith("| method"))
+    cells = [c.strip() for c in head.strip("|").split("|")]
+    assert cells.index("SVC MIA chance") == cells.index("SVC MIA accuracy (paper's F1, micro)") + 1
+    assert "chance" in md.split("| method")[0]  # the caption explains chance levels
     assert "| scar | digits | tinycnn | CR | 2 |" in md
     assert "Runs not included" in md and "failed" in md and "boom" in md and "missing" in md
 

@@ -8,13 +8,21 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.svm import SVC
 from uncertainties import UFloat, ufloat
 
-from scarlab.metrics import (accuracy, aus_cr, aus_from_metrics, aus_hr, aus_with_uncertainty, cheap_mia,
-                             confusion_matrix, mean_std, mia_loss_lr, mia_svc, paper_mia_sets, per_class_accuracy,
-                             per_sample_loss, privacy_score, split_accuracies)
+from scarlab.metrics import (accuracy, attack_chance, aus_cr, aus_from_metrics, aus_hr, aus_with_uncertainty,
+                             cheap_mia, confusion_matrix, mean_std, mia_loss_lr, mia_svc, paper_mia_draw,
+                             paper_mia_sets, per_class_accuracy, per_sample_loss, privacy_score, split_accuracies)
+from scarlab.metrics import mia as mia_module
 from scarlab.metrics.mia import SVC_GRID, _svc_grid_predict
 
 K = 10
 CHANCE_TOL = 0.08  # attack accuracy on identically distributed sets of ~600 must lie in 0.5 ± 0.08 (≈ 5 sigma)
+# The paper's SVC attack on identically distributed pools (HR: 600 forget rows, 1000 test rows -> 500:500 per
+# repeat, 5 repeats). Measured over 40 seeds (data seeds 100-139, attack seeds 0-39): accuracy 0.4999 ± 0.0171,
+# |ΔF1| mean 1.3, max 4.8. A tolerance of 6 points is ≈ 3.5 sigma.
+HR_DELTA_F1_TOL = 6.0
+# CR 3:1 (500 forget-class train rows capped at 300, 100 test rows): the SVC learns the majority class; over the
+# same 40 seeds accuracy was 0.745-0.750 against chance 0.75.
+CR_CHANCE_TOL = 0.03
 
 
 def softmax_rows(rng, n, strength):
@@ -153,14 +161,58 @@ def test_per_sample_loss_clips():
 def test_paper_mia_sets_caps():
     rng = np.random.default_rng(0)
     train, test = rng.random((500, K)), rng.random((100, K))
-    m, nm = paper_mia_sets(train, test, "CR", seed=1)
+    m, nm = paper_mia_sets(train, test, "CR", seed=1)  # CR: members capped at 3× the non-members, all non-members
     assert m.shape == (300, K) and len(nm) == 100
+    np.testing.assert_array_equal(nm, test)
     m2, _ = paper_mia_sets(train, test, "CR", seed=1)
     np.testing.assert_array_equal(m, m2)
-    m, nm = paper_mia_sets(train, test, "HR", seed=1)
-    assert len(m) == len(nm) == 100
-    m, _ = paper_mia_sets(train[:50], test, "HR")  # smaller forget set: kept whole
-    assert len(m) == 50
+    m, nm = paper_mia_sets(train, test, "HR", seed=1)  # HR: half of the test set, as many members (1:1)
+    assert len(m) == len(nm) == 50
+    assert len(np.unique(nm, axis=0)) == 50 and all(any((r == test).all(1)) for r in nm)
+    m, nm = paper_mia_sets(train[:30], test, "HR")  # forget set smaller than the half: kept whole, still 1:1
+    assert len(m) == len(nm) == 30
+    np.testing.assert_array_equal(m, train[:30])
+    with pytest.raises(Exception, match="scenario"):
+        paper_mia_sets(train, test, "XX")
+
+
+def test_paper_mia_draw_is_one_to_one_and_redrawn_each_repeat():
+    rng = np.random.default_rng(0)
+    draws = [paper_mia_draw(400, 1000, "HR", rng) for _ in range(5)]
+    for m, nm in draws:
+        assert len(m) == len(nm) == 400  # 1:1: the half (500 test samples) cut to the 400 forget samples
+        assert len(np.unique(m)) == 400 and len(np.unique(nm)) == 400 and nm.max() < 1000
+    draws = [paper_mia_draw(1200, 1000, "HR", rng) for _ in range(5)]
+    for m, nm in draws:
+        assert len(m) == len(nm) == 500 and m.max() < 1200  # half the test set; members subsampled to it
+    members = [frozenset(m) for m, _ in draws]
+    halves = [frozenset(nm) for _, nm in draws]
+    assert len(set(members)) == 5 and len(set(halves)) == 5  # every repeat sees other members and another half
+    assert len(frozenset().union(*members)) > 900 and len(frozenset().union(*halves)) > 900  # not one fixed subset
+    cr = [paper_mia_draw(500, 100, "CR", rng) for _ in range(5)]
+    assert all(len(m) == 300 and len(nm) == 100 for m, nm in cr)  # 3:1
+    assert len({frozenset(m) for m, _ in cr}) == 5  # CR members re-drawn too; non-members are all of them
+    m, nm = paper_mia_draw(200, 100, "CR", rng)
+    assert len(m) == 200  # below the cap: every forget-class train sample
+
+
+def test_mia_svc_redraws_sets_every_repeat(monkeypatch):
+    """An instrumented run: the attack asks for a fresh draw per repeat and trains on 1:1 HR sets."""
+    seen = []
+
+    def spy(*args):
+        m, nm = paper_mia_draw(*args)
+        seen.append((m, nm))
+        return m, nm
+
+    monkeypatch.setattr(mia_module, "paper_mia_draw", spy)
+    rng = np.random.default_rng(4)
+    (m, _), (nm, _) = softmax_rows(rng, 80, 3.0), softmax_rows(rng, 120, 3.0)
+    out = mia_svc(m, nm, scenario="HR", n_repeats=4, seed=0, n_jobs=1)
+    assert len(seen) == 4
+    assert all(len(a) == len(b) == 60 for a, b in seen)  # half of 120 test rows, as many of the 80 members
+    assert len({frozenset(a) for a, _ in seen}) == 4 and len({frozenset(b) for _, b in seen}) == 4
+    assert out["mia/svc/n_members"] == out["mia/svc/n_non_members"] == 60 and out["mia/svc/chance"] == 0.5
 
 
 def test_svc_grid_matches_gridsearchcv():
@@ -176,24 +228,53 @@ def test_svc_grid_matches_gridsearchcv():
 def test_mia_svc_separable():
     rng = np.random.default_rng(0)
     (m, _), (nm, _) = separable_sets(rng, 200)
-    out = mia_svc(m, nm)
-    assert out["mia/svc/acc"] >= 0.95 and out["mia/svc/f1"] >= 0.95
-    assert out["mia/svc/delta_f1"] == pytest.approx(abs(out["mia/svc/f1"] * 100 - 50))
-    assert set(out) == {f"mia/svc/{k}" for k in
-                        ("acc", "acc_std", "precision", "recall", "f1", "f1_std", "delta_f1", "delta_acc")}
+    out = mia_svc(m, nm)  # sets as given (balanced)
+    assert out["mia/svc/acc"] >= 0.95 and out["mia/svc/member_f1"] >= 0.95 and out["mia/svc/chance"] == 0.5
+    assert out["mia/svc/delta_f1"] == pytest.approx(abs(out["mia/svc/acc"] * 100 - 50))  # on micro-F1 = accuracy
+    assert out["mia/svc/delta_f1"] >= 45
+    assert set(out) == {f"mia/svc/{k}" for k in ("acc", "acc_std", "chance", "delta_f1", "member_f1", "precision",
+                                                 "recall", "n_members", "n_non_members")}
+    for scenario, (n_m, n_nm) in (("HR", (300, 400)), ("CR", (400, 100))):
+        (m, _), (nm, _) = separable_sets(rng, max(n_m, n_nm))
+        out = mia_svc(m[:n_m], nm[:n_nm], scenario=scenario)
+        assert out["mia/svc/acc"] >= 0.95, scenario  # a clearly separable pair reads ≈ 1 in both protocols
 
 
-def test_mia_svc_identical_is_chance():
-    rng = np.random.default_rng(1)
-    (m, _), (nm, _) = softmax_rows(rng, 600, 3.0), softmax_rows(rng, 600, 3.0)
-    assert abs(mia_svc(m, nm)["mia/svc/acc"] - 0.5) <= CHANCE_TOL
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mia_svc_same_distribution_hr_is_chance(seed):
+    """HR: forget and test rows from one distribution: accuracy ≈ chance 0.5 and the paper's ΔF1 ≈ 0."""
+    rng = np.random.default_rng(100 + seed)
+    m, nm = softmax_rows(rng, 600, 3.0)[0], softmax_rows(rng, 1000, 3.0)[0]
+    out = mia_svc(m, nm, scenario="HR", seed=seed)
+    assert out["mia/svc/n_members"] == out["mia/svc/n_non_members"] == 500 and out["mia/svc/chance"] == 0.5
+    assert abs(out["mia/svc/delta_f1"]) < HR_DELTA_F1_TOL, out
+    assert out["mia/svc/delta_f1"] == pytest.approx(abs(out["mia/svc/acc"] * 100 - 50))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_mia_svc_same_distribution_cr_is_majority_chance(seed):
+    """CR 3:1 from one distribution: accuracy ≈ chance = 0.75 (the majority fraction), not leakage."""
+    rng = np.random.default_rng(100 + seed)
+    m, nm = softmax_rows(rng, 500, 3.0)[0], softmax_rows(rng, 100, 3.0)[0]
+    out = mia_svc(m, nm, scenario="CR", seed=seed)
+    assert (out["mia/svc/n_members"], out["mia/svc/n_non_members"]) == (300, 100)
+    assert out["mia/svc/chance"] == pytest.approx(0.75)
+    assert abs(out["mia/svc/acc"] - out["mia/svc/chance"]) <= CR_CHANCE_TOL, out
 
 
 def test_mia_svc_is_reproducible_and_thread_independent():
     rng = np.random.default_rng(2)
-    (m, _), (nm, _) = softmax_rows(rng, 60, 4.0), softmax_rows(rng, 60, 2.0)
+    (m, _), (nm, _) = softmax_rows(rng, 60, 4.0), softmax_rows(rng, 80, 2.0)
     assert mia_svc(m, nm, seed=5, n_jobs=1) == mia_svc(m, nm, seed=5, n_jobs=4)
+    assert mia_svc(m, nm, scenario="HR", seed=5, n_jobs=1) == mia_svc(m, nm, scenario="HR", seed=5, n_jobs=4)
     assert math.isnan(mia_svc(m[:3], nm)["mia/svc/acc"])  # too few members
+    assert math.isnan(mia_svc(m, nm[:8], scenario="HR")["mia/svc/chance"])  # half of 8 test rows: too few
+
+
+def test_attack_chance():
+    got = attack_chance({"mia/svc/acc": 0.8, "mia/svc/chance": 0.75, "mia/loss_lr/acc": 0.6, "aus": 0.9})
+    assert got == {"mia/svc/acc": 0.75, "mia/loss_lr/acc": 0.5}
+    assert math.isnan(attack_chance({"mia/svc/acc": 0.5})["mia/svc/acc"])
 
 
 def test_mia_loss_lr_separable_and_identical():

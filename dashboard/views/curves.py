@@ -8,8 +8,9 @@ from scarlab_dashboard import plots as P
 
 common.header("Curves",
               "Accuracies of the probe points at every feature snapshot (history.csv) and the cheap membership "
-              "attacks on every snapshot (mia_steps.csv, written by `scarlab evaluate`). An MIA accuracy near 0.5 "
-              "means the attacker cannot tell forget samples from unseen ones.")
+              "attacks on every snapshot (mia_steps.csv, written by `scarlab evaluate`). Both attacks are balanced, so "
+              "their chance level is 0.5 (dashed line): an MIA accuracy near it means the attacker cannot tell "
+              "forget samples from unseen ones.")
 runs = common.load_runs()
 cands = [r for r in runs if r.stage == "unlearn"]
 if not cands:

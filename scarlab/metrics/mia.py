@@ -1,12 +1,20 @@
 """Membership-inference attacks and an ε-style privacy score (SCAR.md, "Metrics").
 
 Three families, each returning a flat dict with namespaced keys:
-  * ``mia_svc``       — the SCAR/DUCK paper protocol: RBF-SVC on softmax vectors, grid-searched, 5 repeats.
+  * ``mia_svc``       — the SCAR/DUCK paper protocol: RBF-SVC on softmax vectors, grid-searched, 5 repeats, the
+                        paper's member / non-member sets re-drawn every repeat (``paper_mia_draw``).
   * ``mia_loss_lr``   — NeurIPS-2023 unlearning challenge: logistic regression on per-sample loss, 10-fold CV.
   * ``privacy_score`` — Unlearning-Comparator style: threshold attacks on entropy / confidence separating the
                         unlearned model from the retrained oracle on the forget set, turned into ε and a [0, 1] score.
 ``cheap_mia`` bundles the two fast attacks for MIA-over-steps curves. Member = positive class throughout.
 Too few samples to run an attack gives NaN values, never an exception (as ``accuracy`` does for empty input).
+
+Chance level — what an attack with no signal scores — differs between attacks (``attack_chance``):
+  * ``mia/svc/acc``: the majority fraction of its evaluation set, recorded as ``mia/svc/chance`` (CR sets are
+    up to 3:1, chance 0.75; HR sets are 1:1, chance 0.5). The paper's "F1" is this accuracy (micro-F1);
+    ``mia/svc/delta_f1`` = |acc·100 − 50| is its HR ΔF1, ≈ 0 without signal.
+  * ``mia/loss_lr/acc``: balanced (the larger set is subsampled), chance 0.5.
+  * ``mia/conf_thr/acc``: a balanced accuracy, chance 0.5 (in-sample, so slightly above 0.5 without signal).
 """
 from __future__ import annotations
 
@@ -28,6 +36,19 @@ from .accuracy import SCENARIOS
 PROB_CLIP = 1e-12  # floor for probabilities inside logs: a sure-and-wrong prediction costs −log(1e-12) ≈ 27.6, not inf
 SVC_GRID = {"C": (1, 5, 10, 100), "gamma": (1, 0.1, 0.01)}  # the paper's grid
 PRIVACY_ALPHA = 0.05  # one-sided level of the Clopper–Pearson bounds in privacy_score
+BALANCED_CHANCE = 0.5  # chance accuracy of the balanced attacks (loss LR, confidence threshold)
+# each attack accuracy -> its chance level: a metric key to read it from, or a constant
+CHANCE = {"mia/svc/acc": "mia/svc/chance", "mia/loss_lr/acc": BALANCED_CHANCE, "mia/conf_thr/acc": BALANCED_CHANCE}
+
+
+def attack_chance(metrics: dict) -> dict:
+    """{attack accuracy key: its chance level} for the attacks in ``metrics`` (NaN where it is not recorded)."""
+    out = {}
+    for key, chance in CHANCE.items():
+        if key in metrics:
+            v = metrics.get(chance) if isinstance(chance, str) else chance
+            out[key] = float(v) if v is not None else float("nan")
+    return out
 
 
 def per_sample_loss(probs, labels) -> np.ndarray:
@@ -51,18 +72,40 @@ def _std(v) -> float:
 
 # ------------------------------------------------------------------------------------------ paper protocol (SVC)
 
-def paper_mia_sets(probs_forget_train, probs_forget_test_or_test, scenario: str, seed: int = 0):
-    """The paper's member / non-member sets -> (members [M, K], non_members [N, K]).
+def paper_mia_draw(n_member_pool: int, n_nonmember_pool: int, scenario: str,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One draw of the paper's member / non-member sets, as sorted indices into the two pools.
 
-    CR: members = forget-class train samples, capped (random subset) at 3× the non-members;
-        non-members = forget-class test samples.
-    HR: members = forget samples, subsampled to the test-set size; non-members = test samples.
-        A forget set smaller than the test set is kept whole (the SVC split is stratified either way).
+    CR: members = at most 3× as many forget-class train samples as there are non-members (random subset);
+        non-members = every forget-class test sample. Sets up to 3:1, chance = the majority fraction (0.75).
+    HR: non-members = a random half (⌊N/2⌋) of the test set; members = as many forget samples (random subset),
+        so the sets are 1:1 and chance = 0.5. A forget set smaller than that half keeps every forget sample and
+        takes as many of the half's test samples.
+    ``mia_svc`` calls this once per repeat with one generator, so every repeat sees a fresh draw.
     """
     choose("scenario", scenario, SCENARIOS)
+    if scenario == "CR":
+        nm = np.arange(n_nonmember_pool)
+        n_m = min(n_member_pool, 3 * n_nonmember_pool)
+    else:
+        half = rng.choice(n_nonmember_pool, n_nonmember_pool // 2, replace=False)
+        n_m = min(n_member_pool, len(half))
+        nm = np.sort(half[:n_m])  # a random subset of the half (the whole half unless the forget set is smaller)
+    m = np.arange(n_member_pool) if n_m == n_member_pool else np.sort(rng.choice(n_member_pool, n_m, replace=False))
+    return m, nm
+
+
+def paper_mia_sets(probs_forget_train, probs_forget_test_or_test, scenario: str, seed=0):
+    """One draw of the paper's sets -> (members [M, K], non_members [N, K]) (see ``paper_mia_draw``).
+
+    probs_forget_train: softmax rows of the forget samples (CR: the forget-class train samples);
+    probs_forget_test_or_test: CR: the forget-class test samples, HR: the whole test set.
+    seed: an int or a ``np.random.Generator``. ``mia_svc(..., scenario=...)`` re-draws these every repeat.
+    """
     members, non_members = np.asarray(probs_forget_train, float), np.asarray(probs_forget_test_or_test, float)
-    cap = (3 if scenario == "CR" else 1) * len(non_members)
-    return _subsample(members, cap, np.random.default_rng(seed)), non_members
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    m, nm = paper_mia_draw(len(members), len(non_members), scenario, rng)
+    return members[m], non_members[nm]
 
 
 def _svc_grid_predict(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray) -> np.ndarray:
@@ -94,43 +137,57 @@ def _svc_grid_predict_unchecked(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.nda
     return model.predict(np.exp(-g * euclidean_distances(x_te, x_tr, squared=True)))
 
 
-def mia_svc(member_probs, nonmember_probs, *, n_repeats: int = 5, seed: int = 0, cap_members: int | None = None,
-            n_jobs: int | None = None) -> dict:
-    """Paper MIA: RBF-SVC on full softmax vectors, members [M, K] vs non-members [N, K] (see ``paper_mia_sets``).
+SVC_KEYS = ("acc", "acc_std", "chance", "delta_f1", "member_f1", "precision", "recall", "n_members", "n_non_members")
 
-    ``cap_members`` first draws at most that many members; no other balancing (the paper's CR sets are up to
-    3:1, so chance accuracy is the majority fraction, not 0.5). Each repeat: stratified 80/20 split,
-    3-fold grid search over SVC_GRID on the 80 %, scores on the held-out 20 %. Repeats run in up to
-    ``n_jobs`` threads (default: one per CPU; libsvm releases the GIL); results do not depend on n_jobs.
-    Returns means over repeats (``*_std``: sample std over repeats):
-      mia/svc/acc, mia/svc/acc_std, mia/svc/precision, mia/svc/recall, mia/svc/f1, mia/svc/f1_std  (binary,
-      member = positive), mia/svc/delta_f1 = |F1·100 − 50| (the paper's HR number), and
-      mia/svc/delta_acc = |acc·100 − 50| (the same with micro-F1, which equals accuracy).
-    Needs ≥ 5 of each set, else NaNs.
+
+def mia_svc(member_probs, nonmember_probs, *, scenario: str | None = None, n_repeats: int = 5, seed: int = 0,
+            n_jobs: int | None = None) -> dict:
+    """Paper MIA: RBF-SVC on full softmax vectors, member pool [M, K] vs non-member pool [N, K].
+
+    scenario: "CR" or "HR" draws the paper's sets from the pools afresh in every repeat (``paper_mia_draw``:
+        CR members capped at 3× the non-members; HR a random half of the test set against as many forget
+        samples, 1:1). None: the two sets are used as given in every repeat (only the split changes).
+    Each repeat: stratified 80/20 split, 3-fold grid search over SVC_GRID on the 80 %, scored on the held-out
+    20 %. Sets and splits are drawn up front from ``seed``; the repeats then run in up to ``n_jobs`` threads
+    (default: one per CPU; libsvm releases the GIL), so results do not depend on n_jobs.
+    Returns means over repeats:
+      mia/svc/acc        attack accuracy on the held-out 20 % = the paper's "F1" (micro-F1 equals accuracy);
+      mia/svc/acc_std    sample std of the accuracy over repeats;
+      mia/svc/chance     majority fraction of the held-out set: what always guessing the larger set scores
+                         (0.75 for a 3:1 CR set, 0.5 for HR). Read acc against this, never against 0.5 alone;
+      mia/svc/delta_f1   |acc·100 − 50|, the paper's HR ΔF1 (on micro-F1 = accuracy): ≈ 0 for an attack with
+                         no signal at chance 0.5. In CR (chance 0.75) it is not a leakage measure;
+      mia/svc/member_f1, mia/svc/precision, mia/svc/recall   binary scores with member = positive (not the
+                         paper's F1; an attack guessing "member" on a 3:1 set has member-F1 0.86);
+      mia/svc/n_members, mia/svc/n_non_members   sizes of the attack's sets (mean over repeats).
+    Needs ≥ 5 of each set (after drawing), else NaNs.
     """
-    keys = ["acc", "acc_std", "precision", "recall", "f1", "f1_std", "delta_f1", "delta_acc"]
     rng = np.random.default_rng(seed)
-    m, nm = np.asarray(member_probs, float), np.asarray(nonmember_probs, float)
-    if cap_members is not None:
-        m = _subsample(m, cap_members, rng)
-    if min(len(m), len(nm)) < 5:
-        return _nan_dict(f"mia/svc/{k}" for k in keys)
-    x, y = np.vstack([m, nm]), np.r_[np.ones(len(m), int), np.zeros(len(nm), int)]
-    # splits are drawn up front, so the thread schedule cannot change which samples a repeat sees
-    splits = [train_test_split(x, y, test_size=0.2, stratify=y, random_state=int(rng.integers(2**31)))
-              for _ in range(n_repeats)]
+    m_pool, nm_pool = np.asarray(member_probs, float), np.asarray(nonmember_probs, float)
+    if scenario is None:
+        draws = [(np.arange(len(m_pool)), np.arange(len(nm_pool)))] * n_repeats
+    else:
+        draws = [paper_mia_draw(len(m_pool), len(nm_pool), scenario, rng) for _ in range(n_repeats)]
+    if not draws or min(len(draws[0][0]), len(draws[0][1])) < 5:
+        return _nan_dict(f"mia/svc/{k}" for k in SVC_KEYS)
+    # sets and splits are drawn up front, so the thread schedule cannot change which samples a repeat sees
+    splits = []
+    for m, nm in draws:
+        x, y = np.vstack([m_pool[m], nm_pool[nm]]), np.r_[np.ones(len(m), int), np.zeros(len(nm), int)]
+        splits.append(train_test_split(x, y, test_size=0.2, stratify=y, random_state=int(rng.integers(2**31))))
 
     def one_repeat(split):
         x_tr, x_te, y_tr, y_te = split
         pred = _svc_grid_predict(x_tr, y_tr, x_te)
-        return (accuracy_score(y_te, pred), precision_score(y_te, pred, zero_division=0),
-                recall_score(y_te, pred, zero_division=0), f1_score(y_te, pred, zero_division=0))
+        share = y_te.mean()
+        return (accuracy_score(y_te, pred), max(share, 1 - share), f1_score(y_te, pred, zero_division=0),
+                precision_score(y_te, pred, zero_division=0), recall_score(y_te, pred, zero_division=0))
 
     with ThreadPoolExecutor(max_workers=max(1, min(n_repeats, n_jobs or os.cpu_count() or 1))) as pool:
-        acc, prec, rec, f1 = np.array(list(pool.map(one_repeat, splits))).T
-    vals = [acc.mean(), _std(acc), prec.mean(), rec.mean(), f1.mean(), _std(f1),
-            abs(f1.mean() * 100 - 50), abs(acc.mean() * 100 - 50)]
-    return {f"mia/svc/{k}": float(v) for k, v in zip(keys, vals)}
+        acc, chance, f1, prec, rec = np.array(list(pool.map(one_repeat, splits))).T
+    vals = (acc.mean(), _std(acc), chance.mean(), abs(acc.mean() * 100 - 50), f1.mean(), prec.mean(), rec.mean(),
+            np.mean([len(m) for m, _ in draws]), np.mean([len(nm) for _, nm in draws]))
+    return {f"mia/svc/{k}": float(v) for k, v in zip(SVC_KEYS, vals)}
 
 
 # ------------------------------------------------------------------------------------------ loss / confidence
@@ -138,9 +195,10 @@ def mia_svc(member_probs, nonmember_probs, *, n_repeats: int = 5, seed: int = 0,
 def mia_loss_lr(member_losses, nonmember_losses, *, n_splits: int = 10, seed: int = 0) -> dict:
     """Logistic regression on the per-sample loss ([M] vs [N] floats), NeurIPS-2023-challenge style.
 
-    The larger set is first subsampled to the smaller one's size (chance = 0.5), then StratifiedKFold(n_splits)
-    (shuffled; fewer splits if a class has fewer samples). Returns mia/loss_lr/acc (mean held-out accuracy),
-    mia/loss_lr/acc_std (sample std over folds), mia/loss_lr/auc (mean held-out ROC-AUC). NaNs below 2 per set.
+    The larger set is first subsampled to the smaller one's size (balanced: chance = 0.5), then
+    StratifiedKFold(n_splits) (shuffled; fewer splits if a class has fewer samples). Returns mia/loss_lr/acc (mean
+    held-out accuracy), mia/loss_lr/acc_std (sample std over folds), mia/loss_lr/auc (mean held-out ROC-AUC).
+    NaNs below 2 per set.
     """
     keys = ("mia/loss_lr/acc", "mia/loss_lr/acc_std", "mia/loss_lr/auc")
     rng = np.random.default_rng(seed)
@@ -173,8 +231,9 @@ def _best_threshold_bacc(member_scores: np.ndarray, nonmember_scores: np.ndarray
 def cheap_mia(member_probs, nonmember_probs, member_labels, nonmember_labels, seed: int = 0) -> dict:
     """Fast attacks for every snapshot of an MIA-over-steps curve. probs: [M, K] / [N, K], labels: [M] / [N].
 
-    mia/loss_lr/acc: ``mia_loss_lr`` on per-sample losses (balanced, 10-fold CV).
-    mia/conf_thr/acc: best balanced accuracy of a threshold on the true-class probability (in-sample).
+    mia/loss_lr/acc: ``mia_loss_lr`` on per-sample losses (balanced, 10-fold CV; chance 0.5).
+    mia/conf_thr/acc: best balanced accuracy of a threshold on the true-class probability (in-sample; chance
+    0.5 whatever the set sizes, read ≈ 0.5 + 1/√n without signal).
     """
     loss_m, loss_n = per_sample_loss(member_probs, member_labels), per_sample_loss(nonmember_probs, nonmember_labels)
     # a threshold on p[y] is a threshold on −log p[y] (monotone), so the losses serve both attacks
