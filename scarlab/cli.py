@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 from .errors import ScarlabError
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "accepts_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
+    # SIGTERM ends a command like Ctrl-C does: the stage being written is marked failed ("interrupted"), never
+    # left "running" (long commands install their own graceful handlers on top of this)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         if os.environ.get("SCARLAB_THREADS"):
             import torch
@@ -40,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("scarlab: interrupted", file=sys.stderr)
         return 130
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

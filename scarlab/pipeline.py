@@ -51,6 +51,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import interrupts
 from .errors import ScarlabError, choose
 from .runs import RunDir, read_json, write_json
 
@@ -543,9 +544,13 @@ def _kernel_manager(log_path: Path):
             kw.setdefault("stdout", fh)
             kw.setdefault("stderr", fh)
             try:
-                return await super().start_kernel(**kw)
+                out = await super().start_kernel(**kw)
             finally:
                 fh.close()  # the kernel process holds its own copy of the descriptor
+            process = getattr(self.provisioner, "process", None)
+            if process is not None:  # so a second Ctrl-C can kill it
+                interrupts.track_kernel(process)
+            return out
 
     return _LoggedKernelManager
 
@@ -595,16 +600,22 @@ def stage_state(spec: StageSpec) -> str:
 
 
 def _manifest_status(run_dir: str) -> str | None:
+    """The run's status (a ``running`` run whose process is gone reads ``failed``); None without a manifest."""
     try:
-        return read_json(Path(run_dir) / "manifest.json").get("status")
+        return RunDir(run_dir).status if (Path(run_dir) / "manifest.json").exists() else None
     except (OSError, ValueError):
         return None
 
 
 def _clear(run_dir: Path) -> None:
-    """Remove a previous attempt of a run directory — only one that is recognisably scarlab's."""
+    """Remove a previous attempt of a run directory — only one that is recognisably scarlab's and that no live
+    process is writing."""
     if not run_dir.exists():
         return
+    holder = RunDir(run_dir).live_holder() if run_dir.is_dir() else None
+    if holder:
+        raise ScarlabError(f"{run_dir} is being written by process {holder} on this machine; wait for it to finish "
+                           "or stop it, then rerun")
     if not run_dir.is_dir() or not (any(run_dir.glob("stage_*.json")) or (run_dir / "manifest.json").is_file()
                                     or not any(run_dir.iterdir())):
         raise ScarlabError(f"{run_dir} exists and is not a scarlab run directory; refusing to replace it — "
@@ -612,21 +623,38 @@ def _clear(run_dir: Path) -> None:
     shutil.rmtree(run_dir)
 
 
-def execute_stage(spec: StageSpec | dict, kernel_name: str | None = None, force: bool = False) -> RunDir:
+def _lock_path(spec: StageSpec) -> Path:
+    """Beside a run directory for the stage that creates it (it is deleted and remade under the lock), else
+    inside it (evaluate, compare)."""
+    run_dir = Path(spec.run_dir)
+    return run_dir.parent / f".{run_dir.name}.lock" if spec.creates_run else run_dir / f".{spec.kind}.lock"
+
+
+def execute_stage(spec: StageSpec | dict, kernel_name: str | None = None, force: bool = False,
+                  say=print) -> RunDir:
     """Run one stage's notebook through papermill into its run directory; returns that ``RunDir``.
 
     A current stage (see :func:`stage_state`) is not run again unless ``force``. The executed notebook is
     kept in the run directory; the stage record is written last. On failure the run is marked failed with
-    the notebook cell's error message and :class:`StageFailed` is raised. Safe to call in another process.
+    the notebook cell's error message and :class:`StageFailed` is raised. Safe to call in another process:
+    the stage's lock makes a second caller wait for the first, then reuse its result (``say`` tells it waits).
     """
+
+    spec = StageSpec.from_dict(spec) if isinstance(spec, dict) else spec
+    if not force and stage_state(effective(spec)) == "current":
+        return RunDir(spec.run_dir)
+    with interrupts.stage_lock(_lock_path(spec), spec.label, say=say):
+        # another process may have finished this very stage while we waited for its lock
+        if not force and stage_state(effective(spec)) == "current":
+            return RunDir(spec.run_dir)
+        return _execute_locked(effective(spec), kernel_name)
+
+
+def _execute_locked(spec: StageSpec, kernel_name: str | None) -> RunDir:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    spec = StageSpec.from_dict(spec) if isinstance(spec, dict) else spec
-    spec = effective(spec)
     run_dir, record = Path(spec.run_dir), Path(spec.record)
-    if not force and stage_state(spec) == "current":
-        return RunDir(run_dir)
     kernel = kernel_name or ensure_kernel()
     if spec.creates_run:
         _clear(run_dir)
@@ -645,6 +673,8 @@ def execute_stage(spec: StageSpec | dict, kernel_name: str | None = None, force:
         error = f"{exc.ename}: {exc.evalue}" if exc.evalue else exc.ename
     except Exception as exc:  # kernel died, timeout, unreadable notebook: still a failed stage, not a crash
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".rstrip(": ")
+    if error is not None and interrupts.ABORT.is_set():
+        error = "interrupted: stopped by the user (second Ctrl-C or SIGTERM)"
     seconds = time.perf_counter() - t0
     status = _manifest_status(spec.run_dir)
     if error is None and spec.creates_run and status != "complete":
@@ -707,6 +737,8 @@ class PipelineResult:
     stages: list[StageResult]
     summary_csv: Path | None
     wall_s: float
+    interrupted: bool = False
+    """a Ctrl-C / SIGTERM stopped it before every stage ran."""
 
     @property
     def ok(self) -> bool:
@@ -766,6 +798,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
     results: dict[str, StageResult] = {}
     bar = tqdm(total=len(specs), desc="pipeline", unit="stage", disable=not progress, dynamic_ncols=True)
     log = (lambda msg: bar.write(msg)) if progress else (lambda msg: None)
+    notice = log if progress else print  # interrupts and waits are said even with --quiet
 
     def finish(spec: StageSpec, status: str, seconds=0.0, error=None):
         results[spec.id] = StageResult(spec.id, spec.kind, spec.label, status, spec.run_dir, round(seconds, 2),
@@ -785,12 +818,16 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
     # slower as soon as another process shares the cores (measured: smallcnn training step 0.84 s -> 0.45 s on
     # a busy 2-core machine with PASSIVE); a user's own setting wins.
     omp = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
-    with _env(SCARLAB_THREADS=threads, OMP_WAIT_POLICY=omp), ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
+    with _env(SCARLAB_THREADS=threads, OMP_WAIT_POLICY=omp), ThreadPoolExecutor(max_workers=cfg.jobs) as pool, \
+            interrupts.graceful(notice):
         while pending or running:
             for spec in [s for s in pending if ready(s)]:
                 if len(running) >= cfg.jobs:
                     break
                 pending.remove(spec)
+                if interrupts.STOP.is_set():
+                    finish(spec, "blocked", error="not run: interrupted")
+                    continue
                 bad = [d for d in spec.deps if results[d].status in ("failed", "blocked")]
                 if bad:
                     finish(spec, "blocked", error=f"not run: {by_id[bad[0]].label} did not complete")
@@ -799,7 +836,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
                     finish(spec, "skipped")
                     continue
                 bar.set_postfix_str(spec.label)
-                running[pool.submit(_timed, spec, kernel, force)] = spec
+                running[pool.submit(_timed, spec, kernel, force, notice)] = spec
             if not running:
                 if pending and not any(ready(s) for s in pending):
                     raise ScarlabError("pipeline plan has a dependency cycle or an unknown dependency")
@@ -819,13 +856,13 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
     cmp = [s for s in specs if s.kind == "compare"]
     ok_summary = cmp and results[cmp[0].id].status in ("complete", "skipped") and summary.is_file()
     return PipelineResult(cfg, [results[s.id] for s in specs], summary if ok_summary else None,
-                          time.perf_counter() - t_start)
+                          time.perf_counter() - t_start, interrupted=interrupts.STOP.is_set())
 
 
-def _timed(spec: StageSpec, kernel: str, force: bool):
+def _timed(spec: StageSpec, kernel: str, force: bool, say=print):
     t0 = time.perf_counter()
     try:
-        execute_stage(spec, kernel_name=kernel, force=force)
+        execute_stage(spec, kernel_name=kernel, force=force, say=say)
         return time.perf_counter() - t0, None
     except Exception as exc:  # reported by the scheduler; one stage never stops the others
         return time.perf_counter() - t0, exc

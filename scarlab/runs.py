@@ -6,7 +6,7 @@ Layout (every file optional except the manifest)::
     config.json            the stage's configuration (a dataclass as a dict)
     split.npz              forget / retain / test indices
     history.csv            one row per step/epoch, namespaced columns (loss/forget, acc/forget_train, ...)
-    metrics.json           final flat dict (acc/retain_test, mia/svc/f1, aus, time/unlearn_s, ...)
+    metrics.json           final flat dict (acc/retain_test, mia/svc/acc, mia/svc/chance, aus, time/unlearn_s, ...)
     stats.npz              per-class feature statistics (original models only; SCAR reads them)
     features/step_XXXXXX.npz   feature snapshots; embedding.parquet: their UMAP coordinates
     checkpoints/model.pt   state dict + model spec (load with weights_only=True)
@@ -21,6 +21,8 @@ import json
 import math
 import os
 import platform
+import socket
+import stat
 import subprocess
 import time
 import traceback
@@ -65,8 +67,38 @@ def _nan_to_none(o):
     return o
 
 
+class CorruptFile(ScarlabError, ValueError):
+    """A run file that exists but cannot be used (corrupt, not a regular file); a ValueError too, so readers that
+    treat unreadable records as missing keep doing so."""
+
+
 def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+    """A JSON object from a regular file. A missing file raises FileNotFoundError; anything else unusable (corrupt,
+    not an object, a FIFO or device) is a one-line :class:`CorruptFile` naming the file — never a hang."""
+    path = Path(path)
+    if not stat.S_ISREG(path.stat().st_mode):  # FileNotFoundError when missing
+        raise CorruptFile(f"{path} is not a regular file; remove it or rerun the stage that writes it")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptFile(f"{path} cannot be read ({type(e).__name__}: {e}); rerun the stage that writes it "
+                          "(or delete the run directory)") from None
+    if not isinstance(data, dict):
+        raise CorruptFile(f"{path} does not hold a JSON object; rerun the stage that writes it")
+    return data
+
+
+def pid_alive(pid) -> bool:
+    """Whether process ``pid`` exists on this machine."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _git_sha() -> str | None:
@@ -85,20 +117,24 @@ def _versions() -> dict:
             "numpy": np.__version__}
 
 
-# What a run directory may hold; ``--overwrite`` deletes a folder without a manifest only if it holds nothing else.
-_RUN_SUBDIRS = {"checkpoints", "features"}
-_RUN_SUFFIXES = {".json", ".csv", ".npz", ".parquet", ".ipynb", ".log", ".txt", ".pt", ".png", ".tmp"}
-
-
 def _check_replaceable(path: Path) -> None:
-    """Refuse to delete a folder that is not a run directory (e.g. ``--out . --overwrite`` or ``--out runs``)."""
-    if (path / "manifest.json").is_file():
-        return
-    for p in path.iterdir():
-        ok = p.name in _RUN_SUBDIRS if p.is_dir() else p.suffix.lower() in _RUN_SUFFIXES
-        if not ok:
-            raise ScarlabError(f"{path} is not a scarlab run directory (no manifest.json, and it holds {p.name!r}); "
-                               "refusing to delete it with --overwrite: choose another --out")
+    """``--overwrite`` deletes only a scarlab run directory (a manifest written by scarlab) that no live process is
+    running; any other non-empty folder (``--out .``, a folder of the user's files) is refused."""
+    f = path / "manifest.json"
+    if f.is_symlink() or not f.is_file():
+        raise ScarlabError(f"{path} is not a scarlab run directory (no manifest.json) and is not empty; refusing "
+                           "to delete it with --overwrite: choose another --out")
+    try:
+        m = read_json(f)
+    except ScarlabError:
+        m = {}
+    if "stage" not in m or "status" not in m:
+        raise ScarlabError(f"{path}/manifest.json was not written by scarlab; refusing to delete {path} with "
+                           "--overwrite: choose another --out")
+    holder = RunDir(path).live_holder()
+    if holder:
+        raise ScarlabError(f"{path} is being written by process {holder} on this machine; wait for it to finish "
+                           "or stop it, then retry")
 
 
 class RunDir:
@@ -130,6 +166,7 @@ class RunDir:
             shutil.rmtree(run.path)
         run.path.mkdir(parents=True, exist_ok=True)
         manifest = {"id": run.path.name, "stage": stage, "status": "running", "created": time.time(),
+                    "pid": os.getpid(), "host": socket.gethostname(),
                     "versions": _versions(), "git_sha": _git_sha(), "device": device,
                     "parents": {k: str(v) for k, v in (parents or {}).items()}, "files": []}
         write_json(run.path / "manifest.json", manifest)
@@ -146,7 +183,38 @@ class RunDir:
 
     @property
     def status(self) -> str:
-        return self.manifest.get("status", "unknown")
+        """running, complete or failed; a ``running`` run whose process is gone from this machine reads
+        ``failed`` (it was interrupted: killed, or its machine stopped)."""
+        m = self.manifest
+        status = m.get("status", "unknown")
+        if status == "running" and self._orphaned(m):
+            return "failed"
+        return status
+
+    @property
+    def error(self) -> str | None:
+        m = self.manifest
+        if m.get("status") == "running" and self._orphaned(m):
+            return f"interrupted: process {m.get('pid')} ended without finishing the stage"
+        return m.get("error")
+
+    @staticmethod
+    def _orphaned(m: dict) -> bool:
+        return m.get("host") == socket.gethostname() and "pid" in m and not pid_alive(m["pid"])
+
+    def live_holder(self) -> int | None:
+        """The PID of the live process on this machine that is writing this run (status running), else None."""
+        f = self.path / "manifest.json"
+        if not f.is_file():
+            return None
+        try:
+            m = read_json(f)
+        except ScarlabError:
+            return None
+        if m.get("status") == "running" and m.get("host") == socket.gethostname() and pid_alive(m.get("pid")) \
+                and m.get("pid") != os.getpid():
+            return int(m["pid"])
+        return None
 
     @property
     def config(self) -> dict:
@@ -171,7 +239,10 @@ class RunDir:
         try:
             yield self
         except BaseException as exc:
-            msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ScarlabError) else str(exc)
+            if isinstance(exc, KeyboardInterrupt):
+                msg = "interrupted: stopped by the user (Ctrl-C or SIGTERM)"
+            else:
+                msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ScarlabError) else str(exc)
             (self.path / "error.txt").write_text(traceback.format_exc())
             self.finish("failed", error=msg or type(exc).__name__)
             raise

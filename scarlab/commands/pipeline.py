@@ -119,4 +119,7 @@ def run(args) -> int:
     result = run_pipeline(cfg, progress=not args.quiet, force=args.force)
     _common.report(result, "pipeline", ("method", "forget_classes", "seed", "acc/forget_test", "acc/retain_test",
                                          "acc/forget_train", "acc/test", "mia/svc/acc", "aus", "time/unlearn_s"))
+    if result.interrupted:
+        print("pipeline: interrupted; completed stages are kept and a rerun resumes from them")
+        return 130
     return 0 if result.ok else 1
