@@ -135,7 +135,7 @@ def main() -> None:
     lines += ["", f"Goal ≤ {GOAL_S:.0f} s: median of all {len(times)} evaluations "
               f"{statistics.median(times):.2f} s wall — **{verdict}** it.", "",
               "Metrics: " + ", ".join(f"{k} {metrics[k]:.3f}" for k in
-                                     ("acc/forget_test", "acc/retain_test", "mia/svc/acc", "mia/loss_lr/acc",
+                                     ("acc/forget_test", "acc/retain_test", "mia/svc/acc", "mia/svc/chance", "mia/loss_lr/acc",
                                       "privacy/score", "aus") if isinstance(metrics.get(k), float))]
     text = "\n".join(lines) + "\n"
     (out / "evaluate.md").write_text(text)

@@ -36,7 +36,8 @@ from scarlab.unlearn import METHODS  # noqa: E402
 SHARED = Path(os.environ.get("SCARLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 DATA, OOD = f"imagefolder:{SHARED / 'cifar10-mini'}", f"imagefolder:{SHARED / 'ood-mini'}"
 COLS = {"acc/retain_test": "retain-test", "acc/forget_test": "forget-test", "acc/test": "test",
-        "acc/forget_train": "forget-train", "mia/svc/acc": "MIA (SVC)", "mia/loss_lr/acc": "MIA (loss LR)",
+        "acc/forget_train": "forget-train", "mia/svc/acc": "MIA (SVC, paper's F1)", "mia/svc/chance": "SVC chance",
+        "mia/loss_lr/acc": "MIA (loss LR)",
         "aus": "AUS", "time/unlearn_s": "time (s)"}  # time: unlearning, or training for original / retrained
 
 

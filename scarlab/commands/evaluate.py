@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 KEY_METRICS = ("acc/forget_train", "acc/retain_train", "acc/forget_test", "acc/retain_test", "acc/test",
-               "mia/svc/acc", "mia/svc/f1", "mia/loss_lr/acc", "mia/conf_thr/acc", "privacy/score", "aus",
+               "mia/svc/acc", "mia/svc/chance", "mia/loss_lr/acc", "mia/conf_thr/acc", "privacy/score", "aus",
                "time/unlearn_s", "time/evaluate_s")
 
 

@@ -93,7 +93,10 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
         gen = seed_everything(cfg.seed)
         teacher.eval().requires_grad_(False)
         model = copy.deepcopy(teacher).requires_grad_(True)
-        metric = _class_metric(params, original, teacher, ds, split, device, torch.Generator().manual_seed(cfg.seed), run)
+        t_stats = time.perf_counter()
+        metric = _class_metric(params, original, teacher, ds, split, device, torch.Generator().manual_seed(cfg.seed),
+                               run)
+        stats_s = time.perf_counter() - t_stats  # once per original in practice; reported apart from unlearning
         excluded = split.forget_classes if split.scenario == "CR" else []
         probe = Probe.from_split(ds, split, cfg.probe_forget, cfg.probe_retain, seed=cfg.seed)
         tracer = Tracer(ds, probe, metric, excluded, run, cfg.snapshot_every, device, ocfg.get("model", "the model"))
@@ -117,6 +120,6 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
             t = tracer.targets_all  # SCAR: one target per forget sample; SCAR-self: per self-forget surrogate
             idx = split.forget_idx if len(t) == len(split.forget_idx) else np.full(len(t), -1)
             run.save_arrays("trace/targets.npz", forget_idx=idx, targets=t)
-        run.write_metrics({"time/unlearn_s": unlearn_s, "steps": tracer.last_step,
+        run.write_metrics({"time/unlearn_s": unlearn_s, "time/stats_s": stats_s, "steps": tracer.last_step,
                            **split_accuracies(model, ds, split, device)})
     return run
