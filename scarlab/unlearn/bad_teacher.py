@@ -5,7 +5,9 @@ The competent ("good") teacher is the frozen original; the incompetent ("bad") o
 copy of the same architecture. The unlearning set is the whole forget set plus a random fraction of the
 retain set (drawn once), each sample tagged u = 1 (forget) or 0 (retain) and shuffled together, so a batch
 mixes both. For every sample the target distribution is softmax(bad/T) if u = 1 else softmax(good/T), and
-the student minimises KL(target ‖ softmax(student/T)). Data: forget and retain sets.
+the student minimises KL(target ‖ softmax(student/T)), averaged over the batch *and divided by the number
+of classes K* (the reference takes the element-wise mean of the [B, K] KL terms), in train mode (batch-norm
+statistics update). Data: forget and retain sets.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import torch.nn.functional as F
 
 from ..data import ImageSet
 from .base import BatchCycler, Context, OptimParams, batch_on, make_optimizer, register_method, run_loop, \
-    set_train_mode
+    set_lr, set_train_mode
 
 
 @dataclass
@@ -40,6 +42,13 @@ class BadTeacherParams(OptimParams):
 
     # one pass with lr 1e-4 moves a 1,347-image model too little; more passes at a larger lr
     DATASET_DEFAULTS = {"digits": {"epochs": 6, "batch_size": 64, "lr": 1e-3}}
+
+
+def bad_teacher_loss(logits: torch.Tensor, target_log_probs: torch.Tensor, t: float):
+    """(loss, per-sample KL [B]) for student ``logits`` [B, K] and target log-probabilities [B, K]: the loss is
+    the mean of the [B, K] element-wise KL terms, i.e. the batch-mean KL divided by K (as the reference)."""
+    kl = F.kl_div(F.log_softmax(logits / t, 1), target_log_probs, log_target=True, reduction="none")  # [B, K]
+    return kl.mean(), kl.detach().sum(1)
 
 
 def random_copy(model: nn.Module) -> nn.Module:
@@ -70,9 +79,11 @@ def bad_teacher(ctx: Context, p: BadTeacherParams):
     is_forget = torch.cat([torch.ones(len(forget), dtype=torch.bool), torch.zeros(n_sub, dtype=torch.bool)])
     opt = make_optimizer(model.parameters(), p)
     cycler = BatchCycler(len(mixed), p.batch_size, ctx.generator)
+    n = cycler.steps_per_pass()
     t = p.temperature
 
     def step(epoch: int, i: int) -> dict:
+        set_lr(opt, p, epoch, i / n)
         set_train_mode(model, p.bn_train)
         b = cycler.next()
         x, y = batch_on(ctx, mixed, b)
@@ -81,13 +92,11 @@ def bad_teacher(ctx: Context, p: BadTeacherParams):
         with torch.no_grad():
             target = torch.where(u[:, None], F.log_softmax(bad(x) / t, 1), F.log_softmax(good(x) / t, 1))
         logits = model(x)
-        kl = F.kl_div(F.log_softmax(logits / t, 1), target, log_target=True, reduction="none").sum(1)  # [B]
-        loss = kl.mean()
+        loss, kl = bad_teacher_loss(logits, target, t)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        kl = kl.detach()
-        out = {"loss/total": loss.detach()}
+        out = {"loss/total": loss.detach()}  # loss/forget, loss/retain: per-sample KL, not divided by K
         if uc.any():  # tested on the CPU copy: no device sync
             out["loss/forget"] = kl[u].mean()
             out["acc/forget_batch"] = (logits.detach()[u].argmax(1) == y[u]).float().mean()
@@ -95,4 +104,4 @@ def bad_teacher(ctx: Context, p: BadTeacherParams):
             out["loss/retain"] = kl[~u].mean()
         return out
 
-    return run_loop(ctx, p, step, cycler.steps_per_pass())
+    return run_loop(ctx, p, step, n)

@@ -247,6 +247,21 @@ class OptimParams(Params):
     lr_decay: float = 0.1
     """factor of each 'step' decay."""
 
+    def validate(self) -> None:
+        super().validate()
+        choose("optimizer", self.optimizer, ("sgd", "adam"))
+        choose("schedule", self.schedule, ("constant", "step", "cosine"))
+        decay_milestones(self.lr_decay_epochs)
+
+
+def decay_milestones(text: str) -> list[int]:
+    """``"2, 4"`` -> [2, 4] (0-based epochs); a one-line error on anything else."""
+    try:
+        return [int(e) for e in str(text).replace(" ", "").split(",") if e]
+    except ValueError:
+        raise ScarlabError("lr_decay_epochs must be comma-separated whole numbers, e.g. 2 or 3,5 "
+                           f"(got {text!r})") from None
+
 
 def make_optimizer(parameters, p: OptimParams, weight_decay: float | None = None) -> torch.optim.Optimizer:
     """SGD (momentum ``p.momentum``) or Adam at ``p.lr``; ``weight_decay`` overrides ``p.weight_decay``."""
@@ -263,8 +278,7 @@ def scheduled_lr(p: OptimParams, epoch: int, frac: float = 0.0) -> float:
     if p.schedule == "constant":
         return p.lr
     if p.schedule == "step":
-        milestones = [int(e) for e in str(p.lr_decay_epochs).replace(" ", "").split(",") if e]
-        return p.lr * p.lr_decay ** sum(epoch >= e for e in milestones)
+        return p.lr * p.lr_decay ** sum(epoch >= e for e in decay_milestones(p.lr_decay_epochs))
     if p.schedule == "cosine":
         return 0.5 * p.lr * (1 + math.cos(math.pi * min(1.0, (epoch + frac) / max(1, p.epochs))))
     raise ScarlabError(f"unknown schedule {p.schedule!r}; valid choices: constant, step, cosine")

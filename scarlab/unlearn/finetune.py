@@ -2,7 +2,10 @@
 
 Nothing pushes the forget set away; the forgotten data is lost only through catastrophic forgetting
 (CR: the forgotten classes never appear as targets, so their logits are pushed down). Data: retain set
-for training; the forget set is read only to watch forget accuracy for the stopping rule and the trace.
+for training; the forget set is read only to watch forget accuracy for the trace.
+
+As the authors run it (SCAR.md, "Baselines as their reference implementations run them"): student in train
+mode (batch-norm statistics update), every epoch run (no early stop), a fixed learning rate with a schedule.
 """
 from __future__ import annotations
 
@@ -11,28 +14,32 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 
 from .base import BatchCycler, Context, OptimParams, batch_on, make_optimizer, register_method, run_loop, \
-    set_train_mode
+    set_lr, set_train_mode
 
 
 @dataclass
 class FinetuneParams(OptimParams):
-    """FineTuning hyper-parameters (SGD with momentum on retain cross-entropy)."""
+    """FineTuning hyper-parameters (SGD with momentum on retain cross-entropy, cosine-annealed rate).
+
+    Our reading of "their CLI learning rate with a schedule": SGD (momentum 0.9, weight decay 5e-4) at one
+    rate given up front, annealed by a cosine to 0 over ``epochs``, stepped every batch. SCAR.md does not give
+    the number; 0.02 is a usual CIFAR fine-tuning rate and trains stably here (see ``lr``)."""
 
     epochs: int = 5
-    """passes over the retain set."""
+    """passes over the retain set (all of them: ``stop`` is off)."""
     lr: float = 0.02
-    """SGD learning rate (a fairly large one: forgetting comes only from drifting away from the original)."""
+    """starting SGD learning rate."""
     batch_size: int = 128
     """retain samples per step."""
     weight_decay: float = 5e-4
     """L2 penalty."""
-    bn_train: bool = True
-    """update batch-norm statistics on the retain batches, as ordinary training does. With them frozen, SGD at
-    this rate diverges on cifar10-mini's smallcnn (measured: retain loss 1.0 -> 12 in 4 steps; retain-test
-    accuracy 14 % after 5 epochs), while it trains stably with them on."""
+    stop: bool = False
+    """no early stop, as the authors' FineTune: it runs every epoch."""
+    schedule: str = "cosine"
+    """cosine annealing from ``lr`` to 0 (see the class docstring)."""
 
-    # digits' tinycnn (trained with Adam, batch norm frozen here) diverges under SGD at these rates; Adam is
-    # scale-free. 1,212 retain images: batch 64 gives 19 steps per pass.
+    # digits' tinycnn was trained with Adam; 1,212 retain images: batch 64 gives 19 steps per pass. At the
+    # generic SGD 0.02 / batch 128 it keeps the forgotten class (CR class 0: retain-test .990, forget-test 1.000).
     DATASET_DEFAULTS = {"digits": {"optimizer": "adam", "lr": 2e-3, "batch_size": 64}}
 
 
@@ -42,16 +49,18 @@ def finetune(ctx: Context, p: FinetuneParams):
     model, retain = ctx.model, ctx.retain
     opt = make_optimizer(model.parameters(), p)
     cycler = BatchCycler(len(retain), p.batch_size, ctx.generator)
+    n = cycler.steps_per_pass()
 
     def step(epoch: int, i: int) -> dict:
+        lr = set_lr(opt, p, epoch, i / n)
         set_train_mode(model, p.bn_train)
-        x, y = batch_on(ctx, retain, cycler.next())
+        x, y = batch_on(ctx, retain, cycler.next())  # x [B, C, H, W], y [B]
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return {"loss/retain": loss.detach(), "loss/total": loss.detach(),
+        return {"loss/retain": loss.detach(), "loss/total": loss.detach(), "opt/lr": lr,
                 "acc/retain_batch": (logits.detach().argmax(1) == y).float().mean()}
 
-    return run_loop(ctx, p, step, cycler.steps_per_pass())
+    return run_loop(ctx, p, step, n)
