@@ -1,7 +1,15 @@
-"""Widgets and page scaffolding shared by the pages (Streamlit calls live here and in pages/, not in plots.py)."""
+"""Widgets and page scaffolding shared by the pages (Streamlit calls live here and in pages/, not in plots.py).
+
+Run-supplied text (run ids, methods, errors, class names: anything read from a run folder) is data, never markup.
+Pages show it with ``st.text`` / ``st.code`` where they can; where Streamlit renders Markdown (warnings, captions,
+image captions) it goes through :func:`md`, which escapes every Markdown character, so an image or link in a
+received manifest is shown as its characters and never makes the browser fetch anything.
+"""
 from __future__ import annotations
 
 import base64
+import re
+import string
 from typing import Callable
 
 import streamlit as st
@@ -9,6 +17,21 @@ import streamlit as st
 from scarlab_dashboard import data as D
 
 METHOD_ORDER = ("scar", "scar_self", "original", "retrained")
+_MD_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def md(text, limit: int = 600) -> str:
+    """``text`` as Markdown that renders as exactly its characters (on one line, at most ``limit`` of them).
+
+    Every ASCII punctuation character is backslash-escaped (CommonMark lets any of them be), so no image, link,
+    autolink, HTML, emphasis, heading, table, code span, LaTeX (``$``) or Streamlit directive (``:red[...]``)
+    can form; newlines and control characters become spaces."""
+    s = _CONTROL.sub(" ", str(text))
+    s = " ".join(s.split())
+    if len(s) > limit:
+        s = s[:limit - 1] + "…"
+    return _MD_SPECIAL.sub(r"\\\1", s)
 
 
 def header(title: str, intro: str | None = None) -> None:
@@ -21,29 +44,30 @@ def load_runs() -> list[D.Run]:
     """Every run under the root; stops the page with an error when there is no usable root."""
     root = D.runs_root()
     with st.sidebar:
-        st.caption(f"Runs root: `{root}`" if root else "Runs root: not set")
+        st.caption("Runs root: " + (md(root) if root else "not set"))
     got = D.scan(root)
     if got.error:
-        st.error(got.error)
+        st.error(md(got.error))
         st.stop()
     if not got.value:
-        st.warning(f"No runs under `{root}` yet. Create some with `scarlab demo` or `scarlab pipeline`, "
+        st.warning(f"No runs under {md(root)} yet. Create some with `scarlab demo` or `scarlab pipeline`, "
                    "then reload this page.")
         st.stop()
     return got.value
 
 
 def warn(*messages: str | None) -> None:
-    """Show each non-empty message as a warning (many messages are grouped in an expander)."""
-    msgs = [m for m in messages if m]
+    """Show each non-empty message (plain text, never Markdown) as a warning; many messages are grouped in an
+    expander as plain text."""
+    msgs = [str(m) for m in messages if m]
     if len(msgs) <= 3:
         for m in msgs:
-            st.warning(m, icon="⚠️")
+            st.warning(md(m), icon="⚠️")
     else:
         st.warning(f"{len(msgs)} problems reading run files (details below)", icon="⚠️")
         with st.expander("details"):
             for m in msgs:
-                st.write("- " + m)
+                st.text("- " + m)
 
 
 def _method_key(m: str) -> tuple:
@@ -84,7 +108,7 @@ def pick_run(runs: list[D.Run], page: str, keep: Callable[[D.Run], bool], what: 
     st.session_state["_run"] = run_id
     run = lookup[run_id]
     if run.status != "complete":
-        st.warning(f"This run's status is **{run.status}**" + (f": {run.error}" if run.error else "") +
+        st.warning(f"This run's status is **{md(run.status)}**" + (f": {md(run.error, 300)}" if run.error else "") +
                    " — what it wrote so far is shown.", icon="⚠️")
     return run
 
@@ -105,13 +129,18 @@ def parent(runs: list[D.Run], run: D.Run, role: str) -> D.Run | None:
     return D.by_id(runs).get(pid) if pid else None
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def thumb_bytes(b64: str | None) -> bytes | None:
-    if not b64:
+    """A stored thumbnail's PNG bytes; None unless it decodes to a PNG (no SVG or other formats from a run)."""
+    if not b64 or not isinstance(b64, str):
         return None
     try:
-        return base64.b64decode(b64, validate=True)
+        img = base64.b64decode(b64, validate=True)
     except ValueError:
         return None
+    return img if img.startswith(PNG_SIGNATURE) else None
 
 
 def gallery(items: list[tuple[str | None, str]], width: int = 72, per_row: int = 8) -> None:
@@ -124,9 +153,9 @@ def gallery(items: list[tuple[str | None, str]], width: int = 72, per_row: int =
             img = thumb_bytes(b64)
             with col:
                 if img is not None:
-                    st.image(img, caption=caption, width=width)
+                    st.image(img, caption=md(caption), width=width)
                 else:
-                    st.caption(caption)
+                    st.caption(md(caption))
 
 
 def class_name(names: list[str], i) -> str:

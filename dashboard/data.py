@@ -3,12 +3,19 @@
 Rules this module enforces (the dashboard's pages read through it, never directly):
 
 * Only files under the runs root are read (``--runs DIR`` after ``--`` on the ``streamlit run`` line, or the
-  environment variable ``SCARLAB_RUNS``); symlinks and recorded parent paths that lead outside it are refused.
+  environment variable ``SCARLAB_RUNS``). Every file goes through :func:`checked` before it is opened: its path is
+  resolved (symlinks followed) and it is refused unless the result lies inside the resolved runs root *and* is a
+  regular file. A symlinked file or folder leading outside the root, a FIFO, socket or device is never opened (a
+  FIFO would block the page forever); recorded parent paths outside the root are not followed. :func:`open_checked`
+  opens without following a last symlink and without blocking, and re-checks the opened file (same inode, regular,
+  still inside the root) so a file swapped between the check and the open is refused too.
 * Nothing is unpickled: JSON, CSV, Parquet (pyarrow) and ``.npz`` with ``allow_pickle=False`` only. Run
   folders hold a ``checkpoints/model.pt`` (a pickle-based format): the dashboard never opens it.
 * Every loader is cached by (path, modification time, size), so a page rerun costs only ``os.stat`` calls, and a
   file that changes (a running run appending history) is re-read.
 * No loader raises on bad input: each returns ``Loaded(value, error)``; pages show ``error`` as a warning.
+* Everything read is data, never markup: pages show run-supplied strings as plain text (``common.md`` escapes them
+  where Streamlit only offers Markdown).
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +71,7 @@ def inside(root: Path, path: str | os.PathLike) -> Path | None:
 
 
 def _sig(path: Path) -> tuple[str, int, int] | None:
+    """(path, mtime, size) for cache keys: ``os.stat`` only (it never opens, so a FIFO cannot block it)."""
     try:
         s = path.stat()
     except OSError:
@@ -70,45 +79,138 @@ def _sig(path: Path) -> tuple[str, int, int] | None:
     return str(path), s.st_mtime_ns, s.st_size
 
 
+def _name(root: Path | None, path: Path) -> str:
+    """How messages name a file: relative to the root when it is under it, else its last two parts."""
+    try:
+        if root is not None:
+            full = Path(os.path.normpath(path if Path(path).is_absolute() else root / path))
+            return full.relative_to(root).as_posix()
+    except ValueError:
+        pass
+    return f"{path.parent.name}/{path.name}"
+
+
 def _err(path: Path, exc: BaseException) -> str:
     msg = str(exc).splitlines()[0][:160] if str(exc) else ""
     return f"{path.parent.name}/{path.name}: {type(exc).__name__}{': ' + msg if msg else ''}"
 
 
-# ----------------------------------------------------------------------------- cached file readers
-@st.cache_data(show_spinner=False, max_entries=2048)
-def _json(path: str, mtime: int, size: int) -> Loaded:
+# ----------------------------------------------------------------------------- the one gate every read goes through
+class FileSig(NamedTuple):
+    """A checked file: its resolved path (inside the root, a regular file) and what ``stat`` said of it."""
+
+    path: str
+    mtime: int
+    size: int
+    dev: int
+    ino: int
+
+
+class Refused(OSError):
+    """A file the dashboard will not open (outside the runs root, or not a regular file)."""
+
+
+def checked(root: Path | None, path: str | os.PathLike) -> Loaded:
+    """Whether ``path`` may be read: ``Loaded(FileSig)`` for a regular file whose resolved path lies inside the
+    resolved ``root``; ``Loaded(None, None)`` when it does not exist; ``Loaded(None, reason)`` when it is refused
+    (a symlink leading outside the root, a FIFO, socket, device or folder, no root at all). Only ``lstat``/``stat``
+    and ``readlink`` are called: nothing is opened, so a FIFO cannot block."""
     p = Path(path)
+    if root is None:
+        return Loaded(None, f"{p.parent.name}/{p.name}: no runs root is set, nothing is read")
+    name = _name(root, p)
     try:
-        value = json.loads(p.read_text())
+        root_real = Path(root).resolve(strict=True)
+        real = (p if p.is_absolute() else root / p).resolve(strict=True)
+    except FileNotFoundError:
+        return Loaded(None, None)
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a name too long, no permission
+        return Loaded(None, f"{name}: cannot be resolved ({type(exc).__name__}); not read")
+    if not real.is_relative_to(root_real):
+        return Loaded(None, f"{name}: leads outside the runs root (a symlink); not read")
+    try:
+        s = os.lstat(real)  # `real` holds no symlinks: lstat and stat agree, and neither opens the file
+    except FileNotFoundError:
+        return Loaded(None, None)
+    except OSError as exc:
+        return Loaded(None, _err(p, exc))
+    if not stat.S_ISREG(s.st_mode):
+        kind = ("a folder" if stat.S_ISDIR(s.st_mode) else "a FIFO" if stat.S_ISFIFO(s.st_mode) else
+                "a socket" if stat.S_ISSOCK(s.st_mode) else "a device" if stat.S_ISCHR(s.st_mode) or
+                stat.S_ISBLK(s.st_mode) else "not a regular file")
+        return Loaded(None, f"{name}: is {kind}, not a regular file; not read")
+    return Loaded(FileSig(str(real), s.st_mtime_ns, s.st_size, s.st_dev, s.st_ino))
+
+
+def open_checked(root: str | os.PathLike, sig: FileSig):
+    """The checked file opened for binary reading (a file object), or :class:`Refused`.
+
+    Opens without following a last symlink (``O_NOFOLLOW``) and without blocking (``O_NONBLOCK``: a FIFO put in
+    place after the check opens at once instead of waiting for a writer), then re-checks the open file: a regular
+    file, the inode that was checked, and (Linux) an open path still inside the root."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(sig.path, flags)
+    try:
+        s = os.fstat(fd)
+        if not stat.S_ISREG(s.st_mode) or (s.st_dev, s.st_ino) != (sig.dev, sig.ino):
+            raise Refused(f"{sig.path} changed between its check and its opening")
+        proc = f"/proc/self/fd/{fd}"
+        if os.path.islink(proc):
+            where = Path(os.readlink(proc))
+            if not where.is_relative_to(Path(root).resolve()):
+                raise Refused(f"{sig.path} opened outside the runs root")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _refused(root: str, sig: FileSig, exc: BaseException) -> Loaded:
+    p = Path(sig.path)
+    return Loaded(None, f"{_name(Path(root), p)}: {exc}" if isinstance(exc, Refused) else _err(p, exc))
+
+
+# ----------------------------------------------------------------------------- cached file readers
+MAX_JSON_BYTES = 64 << 20  # a manifest, config or metrics file is kilobytes; a larger one is not parsed
+
+
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _json(root: str, sig: FileSig) -> Loaded:
+    p = Path(sig.path)
+    if sig.size > MAX_JSON_BYTES:
+        return Loaded(None, f"{p.parent.name}/{p.name}: {sig.size} bytes, too large for a JSON record; not read")
+    try:
+        with open_checked(root, sig) as f:
+            value = json.loads(f.read(MAX_JSON_BYTES + 1).decode("utf-8"))
         if not isinstance(value, dict):
             return Loaded(None, f"{p.parent.name}/{p.name}: expected a JSON object, found {type(value).__name__}")
         return Loaded(value)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        return Loaded(None, _err(p, exc))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        return _refused(root, sig, exc)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def _csv(path: str, mtime: int, size: int) -> Loaded:
-    p = Path(path)
+def _csv(root: str, sig: FileSig) -> Loaded:
     try:
-        df = pd.read_csv(p)
-        return Loaded(df)
+        with open_checked(root, sig) as f:
+            return Loaded(pd.read_csv(f))
     except pd.errors.EmptyDataError:
         return Loaded(pd.DataFrame())
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        return Loaded(None, _err(p, exc))
+        return _refused(root, sig, exc)
 
 
 # Parquet tables (embeddings: up to ~10^5 rows) are cached as shared objects, not copies: pages treat them as
 # read-only (they filter and .assign, never write in place).
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _parquet(path: str, mtime: int, size: int, columns: tuple[str, ...] | None) -> Loaded:
+def _parquet(root: str, sig: FileSig, columns: tuple[str, ...] | None) -> Loaded:
     import pyarrow.parquet as pq
 
-    p = Path(path)
     try:
-        table = pq.read_table(p, columns=list(columns) if columns else None)
+        with open_checked(root, sig) as f:
+            table = pq.read_table(f, columns=list(columns) if columns else None)
         meta = {}
         raw = (table.schema.metadata or {}).get(b"scarlab")
         if raw:
@@ -116,39 +218,56 @@ def _parquet(path: str, mtime: int, size: int, columns: tuple[str, ...] | None) 
                 meta = json.loads(raw)
             except ValueError:
                 meta = {}
-        return Loaded((table.to_pandas(), meta))
+        return Loaded((table.to_pandas(), meta if isinstance(meta, dict) else {}))
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, KeyError (missing column), ...
-        return Loaded(None, _err(p, exc))
+        return _refused(root, sig, exc)
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
-def _npz(path: str, mtime: int, size: int, keys: tuple[str, ...]) -> Loaded:
-    p = Path(path)
+def _npz(root: str, sig: FileSig, keys: tuple[str, ...]) -> Loaded:
     try:
-        with np.load(p, allow_pickle=False) as z:
+        with open_checked(root, sig) as f, np.load(f, allow_pickle=False) as z:
             return Loaded({k: z[k] for k in keys if k in z.files})
     except Exception as exc:  # BadZipFile, EOFError, ValueError (pickled object arrays), OSError
-        return Loaded(None, _err(p, exc))
+        return _refused(root, sig, exc)
 
 
-def read_json(path: Path) -> Loaded:
-    sig = _sig(path)
-    return _json(*sig) if sig else Loaded(None, None)
+@st.cache_data(show_spinner=False, max_entries=256)
+def _text_tail(root: str, sig: FileSig, limit: int) -> Loaded:
+    try:
+        with open_checked(root, sig) as f:
+            f.seek(max(0, sig.size - 4 * limit))
+            return Loaded(f.read(4 * limit).decode("utf-8", errors="replace")[-limit:])
+    except OSError as exc:
+        return _refused(root, sig, exc)
 
 
-def read_csv(path: Path) -> Loaded:
-    sig = _sig(path)
-    return _csv(*sig) if sig else Loaded(None, None)
+def _read(reader, path: Path, root: Path | None, *extra) -> Loaded:
+    got = checked(root, path)
+    return reader(str(root), got.value, *extra) if got.value is not None else got
 
 
-def read_parquet(path: Path, columns: tuple[str, ...] | None = None) -> Loaded:
-    sig = _sig(path)
-    return _parquet(*sig, columns) if sig else Loaded(None, None)
+def read_json(path: Path, root: Path | None) -> Loaded:
+    """A JSON object from ``path`` (checked against ``root``): ``Loaded(dict)``, ``Loaded(None, None)`` when the
+    file does not exist, else ``Loaded(None, one-line reason)``."""
+    return _read(_json, path, root)
 
 
-def read_npz(path: Path, keys: tuple[str, ...] = SNAPSHOT_KEYS) -> Loaded:
-    sig = _sig(path)
-    return _npz(*sig, keys) if sig else Loaded(None, None)
+def read_csv(path: Path, root: Path | None) -> Loaded:
+    return _read(_csv, path, root)
+
+
+def read_parquet(path: Path, root: Path | None, columns: tuple[str, ...] | None = None) -> Loaded:
+    return _read(_parquet, path, root, columns)
+
+
+def read_npz(path: Path, root: Path | None, keys: tuple[str, ...] = SNAPSHOT_KEYS) -> Loaded:
+    return _read(_npz, path, root, tuple(keys))
+
+
+def read_text_tail(path: Path, root: Path | None, limit: int = 4000) -> Loaded:
+    """The last ``limit`` characters of a text file (undecodable bytes replaced)."""
+    return _read(_text_tail, path, root, int(limit))
 
 
 # ----------------------------------------------------------------------------- runs
@@ -158,6 +277,7 @@ class Run:
 
     id: str
     path: Path
+    root: Path | None = None  # the resolved runs root: every file of the run is read through checked(root, ...)
     stage: str = "?"
     status: str = "unknown"
     method: str = "?"
@@ -211,17 +331,32 @@ def _resolve_parent(root: Path, value, names: dict[str, str]) -> str | None:
     if not value:
         return None
     p = inside(root, value)
-    if p is not None and (p / "manifest.json").is_file():
+    if p is not None and checked(root, p / "manifest.json").value is not None:
         return p.relative_to(root).as_posix()
     return names.get(Path(str(value)).name)
+
+
+def snapshot_files(run_path: Path, root: Path | None) -> tuple[list[Path], list[str]]:
+    """The readable ``features/step_*.npz`` of a run, and a reason for each one refused."""
+    feats = run_path / "features"
+    if not feats.is_dir():
+        return [], []
+    ok, refused = [], []
+    for f in sorted(feats.glob("step_*.npz")):
+        got = checked(root, f)
+        if got.value is not None:
+            ok.append(f)
+        elif got.error:
+            refused.append(got.error)
+    return ok, refused
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
 def _summary(root: str, rel: str, sigs: tuple) -> Run:
     root_p = Path(root)
     path = root_p / rel
-    run = Run(id=rel, path=path)
-    m = read_json(path / "manifest.json")
+    run = Run(id=rel, path=path, root=root_p)
+    m = read_json(path / "manifest.json", root_p)
     if m.value is None:
         run.status = "unreadable" if m.error else "no manifest"
         run.problems.append(m.error or "no manifest.json (a partial or foreign folder)")
@@ -230,13 +365,13 @@ def _summary(root: str, rel: str, sigs: tuple) -> Run:
         run.stage = str(man.get("stage", "?"))
         status = man.get("status", "unknown")
         run.status = status if status in ("running", "complete", "failed") else f"unknown ({status})"
-        run.error = man.get("error")
+        run.error = None if man.get("error") in (None, "") else str(man.get("error"))
         run.created = man.get("created") if isinstance(man.get("created"), (int, float)) else None
         run.parents = {k: v for k, v in (man.get("parents") or {}).items() if isinstance(v, str)}
         ev = man.get("evaluation")
         if isinstance(ev, dict) and ev.get("status") == "failed":
             run.problems.append(f"evaluation failed: {ev.get('error')}")
-    c = read_json(path / "config.json")
+    c = read_json(path / "config.json", root_p)
     if c.error:
         run.problems.append(c.error)
     cfg = c.value or {}
@@ -247,13 +382,17 @@ def _summary(root: str, rel: str, sigs: tuple) -> Run:
     run.scenario, run.forget = _forget(cfg) if run.stage not in ("train_original",) else ("", "")
     if isinstance(cfg.get("seed"), int):
         run.seed = cfg["seed"]
-    mt = read_json(path / "metrics.json")
+    mt = read_json(path / "metrics.json", root_p)
     if mt.error:
         run.problems.append(mt.error)
     run.metrics = {k: v for k, v in (mt.value or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    feats = path / "features"
-    run.n_snapshots = len(list(feats.glob("step_*.npz"))) if feats.is_dir() else 0
-    run.has_embedding = (path / "embedding.parquet").is_file()
+    snaps, refused = snapshot_files(path, root_p)
+    run.n_snapshots = len(snaps)
+    run.problems += refused[:3]
+    emb = checked(root_p, path / "embedding.parquet")
+    run.has_embedding = emb.value is not None
+    if emb.error:
+        run.problems.append(emb.error)
     return run
 
 
@@ -268,6 +407,10 @@ def scan(root: Path) -> Loaded:
     """
     if root is None:
         return Loaded([], "no runs root given: start with `scarlab dashboard --runs DIR` or set SCARLAB_RUNS")
+    try:
+        root = Path(root).resolve()
+    except (OSError, RuntimeError) as exc:
+        return Loaded([], f"runs root {root} cannot be resolved: {exc}")
     if not root.is_dir():
         return Loaded([], f"runs root {root} does not exist or is not a folder")
     found: dict[str, Path] = {}
@@ -334,7 +477,7 @@ def _frame_ok(df: pd.DataFrame, need, name: str) -> str | None:
 def embedding(run: Run) -> Loaded:
     """``embedding.parquet`` as (DataFrame, metadata); checks the columns the pages need."""
     f = run.path / "embedding.parquet"
-    got = read_parquet(f)
+    got = read_parquet(f, run.root)
     if got.value is None:
         return Loaded(None, got.error or f"{run.id} has no embedding.parquet yet: run `scarlab embed {run.id}`")
     df, meta = got.value
@@ -356,12 +499,12 @@ def snapshot_table(run: Run) -> Loaded:
     Columns: step, point, group, index, label, pred, target, dist_own, dist_target. Unreadable snapshot files
     are skipped and reported in ``error``.
     """
-    files = sorted((run.path / "features").glob("step_*.npz")) if (run.path / "features").is_dir() else []
+    files, problems = snapshot_files(run.path, run.root)
     if not files:
-        return Loaded(None, f"{run.id} has no feature snapshots")
-    parts, problems = [], []
+        return Loaded(None, "; ".join(problems) or f"{run.id} has no feature snapshots")
+    parts = []
     for f in files:
-        got = read_npz(f)
+        got = read_npz(f, run.root)
         if got.value is None:
             problems.append(got.error)
             continue
@@ -397,29 +540,32 @@ def points_table(run: Run) -> Loaded:
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _thumbs(path: str, mtime: int, size: int) -> Loaded:
-    got = _parquet(path, mtime, size, ("point", "png"))
+def _thumbs(root: str, sig: FileSig) -> Loaded:
+    got = _parquet(root, sig, ("point", "png"))
     if got.value is None:
         return Loaded({}, got.error)
     df = got.value[0]
-    return Loaded(dict(zip(df["point"].astype(int).tolist(), df["png"].astype(str).tolist())))
+    try:
+        return Loaded(dict(zip(df["point"].astype(int).tolist(), df["png"].astype(str).tolist())))
+    except (TypeError, ValueError) as exc:
+        return Loaded({}, _err(Path(sig.path), exc))
 
 
 def thumbs(run: Run) -> Loaded:
     """``thumbs.parquet`` as {point: base64 PNG} (a shared, read-only dict)."""
-    sig = _sig(run.path / "thumbs.parquet")
-    return _thumbs(*sig) if sig else Loaded({}, None)
+    got = checked(run.root, run.path / "thumbs.parquet")
+    return _thumbs(str(run.root), got.value) if got.value is not None else Loaded({}, got.error)
 
 
 def history(run: Run) -> Loaded:
-    got = read_csv(run.path / "history.csv")
+    got = read_csv(run.path / "history.csv", run.root)
     if got.value is not None and len(got.value) and "step" not in got.value.columns and "epoch" not in got.value.columns:
         return Loaded(None, f"{run.id}/history.csv has neither a step nor an epoch column")
     return got
 
 
 def mia_steps(run: Run) -> Loaded:
-    got = read_csv(run.path / "mia_steps.csv")
+    got = read_csv(run.path / "mia_steps.csv", run.root)
     if got.value is not None and len(got.value) and "step" not in got.value.columns:
         return Loaded(None, f"{run.id}/mia_steps.csv has no step column")
     return got
@@ -430,7 +576,7 @@ def per_class(run: Run) -> Loaded:
 
     Returns ``Loaded((accuracies: list[float], class names: list[str], source), error)`` or value None.
     """
-    got = read_json(run.path / "perclass.json")
+    got = read_json(run.path / "perclass.json", run.root)
     if got.value is not None:
         d = got.value
         for key in ("per_class_test", "acc/per_class_test", "test"):
@@ -463,12 +609,13 @@ def class_names(run: Run, meta: dict | None = None, k: int | None = None) -> lis
     return [str(i) for i in range(k or 0)]
 
 
-def error_text(run: Run, limit: int = 4000) -> str | None:
-    f = run.path / "error.txt"
-    try:
-        return f.read_text(errors="replace")[-limit:] if f.is_file() else None
-    except OSError:
-        return None
+def error_text(run: Run, limit: int = 4000) -> Loaded:
+    """The end of the run's ``error.txt`` (``Loaded(None, None)`` when there is none)."""
+    return read_text_tail(run.path / "error.txt", run.root, limit)
+
+
+def manifest(run: Run) -> Loaded:
+    return read_json(run.path / "manifest.json", run.root)
 
 
 # ----------------------------------------------------------------------------- comparison

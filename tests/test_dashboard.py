@@ -86,6 +86,58 @@ def _ok(at) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
+PLAIN_ELEMENTS = {"text", "code", "json", "arrow_data_frame", "dataframe", "plotly_chart", "table"}
+MARKDOWN_KEYS = {"body", "label", "help", "caption", "placeholder"}
+
+
+def _nodes(node):
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from _nodes(child)
+
+
+def _strings(d, keys=None):
+    """Every string in a proto dict (only those under ``keys`` when given; selectbox options are data, not
+    Markdown)."""
+    if isinstance(d, dict):
+        for k, v in d.items():
+            if isinstance(v, str):
+                if keys is None or k in keys:
+                    yield v
+            else:
+                yield from _strings(v, keys)
+    elif isinstance(d, list):
+        for v in d:
+            if isinstance(v, str):
+                if keys is None:
+                    yield v
+            else:
+                yield from _strings(v, keys)
+
+
+def _rendered(at) -> tuple[list[str], list[str], list[str]]:
+    """(strings Streamlit renders as Markdown, strings shown as plain text or code, every string) of the page."""
+    from google.protobuf.json_format import MessageToDict
+
+    markdown, plain, everything = [], [], []
+    for node in _nodes(at._tree):
+        proto = getattr(node, "proto", None)
+        if proto is None:
+            continue
+        d = MessageToDict(proto, preserving_proto_field_name=True)
+        everything += list(_strings(d))
+        if getattr(node, "type", None) in PLAIN_ELEMENTS:
+            plain += list(_strings(d))
+        else:
+            markdown += list(_strings(d, MARKDOWN_KEYS))
+    return markdown, plain, everything
+
+
+def _shown(at) -> str:
+    """Every string on the page with Markdown escapes removed (what a reader sees)."""
+    return re.sub(r"\\(.)", r"\1", " ".join(_rendered(at)[2]))
+
+
 def _chart_specs(at) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
@@ -442,7 +494,7 @@ def test_malformed_runs_never_crash_and_warn(tmp_path, dash_root, monkeypatch):
     at = AppTest.from_file(str(APP), default_timeout=180)
     at.run()
     _ok(at)
-    warnings = " ".join(w.value for w in at.warning) + " ".join(at.markdown.values)
+    warnings = _shown(at)
     assert "bad_ng" in warnings and "weird_manifest" in warnings
     table = at.dataframe[0].value
     assert {"partial_no_manifest", "still_running", "weird_manifest", "bad_ng"} <= set(table["run"])
@@ -453,7 +505,7 @@ def test_malformed_runs_never_crash_and_warn(tmp_path, dash_root, monkeypatch):
     at.switch_page("views/migration.py").run()
     at.selectbox(key="migration_method").set_value("negative_gradient").run()
     _ok(at)
-    assert any("embedding.parquet" in w.value for w in at.warning)
+    assert any("embedding\\.parquet" in w.value for w in at.warning)  # Markdown-escaped run text
     at.switch_page("views/distances.py").run()
     at.selectbox(key="distances_method").set_value("negative_gradient").run()
     _ok(at)
@@ -461,7 +513,7 @@ def test_malformed_runs_never_crash_and_warn(tmp_path, dash_root, monkeypatch):
     at.switch_page("views/curves.py").run()
     at.multiselect(key="curves_runs").set_value(["bad_ng", "good_scar"]).run()
     _ok(at)
-    assert any("history.csv" in w.value for w in at.warning)
+    assert any("history\\.csv" in w.value for w in at.warning)
 
 
 @pytest.mark.parametrize("content", [None, "empty"])
@@ -504,7 +556,7 @@ def test_npz_with_pickled_objects_is_refused(tmp_path):
     f = tmp_path / "features" / "step_000000.npz"
     f.parent.mkdir()
     np.savez(f, labels=np.array([{"evil": 1}], dtype=object), group=np.zeros(1))
-    got = D.read_npz(f, ("labels", "group"))
+    got = D.read_npz(f, tmp_path.resolve(), ("labels", "group"))
     assert got.value is None and "pickle" in got.error.lower()
 
 
@@ -537,3 +589,186 @@ def test_dashboard_command(tmp_path):
     with pytest.raises(ScarlabError, match="does not exist"):
         cmd.serve(tmp_path / "missing", 0, block=False)
     assert main(["dashboard", "--runs", str(tmp_path / "missing")]) == 2
+
+
+# ----------------------------------------------------------------------------- received run folders (issue 15)
+SECRET = "-----BEGIN OPENSSH PRIVATE KEY----- not-for-the-dashboard"
+
+
+def _apptest(root: Path, monkeypatch, timeout: float = 120):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SCARLAB_RUNS", str(root))
+    at = AppTest.from_file(str(APP), default_timeout=timeout)
+    at.run()
+    _ok(at)
+    return at
+
+
+def test_file_symlinks_out_of_the_root_are_refused(tmp_path, monkeypatch):
+    """A received run whose files are symlinks to private files: nothing outside the root is read or shown."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    run = root / "received"
+    (run / "features").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "id_rsa").write_text(SECRET + "\n")
+    (outside / "metrics.json").write_text(json.dumps({"acc/test": 0.123, "note": SECRET}))
+    (outside / "config.json").write_text(json.dumps({"method": SECRET, "dataset": "digits"}))
+    (outside / "history.csv").write_text(f"step,secret\n0,{SECRET}\n")
+    np.savez(outside / "step_000000.npz", labels=np.zeros(3, int), preds=np.zeros(3, int), group=np.zeros(3))
+    pd.DataFrame({"step": [0], "secret": [SECRET]}).to_parquet(outside / "embedding.parquet")
+    (run / "manifest.json").write_text(json.dumps({"stage": "unlearn", "status": "failed", "error": "boom"}))
+    for name, target in (("error.txt", "id_rsa"), ("metrics.json", "metrics.json"), ("config.json", "config.json"),
+                         ("history.csv", "history.csv"), ("embedding.parquet", "embedding.parquet"),
+                         ("thumbs.parquet", "embedding.parquet"), ("mia_steps.csv", "history.csv"),
+                         ("perclass.json", "metrics.json")):
+        os.symlink(outside / target, run / name)
+    os.symlink(outside / "step_000000.npz", run / "features" / "step_000000.npz")
+    # a relative symlink that climbs out of the root, and one that stays inside it (allowed)
+    os.symlink("../../outside/id_rsa", run / "notes.txt")
+    (root / "shared.json").write_text(json.dumps({"ok": 1}))
+    os.symlink("../shared.json", run / "inside_link.json")
+
+    real_root = root.resolve()
+    runs = D.scan(real_root).value
+    (r,) = runs
+    assert r.metrics == {} and r.method == "?" and not r.has_embedding and r.n_snapshots == 0
+    assert any("outside the runs root" in p for p in r.problems)
+    for got in (D.error_text(r), D.history(r), D.mia_steps(r), D.embedding(r), D.snapshot_table(r), D.per_class(r),
+                D.read_json(run / "metrics.json", real_root), D.read_text_tail(run / "notes.txt", real_root)):
+        assert got.value is None or (isinstance(got.value, dict) and not got.value), got
+        assert got.error is None or SECRET not in got.error
+    assert "outside the runs root" in D.error_text(r).error
+    assert D.thumbs(r).value == {}
+    assert D.read_json(run / "inside_link.json", real_root).value == {"ok": 1}
+    assert D.read_json(run / "metrics.json", None).value is None  # no root: nothing is read
+
+    at = _apptest(root, monkeypatch)
+    for page in ("runs", "migration", "distances", "curves", "compare"):
+        at.switch_page(f"views/{page}.py").run()
+        _ok(at)
+        assert SECRET not in " ".join(_rendered(at)[2]), page
+    at.switch_page("views/runs.py").run()
+    assert "outside the runs root" in _shown(at)
+
+
+def _unblock(fifos) -> None:
+    """Open each FIFO for writing (non-blocking) and close it: a reader stuck in open() then sees end-of-file."""
+    for f in fifos:
+        try:
+            os.close(os.open(f, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_fifo_run_files_never_block(tmp_path, monkeypatch):
+    """A FIFO named like a run file (manifest.json, error.txt, ...) is refused at once: opening one would block."""
+    import threading
+
+    root = tmp_path / "root"
+    run = root / "received"
+    (run / "features").mkdir(parents=True)
+    fifos = [run / n for n in ("manifest.json", "config.json", "metrics.json", "history.csv", "mia_steps.csv",
+                               "error.txt", "embedding.parquet", "thumbs.parquet", "perclass.json")]
+    fifos.append(run / "features" / "step_000000.npz")
+    other = root / "no_manifest"
+    other.mkdir()
+    fifos.append(other / "config.json")
+    for f in fifos:
+        os.mkfifo(f)
+
+    result = {}
+
+    def read_everything():
+        runs = D.scan(root.resolve()).value
+        result["runs"] = runs
+        r = D.by_id(runs)["received"]
+        result["loaded"] = [D.error_text(r), D.history(r), D.mia_steps(r), D.embedding(r), D.snapshot_table(r),
+                            D.per_class(r), D.thumbs(r), D.manifest(r)]
+
+    worker = threading.Thread(target=read_everything, daemon=True)
+    worker.start()
+    worker.join(20)
+    blocked = worker.is_alive()
+    _unblock(fifos)
+    assert not blocked, "reading a run folder with FIFOs blocked"
+    r = D.by_id(result["runs"])["received"]
+    assert r.status == "unreadable" and "FIFO" in r.problems[0]
+    assert all(got.value is None or not len(got.value) for got in result["loaded"])
+    assert "FIFO" in D.error_text(r).error
+
+    at = _apptest(root, monkeypatch, timeout=60)
+    try:
+        for page in ("runs", "migration", "distances", "curves", "compare"):
+            at.switch_page(f"views/{page}.py").run()
+            _ok(at)
+        at.switch_page("views/runs.py").run()
+        at.selectbox(key="runs_detail").set_value("received").run()
+        _ok(at)
+        assert "FIFO" in _shown(at)
+    finally:
+        _unblock(fifos)
+
+
+def test_run_text_is_shown_as_text_not_markdown(tmp_path, dash_root, monkeypatch):
+    """A manifest's error with an image link and a method in Markdown: shown as their characters; no rendered
+    Markdown holds an image or link (the viewer's browser would fetch it)."""
+    image = "![x](http://example.invalid/leak.png)"
+    root = tmp_path / "runs"
+    root.mkdir()
+    run = _copy_run(dash_root["scar"], root / "received")
+    m = json.loads((run / "manifest.json").read_text())
+    m.update(status="failed", error=image, method="**bold**", parents={})
+    (run / "manifest.json").write_text(json.dumps(m))
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["method"] = "**bold**"
+    cfg["dataset"] = "[link](http://example.invalid/d)"
+    (run / "config.json").write_text(json.dumps(cfg))
+
+    def check(at, where):
+        markdown, plain, _ = _rendered(at)
+        for s in markdown:
+            assert "![" not in s and "](http" not in s and "**bold**" not in s, (where, s)
+        return " ".join(plain)
+
+    at = _apptest(root, monkeypatch)
+    at.selectbox(key="runs_detail").set_value("received").run()
+    _ok(at)
+    plain = check(at, "runs")
+    assert image in plain and "**bold**" in plain  # the characters themselves, in text / code elements
+    for page in ("migration", "distances", "curves", "compare"):
+        at.switch_page(f"views/{page}.py").run()
+        _ok(at)
+        check(at, page)
+    # the run's warning on the unlearning pages shows the error as its characters
+    at.switch_page("views/migration.py").run()
+    assert any(image in w.value.replace("\\", "") for w in at.warning)
+
+
+def test_md_escapes_every_markdown_construct():
+    from scarlab_dashboard.common import md
+
+    for text in ("![x](http://example.invalid/a.png)", "[a](javascript:alert(1))", "<http://example.invalid>",
+                 "<img src=x>", "**b** _i_ `c` ~~s~~", "# h\n---\n| a | b |", ":red[x] $x^2$", "[r]: http://e.invalid",
+                 "a\\\\b"):
+        out = md(text)
+        # every ASCII punctuation character is escaped: no Markdown construct can start
+        assert not re.search(r"[!\[\]()<>*_`~#|:$\\]", re.sub(r"\\.", "", out)), out
+        assert re.sub(r"\\(.)", r"\1", out) == " ".join(text.split())
+    assert "\n" not in md("a\nb\r\nc") and len(md("x" * 5000, 100)) == 100
+
+
+def test_every_read_goes_through_the_gate():
+    """Files are opened only by data.open_checked (resolved, inside the root, regular): no page or helper opens a
+    path itself, and the parsers only ever get the checked file object ``f``."""
+    opener = re.compile(r"\.read_text\(|\.read_bytes\(|(?<![\w.])open\(|\bio\.open\(|Image\.open\(")
+    parser = re.compile(r"\b(?:pd\.read_\w+|np\.load|pq\.read_\w+|json\.load)\((\w*)")
+    for f in sorted((REPO / "dashboard").rglob("*.py")):
+        code = re.sub(r'"""[\s\S]*?"""', "", f.read_text())
+        code = "\n".join(line.split("#")[0] for line in code.splitlines())
+        assert not opener.search(code), f"{f.name} opens a file itself: {opener.search(code).group(0)}"
+        for m in parser.finditer(code):
+            assert f.name == "data.py" and m.group(1) == "f", f"{f.name}: {m.group(0)} reads without the gate"
+    data = (REPO / "dashboard" / "data.py").read_text()
+    assert data.count("os.open(") == 1 and "O_NONBLOCK" in data and "O_NOFOLLOW" in data

@@ -50,7 +50,7 @@ else:
     with c2:
         img = common.thumb_bytes(thumbs.get(int(highlight)))
         if img is not None:
-            st.image(img, width=96, caption=fmt.get(highlight, ""))
+            st.image(img, width=96, caption=common.md(fmt.get(highlight, "")))
     a, b = st.columns(2)
     a.plotly_chart(common.figure("dist_samples", (sig, highlight), lambda: P.distance_samples_figure(pts, highlight)),
                    theme=None, key="dist_samples")

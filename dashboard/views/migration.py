@@ -1,4 +1,5 @@
 """Feature migration: UMAP of the penultimate features, original | unlearned (animated) | retrained oracle."""
+import shlex
 from pathlib import Path
 
 import streamlit as st
@@ -21,7 +22,8 @@ if run is None:
 got = D.embedding(run)
 if got.value is None:
     common.warn(got.error)
-    st.info(f"Compute the embedding with `scarlab embed {run.path}` (or `scarlab pipeline --embed`).")
+    st.info("Compute the embedding with the command below (or `scarlab pipeline --embed`).")
+    st.code(f"scarlab embed {shlex.quote(str(run.path))}", language="bash")
     st.stop()
 emb, meta = got.value
 steps = sorted(int(s) for s in emb["step"].unique())
@@ -35,7 +37,8 @@ if oracle_run is not None:
         oracle = og.value[0]
         oracle = oracle[oracle["step"] == oracle["step"].max()]
     else:
-        st.info(f"Retrained oracle `{oracle_run.id}` has no embedding yet: `scarlab embed {oracle_run.path}`.")
+        st.info(f"Retrained oracle {common.md(oracle_run.id)} has no embedding yet; compute it with:")
+        st.code(f"scarlab embed {shlex.quote(str(oracle_run.path))}", language="bash")
 elif run.parents.get("retrained") is None:
     st.caption("No retrained oracle recorded for this run (or it lies outside the runs root).")
 
@@ -102,5 +105,6 @@ for pt in selected[:16]:
 common.gallery(items, width=80)
 if not thumbs.value:
     st.caption("No thumbnails stored for this run (thumbs.parquet is written by `scarlab embed`).")
-st.caption(f"Embedding: {meta.get('axes', '?')} axes, reducer fitted in `{Path(str(meta.get('reducer_run', '?'))).name}`"
-           f"{'; oracle ' + str(oracle_run.id) if oracle is not None else ''}.")
+st.caption(common.md(f"Embedding: {meta.get('axes', '?')} axes, reducer fitted in "
+                     f"{Path(str(meta.get('reducer_run', '?'))).name}"
+                     f"{'; oracle ' + str(oracle_run.id) if oracle is not None else ''}."))

@@ -47,7 +47,7 @@ st.caption(f"{len(view)} of {len(table)} runs shown. Key metrics come from each 
 
 problems = [r for r in runs if r.problems or r.status not in ("complete", "running")]
 if problems:
-    common.warn(*[f"`{r.id}`: {r.status}{' — ' + r.error if r.error else ''}"
+    common.warn(*[f"{r.id}: {r.status}{' — ' + r.error if r.error else ''}"
                   f"{' — ' + '; '.join(r.problems) if r.problems else ''}" for r in problems])
 
 st.subheader("Run details")
@@ -55,16 +55,22 @@ ids = list(view["run"]) or [r.id for r in runs]
 pick = st.selectbox("Run", ids, key="runs_detail")
 run = D.by_id(runs)[pick]
 c1, c2 = st.columns(2)
-with c1:
-    st.markdown(f"**{run.method}** · {run.stage} · status **{run.status}** · {run.dataset} / {run.model}"
-                f"{' · ' + run.scenario + ' ' + run.forget if run.forget else ''}"
-                f"{' · seed ' + str(run.seed) if run.seed is not None else ''}")
-    st.markdown(f"{run.n_snapshots} feature snapshots · embedding {'✅' if run.has_embedding else '—'}"
-                + "".join(f" · {role}: `{pid or 'outside the root'}`" for role, pid in run.parents.items()))
+with c1:  # run-supplied strings as plain text (st.text / st.code), never Markdown
+    st.text(f"{run.method} · {run.stage} · status {run.status} · {run.dataset} / {run.model}"
+            f"{' · ' + run.scenario + ' ' + run.forget if run.forget else ''}"
+            f"{' · seed ' + str(run.seed) if run.seed is not None else ''}")
+    st.text(f"{run.n_snapshots} feature snapshots · embedding {'yes' if run.has_embedding else '—'}"
+            + "".join(f" · {role}: {pid or 'outside the root'}" for role, pid in run.parents.items()))
+    if run.error:
+        st.caption("error recorded in manifest.json")
+        st.code(run.error[:6000], language=None, wrap_lines=True)
+    if run.problems:
+        st.caption("problems reading this run")
+        st.code("\n".join(run.problems), language=None, wrap_lines=True)
     if run.metrics:
         st.json(run.metrics, expanded=False)
 with c2:
-    manifest = D.read_json(run.path / "manifest.json")
+    manifest = D.manifest(run)
     if manifest.value is not None:
         with st.expander("manifest.json"):
             st.code(json.dumps(manifest.value, indent=1)[:6000], language="json")
@@ -72,6 +78,8 @@ with c2:
         with st.expander("config.json"):
             st.code(json.dumps(run.config, indent=1)[:6000], language="json")
     err = D.error_text(run)
-    if err:
+    if err.value:
         with st.expander("error.txt", expanded=run.status == "failed"):
-            st.code(err)
+            st.code(err.value, language=None)
+    elif err.error:
+        common.warn(err.error)

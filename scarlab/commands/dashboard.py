@@ -4,10 +4,17 @@ The app lives in the repository's top-level ``dashboard/`` folder (``app.py``, `
 ``plots.py``). ``app_path`` finds it: ``$SCARLAB_DASHBOARD_APP`` if set, else ``dashboard/app.py`` next to the
 ``scarlab`` package (a checkout or editable install), else a copy installed as ``scarlab/dashboard_app/``
 (package data, for wheels).
+
+Servers never outlive the command: :func:`supervise` starts the server (Streamlit here, JupyterLab for
+`scarlab lab`) in its own process group, and on SIGINT, SIGTERM, SIGHUP or any exit of the command sends SIGTERM
+to the whole group, then SIGKILL after a grace period. On Linux the server also gets SIGTERM if the command itself
+is killed outright (``PR_SET_PDEATHSIG``).
 """
 from __future__ import annotations
 
+import atexit
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,14 +31,114 @@ def register(sub) -> None:
                        description="Runs, feature migration (UMAP), distances, curves and method comparison, read "
                                    "from run directories. Binds 127.0.0.1 unless --address says otherwise.")
     p.add_argument("--runs", required=True, help="folder holding run directories (searched recursively)")
-    p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    p.add_argument("--port", default="8501", help="port, 1-65535 (default 8501)")
     p.add_argument("--address", default="127.0.0.1",
                    help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes the runs to your network)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    return serve(args.runs, args.port, args.address, block=True)
+    return serve(args.runs, check_port(args.port), args.address, block=True)
+
+
+def check_port(value) -> int:
+    """A TCP port from the command line: an integer from 1 to 65535, else a one-line ScarlabError."""
+    text = str(value).strip()
+    try:
+        port = int(text, 10)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise ScarlabError(f"--port must be a whole number from 1 to 65535, got {text!r}")
+    return port
+
+
+# ----------------------------------------------------------------------------- server processes
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+def _parent_death_signal():
+    """A ``preexec_fn`` that asks Linux to SIGTERM the child when this process dies (even by SIGKILL)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec():  # runs in the child between fork and exec: no allocation-heavy work
+        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+def start_server(cmd: list[str], env: dict | None = None, **popen) -> subprocess.Popen:
+    """``cmd`` started as the leader of a new process group (``start_new_session``), so that
+    :func:`stop_server` reaches every process it starts; it dies with this process on Linux."""
+    return subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_parent_death_signal(), **popen)
+
+
+def _signal_group(pgid: int, sig) -> bool:
+    """Send ``sig`` to the process group; False when the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a group member we may not signal (should not happen): nothing more to do
+        return False
+
+
+def stop_server(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM to the server's whole process group; SIGKILL to whatever is left after ``grace`` seconds."""
+    pgid = proc.pid  # the leader of its own group (start_server)
+    if proc.poll() is None or _signal_group(pgid, 0):
+        _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    try:
+        proc.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        _signal_group(pgid, signal.SIGKILL)
+        proc.wait()
+    # processes the server started in its group and left behind
+    while _signal_group(pgid, 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _signal_group(pgid, signal.SIGKILL)
+
+
+def supervise(cmd: list[str], env: dict | None = None, grace: float = 10.0, poll: float = 0.2) -> int:
+    """Run a server until it exits or this process gets SIGINT, SIGTERM or SIGHUP; then (and on any exception)
+    stop its whole process group. Returns the server's exit status, or 0 when a signal stopped it."""
+    received: list[int] = []
+
+    def handler(signum, frame):  # only note the signal: never raise between fork and bookkeeping
+        received.append(signum)
+
+    previous = {}
+    for sig in STOP_SIGNALS:
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread: the finally clause still stops the server
+            pass
+    proc = None
+    try:
+        proc = start_server(cmd, env)
+        while not received:
+            try:
+                return proc.wait(poll)
+            except subprocess.TimeoutExpired:
+                continue
+        return 0
+    finally:
+        if proc is not None:
+            stop_server(proc, grace)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def app_path() -> Path:
@@ -77,13 +184,8 @@ class Server:
     process: subprocess.Popen
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        atexit.unregister(self.stop)
+        stop_server(self.process, timeout)
 
     def __enter__(self) -> "Server":
         return self
@@ -112,33 +214,28 @@ def serve(runs: str | os.PathLike, port: int = 8501, address: str = "127.0.0.1",
           timeout: float = 60.0, quiet: bool = False):
     """Run ``streamlit run dashboard/app.py`` over ``runs`` bound to ``address:port``.
 
-    ``block=True`` serves until Ctrl-C and returns the exit status; ``block=False`` waits until the server is
-    healthy and returns a :class:`Server` (``.url``, ``.stop()``). ``port=0`` picks a free port.
+    ``block=True`` serves until Ctrl-C / SIGTERM and returns the exit status; ``block=False`` waits until the
+    server is healthy and returns a :class:`Server` (``.url``, ``.stop()``). ``port=0`` picks a free port (the
+    command line accepts 1-65535 only).
     """
     root = Path(runs).expanduser().resolve()
     if not root.is_dir():
         raise ScarlabError(f"runs folder {root} does not exist; create runs with `scarlab demo` or `scarlab pipeline`")
     port = free_port(address) if port == 0 else int(port)
+    if not 1 <= port <= 65535:
+        raise ScarlabError(f"port must be a whole number from 1 to 65535 (0: any free port), got {port}")
     if not port_free(port, address):
         raise ScarlabError(f"port {port} on {address} is in use; pass --port with another number")
     cmd = streamlit_command(root, port, address)
     env = {**os.environ, "SCARLAB_RUNS": str(root)}
     url = f"http://{address}:{port}"
     if block:
-        print(f"scarlab dashboard over {root}: {url} (Ctrl-C to stop)")
-        proc = subprocess.Popen(cmd, env=env)
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            return 0
+        print(f"scarlab dashboard over {root}: {url} (Ctrl-C to stop)", flush=True)
+        return supervise(cmd, env)
     out = subprocess.DEVNULL if quiet else None
-    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
+    proc = start_server(cmd, env, stdout=out, stderr=out)
     server = Server(url, proc)
+    atexit.register(server.stop)  # a script that forgets stop() still leaves no server behind
     try:
         wait_healthy(url, proc, timeout)
     except BaseException:

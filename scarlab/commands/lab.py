@@ -1,8 +1,12 @@
-"""`scarlab lab`: JupyterLab on the notebooks folder, bound to 127.0.0.1."""
+"""`scarlab lab`: JupyterLab on the notebooks folder, bound to 127.0.0.1.
+
+JupyterLab runs in its own process group under :func:`scarlab.commands.dashboard.supervise`: Ctrl-C, SIGTERM or
+SIGHUP to `scarlab lab` (or its exit) stops the server (SIGTERM to the group, SIGKILL after a grace period), so it
+never outlives the command.
+"""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +15,7 @@ def register(sub) -> None:
     p = sub.add_parser("lab", help="open JupyterLab on the notebooks (127.0.0.1 only)",
                        description="Start JupyterLab on notebooks/ (the stage notebooks and explore/), listening on "
                                    "127.0.0.1 only, with this environment's Python as the kernel.")
-    p.add_argument("--port", type=int, default=8888, help="port (default 8888)")
+    p.add_argument("--port", default="8888", help="port, 1-65535 (default 8888)")
     p.add_argument("--notebooks", default=None, help="folder to open (default: this checkout's notebooks/)")
     p.add_argument("--browser", action="store_true", help="also open a browser (default: print the URL only)")
     p.add_argument("--dry-run", action="store_true", help="print the JupyterLab command instead of running it")
@@ -31,16 +35,15 @@ def lab_command(notebooks: str | os.PathLike, port: int = 8888, browser: bool = 
 def run(args) -> int:
     from ..errors import ScarlabError
     from ..pipeline import NOTEBOOKS, ensure_kernel
+    from .dashboard import check_port, supervise
 
+    port = check_port(args.port)  # before anything starts
     nb = Path(args.notebooks).expanduser() if args.notebooks else NOTEBOOKS
     if not nb.is_dir():
         raise ScarlabError(f"no notebooks folder at {nb}; pass --notebooks DIR (a scarlab checkout's notebooks/)")
-    cmd = lab_command(nb, args.port, args.browser)
+    cmd = lab_command(nb, port, args.browser)
     if args.dry_run:
         print(" ".join(cmd))
         return 0
     ensure_kernel()  # the python3 kernel must be this interpreter (sets JUPYTER_PATH for the server if needed)
-    try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return 0
+    return supervise(cmd)
