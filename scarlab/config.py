@@ -56,7 +56,7 @@ class TrainConfig:
         return dataclasses.replace(
             self, model=self.model or default_model(dataset_name),
             epochs=self.epochs if self.epochs is not None else (12 if digits else 30),
-            batch_size=self.batch_size or (64 if digits else 128),
+            batch_size=self.batch_size if self.batch_size is not None else (64 if digits else 128),
             optimizer=self.optimizer or ("adam" if digits else "sgd"),
             lr=self.lr if self.lr is not None else (0.003 if digits else 0.05))
 

@@ -183,9 +183,14 @@ def load_config(path: str | os.PathLike) -> dict:
     if not p.is_file():
         raise ScarlabError(f"config file {p} does not exist")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ScarlabError(f"config file {p} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     except yaml.YAMLError as exc:
-        raise ScarlabError(f"config file {p} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScarlabError(f"config file {p} is not valid YAML{where}: {what}") from None
     if not isinstance(data, dict):
         raise ScarlabError(f"config file {p} must hold a mapping of options (dataset: digits, methods: [...])")
     return data
@@ -233,6 +238,7 @@ def validate(cfg: PipelineConfig) -> PipelineConfig:
     from .unlearn import METHODS
 
     cfg = dataclasses.replace(cfg)
+    _check_types(cfg)
     # data set and forget classes
     if cfg.dataset.startswith("imagefolder:"):
         path = Path(cfg.dataset.split(":", 1)[1]).expanduser()
@@ -255,10 +261,16 @@ def validate(cfg: PipelineConfig) -> PipelineConfig:
                 raise ScarlabError(f"forget class {bad[0]} is out of range: {cfg.dataset} has classes 0..{n_classes - 1}")
             if len(s) >= n_classes:
                 raise ScarlabError("CR cannot forget every class: leave at least one class to retain")
-        cfg.forget_classes = sets
+        cfg.forget_classes = [list(s) for s in dict.fromkeys(tuple(s) for s in sets)]  # a set listed twice runs once
     else:
+        if cfg.forget_sets():
+            raise ScarlabError("HR forgets random samples, not classes: drop --forget-classes (or use --scenario CR)")
         if not cfg.forget_size or cfg.forget_size < 1:
             raise ScarlabError("HR needs a forget size: pass --forget-size N")
+        n_train = _train_size(cfg.dataset)
+        if n_train is not None and cfg.forget_size >= n_train:
+            raise ScarlabError(f"HR forget size {cfg.forget_size} must be smaller than the training set of "
+                               f"{cfg.dataset} ({n_train} images)")
         cfg.forget_classes = []
     cfg.model = cfg.model or default_model(cfg.dataset)
     choose("model", cfg.model, MODELS)
@@ -283,6 +295,10 @@ def validate(cfg: PipelineConfig) -> PipelineConfig:
                 raise ScarlabError(f"unknown training option(s) train.{', train.'.join(bad)}; valid: "
                                    + ", ".join(f"train.{k}" for k in TRAIN_OPTIONS) + " (epochs: --epochs)")
             params["train"] = {k: _coerce(v, TRAIN_OPTIONS[k], f"train.{k}") for k, v in values.items()}
+            for k in ("batch_size", "lr"):
+                v = params["train"].get(k)
+                if v is not None and not v > 0:
+                    raise ScarlabError(f"train.{k} must be positive, got {v!r}")
             continue
         if owner not in METHODS:
             raise ScarlabError(f"--set {owner}.*: unknown method {owner!r}; registered methods: {', '.join(METHODS)}"
@@ -298,6 +314,12 @@ def validate(cfg: PipelineConfig) -> PipelineConfig:
         hints = typing.get_type_hints(spec.params)
         params[owner] = {k: _coerce(v, hints.get(k, str), f"{owner}.{k}") for k, v in values.items()}
     cfg.params = params
+    for m in cfg.methods:  # ranges and choices of every method's parameters, as the unlearn stage will see them
+        given = {**({"epochs": cfg.unlearn_epochs} if cfg.unlearn_epochs else {}), **params.get(m, {})}
+        try:
+            METHODS[m].make_params(given, "digits" if cfg.dataset == "digits" else None)
+        except ScarlabError as exc:
+            raise ScarlabError(f"{m}: {exc}") from None
     # seeds, sizes, switches
     if isinstance(cfg.seeds, (int, str)):
         cfg.seeds = [cfg.seeds]
@@ -320,6 +342,8 @@ def validate(cfg: PipelineConfig) -> PipelineConfig:
     else:
         choose("surrogate", cfg.surrogate, SURROGATES)
     resolve_device(cfg.device)
+    if Path(cfg.out).expanduser().exists() and not Path(cfg.out).expanduser().is_dir():
+        raise ScarlabError(f"--out {cfg.out} is a file, not a folder; choose another --out")
     nb = Path(cfg.notebooks).expanduser() if cfg.notebooks else NOTEBOOKS
     missing = [n for n in STAGE_NOTEBOOKS.values() if not (nb / n).is_file()]
     if missing:
@@ -327,6 +351,49 @@ def validate(cfg: PipelineConfig) -> PipelineConfig:
                            "(a scarlab checkout's notebooks/ folder)")
     cfg.notebooks = str(nb.resolve())
     return cfg
+
+
+_SCALARS = {"dataset": str, "data_root": str, "model": str, "scenario": str, "forget_size": int, "split_seed": int,
+            "surrogate": str, "surrogate_chunks": int, "surrogate_size": int, "epochs": int, "unlearn_epochs": int,
+            "train_seed": int, "snapshot_every": int, "retain_available": bool, "evaluate": bool, "embed": bool,
+            "device": str, "out": str, "jobs": int, "threads": int, "notebooks": str}
+_OPTIONAL = {"data_root", "model", "forget_size", "surrogate_chunks", "epochs", "unlearn_epochs", "threads",
+             "notebooks"}
+
+
+def _check_types(cfg: PipelineConfig) -> None:
+    """Each scalar option has its type (YAML ``jobs: two`` or ``retain_available: "false"`` is an error, not a
+    silent truthy string); a list where a scalar belongs is named."""
+    for name, typ in _SCALARS.items():
+        v = getattr(cfg, name)
+        if v is None and name in _OPTIONAL:
+            continue
+        if isinstance(v, (list, dict)):
+            raise ScarlabError(f"{name} takes one value, got a {type(v).__name__} ({v!r}); lists are grid axes of "
+                               "`scarlab sweep`")
+        ok = isinstance(v, typ) and not (typ is int and isinstance(v, bool))
+        if not ok:
+            kind = {str: "a text value", int: "a whole number", bool: "true or false"}[typ]
+            raise ScarlabError(f"{name} must be {kind}, got {v!r}" + (" (a string)" if isinstance(v, str) else ""))
+    for name in ("snapshot_every", "surrogate_size", "jobs"):
+        if getattr(cfg, name) < 1:
+            raise ScarlabError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    if not isinstance(cfg.seeds, (list, tuple, int, str)):
+        raise ScarlabError(f"seeds must be a list of whole numbers, got {cfg.seeds!r}")
+    if not isinstance(cfg.params, dict):
+        raise ScarlabError(f"params must map method names to parameters, got {cfg.params!r}")
+
+
+def _train_size(dataset: str) -> int | None:
+    """Training images of a data set, known without loading it (imagefolder: files under train/)."""
+    sizes = {"digits": 1347, "cifar10": 50000, "cifar100": 50000, "tinyimagenet": 100000}
+    if dataset in sizes:
+        return sizes[dataset]
+    if dataset.startswith("imagefolder:"):
+        from .data import IMAGE_EXTS
+        root = Path(dataset.split(":", 1)[1]) / "train"
+        return sum(1 for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    return None
 
 
 def check_retain(method: str, retain_available: bool = True) -> None:
@@ -592,11 +659,34 @@ def stage_state(spec: StageSpec) -> str:
         return "failed"
     if rec.get("fingerprint") != spec.fingerprint:
         return "stale"
-    if spec.creates_run and _manifest_status(spec.run_dir) != "complete":
+    if spec.creates_run and (_manifest_status(spec.run_dir) != "complete" or not _files_intact(spec.run_dir)):
         return "failed"
     if not Path(spec.output).is_file():
         return "missing"
     return "current"
+
+
+def _files_intact(run_dir: str) -> bool:
+    """Every file the run's manifest lists is still there and readable: JSON parses, .npz/.pt archives pass their
+    CRC check (a truncated split.npz or stats.npz is re-made, not trusted because the status says complete)."""
+    import zipfile
+
+    root = Path(run_dir)
+    try:
+        files = RunDir(root).manifest.get("files", [])
+        for name in files:
+            f = root / name
+            if not f.is_file():
+                return False
+            if f.suffix == ".json":
+                read_json(f)
+            elif f.suffix in (".npz", ".pt"):
+                with zipfile.ZipFile(f) as z:
+                    if z.testzip() is not None:
+                        return False
+    except (OSError, ValueError, ScarlabError, zipfile.BadZipFile):
+        return False
+    return True
 
 
 def _manifest_status(run_dir: str) -> str | None:
@@ -642,12 +732,18 @@ def execute_stage(spec: StageSpec | dict, kernel_name: str | None = None, force:
 
     spec = StageSpec.from_dict(spec) if isinstance(spec, dict) else spec
     if not force and stage_state(effective(spec)) == "current":
-        return RunDir(spec.run_dir)
+        return _reused(spec)
     with interrupts.stage_lock(_lock_path(spec), spec.label, say=say):
         # another process may have finished this very stage while we waited for its lock
         if not force and stage_state(effective(spec)) == "current":
-            return RunDir(spec.run_dir)
+            return _reused(spec)
         return _execute_locked(effective(spec), kernel_name)
+
+
+def _reused(spec: StageSpec) -> RunDir:
+    run = RunDir(spec.run_dir)
+    run.reused = True  # the scheduler reports it as reused, and its dependants need not run again
+    return run
 
 
 def _execute_locked(spec: StageSpec, kernel_name: str | None) -> RunDir:
@@ -832,11 +928,13 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
                 if bad:
                     finish(spec, "blocked", error=f"not run: {by_id[bad[0]].label} did not complete")
                     continue
-                if not force and stage_state(spec) == "current":
+                # a stage whose input was just re-made runs again, even if its own record looks current
+                upstream_ran = any(results[d].status == "complete" for d in spec.deps)
+                if not force and not upstream_ran and stage_state(spec) == "current":
                     finish(spec, "skipped")
                     continue
                 bar.set_postfix_str(spec.label)
-                running[pool.submit(_timed, spec, kernel, force, notice)] = spec
+                running[pool.submit(_timed, spec, kernel, force or upstream_ran, notice)] = spec
             if not running:
                 if pending and not any(ready(s) for s in pending):
                     raise ScarlabError("pipeline plan has a dependency cycle or an unknown dependency")
@@ -845,7 +943,9 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
             for fut in done:
                 spec = running.pop(fut)
                 seconds, exc = fut.result()
-                if exc is None:
+                if exc == "reused":  # another process made it while we waited for its lock
+                    finish(spec, "skipped")
+                elif exc is None:
                     finish(spec, "complete", seconds)
                 elif isinstance(exc, StageFailed):
                     finish(spec, "failed", seconds, exc.message)
@@ -862,8 +962,8 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
 def _timed(spec: StageSpec, kernel: str, force: bool, say=print):
     t0 = time.perf_counter()
     try:
-        execute_stage(spec, kernel_name=kernel, force=force, say=say)
-        return time.perf_counter() - t0, None
+        run = execute_stage(spec, kernel_name=kernel, force=force, say=say)
+        return time.perf_counter() - t0, "reused" if getattr(run, "reused", False) else None
     except Exception as exc:  # reported by the scheduler; one stage never stops the others
         return time.perf_counter() - t0, exc
 

@@ -77,9 +77,13 @@ class ClassStats:
 
     @classmethod
     def load(cls, path) -> "ClassStats":
-        with np.load(path, allow_pickle=False) as z:
-            return cls(torch.from_numpy(z["means"]), torch.from_numpy(z["covs"]), torch.from_numpy(z["counts"]),
-                       float(z["delta"]), bool(z["signed"]))
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return cls(torch.from_numpy(z["means"]), torch.from_numpy(z["covs"]), torch.from_numpy(z["counts"]),
+                           float(z["delta"]), bool(z["signed"]))
+        except Exception as exc:  # truncated, not an npz, missing arrays
+            raise ScarlabError(f"{path} is not readable class statistics ({type(exc).__name__}); recompute them with "
+                               "`scarlab stats RUN` (RUN: the original's run directory)") from None
 
     def metric(self, gamma1: float = 3.0, gamma2: float = 3.0, device="cpu", shrink_times: int = 2) -> "Metric":
         return Metric(F.normalize(self.means, dim=1).to(device),

@@ -86,6 +86,8 @@ def load_split(path: str | Path) -> Split:
     """A split from ``split.npz`` or from a run directory holding one."""
     p = Path(path)
     if p.is_dir():
+        if (p / "manifest.json").is_file():  # a run directory: only a finished one's split is trusted
+            RunDir(p).require_complete("split run")
         p = p / "split.npz"
     if not p.is_file():
         raise ScarlabError(f"no split at {path}; make one with `scarlab split` or pass --scenario/--forget-classes")

@@ -186,13 +186,13 @@ def test_second_run_reuses_every_stage(first_run, root):
 
 
 def test_failing_stage_stops_only_its_branch(first_run, root):
-    # a negative learning rate makes Adam raise inside the SCAR notebook; the other method is unaffected
-    r = run_pipeline(tiny(root, params={"scar": {"lr": -1.0}}), progress=False)
+    # a NaN loss weight passes validation but fails inside the SCAR notebook; the other method is unaffected
+    r = run_pipeline(tiny(root, params={"scar": {"lambda_2": "nan"}}), progress=False)
     status = {(s.kind, s.info.get("method")): s for s in r.stages}
     failed = status[("unlearn", "scar")]
-    assert failed.status == "failed" and "Invalid learning rate" in failed.error
+    assert failed.status == "failed" and "became nan" in failed.error
     manifest = RunDir(failed.run_dir).manifest
-    assert manifest["status"] == "failed" and "Invalid learning rate" in manifest["error"]
+    assert manifest["status"] == "failed" and "became nan" in manifest["error"]
     assert (Path(failed.run_dir) / "notebook.ipynb").is_file()  # the executed notebook shows the traceback
     assert status[("unlearn", OTHER)].status == "skipped"  # independent branch: reused from the first run
     assert status[("train_original", "original")].status == "skipped"
@@ -200,15 +200,24 @@ def test_failing_stage_stops_only_its_branch(first_run, root):
         assert status[("evaluate", "scar")].status == "blocked"
         assert status[("compare", None)].status == "complete"
         df = r.summary().set_index("method")  # the failed run is listed with its status and error
-        assert df.loc["scar", "status"] == "failed" and "Invalid learning rate" in df.loc["scar", "error"]
+        assert df.loc["scar", "status"] == "failed" and "became nan" in df.loc["scar", "error"]
         assert df.loc[OTHER, "status"] == "complete"
     assert not r.ok and [s.label for s in r.failed] == [failed.label]
     # a failed stage is never reused: the next run executes it again
-    spec = next(s for s in plan(tiny(root, params={"scar": {"lr": -1.0}})) if s.kind == "unlearn"
+    spec = next(s for s in plan(tiny(root, params={"scar": {"lambda_2": "nan"}})) if s.kind == "unlearn"
                 and s.info["method"] == "scar")
     assert stage_state(spec) == "failed"
-    with pytest.raises(ScarlabError, match="Invalid learning rate"):
+    with pytest.raises(ScarlabError, match="became nan"):
         execute_stage(spec.to_dict())
+
+
+def test_bad_method_parameters_are_refused_at_plan_time(tmp_path):
+    for params, match in (({"scar": {"lr": -1.0}}, "scar: lr must be a positive number"),
+                          ({"scar": {"epochs": 0}}, "scar: epochs must be a whole number"),
+                          ({"train": {"batch_size": 0}}, "train.batch_size must be positive")):
+        with pytest.raises(ScarlabError, match=match):
+            run_pipeline(tiny(tmp_path / "p", params=params), progress=False)
+    assert not (tmp_path / "p").exists()
 
 
 # ----------------------------------------------------------------------------------- demo and lab commands
