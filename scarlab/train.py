@@ -123,6 +123,8 @@ def resolve_split(ds: Dataset, split: str | None, scenario: str, forget_classes,
 def run_train(cfg: TrainConfig, out: str | Path, overwrite: bool = False, progress: bool = True) -> RunDir:
     """The `train` stage: one run directory holding the checkpoint, history, accuracies and (original) stats."""
     choose("role", cfg.role, ("original", "retrained"))
+    if cfg.role == "retrained" and cfg.scenario == "HR" and cfg.forget_classes and not cfg.split:
+        raise ScarlabError("HR forgets random samples, not classes: drop --forget-classes (or use --scenario CR)")
     device = resolve_device(cfg.device)
     ds = load_dataset(cfg.dataset, cfg.data_root)
     cfg = cfg.resolved(ds.name)

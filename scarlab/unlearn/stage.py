@@ -58,6 +58,10 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
     ``retain_available=False`` (or ``cfg.retain_available=False``) refuses a method that needs the retain set.
     """
     choose("method", cfg.method, METHODS)
+    if not isinstance(cfg.retain_available, bool) or not isinstance(retain_available, bool):
+        raise ScarlabError(f"retain_available must be true or false, got {cfg.retain_available!r}")
+    if cfg.scenario == "HR" and cfg.forget_classes and not cfg.split:
+        raise ScarlabError("HR forgets random samples, not classes: drop --forget-classes (or use --scenario CR)")
     spec = METHODS[cfg.method]
     if requires_retain(spec) and not (retain_available and cfg.retain_available):
         raise ScarlabError(f"method {cfg.method!r} needs the retain set, which is marked unavailable "
