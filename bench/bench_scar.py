@@ -92,7 +92,7 @@ def main() -> None:
     for label, where in sets.items():
         for faithful in (False, True):
             run = unlearn(f"speed_{'hr_' if where else ''}{'faithful' if faithful else 'fast'}", where,
-                          eval_every_step=faithful, stop=False, batch_size=128,
+                          stop_check="step" if faithful else "epoch", stop=False, batch_size=128,
                           epochs=max(1, args.speed_steps // 4) if where is None else 1)
             speed[label, faithful] = run.metrics["steps"] / run.metrics["time/unlearn_s"]
 
