@@ -167,6 +167,8 @@ class _Shift(torch.nn.Module):
 def test_scar_forgets_a_digit_and_keeps_the_rest(digits_scar, digits_original):
     m, orig = RunDir(digits_scar).metrics, RunDir(digits_original).metrics
     assert RunDir(digits_scar).status == "complete"
+    # measured over 5 seeds x 1 and 2 torch threads (bench/bench_digits.py --name fixture8 --epochs 8 --classes 0
+    # --seeds 0 1 2 3 4 --threads 1 2): forget-test 0.000 at worst, retain-test at most 0.019 below the original
     assert m["acc/forget_test"] <= 0.05
     assert m["acc/retain_test"] >= orig["acc/test"] - 0.05
     hist = RunDir(digits_scar).history()
@@ -186,9 +188,10 @@ def test_scar_self_lowers_forget_accuracy(digits_original, digits_retrained, run
     cfg = UnlearnConfig(original=str(digits_original), split=str(digits_retrained), method="scar_self",
                         device="cpu")
     run = run_unlearn(cfg, runs_root / "digits_scar_self_cr0", progress=False)
-    m, orig = run.metrics, RunDir(digits_retrained).metrics
-    assert m["acc/forget_test"] <= 0.5
-    assert m["acc/retain_test"] >= orig["acc/retain_test"] - 0.15
+    m, orig = run.metrics, RunDir(digits_original).metrics
+    # measured as above: forget-test 0.000 at worst, retain-test at most 0.053 below the original's test accuracy
+    assert m["acc/forget_test"] <= 0.10
+    assert m["acc/retain_test"] >= orig["acc/test"] - 0.10
 
 
 def test_fast_preset_and_authors_loop_both_forget(digits_original, tmp_path):
