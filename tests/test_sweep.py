@@ -1,12 +1,16 @@
 """`scarlab sweep`: grid validation and planning (fast, nothing runs), then a small grid on a local 2-CPU Ray
-instance — every stage a Ray task, dependencies respected, a second run reuses everything — and a failing task
-that stops only its own branch while the rest of the sweep completes."""
+instance — every stage a Ray task, dependencies respected, a second run reuses everything — a failing task
+that stops only its own branch while the rest of the sweep completes, a task no node can run that fails instead
+of hanging, and a local Ray instance that listens on 127.0.0.1 only."""
 from __future__ import annotations
 
 import importlib.util
 import itertools
 import json
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +21,8 @@ from scarlab.cli import main
 from scarlab.errors import ScarlabError
 from scarlab.pipeline import stage_state
 from scarlab.runs import RunDir, read_json
-from scarlab.sweep import plan_sweep, run_sweep, sweep_config, task_resources
+from scarlab import sweep as sweep_mod
+from scarlab.sweep import init_ray, plan_sweep, run_sweep, sweep_config, task_resources
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAS_RAY, reason="ray is not installed (pip install 'scarlab[ray]'; the dev "
@@ -62,6 +67,13 @@ def test_resources_defaults_and_overrides(tmp_path):
     sc = sweep_config({**GRID, "device": "cuda"}, out=tmp_path)  # cuda stages ask for a GPU, split never does
     res = {s.kind: task_resources(s, sc) for s in plan_sweep(sc)}
     assert res["train_original"]["num_gpus"] == 1.0 and res["split"]["num_gpus"] == 0.0
+    # custom Ray resources (a node started with --resources '{"worker_node": 1}'): everywhere, per kind on top
+    sc = sweep_config({**GRID, "resources": {"custom": {"big_disk": 1}, "unlearn": {"custom": {"worker_node": 0.5}}}},
+                      out=tmp_path, unschedulable_timeout=7)
+    res = {s.kind: task_resources(s, sc) for s in plan_sweep(sc)}
+    assert res["unlearn"] == {"num_cpus": 1.0, "num_gpus": 0.0, "big_disk": 1.0, "worker_node": 0.5}
+    assert res["split"] == {"num_cpus": 1.0, "num_gpus": 0.0, "big_disk": 1.0}
+    assert sc.unschedulable_timeout == 7.0 and sweep_config(GRID).unschedulable_timeout == 300.0
 
 
 @pytest.mark.parametrize("data, words", [
@@ -78,6 +90,10 @@ def test_resources_defaults_and_overrides(tmp_path):
     ({**GRID, "out": ["a", "b"]}, ["out takes one value"]),
     ({**GRID, "epochs": []}, ["epochs is an empty list"]),
     ({**GRID, "num_cpus": 0}, ["num_cpus must be a positive integer"]),
+    ({**GRID, "resources": {"custom": {"CPU": 1}}}, ["CPU is not a custom resource name", "num_cpus"]),
+    ({**GRID, "resources": {"unlearn": {"custom": [1]}}}, ["resources.unlearn.custom must map"]),
+    ({**GRID, "resources": {"custom": {"worker_node": -1}}}, ["resources.custom.worker_node", "non-negative"]),
+    ({**GRID, "unschedulable_timeout": 0}, ["unschedulable_timeout must be a positive number"]),
 ])
 def test_bad_grid_is_refused_before_anything_runs(tmp_path, data, words):
     out = tmp_path / "never"
@@ -117,18 +133,40 @@ def test_dry_run_lists_each_stage_once(tmp_path, capsys):
     assert "cpu 1 gpu 0" in out and not (tmp_path / "x").exists()
 
 
+def test_a_lost_task_marks_its_running_run_failed(tmp_path):
+    # Ray lost the task (its node died) while the run read "running": on another machine nothing else would
+    # ever say that its writer is gone, so the sweep marks it failed; a finished run is left alone
+    spec = plan_sweep(sweep_config(GRID, out=tmp_path))[0]
+    run = RunDir.create(Path(spec.run_dir), stage=spec.kind, config={})
+    assert run.manifest["status"] == "running"
+    out = sweep_mod._lost(spec, "NodeDiedError: the node running it died")
+    assert out["error"].startswith("NodeDiedError") and out["started"] is None
+    assert RunDir(spec.run_dir).manifest["status"] == "failed" and "NodeDiedError" in RunDir(spec.run_dir).error
+    sweep_mod._lost(spec, "again")
+    assert "NodeDiedError" in RunDir(spec.run_dir).error
+
+
 # ----------------------------------------------------------------------------------- on Ray
 @pytest.fixture(scope="module")
 def ray_2cpu():
-    """One local Ray instance with 2 CPUs for the module (starting one costs ~10-30 s on a 2-core machine);
+    """One local Ray instance with 2 CPUs for the module (starting one costs ~10-30 s on a 2-core machine),
+    started by the sweep's own init_ray in a temp folder of its own (short: Ray's socket paths must fit);
     run_sweep uses a connection its caller already made."""
     if not HAS_RAY:
         pytest.skip("ray is not installed (pip install 'scarlab[ray]')")
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    temp = tempfile.mkdtemp(prefix="scr-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    auth = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # no token written to the home folder
+    init_ray(num_cpus=2, _temp_dir=temp)
     yield ray
     ray.shutdown()
+    if auth is None:
+        os.environ.pop("RAY_AUTH_MODE", None)
+    else:
+        os.environ["RAY_AUTH_MODE"] = auth
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -183,20 +221,20 @@ def test_second_sweep_reuses_every_stage(first_sweep, root, tmp_path, capsys):
 
 @needs_ray
 def test_a_failing_task_stops_only_its_branch(first_sweep, root):
-    # a negative learning rate makes the optimizer raise inside SCAR's notebook, in its Ray task; evaluating the
+    # a NaN loss weight passes validation but fails inside SCAR's notebook, in its Ray task; evaluating the
     # other runs (new stages here) goes on, SCAR's evaluation is blocked, and the summary lists the failure
-    grid = {**GRID, "forget_classes": [[0]], "evaluate": True, "params": {"scar": {"lr": -1.0}}}
+    grid = {**GRID, "forget_classes": [[0]], "evaluate": True, "params": {"scar": {"lambda_2": "nan"}}}
     r = run_sweep(sweep_config(grid, out=root), progress=False)
     by = {(s.kind, s.info.get("method")): s for s in r.stages}
     failed = by[("unlearn", "scar")]
-    assert failed.status == "failed" and "Invalid learning rate" in failed.error
-    assert "Invalid learning rate" in RunDir(failed.run_dir).manifest["error"]
+    assert failed.status == "failed" and "became nan" in failed.error
+    assert "became nan" in RunDir(failed.run_dir).manifest["error"]
     assert by[("evaluate", "scar")].status == "blocked" and "did not complete" in by[("evaluate", "scar")].error
     assert by[("unlearn", "finetune")].status == "skipped" and by[("train_original", "original")].status == "skipped"
     assert {by[("evaluate", m)].status for m in ("original", "retrained", "finetune")} == {"complete"}
     assert by[("compare", None)].status == "complete" and [s.label for s in r.failed] == [failed.label]
     df = r.summary().set_index("method")
-    assert df.loc["scar", "status"] == "failed" and "Invalid learning rate" in df.loc["scar", "error"]
+    assert df.loc["scar", "status"] == "failed" and "became nan" in df.loc["scar", "error"]
     assert (df.loc[["original", "retrained", "finetune"], "status"] == "complete").all()
     assert (root / "summary.md").is_file()
     # resuming: the failed stage is not reusable (it runs again), everything else is
@@ -211,3 +249,48 @@ def test_a_request_no_node_can_satisfy_is_refused(ray_2cpu, tmp_path):
     with pytest.raises(ScarlabError, match=r"unlearn scar s0 CR 0.*num_cpus=3 but the Ray instance has 2 CPU"):
         run_sweep(sc, progress=False)
     assert not (tmp_path / "never").exists() and ray_2cpu.is_initialized()
+
+
+@needs_ray
+def test_the_local_ray_instance_listens_on_loopback_only(first_sweep):
+    # every server of the instance the sweep's init_ray started (GCS, raylet, object manager, agents, the
+    # workers that ran the stages, this driver's own core worker) binds 127.0.0.1, none 0.0.0.0 / :: / *
+    import psutil
+
+    me = psutil.Process()
+    listening = []
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            conns = proc.net_connections(kind="inet")
+            name = proc.name()
+        except psutil.Error:  # ended meanwhile
+            continue
+        listening += [(name, c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN]
+    names = {n for n, _, _ in listening}
+    assert {"gcs_server", "raylet"} <= names, listening
+    loopback = ("127.0.0.1", "::ffff:127.0.0.1", "::1")
+    assert [x for x in listening if x[1] not in loopback] == [], listening
+    assert first_sweep.ok and all(t.get("node") for t in first_sweep.timings.values())
+
+
+@needs_ray
+def test_a_task_no_node_can_run_fails_instead_of_hanging(ray_2cpu, tmp_path, monkeypatch):
+    # on a cluster (address given: no up-front refusal, an autoscaler might add the node) every stage asks for
+    # a resource no live node has, as after losing the only node that had it: each waiting task is cancelled
+    # after unschedulable_timeout and recorded failed, its dependants blocked, and the sweep returns
+    monkeypatch.setattr(sweep_mod, "POLL_S", 0.2)
+    sc = sweep_config({**GRID, "methods": ["finetune"], "forget_classes": [[0]],
+                       "resources": {"custom": {"lost_node": 1}}}, out=tmp_path / "root", address="auto",
+                      unschedulable_timeout=1)
+    t0 = time.perf_counter()
+    r = run_sweep(sc, progress=False)
+    assert time.perf_counter() - t0 < 60
+    failed = [s for s in r.stages if s.status == "failed"]  # the stages that depend on nothing
+    assert sorted(s.kind for s in failed) == ["split", "train_original"], r.table().to_string()
+    for s in failed:
+        assert s.error.startswith("unschedulable: for ") and "lost_node=1" in s.error, s.error
+        assert "Rerun the sweep to resume" in s.error
+    assert {s.status for s in r.stages if s not in failed} == {"blocked"}
+    assert not r.ok and ray_2cpu.is_initialized()
+    log = json.loads((tmp_path / "root" / "sweep.json").read_text())
+    assert {s["status"] for s in log["stages"]} == {"failed", "blocked"}
