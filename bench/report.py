@@ -29,35 +29,28 @@ PY = "python"  # as printed; run with this interpreter
 
 # (section, step, command, result file or None: the printed output's tail)
 STEPS = [
-    ("1", "cr", "bench/bench_repro.py cr --classes 0 1 --seeds 0 1 2 --seeded scar,scar_self --epochs 8",
-     "bench/out/repro/cr.md"),
-    ("1", "cr_scar4", "bench/bench_repro.py cr --classes 0 1 2 3 --seeds 0 --methods scar,scar_self --epochs 8 "
-     "--name cr_scar4", "bench/out/repro/cr_scar4.md"),
-    ("1", "cr_scar_lr", "bench/bench_repro.py cr --classes 0 1 2 3 --seeds 0 --methods scar,scar_self --epochs 8 "
-     "--set scar.lr=0.00025 --set scar_self.lr=0.00025 --name cr_scar_lr", "bench/out/repro/cr_scar_lr.md"),
-    ("2", "hr", "bench/bench_repro.py hr --seeds 0 1 2 --methods scar,finetune --epochs 8", "bench/out/repro/hr.md"),
-    ("2", "hr_scar_lr", "bench/bench_repro.py hr --seeds 0 1 2 --methods scar --epochs 8 --set scar.lr=0.00025 "
-     "--name hr_scar_lr", "bench/out/repro/hr_scar_lr.md"),
-    ("3", "surrogate", "bench/bench_repro.py surrogate --classes 0 1 --seeds 0 --epochs 8",
-     "bench/out/repro/surrogate.md"),
-    ("3", "surrogate_scar_lr", "bench/bench_repro.py surrogate --classes 0 1 --seeds 0 --epochs 8 "
-     "--set scar.lr=0.00025 --name surrogate_scar_lr", "bench/out/repro/surrogate_scar_lr.md"),
-    ("3", "surrogate_digits", "bench/bench_surrogate_digits.py --classes 0 3 7", None),
-    ("4", "scar", "bench/bench_scar.py --epochs 30 --reuse", "bench/out/scar/scar.md"),
-    ("4", "scar_resnet8", "bench/bench_scar.py --model resnet8 --epochs 15 --out bench/out/scar_resnet8 --reuse "
-     "--lrs 0.0005 0.001 --batch-size 256",
-     "bench/out/scar_resnet8/scar.md"),
-    ("4", "evaluate", "bench/bench_evaluate.py --run {scar_run}", "bench/out/evaluate/evaluate.md"),
-    ("4", "demo", "bench/bench_demo.py", None),
-    ("4", "train", "bench/bench_train.py --max-batches 5", "bench/out/train.md"),
-    ("4", "dashboard", "bench/bench_dashboard.py", None),
-    ("4", "sweep", "bench/bench_sweep.py", None),
+    ("1", "cr_core", "bench/bench_repro.py cr --classes 0 1 2 3 --seeds 0 "
+     "--methods scar,scar_self,negative_gradient,random_labels,duck --name cr_core", "bench/out/repro/cr_core.md"),
+    ("1", "cr", "bench/bench_repro.py cr --classes 0 1 --seeds 0 --name cr", "bench/out/repro/cr.md"),
+    ("2", "loop", "bench/bench_loop.py", "bench/out/loop/loop.md"),
+    ("3", "hr", "bench/bench_repro.py hr --seeds 0 1 2 --methods scar,finetune", "bench/out/repro/hr.md"),
+    ("4", "surrogate", "bench/bench_repro.py surrogate --classes 0 1 --seeds 0", "bench/out/repro/surrogate.md"),
+    ("4", "surrogate_digits", "bench/bench_surrogate_digits.py --classes 0 3 7", None),
+    ("4", "digits", "bench/bench_digits.py --methods scar --seeds 0 1 2 --threads 1 2 --name seeds_threads",
+     "bench/out/digits/seeds_threads.md"),
+    ("5", "scar", "bench/bench_scar.py --epochs 30 --reuse", "bench/out/scar/scar.md"),
+    ("5", "evaluate", "bench/bench_evaluate.py --run {scar_run}", "bench/out/evaluate/evaluate.md"),
+    ("5", "demo", "bench/bench_demo.py", None),
+    ("5", "train", "bench/bench_train.py --max-batches 5", "bench/out/train.md"),
+    ("5", "dashboard", "bench/bench_dashboard.py", None),
+    ("5", "sweep", "bench/bench_sweep.py", None),
 ]
 SECTIONS = {"1": "1. Class removal (CR) on cifar10-mini: the paper-style table",
-            "2": "2. Homogeneous removal (HR): 500 random images",
-            "3": "3. Surrogate ablation",
-            "4": "4. Speed and memory",
-            "5": "5. GPU: ResNet-18 at the paper's hyper-parameters"}
+            "2": "2. Loop ablation: the authors' loop against each single deviation",
+            "3": "3. Homogeneous removal (HR): 500 random images",
+            "4": "4. Surrogate ablation and digits",
+            "5": "5. Speed and memory",
+            "6": "6. GPU: ResNet-18 at the paper's hyper-parameters"}
 GPU_COMMAND = ("bench/bench_repro.py cr --model resnet18 --device cuda --jobs 4 --classes 0 1 2 "
                "--out bench/out/repro_gpu")
 PEAK = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); "
@@ -147,7 +140,7 @@ def write() -> Path:
                 out += [f"_finished {rec['finished']}, {rec['machine']}, load {rec['load_before']} before; "
                         f"{rec['seconds']:.0f} s wall, peak memory {rec['peak_mib']} MiB, exit {rec['rc']}_", ""]
             out += [result_block(step, result), ""]
-        if sec == "5":
+        if sec == "6":
             out += [f"`{PY} {GPU_COMMAND}`", ""]
     path = ROOT / "BENCHMARKS.md"
     text = "\n".join(out).rstrip().replace(sys.executable, "python").replace(f"{ROOT}/", "")  # paths as typed

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import interrupts
 from .errors import ScarlabError
 from .pipeline import (KINDS, PipelineConfig, PipelineResult, StageFailed, StageResult, StageSpec, _env,
                        config_from_dict, execute_stage, fingerprint, plan, stage_state)
@@ -345,6 +346,7 @@ class _Ray:
         self.requests: dict = {}  # ref -> the task's request in the cluster's resource names
         self.unschedulable: dict = {}  # ref -> since when no live node can run it
         self.given_up: dict = {}  # ref -> the failed result of a task cancelled as unschedulable, not returned yet
+        self.aborted = False  # tasks cancelled by a second Ctrl-C / SIGTERM
         self.owned = not ray.is_initialized()  # a caller already connected (a notebook, tests): use that
         if self.owned:
             try:
@@ -380,6 +382,11 @@ class _Ray:
         """The next finished task and its result; never waits forever: a task that no live node can run is
         cancelled after unschedulable_timeout and returned as failed."""
         while True:
+            if interrupts.ABORT.is_set() and not self.aborted:  # second Ctrl-C / SIGTERM: stop every task now
+                self.aborted = True
+                for ref in running:
+                    with contextlib.suppress(Exception):
+                        self.ray.cancel(ref, force=True)
             for ref in [r for r in self.given_up if r in running]:
                 return ref, self.given_up.pop(ref)
             ready, _ = self.ray.wait(list(running), num_returns=1, timeout=POLL_S)
@@ -390,7 +397,10 @@ class _Ray:
                     return ref, self.ray.get(ref)
                 except self.ray.exceptions.RayError as exc:  # the worker died (memory, node lost): stage failed
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                    return ref, _lost(running[ref], f"{type(exc).__name__}: {first}")
+                    if self.aborted:
+                        first, exc = "stopped by the user (second Ctrl-C or SIGTERM)", None
+                    return ref, _lost(running[ref], f"interrupted: {first}" if exc is None
+                                      else f"{type(exc).__name__}: {first}")
             self._give_up_unschedulable(running)
 
     def _forget(self, ref):
@@ -480,32 +490,36 @@ def run_sweep(sc: SweepConfig, sequential: bool = False, progress: bool = True, 
         bar.update(1)
         bar.set_postfix_str(counts())
 
+    notice = log if progress else print  # interrupts are said even without a progress display
     try:
         root.mkdir(parents=True, exist_ok=True)
         _write_yaml(sc, root / "sweep.yaml")
         pending = list(specs)
-        while pending or running:
-            for spec in list(pending):
-                if len(running) >= backend.room:
+        with interrupts.graceful(notice):
+            while pending or running:
+                for spec in list(pending):
+                    if len(running) >= backend.room:
+                        break
+                    if not all(d in results for d in spec.deps + spec.after):
+                        continue
+                    pending.remove(spec)
+                    bad = [d for d in spec.deps if results[d].status in ("failed", "blocked")]
+                    if interrupts.STOP.is_set():
+                        finish(spec, "blocked", error="not run: interrupted")
+                    elif bad:
+                        finish(spec, "blocked", error=f"not run: {by_id[bad[0]].label} did not complete")
+                    elif not force and stage_state(spec) == "current":
+                        finish(spec, "skipped")
+                    else:
+                        running[backend.submit(spec)] = spec
+                bar.set_postfix_str(counts())
+                if not running:
+                    if pending:
+                        raise ScarlabError("sweep plan has a dependency cycle or an unknown dependency")
                     break
-                if not all(d in results for d in spec.deps + spec.after):
-                    continue
-                pending.remove(spec)
-                bad = [d for d in spec.deps if results[d].status in ("failed", "blocked")]
-                if bad:
-                    finish(spec, "blocked", error=f"not run: {by_id[bad[0]].label} did not complete")
-                elif not force and stage_state(spec) == "current":
-                    finish(spec, "skipped")
-                else:
-                    running[backend.submit(spec)] = spec
-            bar.set_postfix_str(counts())
-            if not running:
-                if pending:
-                    raise ScarlabError("sweep plan has a dependency cycle or an unknown dependency")
-                break
-            handle, out = backend.wait(running)
-            spec = running.pop(handle)
-            finish(spec, "failed" if out["error"] else "complete", out, out["error"])
+                handle, out = backend.wait(running)
+                spec = running.pop(handle)
+                finish(spec, "failed" if out["error"] else "complete", out, out["error"])
     finally:
         bar.close()
         backend.close()
@@ -516,7 +530,8 @@ def run_sweep(sc: SweepConfig, sequential: bool = False, progress: bool = True, 
     summary = root / "summary.csv"
     cmp = [r for r in stages if r.kind == "compare"]
     ok = cmp and cmp[0].status in ("complete", "skipped") and summary.is_file()
-    return SweepResult(sc, stages, summary if ok else None, wall, timings=timings, backend=backend.name)
+    return SweepResult(sc, stages, summary if ok else None, wall, timings=timings, backend=backend.name,
+                       interrupted=interrupts.STOP.is_set())
 
 
 def _write_yaml(sc: SweepConfig, path: Path) -> None:

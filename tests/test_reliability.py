@@ -180,3 +180,17 @@ def test_two_pipelines_on_one_out_share_a_stage_instead_of_deleting_it(tmp_path)
     assert "is running this stage; waiting for it" in text_b
     m = read_json(_original_dir(out) / "manifest.json")
     assert m["status"] == "complete" and m["pid"] != b.pid
+
+
+def test_sweep_stops_after_the_current_stage_on_ctrl_c(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("datasets: [digits]\nmethods: [scar]\nforget_classes: [[0]]\nseeds: [0]\nepochs: 40\n"
+                    f"evaluate: false\ndevice: cpu\nout: {tmp_path / 'sweep'}\n")
+    p = subprocess.Popen(SCARLAB + ["sweep", str(grid), "--sequential"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    _wait_for(lambda: _original_dir(tmp_path / "sweep") is not None, what="the sweep's original stage")
+    p.send_signal(signal.SIGINT)
+    text, _ = p.communicate(timeout=300)
+    assert p.returncode == 130, text
+    assert "stopping after the current stage (Ctrl-C again to abort)" in text
+    assert read_json(_original_dir(tmp_path / "sweep") / "manifest.json")["status"] == "complete"

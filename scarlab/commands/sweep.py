@@ -77,4 +77,7 @@ def run(args) -> int:
     result = run_sweep(sc, sequential=args.sequential, progress=not args.quiet, force=args.force)
     _common.report(result, f"sweep ({result.backend})", ("method", "dataset", "model", "forget_classes", "seed",
                                                          "status", "acc/forget_test", "acc/retain_test", "aus"))
+    if result.interrupted:
+        print("sweep: interrupted; completed stages are kept and a rerun resumes from them")
+        return 130
     return 0 if result.ok else 1
