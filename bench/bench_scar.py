@@ -109,7 +109,7 @@ def main() -> None:
               "(whole forget set evaluated after every step) | fast / faithful |", "|---|---|---|---|"]
     lines += [f"| {label} | {speed[label, False]:.2f} | {speed[label, True]:.2f} | "
               f"**{speed[label, False] / speed[label, True]:.2f}x** |" for label in sets]
-    lines += ["", "Batch 128 (+ 640 surrogate images) per step, stop rule off."]
+    lines += ["", "Batch 128 forget + 128 surrogate images per step (6 steps per forget batch), stop rule off."]
     text = "\n".join(lines) + "\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / "scar.md").write_text(text)

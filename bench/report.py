@@ -44,6 +44,7 @@ STEPS = [
     ("5", "train", "bench/bench_train.py --max-batches 5", "bench/out/train.md"),
     ("5", "dashboard", "bench/bench_dashboard.py", None),
     ("5", "sweep", "bench/bench_sweep.py", None),
+    ("5", "ray_cluster", "bench/bench_ray_cluster.py", "bench/out/ray_cluster.md"),
 ]
 SECTIONS = {"1": "1. Class removal (CR) on cifar10-mini: the paper-style table",
             "2": "2. Loop ablation: the authors' loop against each single deviation",
