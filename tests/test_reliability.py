@@ -79,35 +79,34 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
 
 
 # ----------------------------------------------------------------------------------- locks
-def test_a_second_process_waits_for_the_stage_lock(tmp_path):
-    lock = tmp_path / ".stage.lock"
-    holder = subprocess.Popen([sys.executable, "-c", f"""
+def _holder(lock: Path, seconds: float) -> subprocess.Popen:
+    """Another process holding the stage lock for ``seconds`` (it prints "held" once it has it)."""
+    p = subprocess.Popen([sys.executable, "-c", f"""
 import time
 from scarlab.interrupts import stage_lock
 with stage_lock({str(lock)!r}, "x"):
     print("held", flush=True)
-    time.sleep(1.5)
+    time.sleep({seconds})
 """], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
+    assert p.stdout.readline().strip() == "held"
+    return p
+
+
+def test_a_second_process_waits_for_the_stage_lock(tmp_path):
+    lock = tmp_path / ".stage.lock"
+    holder = _holder(lock, 3)
     said = []
     t0 = time.monotonic()
     with stage_lock(lock, "train original", say=said.append):
         waited = time.monotonic() - t0
     holder.wait()
-    assert waited > 0.5 and len(said) == 1 and f"PID {holder.pid}" in said[0]
+    assert waited > 0.3 and len(said) == 1 and f"PID {holder.pid}" in said[0]
     assert not lock.exists()  # removed by its last holder
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     lock = tmp_path / ".stage.lock"
-    holder = subprocess.Popen([sys.executable, "-c", f"""
-import time
-from scarlab.interrupts import stage_lock
-with stage_lock({str(lock)!r}, "x"):
-    print("held", flush=True)
-    time.sleep(60)
-"""], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
+    holder = _holder(lock, 60)
     holder.kill()
     holder.wait()
     t0 = time.monotonic()
