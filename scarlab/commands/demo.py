@@ -49,7 +49,7 @@ def run(args) -> int:
     cfg = demo_config(args.out, args.jobs, args.device)
     print(f"demo: digits, forget class 0, methods {', '.join(cfg.methods)} -> {args.out}")
     result = run_pipeline(cfg, progress=not args.quiet)
-    _common.report(result, "demo pipeline", ("method", "acc/forget_test", "acc/retain_test", "mia/svc/acc", "aus",
+    _common.report(result, "demo pipeline", ("method", "acc/forget_test", "acc/retain_test", "mia/svc/acc", "mia/svc/chance", "aus",
                                               "time/unlearn_s"), digits=3)
     if args.no_serve:
         return 0 if result.ok else 1

@@ -118,7 +118,8 @@ def run(args) -> int:
         return 0
     result = run_pipeline(cfg, progress=not args.quiet, force=args.force)
     _common.report(result, "pipeline", ("method", "forget_classes", "seed", "acc/forget_test", "acc/retain_test",
-                                         "acc/forget_train", "acc/test", "mia/svc/acc", "aus", "time/unlearn_s"))
+                                         "acc/forget_train", "acc/test", "mia/svc/acc", "mia/svc/chance", "aus",
+                                         "time/unlearn_s"))
     if result.interrupted:
         print("pipeline: interrupted; completed stages are kept and a rerun resumes from them")
         return 130
