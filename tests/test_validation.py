@@ -82,3 +82,37 @@ def test_batch_evaluation_reports_a_bad_run_and_carries_on(capsys, tmp_path, dig
     out = capsys.readouterr()
     assert code == 2 and "bad" in out.err and f"evaluated {good}" in out.out
     assert (tmp_path / "sum" / "summary.csv").is_file()
+
+
+@pytest.mark.parametrize("yaml_text,match", [
+    ("dataset: 5\nforget_classes: [0]\n", "dataset must be a text value, got 5"),
+    ("dataset: digits\nforget_classes: [0]\nsurrogate: null\n", "surrogate must be a text value, got None"),
+    ("dataset: digits\nforget_classes: [0]\njobs: two\n", "jobs must be a whole number, got 'two'"),
+    ("dataset: digits\nforget_classes: [0]\nretain_available: \"false\"\n", "retain_available must be true or false"),
+    ("dataset: digits\n  bad: [\n", "not valid YAML at line 2, column"),
+    ("dataset: digits\nforget_classes: [0]\nparams: {train: {lr: 0}}\n", "train.lr must be positive"),
+    ("dataset: digits\nscenario: HR\nforget_size: 50\nforget_classes: [3]\n", "HR forgets random samples"),
+    ("dataset: digits\nscenario: HR\nforget_size: 5000\n", "must be smaller than the training set"),
+])
+def test_pipeline_config_mistakes_are_one_line(capsys, tmp_path, yaml_text, match):
+    cfg = tmp_path / "grid.yaml"
+    cfg.write_text(yaml_text)
+    assert match in _err(capsys, ["pipeline", "--config", str(cfg), "--out", str(tmp_path / "p"), "--dry-run"])
+    assert not (tmp_path / "p").exists()
+
+
+def test_non_utf8_config_and_out_that_is_a_file(capsys, tmp_path):
+    cfg = tmp_path / "grid.yaml"
+    cfg.write_bytes(b"dataset: \xff\n")
+    assert "is not UTF-8 text" in _err(capsys, ["pipeline", "--config", str(cfg), "--dry-run"])
+    (tmp_path / "afile").write_text("x")
+    assert "is a file, not a folder" in _err(capsys, ["pipeline", "--forget-classes", "0", "--out",
+                                                      str(tmp_path / "afile"), "--dry-run"])
+
+
+def test_a_forget_set_listed_twice_is_planned_once(tmp_path):
+    from scarlab.pipeline import PipelineConfig, plan
+
+    once = plan(PipelineConfig(forget_classes=[[0]], out=str(tmp_path)))
+    twice = plan(PipelineConfig(forget_classes=[[0], [0]], out=str(tmp_path)))
+    assert [s.id for s in twice] == [s.id for s in once]
