@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ..errors import ScarlabError, choose
 from ..features import extract
-from .base import Context, Params, forget_accuracy, register_method, run_loop
+from .base import Context, Params, forget_accuracy, register_method, run_loop, set_train_mode
 
 _FAST = {"bn_mode": "frozen", "stop_check": "epoch", "stats_source": "training", "min_logit": "image",
          "surrogate_augment": False, "surrogate_norm": "dataset"}
@@ -146,11 +146,7 @@ class ScarSelfParams(_ScarCommon):
 # ----------------------------------------------------------------------------- pieces (pure, tested one by one)
 def set_bn_mode(model: nn.Module, bn_mode: str) -> None:
     """Train mode; with ``bn_mode='frozen'`` the batch-norm layers stay in eval mode (running statistics kept)."""
-    model.train()
-    if bn_mode == "frozen":
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
+    set_train_mode(model, bn_train=bn_mode == "train")
 
 
 def filter_surrogate_cr(images: torch.Tensor, t_logits: torch.Tensor, forget_classes: list[int],
