@@ -18,12 +18,11 @@ RUN if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv --help >/dev/nu
     fi
 
 WORKDIR /opt/scarlab
-# Installed the way the Makefile does it: a venv, pinned torch first, then the package with its dev extra.
+# Installed the way the Makefile does it: a venv, then the package with its dev extra under constraints.txt.
 RUN python3 -m venv /opt/scarlab/.venv
 ENV PATH=/opt/scarlab/.venv/bin:$PATH
-RUN python -m pip install torch==2.14.1 torchvision==0.29.1
 COPY . /opt/scarlab
-RUN python -m pip install -e '.[dev]'
+RUN python -m pip install -c constraints.txt -e '.[dev]'
 
 EXPOSE 8501
 # The dashboard binds 127.0.0.1 by default; inside a container that address is unreachable from the host, so

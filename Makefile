@@ -6,9 +6,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# torch is pinned and installed first, on its own: other versions download gigabytes or do not pair with
-# torchvision. The Dockerfile installs the package the same way (tests/test_env_files.py checks it).
-TORCH  := torch==2.14.1 torchvision==0.29.1
+# constraints.txt pins torch for the test environment (other versions download gigabytes or do not pair with
+# torchvision); the package's own dependencies stay open. The Dockerfile installs the same way
+# (tests/test_env_files.py checks it).
 STAMP  := $(VENV)/.scarlab-installed
 
 .PHONY: demo test setup clean-venv
@@ -21,10 +21,9 @@ test: $(STAMP)
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install $(TORCH)
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -c constraints.txt -e '.[dev]'
 	touch $@
 
 clean-venv:

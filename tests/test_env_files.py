@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
-TORCH_PINS = {"torch": "==2.14.1", "torchvision": "==0.29.1"}
+TORCH_PINS = {"torch": "==2.14.1", "torchvision": "==0.29.1"}  # constraints.txt, the test environment
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +49,23 @@ def test_environment_yml_matches_pyproject(pyproject):
     pip_sections = [d["pip"] for d in deps if isinstance(d, dict) and "pip" in d]
     assert len(pip_sections) == 1, "environment.yml needs one pip: section"
     pip_lines = [line for line in pip_sections[0] if not line.startswith("-")]  # '-e .' installs scarlab itself
-    assert "-e ." in pip_sections[0]
+    assert "-e ." in pip_sections[0] and "-c constraints.txt" in pip_sections[0]
     project = pyproject["project"]
     expected = _reqs(project["dependencies"] + project["optional-dependencies"]["dev"])
     assert _reqs(pip_lines) == expected
-    assert {k: expected[k] for k in TORCH_PINS} == TORCH_PINS
+
+
+def _constraints() -> dict[str, str]:
+    lines = [ln.strip() for ln in (REPO / "constraints.txt").read_text().splitlines()]
+    return _reqs([ln for ln in lines if ln and not ln.startswith("#")])
+
+
+def test_torch_is_pinned_in_constraints_not_in_the_package(pyproject):
+    assert _constraints() == TORCH_PINS
+    deps = _reqs(pyproject["project"]["dependencies"])
+    for name, pin in TORCH_PINS.items():
+        assert not deps[name].startswith("=="), f"{name} must not be pinned with == in the package's dependencies"
+        assert Version(pin.lstrip("=")) in SpecifierSet(deps[name]), f"{name}{pin} must satisfy the package's range"
 
 
 def test_environment_python_satisfies_requires_python(pyproject):
@@ -85,11 +97,11 @@ def _makefile_installs() -> list[list[str]]:
 
 def test_makefile_installs_pinned_torch_then_package():
     installs = _makefile_installs()
-    assert installs == [["torch==2.14.1", "torchvision==0.29.1"], ["-e", ".[dev]"]]
+    assert installs == [["-c", "constraints.txt", "-e", ".[dev]"]]
     text = (REPO / "Makefile").read_text()
     assert re.search(r"^test:.*\n\t.*-m pytest -q", text, flags=re.M)
     assert re.search(r"^demo:.*\n\t.*scarlab demo", text, flags=re.M)
-    assert "-m venv" in text and "pyproject.toml" in text  # setup is redone only when pyproject changes
+    assert "-m venv" in text and "pyproject.toml constraints.txt" in text  # setup redone when either changes
 
 
 def test_dockerfile_installs_like_the_makefile():
