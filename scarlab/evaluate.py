@@ -18,8 +18,7 @@ derives from those softmax vectors and per-sample losses:
 * ``time/unlearn_s`` as the unlearning run recorded it (never mixed with evaluation: ``time/evaluate_s``);
 * ``mia_steps.csv``: the cheap attacks and probe accuracies on every feature snapshot of the run.
 
-``summarize`` turns evaluated runs into ``summary.csv`` (one row per run), ``summary_agg.csv`` and
-``summary.md`` (mean ± std per method, the paper's tables).
+``scarlab.results.summarize`` turns evaluated runs into ``summary.csv``, ``summary_agg.csv`` and ``summary.md``.
 """
 from __future__ import annotations
 
@@ -36,27 +35,16 @@ from .data import Dataset, Split, load_dataset
 from .device import resolve_device
 from .errors import ScarlabError
 from .features import extract
-from .metrics import (aus_from_metrics, aus_with_uncertainty, cheap_mia, confusion_matrix, mean_std, mia_loss_lr,
-                      mia_svc, per_class_accuracy, per_sample_loss, privacy_score, split_accuracies)
+from .metrics import (aus_from_metrics, cheap_mia, confusion_matrix, mia_loss_lr, mia_svc, per_class_accuracy,
+                      per_sample_loss, privacy_score, split_accuracies)
 from .metrics.mia import _best_threshold_bacc  # cheap_mia's threshold attack, without refitting its loss-LR
 from .models import load_checkpoint
-from .runs import RunDir, read_json, write_json
+from .results import describe
+from .runs import RunDir, write_json
 from .train import load_split
 
 STEP_COLUMNS = ("step", "mia/loss_lr/acc", "mia/conf_thr/acc", "probe/acc/forget_train", "probe/acc/retain_test",
                 "probe/acc/forget_test")
-# The summary's identifying columns, then its metrics (spelled out, as in metrics.json).
-ID_COLUMNS = ("method", "dataset", "model", "scenario", "forget_classes", "seed")
-SUMMARY_METRICS = ("acc/forget_train", "acc/retain_train", "acc/forget_test", "acc/retain_test", "acc/test",
-                   "mia/svc/acc", "mia/svc/chance", "mia/loss_lr/acc", "privacy/score", "aus", "time/unlearn_s")
-EXTRA_METRICS = ("mia/svc/delta_f1", "mia/svc/member_f1", "mia/conf_thr/acc", "privacy/eps", "aus/a_or",
-                 "time/evaluate_s")
-# Column titles of summary.md where the key alone would mislead (the CSVs keep the keys).
-LABELS = {"mia/svc/acc": "SVC MIA accuracy (paper's F1, micro)", "mia/svc/chance": "SVC MIA chance",
-          "mia/loss_lr/acc": "loss-LR MIA accuracy (balanced, chance 50 %)",
-          "mia/conf_thr/acc": "confidence-threshold MIA accuracy (balanced, chance 50 %)",
-          "mia/svc/delta_f1": "SVC MIA ΔF1 (HR, |F1 − 50|)", "mia/svc/member_f1": "SVC MIA member-F1 (binary)"}
-METHOD_ORDER = ("original", "retrained")  # first in summaries, then methods in order of appearance
 
 
 # ============================================================================================ helpers
@@ -69,20 +57,6 @@ def _run_dir(path, what: str) -> RunDir:
 def _parent(run: RunDir, role: str) -> Path | None:
     p = run.manifest.get("parents", {}).get(role)
     return Path(p) if p else None
-
-
-def run_method(run: RunDir) -> str:
-    """original | retrained | the registered method name, from the manifest's stage and the config."""
-    stage, cfg = run.manifest.get("stage"), run.config
-    if stage == "train_original":
-        return "original"
-    if stage == "train_retrained":
-        return "retrained"
-    return str(cfg.get("method") or stage or "unknown")
-
-
-def _fc_string(classes) -> str:
-    return ",".join(str(int(c)) for c in (classes or []))
 
 
 def _softmax(logits: torch.Tensor) -> np.ndarray:
@@ -168,7 +142,7 @@ def evaluate_run(run, original=None, retrained=None, split=None, out=None, devic
     t_start = time.perf_counter()
     run = _run_dir(run, "run")
     stage = run.manifest.get("stage")
-    method = run_method(run)
+    method = describe(run.path, run.manifest, run.config).method
     if out is None and stage == "train_original":
         raise ScarlabError(f"{run.path} is an original model, which serves many splits: evaluate it against a split "
                            "into a new run directory (out=..., --out DIR, with --split)")
@@ -220,7 +194,7 @@ def evaluate_run(run, original=None, retrained=None, split=None, out=None, devic
 
     target = run
     if out is not None:
-        config = {"method": method, "dataset": ds.name, "model": cfg.get("model") or ocfg.get("model"),
+        config = {"method": method, "variant": cfg.get("variant") or {}, "dataset": ds.name, "model": cfg.get("model") or ocfg.get("model"),
                   "scenario": scenario, "forget_classes": list(sp.forget_classes), "forget_size": len(sp.forget_idx),
                   "seed": seed, "run": str(run.path.resolve()), "split": str(split) if split else None,
                   "data_root": cfg.get("data_root") or ocfg.get("data_root"), "mia_repeats": mia_repeats}
@@ -314,190 +288,4 @@ def _compute(model, ds: Dataset, sp: Split, retr: RunDir | None, run: RunDir, de
     return metrics, perclass, steps, timing
 
 
-# ============================================================================================ summary
-def _num(v) -> float:
-    try:
-        return float(v) if v is not None else float("nan")
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _summary_row(path) -> dict:
-    row = {c: None for c in ID_COLUMNS}
-    row.update({m: float("nan") for m in SUMMARY_METRICS + EXTRA_METRICS})
-    row.update(run=str(path), status="missing", error=None)
-    run = RunDir(path)
-    try:
-        manifest = run.manifest
-    except (ScarlabError, OSError, ValueError) as exc:
-        row["error"] = str(exc)
-        return row
-    try:
-        cfg, metrics = run.config, run.metrics
-    except (OSError, ValueError) as exc:
-        row.update(status="unreadable", error=f"{type(exc).__name__}: {exc}")
-        return row
-    row.update(method=run_method(run), dataset=cfg.get("dataset"), model=cfg.get("model"),
-               scenario=cfg.get("scenario"), forget_classes=_fc_string(cfg.get("forget_classes")),
-               seed=cfg.get("seed"))
-    if run.file("split.npz").is_file():  # the split is authoritative (a config may keep defaults beside --split)
-        try:
-            sp = Split.load(run.file("split.npz"))
-            row.update(scenario=sp.scenario, forget_classes=_fc_string(sp.forget_classes))
-        except (OSError, ValueError, KeyError):
-            pass
-    if not row["dataset"] or not row["model"]:
-        p = _parent(run, "original")
-        if p and (p / "config.json").is_file():
-            ocfg = read_json(p / "config.json")
-            row["dataset"] = row["dataset"] or ocfg.get("dataset")
-            row["model"] = row["model"] or ocfg.get("model")
-    status, error = manifest.get("status", "unknown"), manifest.get("error")
-    evaluation = manifest.get("evaluation") or {}
-    if status == "complete" and evaluation.get("status") == "failed":
-        status, error = "evaluation failed", evaluation.get("error")
-    elif status == "complete" and "aus" not in metrics:
-        status = "not evaluated"
-    row.update(status=status, error=error)
-    for m in SUMMARY_METRICS + EXTRA_METRICS:
-        row[m] = _num(metrics.get(m))
-    return row
-
-
-def _method_rank(methods) -> dict:
-    seen = [m for m in METHOD_ORDER if m in methods] + [m for m in dict.fromkeys(methods) if m not in METHOD_ORDER]
-    return {m: i for i, m in enumerate(seen)}
-
-
-def aggregate(df):
-    """Mean ± std rows per (method, dataset, model, scenario) over the completed runs of a ``summarize`` frame.
-
-    Every metric column holds the mean and ``<metric>/std`` the sample std (0 for one run) over forget classes and
-    seeds (``scarlab.metrics.mean_std``). ``aus`` is the paper's convention instead: AUS of the mean accuracies
-    with first-order propagated errors (``aus_with_uncertainty``), falling back to mean ± std of the per-run AUS
-    where a_or is unknown. ``runs`` counts the runs; ``forget_classes`` and ``seeds`` list what they cover.
-    """
-    import pandas as pd
-
-    ok = df[df["status"] == "complete"] if len(df) else df
-    keys = ["method", "dataset", "model", "scenario"]
-    rows = []
-    if len(ok):
-        rank = _method_rank(list(ok["method"]))
-        groups = sorted(ok.groupby(keys, sort=False, dropna=False), key=lambda kv: rank.get(kv[0][0], len(rank)))
-        for key, g in groups:
-            row = dict(zip(keys, key))
-            row["runs"] = len(g)
-            row["forget_classes"] = "; ".join(dict.fromkeys(str(v) for v in g["forget_classes"] if v is not None))
-            row["seeds"] = ",".join(dict.fromkeys(str(v) for v in g["seed"] if v is not None))
-            for m in SUMMARY_METRICS + EXTRA_METRICS:
-                v = g[m].astype(float).dropna().to_numpy()
-                u = mean_std(v) if len(v) else None
-                row[m] = u.nominal_value if u is not None else float("nan")
-                row[f"{m}/std"] = u.std_dev if u is not None else float("nan")
-            u = _group_aus(g, row["scenario"])
-            if u is not None:
-                row["aus"], row["aus/std"] = u.nominal_value, u.std_dev
-            rows.append(row)
-    cols = keys + ["runs", "forget_classes", "seeds"] + [c for m in SUMMARY_METRICS + EXTRA_METRICS
-                                                          for c in (m, f"{m}/std")]
-    return pd.DataFrame(rows, columns=cols)
-
-
-def _group_aus(g, scenario):
-    cols = ("acc/retain_test", "acc/forget_test") if scenario == "CR" else ("acc/test", "acc/forget_train")
-    sub = g[["aus/a_or", *cols]].astype(float).dropna()
-    if scenario not in ("CR", "HR") or len(sub) != len(g) or not len(sub):
-        return None
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Using UFloat objects with std_dev==0")
-        return aus_with_uncertainty(sub["aus/a_or"].to_numpy(), sub[cols[0]].to_numpy(), sub[cols[1]].to_numpy(),
-                                    scenario)
-
-
-_MD_FORMAT = {"acc/": (100, 2), "mia/svc/acc": (100, 2), "mia/svc/chance": (100, 2), "mia/svc/member_f1": (100, 2),
-              "mia/svc/delta_f1": (1, 2), "mia/loss_lr/acc": (100, 2), "mia/conf_thr/acc": (100, 2),
-              "privacy/score": (1, 3), "aus": (1, 3), "time/unlearn_s": (1, 2)}
-
-
-def _fmt(m: str, mean: float, std: float) -> str:
-    if not math.isfinite(mean):
-        return "–"
-    scale, digits = next((v for k, v in _MD_FORMAT.items() if m.startswith(k)), (1, 3))
-    s = f"{mean * scale:.{digits}f}"
-    if m.endswith("/chance"):  # a property of the attack's sets, not a measurement: no ± std
-        return s
-    return s + (f" ± {std * scale:.{digits}f}" if math.isfinite(std) else "")
-
-
-def _markdown(agg, runs) -> str:
-    lines = ["# Summary", "",
-             "Mean ± std over forget classes and seeds; accuracies and attack accuracies in %, AUS with "
-             "propagated error, time in seconds.", "",
-             "Read each attack accuracy against its chance level, never against 50 % alone. SVC MIA: the paper's "
-             "attack; its accuracy is the paper's F1 (micro-F1 = accuracy), its chance the majority fraction of "
-             "its evaluation set (CR: up to 3 members per non-member, 75 %; HR: 1:1, 50 %). The loss-LR attack is "
-             "balanced: chance 50 %.", ""]
-    shown = [m for m in SUMMARY_METRICS if len(agg) and agg[m].notna().any()]
-    if len(agg):
-        head = ["method", "dataset", "model", "scenario", "runs"] + [LABELS.get(m, m) for m in shown]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for _, r in agg.iterrows():
-            cells = [str(r[c]) for c in ("method", "dataset", "model", "scenario", "runs")]
-            cells += [_fmt(m, r[m], r[f"{m}/std"]) for m in shown]
-            lines.append("| " + " | ".join(cells) + " |")
-    else:
-        lines.append("No completed, evaluated runs.")
-    bad = runs[runs["status"] != "complete"] if len(runs) else runs
-    if len(bad):
-        lines += ["", "## Runs not included", "", "| run | method | status | error |", "|---|---|---|---|"]
-        for _, r in bad.iterrows():
-            err = "" if r["error"] is None or r["error"] != r["error"] else str(r["error"])
-            err = err.replace("|", "\\|").replace("\n", " ")[:200]
-            method = "?" if r["method"] is None or r["method"] != r["method"] else r["method"]
-            lines.append(f"| {r['run']} | {method} | {r['status']} | {err} |")
-    return "\n".join(lines) + "\n"
-
-
-def summarize(run_paths, out_dir):
-    """Summary of evaluated runs; returns the per-run DataFrame (aggregate rows in ``df.attrs["aggregate"]``).
-
-    Files written to ``out_dir`` (created if needed):
-
-    * ``summary.csv``: one row per run — ``method`` (original | retrained | registered method name, from the
-      manifest's stage and the config), ``dataset``, ``model``, ``scenario``, ``forget_classes`` (``"0"``,
-      ``"0,3"``; empty for HR; read it back with ``pd.read_csv(..., dtype={"forget_classes": str})``), ``seed``,
-      ``status``, the metrics (fractions, keys as in ``metrics.json``:
-      ``acc/forget_train`` … ``acc/test``, ``mia/svc/acc`` (the paper's F1) with ``mia/svc/chance`` next to
-      it, ``mia/loss_lr/acc`` (chance 0.5), ``privacy/score``, ``aus``, ``time/unlearn_s``, then
-      ``mia/svc/delta_f1``, ``mia/svc/member_f1``, ``mia/conf_thr/acc`` (chance 0.5), ``privacy/eps``,
-      ``aus/a_or``, ``time/evaluate_s``), ``run`` (its path) and ``error``. Runs that failed,
-      are still running, are missing, were never evaluated or whose evaluation failed are listed with that
-      ``status`` (metrics NaN or as far as recorded) and are left out of the aggregates.
-    * ``summary_agg.csv``: the mean ± std rows per (method, dataset, model, scenario), see :func:`aggregate`
-      (a separate file, so ``summary.csv`` stays one row per run for plots and group-bys).
-    * ``summary.md``: those aggregate rows as a markdown table in the paper's look (accuracies in %, the SVC
-      attack's chance column beside its accuracy), plus the runs left out with their status and error.
-    """
-    import pandas as pd
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = [_summary_row(p) for p in run_paths]
-    cols = list(ID_COLUMNS) + ["status"] + list(SUMMARY_METRICS) + list(EXTRA_METRICS) + ["run", "error"]
-    df = pd.DataFrame(rows, columns=cols)
-    df["seed"] = pd.array([None if r["seed"] is None else int(r["seed"]) for r in rows], dtype="Int64")
-    if len(df):
-        rank = _method_rank(list(df["method"].fillna("?")))
-        order = sorted(range(len(df)), key=lambda i: (rank.get(df["method"].iloc[i] or "?", len(rank)),
-                                                       str(df["forget_classes"].iloc[i]), str(df["seed"].iloc[i])))
-        df = df.iloc[order].reset_index(drop=True)
-    agg = aggregate(df)
-    df.to_csv(out / "summary.csv", index=False)
-    agg.to_csv(out / "summary_agg.csv", index=False)
-    (out / "summary.md").write_text(_markdown(agg, df))
-    df.attrs["aggregate"] = agg
-    return df
-
-
-__all__ = ["evaluate_run", "summarize", "aggregate", "mia_over_steps", "run_method", "LABELS"]
+__all__ = ["evaluate_run", "mia_over_steps"]

@@ -17,6 +17,7 @@ from .device import resolve_device, seed_everything
 from .errors import ScarlabError, choose
 from .features import accuracy_on, extract
 from .models import create_model, save_checkpoint
+from .results import train_variant
 from .runs import RunDir
 from .stats import class_stats
 
@@ -136,10 +137,13 @@ def run_train(cfg: TrainConfig, out: str | Path, overwrite: bool = False, progre
     split = None
     if cfg.role == "retrained":
         split = resolve_split(ds, cfg.split, cfg.scenario, cfg.forget_classes, cfg.forget_size, cfg.seed)
+        # the split decides what was forgotten: a reused split overrides the forget options given beside it
+        cfg = dataclasses.replace(cfg, scenario=split.scenario, forget_classes=list(split.forget_classes),
+                                  forget_size=len(split.forget_idx))
     model_kwargs = dict(num_classes=ds.num_classes, in_channels=ds.shape[0], image_size=ds.shape[1])
     model = create_model(cfg.model, **model_kwargs)  # validates the name before a run directory exists
-    run = RunDir.create(out, stage=f"train_{cfg.role}", config=dataclasses.asdict(cfg), overwrite=overwrite,
-                        device=device)
+    config = {**dataclasses.asdict(cfg), "variant": train_variant(dataclasses.asdict(cfg), ds.name)}
+    run = RunDir.create(out, stage=f"train_{cfg.role}", config=config, overwrite=overwrite, device=device)
     with run.running():
         if split is not None:
             split.save(run.file("split.npz"))

@@ -13,7 +13,8 @@ import pytest
 from scarlab.cli import main
 from scarlab.data import load_dataset, make_split
 from scarlab.errors import ScarlabError
-from scarlab.evaluate import SUMMARY_METRICS, aggregate, evaluate_run, summarize
+from scarlab.evaluate import evaluate_run
+from scarlab.results import SUMMARY_KEYS, aggregate, summarize
 from scarlab.metrics import aus_with_uncertainty
 from scarlab.runs import RunDir, read_json, write_json
 
@@ -165,8 +166,9 @@ def test_summarize_rows_and_mean_std(ev, tmp_path):
     paths = [ev["runs"]["scar"], s1, ev["runs"]["original"], ev["runs"]["retrained"], failed.path,
              tmp_path / "does_not_exist"]
     df = summarize(paths, tmp_path / "summary")
-    assert list(df.columns[:7]) == ["method", "dataset", "model", "scenario", "forget_classes", "seed", "status"]
-    assert set(SUMMARY_METRICS) <= set(df.columns)
+    assert list(df.columns[:9]) == ["label", "method", "variant", "dataset", "model", "scenario", "forget_classes",
+                                    "seed", "status"]
+    assert set(SUMMARY_KEYS) <= set(df.columns)
     assert list(df["method"][:4]) == ["original", "retrained", "scar", "scar"]  # original, retrained first
     assert len(df) == len(paths)
     ok = df[df["status"] == "complete"]
@@ -195,11 +197,11 @@ def test_summarize_rows_and_mean_std(ev, tmp_path):
     assert "mia/svc/member_f1" in cols and "mia/svc/f1" not in cols
     assert ok["mia/svc/chance"].between(0.7, 0.76).all() and "mia/svc/chance" in agg.columns
     md = (tmp_path / "summary" / "summary.md").read_text()
-    assert "| method | dataset | model | scenario | runs |" in md and "±" in md
-    head = next(line for line in md.splitlines() if line.startswith("| method"))
+    assert "| label | dataset | model | scenario | runs |" in md and "±" in md
+    head = next(line for line in md.splitlines() if line.startswith("| label"))
     cells = [c.strip() for c in head.strip("|").split("|")]
-    assert cells.index("SVC MIA chance") == cells.index("SVC MIA accuracy (paper's F1, micro)") + 1
-    assert "chance" in md.split("| method")[0]  # the caption explains chance levels
+    assert cells.index("SVC MIA chance %") == cells.index("SVC MIA acc. % (paper's F1, micro)") + 1
+    assert "chance" in md.split("| label")[0]  # the caption explains chance levels
     assert "| scar | digits | tinycnn | CR | 2 |" in md
     assert "Runs not included" in md and "failed" in md and "boom" in md and "missing" in md
 
