@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import signal
 import sys
@@ -16,19 +17,25 @@ from .errors import ScarlabError
 COMMANDS = ["train", "split", "unlearn", "stats", "surrogate", "pipeline", "sweep", "demo", "lab", "evaluate", "embed", "dashboard"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; ``argv`` lets a command add options that depend on others (``unlearn --method``)."""
     parser = argparse.ArgumentParser(prog="scarlab", description="A lab for machine unlearning built around SCAR.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"scarlab.commands.{name}").register(sub)
+        register = importlib.import_module(f"scarlab.commands.{name}").register
+        if "argv" in inspect.signature(register).parameters:
+            register(sub, argv=argv)
+        else:
+            register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_extra", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        _unrecognized(parser, args, extra)
     args.extra = extra
     # SIGTERM ends a command like Ctrl-C does: the stage being written is marked failed ("interrupted"), never
     # left "running" (long commands install their own graceful handlers on top of this)
@@ -44,6 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("scarlab: interrupted", file=sys.stderr)
         return 130
+
+
+def _unrecognized(parser, args, extra: list[str]) -> None:
+    """argparse's error for unknown options, with the nearest valid option of that command."""
+    from .schema import nearest
+
+    sub = next((a.choices.get(args.command) for a in parser._subparsers._group_actions), None)
+    valid = [o for a in (sub._actions if sub else []) for o in a.option_strings]
+    first = next((e.split("=")[0] for e in extra if e.startswith("--")), extra[0])
+    hint = nearest(first, valid)
+    if getattr(args, "command", None) == "unlearn" and not hint:
+        hint = f" (the method's parameters are listed by: scarlab unlearn --method {getattr(args, 'method', 'NAME')} --help)"
+    (sub or parser).error(f"unrecognized arguments: {' '.join(extra)}{hint}")
 
 
 def _terminate(signum, frame):

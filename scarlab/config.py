@@ -1,14 +1,13 @@
 """Stage configurations: typed dataclasses, one documented field each; ``None`` means "the data set's default".
 
-Each stage resolves its defaults and saves the resolved configuration in its run directory
-(``config.json``), so a run always says exactly what it did.
+Declared once, used everywhere: the command line's options and ``--config`` files are generated from these
+(:mod:`scarlab.schema`), the stage notebooks' parameters cells hold the same fields, and each stage saves its
+resolved configuration in its run directory (``config.json``), so a run always says exactly what it did.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
-
-from .errors import ScarlabError
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -20,7 +19,7 @@ class TrainConfig:
     data_root: str | None = None
     """where torchvision / Tiny-ImageNet data live (downloads go there); None = ~/.cache/scarlab/data."""
     model: str | None = None
-    """registered model name; None = tinycnn for digits, smallcnn otherwise."""
+    """registered model name (scarlab.models.MODELS)."""
     role: str = "original"
     """'original' trains on all training data; 'retrained' trains on the retain set only."""
     scenario: str = "CR"
@@ -34,13 +33,13 @@ class TrainConfig:
     seed: int = 0
     """seeds weights, shuffling, augmentation and (HR) the forget sample."""
     epochs: int | None = None
-    """training epochs; None = data set default (digits 12, otherwise 30)."""
+    """training epochs."""
     batch_size: int | None = None
-    """mini-batch size; None = 64 for digits, 128 otherwise."""
+    """mini-batch size."""
     lr: float | None = None
-    """peak learning rate; None = 0.003 (Adam, digits) or 0.05 (SGD, otherwise)."""
+    """peak learning rate (Adam on digits, SGD otherwise)."""
     optimizer: str | None = None
-    """'sgd' (momentum 0.9, Nesterov) or 'adam'; None = adam for digits, sgd otherwise."""
+    """'sgd' (momentum 0.9, Nesterov) or 'adam'."""
     weight_decay: float = 5e-4
     """L2 penalty."""
     augment: bool = True
@@ -102,10 +101,99 @@ class UnlearnConfig:
     every method that needs it (finetune, duck, scrub, ...) and leaves those that do not (scar, scar_self, ...)."""
 
 
-def from_dict(cls, data: dict):
-    """Build a config dataclass from a dict, refusing unknown keys with the list of valid ones."""
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ScarlabError(f"unknown {cls.__name__} field(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-    return cls(**data)
+@dataclass
+class SplitConfig:
+    """Make a forget/retain split once, for every later stage to reuse."""
+
+    dataset: str = "digits"
+    """scarlab dataset name: digits, cifar10, cifar100, tinyimagenet or imagefolder:PATH."""
+    data_root: str | None = None
+    """where torchvision / Tiny-ImageNet data live; None = ~/.cache/scarlab/data."""
+    scenario: str = "CR"
+    """CR (forget whole classes) or HR (forget random samples)."""
+    forget_classes: list[int] = field(default_factory=list)
+    """CR: the forgotten class indices (0 3, or 0,3)."""
+    forget_size: int | None = None
+    """HR: how many random training images are forgotten."""
+    seed: int = 0
+    """HR: seeds the random forget sample."""
+
+
+@dataclass
+class EvaluateConfig:
+    """Evaluate runs: accuracies, membership-inference attacks, privacy score and AUS (metrics.json)."""
+
+    runs: list[str] = field(default_factory=list)
+    """run directories to evaluate (unlearn or retrained runs in place; one original run with --out)."""
+    original: str | None = None
+    """the original run (None = each run's manifest parent); its test accuracy is AUS's a_or."""
+    retrained: str | None = None
+    """the retrained oracle, for the privacy score (None = the manifest parent)."""
+    split: str | None = None
+    """split.npz or a run directory holding one (None = the run's own)."""
+    out: str | None = None
+    """evaluate an original model against the split into this new run directory (one run only)."""
+    overwrite: bool = False
+    """replace an existing out directory."""
+    summary: str | None = None
+    """also write summary.csv, summary_agg.csv and summary.md of the evaluated runs into this folder."""
+    device: str = "cpu"
+    """auto, cpu, cuda, cuda:N or mps."""
+    mia_repeats: int = 5
+    """repetitions of the paper's SVC attack (each on freshly drawn sets)."""
+
+
+@dataclass
+class EmbedConfig:
+    """UMAP coordinates of runs' feature snapshots (embedding.parquet), for the dashboard's migration view."""
+
+    runs: list[str] = field(default_factory=list)
+    """run directories (unlearn, retrained or original)."""
+    original: str | None = None
+    """original run whose reducer places every snapshot (None = the one in each run's manifest)."""
+    force: bool = False
+    """refit the reducers and rewrite existing embeddings."""
+    device: str = "cpu"
+    """device for feature extraction: auto, cpu, cuda, cuda:N or mps."""
+
+
+@dataclass
+class StatsConfig:
+    """(Re)compute an original run's per-class feature statistics (stats.npz), which SCAR can start from."""
+
+    run: str = ""
+    """run directory of the original model."""
+    delta: float = 0.5
+    """Tukey exponent of the feature transform."""
+    signed: bool = False
+    """sign-preserving Tukey transform, for backbones whose features can be negative."""
+    device: str = "auto"
+    """auto, cpu, cuda, cuda:N or mps."""
+
+
+@dataclass
+class OrganizeConfig:
+    """Copy every image under src, shuffled, into numbered chunk folders dst/0, dst/1, ... (imagefolder:dst)."""
+
+    src: str = ""
+    """folder holding images (any depth), e.g. 10,000 sampled ImageNet or COCO images."""
+    dst: str = ""
+    """the surrogate folder to create."""
+    chunk_size: int = 1000
+    """images per chunk folder."""
+    seed: int = 0
+    """seeds the shuffle."""
+    overwrite: bool = False
+    """replace an existing dst."""
+
+
+@dataclass
+class RunOptions:
+    """Where a stage writes, for the commands that create one run directory."""
+
+    out: str = ""
+    """run directory to create."""
+    overwrite: bool = False
+    """replace an existing run directory (only a complete or failed scarlab run)."""
+    quiet: bool = False
+    """no progress bars."""

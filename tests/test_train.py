@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from scarlab.config import TrainConfig, from_dict
+from scarlab.config import TrainConfig
+from scarlab.schema import build
 from scarlab.data import Split
 from scarlab.errors import ScarlabError
 from scarlab.models import load_checkpoint
@@ -33,7 +34,9 @@ def test_original_run_directory(digits_original):
         assert run.file(name).is_file(), name
         assert name in manifest["files"]
     assert not run.file("split.npz").exists()  # the original model has no forget set
-    cfg = from_dict(TrainConfig, json.loads(run.file("config.json").read_text()))
+    saved = json.loads(run.file("config.json").read_text())
+    assert saved.pop("variant") == {"epochs": 8}  # the training options that differ from the data set's defaults
+    cfg = build(TrainConfig, saved)  # config.json is the resolved configuration
     assert (cfg.dataset, cfg.model, cfg.role, cfg.epochs) == ("digits", "tinycnn", "original", 8)
     history = pd.read_csv(run.file("history.csv"))
     assert list(history["epoch"]) == list(range(1, 9))

@@ -1,89 +1,49 @@
-"""Options shared by sub-commands, so names stay the same across the CLI."""
+"""What the sub-commands share: options generated from configuration dataclasses, and closing reports."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import typing
 
+from .. import schema
 from ..errors import ScarlabError
 
 
-def forget_classes(values: list[str] | None) -> list[int]:
-    """Accept ``--forget-classes 0 1`` and ``--forget-classes 0,1``."""
-    out = []
-    for v in values or []:
-        for part in str(v).split(","):
-            if part.strip():
-                try:
-                    out.append(int(part))
-                except ValueError:
-                    raise ScarlabError(f"forget class {part!r} is not an integer class index") from None
-    return out
+def add_parser(sub, name: str, cls, help: str, *, positional: tuple[str, ...] = (), run_options: bool = False,
+               defaults: dict | None = None, aliases: dict | None = None, **kw) -> argparse.ArgumentParser:
+    """A sub-command whose options are the fields of ``cls`` (plus ``--config FILE``, and the run options
+    ``--out``, ``--overwrite``, ``--quiet`` when it creates a run directory)."""
+    p = sub.add_parser(name, help=help, description=kw.pop("description", None) or (cls.__doc__ or help),
+                       formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+    for name_ in positional:
+        _, is_list = schema.kind(schema.hints(cls)[name_])
+        p.add_argument(name_, nargs="*" if is_list else "?", default=argparse.SUPPRESS,
+                       metavar=name_.rstrip("s").upper(), help=schema.field_docs(cls).get(name_, ""))
+    schema.add_options(p, cls, skip=positional, defaults=defaults, aliases=aliases)
+    if run_options:
+        from ..config import RunOptions
+        schema.add_options(p, RunOptions)
+    schema.add_config(p)
+    p.set_defaults(config_cls=cls, run_options=run_options)
+    return p
 
 
-def add_data(p: argparse.ArgumentParser, dataset_default: str | None = "digits") -> None:
-    p.add_argument("--dataset", default=dataset_default,
-                   help="digits (embedded), cifar10, cifar100, tinyimagenet or imagefolder:PATH")
-    p.add_argument("--data-root", default=None, help="where torchvision / Tiny-ImageNet data live")
+def options(args, *extra_keys: str) -> tuple[object, object | None]:
+    """(the command's configuration, its RunOptions or None) from defaults < --config file < command line."""
+    from ..config import RunOptions
 
-
-def add_split(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scenario", default="CR", help="CR (class removal) or HR (random samples)")
-    p.add_argument("--forget-classes", nargs="*", default=[], help="CR: class indices, e.g. 0 or 0,3")
-    p.add_argument("--forget-size", type=int, default=None, help="HR: how many random training images")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-
-
-def add_run(p: argparse.ArgumentParser, out_help: str = "run directory to create") -> None:
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--out", required=True, help=out_help)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def parse_value(text: str, typ):
-    """Parse a command-line string into a dataclass field's type (bool, int, float, str, Optional)."""
-    if isinstance(typ, str):
-        typ = {"int": int, "float": float, "bool": bool, "str": str}.get(typ.split(" |")[0], str)
-    args = [a for a in typing.get_args(typ) if a is not type(None)]
-    if args:
-        typ = args[0]
-    if typ is bool:
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ScarlabError(f"expected true or false, got {text!r}")
-    try:
-        return typ(text)
-    except (TypeError, ValueError):
-        raise ScarlabError(f"expected a {typ.__name__}, got {text!r}") from None
-
-
-def extra_params(extra: list[str], params_cls) -> dict:
-    """Turn leftover ``--name value`` pairs into typed hyper-parameters of ``params_cls``."""
-    fields = {f.name: f for f in dataclasses.fields(params_cls)}
-    hints = typing.get_type_hints(params_cls)
-    out, i = {}, 0
-    while i < len(extra):
-        tok = extra[i]
-        if not tok.startswith("--"):
-            raise ScarlabError(f"unexpected argument {tok!r}")
-        name, _, value = tok[2:].partition("=")
-        name = name.replace("-", "_")
-        if name not in fields:
-            raise ScarlabError(f"unknown option --{name.replace('_', '-')}; this method's parameters: "
-                               + ", ".join("--" + n.replace("_", "-") for n in fields))
-        if not value:
-            if i + 1 >= len(extra):
-                raise ScarlabError(f"--{name.replace('_', '-')} needs a value")
-            value, i = extra[i + 1], i + 1
-        try:
-            out[name] = parse_value(value, hints.get(name, str))
-        except ScarlabError as exc:
-            raise ScarlabError(f"--{name.replace('_', '-')}: {exc}") from None
-        i += 1
-    return out
+    cls = args.config_cls
+    data = schema.load_file(args.config) if args.config else {}
+    extra = {k: data.pop(k) for k in list(data) if k in extra_keys}
+    run_names = [f.name for f in dataclasses.fields(RunOptions)] if args.run_options else []
+    run_file = {k: data.pop(k) for k in list(data) if k in run_names}
+    names = [f.name for f in dataclasses.fields(cls)] + run_names + list(extra_keys)
+    schema.unknown_keys(data, names, f"config file {args.config}")
+    cfg = schema.build(cls, data, schema.given(args, cls))
+    run = schema.build(RunOptions, run_file, schema.given(args, RunOptions)) if args.run_options else None
+    if run is not None and not run.out:
+        raise ScarlabError("--out is required: the run directory to create")
+    args.config_extra = extra
+    return cfg, run
 
 
 def print_metrics(metrics: dict) -> None:
@@ -100,7 +60,17 @@ def report(result, what: str, cols: tuple[str, ...], digits: int = 4) -> None:
         print(f"  FAILED {s.label}: {s.error}\n         see {s.run_dir}")
     df = result.summary()
     if df is not None:
+        cols = ("label",) + tuple(c for c in cols if c not in ("label", "method"))  # method · variant
         print(f"\nsummary ({result.summary_csv}):")
         print(df[[c for c in cols if c in df.columns]].to_string(index=False, float_format=lambda v: f"{v:.{digits}f}"))
     elif getattr(getattr(result, "config", None), "evaluate", False):
         print("no summary was written (the compare stage did not complete)")
+
+
+def forget_classes(values) -> list[int]:
+    """``0 3`` / ``0,3`` / ``[0, 3]`` as class indices."""
+    return schema.coerce(values or [], list[int], "forget classes")
+
+
+def parse_value(text: str, typ):
+    return schema.parse_value(text, typ, "value")

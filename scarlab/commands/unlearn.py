@@ -1,57 +1,73 @@
-"""`scarlab unlearn`: run one registered method on an original model."""
+"""`scarlab unlearn`: run one registered method on an original model.
+
+The chosen method's hyper-parameters are options too (``--lr 2.5e-4``); ``scarlab unlearn --method NAME --help``
+lists them with their effective default on each data set.
+"""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
+from ..config import UnlearnConfig
 from . import _common
 
+PARAM = "param:"  # namespace prefix of the method's hyper-parameters
 
-def _methods_help() -> str:
+
+def chosen_method(argv: list[str] | None) -> str:
+    """The method named by ``--method`` (or by the ``--config`` file) in the command line, else scar."""
+    from .. import schema
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--method")
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv or [])
+    if known.method:
+        return known.method
+    if known.config:
+        try:
+            return str(schema.load_file(known.config).get("method") or "scar")
+        except Exception:  # noqa: BLE001 - a broken file is reported when the command runs
+            return "scar"
+    return "scar"
+
+
+def _methods_epilog() -> str:
     from ..unlearn import METHODS
 
-    lines = ["methods and their parameters (pass as --name value, e.g. --lambda-2 5 --batch-size 256):"]
-    for name, spec in METHODS.items():
-        params = ", ".join(f"--{f.name.replace('_', '-')} ({f.default})" for f in dataclasses.fields(spec.params))
-        lines.append(f"  {name} [needs {'+'.join(sorted(spec.needs))}]: {spec.summary}\n      {params}")
+    lines = ["methods (scarlab unlearn --method NAME --help lists NAME's parameters):"]
+    lines += [f"  {name} [needs {'+'.join(sorted(spec.needs))}]: {spec.summary}" for name, spec in METHODS.items()]
     return "\n".join(lines)
 
 
-def register(sub) -> None:
-    import argparse
+def register(sub, argv: list[str] | None = None) -> None:
+    from .. import schema
+    from ..unlearn import METHODS
 
-    p = sub.add_parser("unlearn", help="unlearn with a registered method (scar, scar_self, baselines)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_methods_help())
-    p.add_argument("--method", default="scar")
-    p.add_argument("--from", dest="original", required=True, help="run directory of the original model")
-    p.add_argument("--retrained", default=None, help="run directory of the retrained oracle (for evaluation)")
-    p.add_argument("--split", default=None, help="split.npz or a run directory holding one")
-    _common.add_split(p)
-    p.add_argument("--surrogate", default="auto",
-                   help="imagefolder:PATH, sample_edges, sample_images, gaussian_noise or auto")
-    p.add_argument("--surrogate-chunks", type=int, default=None, help="imagefolder surrogate: first k chunks")
-    p.add_argument("--surrogate-size", type=int, default=2000, help="generated surrogates: number of images")
-    p.add_argument("--snapshot-every", type=int, default=5, help="feature snapshot every k steps")
-    p.add_argument("--no-retain", dest="retain_available", action="store_false",
-                   help="withhold the retain set (SCAR's setting): a method that needs it is refused")
-    _common.add_run(p)
-    p.set_defaults(func=run, accepts_extra=True)
+    p = _common.add_parser(sub, "unlearn", UnlearnConfig, "unlearn with a registered method (scar, scar_self, "
+                           "baselines)", run_options=True, aliases={"original": ["--from"], "retain_available": ["--no-retain"]}, epilog=_methods_epilog())
+    method = chosen_method(argv)
+    spec = METHODS.get(method)
+    if spec is not None:
+        shown = schema.effective_defaults(spec.params, lambda ds: spec.make_params({}, ds))
+        schema.add_options(p, spec.params, prefix=PARAM, defaults=shown,
+                           title=f"{method} parameters ({spec.summary})")
+    p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..config import UnlearnConfig
-    from ..errors import choose
+    from .. import schema
+    from ..errors import ScarlabError, choose
     from ..unlearn import METHODS
     from ..unlearn.stage import run_unlearn
 
-    choose("method", args.method, METHODS)
-    params = _common.extra_params(args.extra, METHODS[args.method].params)
-    cfg = UnlearnConfig(original=args.original, method=args.method, retrained=args.retrained, split=args.split,
-                        scenario=args.scenario, forget_classes=_common.forget_classes(args.forget_classes),
-                        forget_size=args.forget_size, seed=args.seed, surrogate=args.surrogate,
-                        surrogate_chunks=args.surrogate_chunks, surrogate_size=args.surrogate_size,
-                        params=params, snapshot_every=args.snapshot_every, device=args.device,
-                        retain_available=args.retain_available)
-    run_dir = run_unlearn(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet)
-    print(f"{args.method} finished: {run_dir.path}")
+    cfg, opts = _common.options(args)
+    choose("method", cfg.method, METHODS)
+    params = {**cfg.params, **schema.given(args, METHODS[cfg.method].params, prefix=PARAM)}
+    cfg = dataclasses.replace(cfg, params=schema.typed(METHODS[cfg.method].params, params, f"{cfg.method} parameters"))
+    if not cfg.original:
+        raise ScarlabError("--from is required: the run directory of the original model")
+    run_dir = run_unlearn(cfg, opts.out, overwrite=opts.overwrite, progress=not opts.quiet)
+    print(f"{cfg.method} finished: {run_dir.path}")
     _common.print_metrics(run_dir.metrics)
     return 0
