@@ -34,13 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "accepts_extra", False):
-        _unrecognized(parser, args, extra)
-    args.extra = extra
     # SIGTERM ends a command like Ctrl-C does: the stage being written is marked failed ("interrupted"), never
     # left "running" (long commands install their own graceful handlers on top of this)
     signal.signal(signal.SIGTERM, _terminate)
     try:
+        if extra and not getattr(args, "accepts_extra", False):
+            _unrecognized(parser, args, extra)
+        args.extra = extra
         if os.environ.get("SCARLAB_THREADS"):
             import torch
             torch.set_num_threads(int(os.environ["SCARLAB_THREADS"]))
@@ -54,16 +54,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _unrecognized(parser, args, extra: list[str]) -> None:
-    """argparse's error for unknown options, with the nearest valid option of that command."""
+    """Unknown options: one line naming the first one and the nearest valid option of that command."""
     from .schema import nearest
 
     sub = next((a.choices.get(args.command) for a in parser._subparsers._group_actions), None)
     valid = [o for a in (sub._actions if sub else []) for o in a.option_strings]
-    first = next((e.split("=")[0] for e in extra if e.startswith("--")), extra[0])
+    first = next((e.split("=")[0] for e in extra if e.startswith("-")), extra[0])
     hint = nearest(first, valid)
-    if getattr(args, "command", None) == "unlearn" and not hint:
-        hint = f" (the method's parameters are listed by: scarlab unlearn --method {getattr(args, 'method', 'NAME')} --help)"
-    (sub or parser).error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    if args.command == "unlearn" and not hint:
+        hint = f" (not a parameter of {getattr(args, 'method', None) or 'this method'})"
+    raise ScarlabError(f"unrecognized argument {first!r} for `scarlab {args.command}`{hint}; "
+                       f"see scarlab {args.command}{' --method ' + args.method if args.command == 'unlearn' and getattr(args, 'method', None) else ''} --help")
 
 
 def _terminate(signum, frame):

@@ -141,6 +141,8 @@ class EvaluateConfig:
     """auto, cpu, cuda, cuda:N or mps."""
     mia_repeats: int = 5
     """repetitions of the paper's SVC attack (each on freshly drawn sets)."""
+    quiet: bool = False
+    """no progress bars."""
 
 
 @dataclass
@@ -155,6 +157,8 @@ class EmbedConfig:
     """refit the reducers and rewrite existing embeddings."""
     device: str = "cpu"
     """device for feature extraction: auto, cpu, cuda, cuda:N or mps."""
+    quiet: bool = False
+    """no progress bars."""
 
 
 @dataclass

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .errors import ScarlabError
 from .runs import RunDir, write_json
@@ -359,7 +360,8 @@ def _embed_unlearn(rd: RunDir, original, *, force: bool, device: str, progress: 
     import pandas as pd
 
     t0 = time.perf_counter()  # one transform per snapshot: identical features give identical coordinates
-    frames = [_frame(s, reducer.transform(s["features"].astype(np.float32)), s["step"]) for s in snaps]
+    frames = [_frame(s, reducer.transform(s["features"].astype(np.float32)), s["step"])
+              for s in tqdm(snaps, desc=f"embed {rd.path.name}", unit="snapshot", disable=not progress, leave=False)]
     t_transform = time.perf_counter() - t0
     df = pd.concat(frames, ignore_index=True)
     seed = int(cfg.get("seed", 0))

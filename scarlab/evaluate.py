@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .data import Dataset, Split, load_dataset
 from .device import resolve_device
@@ -123,7 +124,7 @@ def _write_csv(path: Path, rows: list[dict], columns) -> None:
 
 # ============================================================================================ evaluate one run
 def evaluate_run(run, original=None, retrained=None, split=None, out=None, device="cpu", mia_repeats=5, *,
-                 overwrite: bool = False) -> dict:
+                 overwrite: bool = False, progress: bool = False) -> dict:
     """Evaluate one run; returns its metrics (the merged ``metrics.json`` contents, flat, namespaced).
 
     run: an unlearning run or a retrained run (evaluated in place: ``metrics.json`` is merged, ``perclass.json``
@@ -137,7 +138,7 @@ def evaluate_run(run, original=None, retrained=None, split=None, out=None, devic
         parents original [and retrained], a copy of the split, metrics.json, perclass.json) instead of writing
         into ``run``: one original run serves many splits. Required for original runs.
     device: auto, cpu, cuda, cuda:N or mps. mia_repeats: repetitions of the paper's SVC attack.
-    overwrite: replace an existing ``out`` directory.
+    overwrite: replace an existing ``out`` directory. progress: a progress bar over the evaluation's parts.
     """
     t_start = time.perf_counter()
     run = _run_dir(run, "run")
@@ -206,7 +207,9 @@ def evaluate_run(run, original=None, retrained=None, split=None, out=None, devic
         target = RunDir.create(out, stage="evaluate", config=config, parents=parents, overwrite=overwrite,
                                device=device)
     try:
-        metrics, perclass, steps, timing = _compute(model, ds, sp, retr, run, device, mia_repeats, seed, a_or)
+        bar = tqdm(total=4, desc=f"evaluate {run.path.name}", unit="part", disable=not progress, leave=False)
+        with bar:
+            metrics, perclass, steps, timing = _compute(model, ds, sp, retr, run, device, mia_repeats, seed, a_or, bar)
         metrics["time/evaluate_s"] = time.perf_counter() - t_start
         metrics.update(timing)
         if out is None and run.metrics.get("time/unlearn_s") is not None:
@@ -236,8 +239,9 @@ def evaluate_run(run, original=None, retrained=None, split=None, out=None, devic
 
 
 def _compute(model, ds: Dataset, sp: Split, retr: RunDir | None, run: RunDir, device: str, mia_repeats: int,
-             seed: int, a_or: float) -> tuple[dict, dict, list[dict], dict]:
+             seed: int, a_or: float, bar) -> tuple[dict, dict, list[dict], dict]:
     timing = {}
+    bar.set_postfix_str("predictions")
     t0 = time.perf_counter()
     y_tr, y_te = ds.train.labels.numpy(), ds.test.labels.numpy()
     p_tr = _predict(model, ds, ds.train.images, device)  # one pass per data part
@@ -255,11 +259,15 @@ def _compute(model, ds: Dataset, sp: Split, retr: RunDir | None, run: RunDir, de
     loss_tr, loss_te = per_sample_loss(p_tr, y_tr), per_sample_loss(p_te, y_te)
     non = fte if sp.scenario == "CR" else np.ones(len(y_te), bool)  # non-members: forget-class test | test
     timing["time/evaluate/predict_s"] = time.perf_counter() - t0
+    bar.update(1)
+    bar.set_postfix_str("SVC attack")
 
     t0 = time.perf_counter()
     # the paper's sets, re-drawn from these pools in every repeat (CR: ≤ 3:1; HR: half the test set, 1:1)
     metrics.update(mia_svc(p_tr[ftr], p_te[non], scenario=sp.scenario, n_repeats=mia_repeats, seed=seed))
     timing["time/evaluate/mia_svc_s"] = time.perf_counter() - t0
+    bar.update(1)
+    bar.set_postfix_str("loss attack, privacy score")
 
     t0 = time.perf_counter()
     metrics.update(mia_loss_lr(loss_tr[ftr], loss_te[non], seed=seed))
@@ -278,6 +286,8 @@ def _compute(model, ds: Dataset, sp: Split, retr: RunDir | None, run: RunDir, de
     else:
         metrics.update(privacy_score(np.zeros((0, k)), np.zeros((0, k)), np.zeros(0, np.int64)))  # NaNs
     timing["time/evaluate/loss_privacy_s"] = time.perf_counter() - t0
+    bar.update(1)
+    bar.set_postfix_str("attacks over the snapshots")
 
     metrics["aus/a_or"] = a_or
     metrics["aus"] = float(aus_from_metrics(metrics, a_or, sp.scenario)) if math.isfinite(a_or) else float("nan")
@@ -285,6 +295,7 @@ def _compute(model, ds: Dataset, sp: Split, retr: RunDir | None, run: RunDir, de
     t0 = time.perf_counter()
     steps = mia_over_steps(run, sp.scenario, seed=seed) if run.file("features").is_dir() else []
     timing["time/evaluate/mia_steps_s"] = time.perf_counter() - t0
+    bar.update(1)
     return metrics, perclass, steps, timing
 
 

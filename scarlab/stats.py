@@ -1,4 +1,4 @@
-"""Per-class Gaussian feature statistics and the Mahalanobis distance SCAR minimises (SCAR.md, "Details").
+"""Per-class Gaussian feature statistics and the Mahalanobis distance SCAR minimises (the SCAR paper, ECCV 2024, and its authors' code).
 
 Features are Tukey-transformed (x -> x^delta), each class gets a mean and a covariance that is shrunk
 twice, normalised to a correlation matrix and pseudo-inverted. Distances compare L2-normalised vectors.

@@ -64,6 +64,8 @@ class Tracer:
         self.snapshots: dict[int, dict] = {}
         self.targets: np.ndarray | None = None
         self.last_step = -1
+        self.bar = None
+        """a tqdm progress bar the steps advance (the unlearn stage's), with the latest forget accuracy."""
 
     def log(self, step: int, **scalars) -> dict:
         """Record scalars for an optimiser step (NaN stops the run: the caller raises after logging)."""
@@ -71,6 +73,11 @@ class Tracer:
         self.rows.append(row)
         if self.run is not None:
             self.run.append_history(row)
+        if self.bar is not None:
+            self.bar.update(max(0, step + 1 - self.bar.n))
+            shown = {k.split("/")[-1]: f"{row[k]:.3g}" for k in ("epoch", "acc/forget_train") if k in row}
+            if shown:
+                self.bar.set_postfix(shown, refresh=False)
         return row
 
     def due(self, step: int) -> bool:

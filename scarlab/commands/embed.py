@@ -25,6 +25,6 @@ def run(args) -> int:
         raise ScarlabError("give at least one run directory: scarlab embed RUN [RUN ...]")
     device = resolve_device(cfg.device)
     for r in cfg.runs:
-        out = run_embed(r, original=cfg.original, force=cfg.force, device=device)
+        out = run_embed(r, original=cfg.original, force=cfg.force, device=device, progress=not cfg.quiet)
         print(f"embedded {r}: {out}")
     return 0

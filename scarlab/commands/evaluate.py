@@ -39,7 +39,7 @@ def run(args) -> int:
         try:
             metrics = evaluate_run(path, original=cfg.original, retrained=cfg.retrained, split=cfg.split,
                                    out=cfg.out, device=cfg.device, mia_repeats=cfg.mia_repeats,
-                                   overwrite=cfg.overwrite)
+                                   overwrite=cfg.overwrite, progress=not cfg.quiet)
         except ScarlabError as exc:
             if len(cfg.runs) == 1 and not cfg.summary:
                 raise

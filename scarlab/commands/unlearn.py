@@ -61,9 +61,11 @@ def run(args) -> int:
     from ..unlearn import METHODS
     from ..unlearn.stage import run_unlearn
 
-    cfg, opts = _common.options(args)
+    # a config file may hold the method's parameters under params: or at the top level, as on the command line
+    every_param = sorted({f.name for spec in METHODS.values() for f in dataclasses.fields(spec.params)})
+    cfg, opts = _common.options(args, *every_param)
     choose("method", cfg.method, METHODS)
-    params = {**cfg.params, **schema.given(args, METHODS[cfg.method].params, prefix=PARAM)}
+    params = {**cfg.params, **args.config_extra, **schema.given(args, METHODS[cfg.method].params, prefix=PARAM)}
     cfg = dataclasses.replace(cfg, params=schema.typed(METHODS[cfg.method].params, params, f"{cfg.method} parameters"))
     if not cfg.original:
         raise ScarlabError("--from is required: the run directory of the original model")

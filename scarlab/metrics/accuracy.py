@@ -1,4 +1,4 @@
-"""Accuracies on the forget/retain x train/test splits (SCAR.md, "Metrics"). Fractions, not percentages."""
+"""Accuracies on the forget/retain x train/test splits (the SCAR paper's metrics). Fractions, not percentages."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""AUS, the Adaptive Unlearning Score from DUCK (SCAR.md, "Metrics"), with optional error propagation.
+"""AUS, the Adaptive Unlearning Score from DUCK (used by the SCAR paper), with optional error propagation.
 
 All accuracies are fractions in [0, 1]. AUS can exceed 1 (a model better than the original on test).
 Every function accepts floats or ``uncertainties`` ufloats; the result has the type of the inputs.

@@ -1,4 +1,4 @@
-"""Membership-inference attacks and an ε-style privacy score (SCAR.md, "Metrics").
+"""Membership-inference attacks and an ε-style privacy score (the SCAR paper's metrics).
 
 Three families, each returning a flat dict with namespaced keys:
   * ``mia_svc``       — the SCAR/DUCK paper protocol: RBF-SVC on softmax vectors, grid-searched, 5 repeats, the

@@ -157,7 +157,7 @@ def forget_accuracy(ctx: Context, images: torch.Tensor | None = None, labels: to
 
 
 def should_stop(ctx: Context, forget_acc: float, epoch: int) -> bool:
-    """The paper's stopping rules (SCAR.md "Stopping"); ``epoch`` is the 0-based index of the epoch in which the
+    """The paper's stopping rules (the SCAR paper's stopping rule); ``epoch`` is the 0-based index of the epoch in which the
     accuracy was measured, and no stop is allowed before the third epoch (index 2)."""
     if epoch < 2:
         return False

@@ -8,7 +8,7 @@ batches keep the classifier working:
 
     loss = λ_f · mean(1 − cos(z_f, c_target)) + λ_r · CE(retain batch, label smoothing)
 
-As the SCAR code base runs it (SCAR.md): like SCAR, each forget batch (1,024) is used for
+As the SCAR authors' code base runs it: like SCAR, each forget batch (1,024) is used for
 ``retain_batches + 1`` consecutive steps, each drawing the next retain batch; the target centroid of a forget
 sample is re-chosen at every step of the first epoch from the current features and kept fixed afterwards;
 the student is in train mode (batch-norm statistics update). Data: forget and retain sets.

@@ -4,7 +4,7 @@ Nothing pushes the forget set away; the forgotten data is lost only through cata
 (CR: the forgotten classes never appear as targets, so their logits are pushed down). Data: retain set
 for training; the forget set is read only to watch forget accuracy for the trace.
 
-As the authors run it (SCAR.md, "Baselines as their reference implementations run them"): student in train
+As the authors run it (the reference implementations): student in train
 mode (batch-norm statistics update), every epoch run (no early stop), a fixed learning rate with a schedule.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ class FinetuneParams(OptimParams):
     """FineTuning hyper-parameters (SGD with momentum on retain cross-entropy, cosine-annealed rate).
 
     Our reading of "their CLI learning rate with a schedule": SGD (momentum 0.9, weight decay 5e-4) at one
-    rate given up front, annealed by a cosine to 0 over ``epochs``, stepped every batch. SCAR.md does not give
+    rate given up front, annealed by a cosine to 0 over ``epochs``, stepped every batch. The reference does not give
     the number; 0.02 is a usual CIFAR fine-tuning rate and trains stably here (see ``lr``)."""
 
     epochs: int = 5

@@ -23,7 +23,7 @@ class NegativeGradientParams(OptimParams):
     epochs: int = 5
     """passes over the forget set."""
     lr: float = 1e-3
-    """SGD learning rate (SCAR.md gives no reference rate; 1e-2 collapsed the cifar10-mini smallcnn in an
+    """SGD learning rate (the reference implementations give no rate; 1e-2 collapsed the cifar10-mini smallcnn in an
     earlier measurement, bench/NOTES.md)."""
     batch_size: int = 128
     """forget samples per step."""

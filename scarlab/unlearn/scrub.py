@@ -27,7 +27,7 @@ def kl_teacher_student(student_logits: torch.Tensor, teacher_logits: torch.Tenso
 
 @dataclass
 class ScrubParams(OptimParams):
-    """SCRUB hyper-parameters, at its authors' reference values (SCAR.md): SGD with momentum, lr 5e-4,
+    """SCRUB hyper-parameters, at its authors' reference values: SGD with momentum, lr 5e-4,
     weight decay 5e-4, 3 epochs of which the first 2 have max-steps, forget batch 32, α = 0.001, γ = 0.99,
     step decay of the rate, no gradient clipping, batch-norm statistics updated (train mode)."""
 
@@ -43,7 +43,7 @@ class ScrubParams(OptimParams):
     """step decay of the learning rate (× ``lr_decay`` at each of ``lr_decay_epochs``)."""
     lr_decay_epochs: str = "2"
     """our reading of the reference's step decay within 3 epochs: ×0.1 for the last epoch, the min-only one
-    after the max-steps end (SCAR.md names the decay, not its milestones)."""
+    after the max-steps end (the reference names the decay, not its milestones)."""
     batch_size: int = 32
     """forget samples per max-step."""
     retain_batch_size: int = 128
