@@ -185,6 +185,9 @@ def effective_defaults(cls, resolve: Callable[[str], object] | None) -> dict[str
     per = {ds: resolve(ds) for ds in DATASETS}
     out = {}
     for name in base:
+        if name == "dataset":  # the data set the defaults are shown for, not a default that varies with it
+            out[name] = _show(base[name])
+            continue
         groups: dict[str, list[str]] = {}
         for ds, obj in per.items():
             groups.setdefault(_show(getattr(obj, name, base[name])), []).append(ds)

@@ -322,3 +322,30 @@ class BatchCycler:
 def batch_on(ctx: Context, part: ImageSet, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised images and labels of ``part[idx]`` on ``ctx.device``."""
     return ctx.ds.normalize(part.images[idx], ctx.device), part.labels[idx].to(ctx.device)
+
+
+def forget_set_loop(ctx: Context, p: OptimParams, loss_fn: Callable[[torch.Tensor, torch.Tensor], tuple],
+                    max_grad_norm: float = 0.0):
+    """The loop of methods that step on forget batches alone (NegativeGradient, RandomLabels): each step draws
+    the next forget batch, ``loss_fn(logits, y) -> (loss, extra history scalars)``, one optimiser step (the
+    gradient's global norm clipped to ``max_grad_norm`` when > 0), under ``run_loop``'s stopping rule."""
+    model, forget = ctx.model, ctx.forget
+    opt = make_optimizer(model.parameters(), p)
+    cycler = BatchCycler(len(forget), p.batch_size, ctx.generator)
+    n = cycler.steps_per_pass()
+
+    def step(epoch: int, i: int) -> dict:
+        set_lr(opt, p, epoch, i / n)
+        set_train_mode(model, p.bn_train)
+        x, y = batch_on(ctx, forget, cycler.next())  # x [B, C, H, W], y [B]
+        logits = model(x)
+        loss, extra = loss_fn(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        opt.step()
+        return {"loss/total": loss.detach(), "acc/forget_batch": (logits.detach().argmax(1) == y).float().mean(),
+                **extra}
+
+    return run_loop(ctx, p, step, n)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 
-from .base import BatchCycler, Context, OptimParams, batch_on, make_optimizer, register_method, run_loop, \
-    set_lr, set_train_mode
+from .base import Context, OptimParams, forget_set_loop, register_method
 
 
 @dataclass
@@ -42,28 +40,13 @@ class NegativeGradientParams(OptimParams):
 @register_method("negative_gradient", NegativeGradientParams, needs=("forget",))
 def negative_gradient(ctx: Context, p: NegativeGradientParams):
     """NegativeGradient: plain gradient ascent on the forget set's cross-entropy."""
-    model, forget = ctx.model, ctx.forget
-    opt = make_optimizer(model.parameters(), p)
-    cycler = BatchCycler(len(forget), p.batch_size, ctx.generator)
-    n = cycler.steps_per_pass()
-
-    def step(epoch: int, i: int) -> dict:
-        set_lr(opt, p, epoch, i / n)
-        set_train_mode(model, p.bn_train)
-        x, y = batch_on(ctx, forget, cycler.next())  # x [B, C, H, W], y [B]
-        logits = model(x)
+    def loss_fn(logits, y):
         ce = F.cross_entropy(logits, y, reduction="none")  # [B]
         # a capped sample has zero gradient (it is already confidently misclassified)
         loss = -(ce if p.loss_cap is None else ce.clamp(max=p.loss_cap)).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if p.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), p.max_grad_norm)
-        opt.step()
-        out = {"loss/forget": ce.detach().mean(), "loss/total": loss.detach(),
-               "acc/forget_batch": (logits.detach().argmax(1) == y).float().mean()}
+        extra = {"loss/forget": ce.detach().mean()}
         if p.loss_cap is not None:
-            out["frac/capped"] = (ce.detach() >= p.loss_cap).float().mean()
-        return out
+            extra["frac/capped"] = (ce.detach() >= p.loss_cap).float().mean()
+        return loss, extra
 
-    return run_loop(ctx, p, step, n)
+    return forget_set_loop(ctx, p, loss_fn, p.max_grad_norm)

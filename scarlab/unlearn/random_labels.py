@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .base import BatchCycler, Context, OptimParams, batch_on, make_optimizer, register_method, run_loop, \
-    set_lr, set_train_mode
+from .base import Context, OptimParams, forget_set_loop, register_method
 
 
 def random_labels(labels: torch.Tensor, ctx: Context, exclude_forgotten: bool = True) -> torch.Tensor:
@@ -48,21 +47,8 @@ class RandomLabelsParams(OptimParams):
 @register_method("random_labels", RandomLabelsParams, needs=("forget",))
 def random_labels_method(ctx: Context, p: RandomLabelsParams):
     """RandomLabels: cross-entropy on the forget set relabelled at random (CR: among remaining classes)."""
-    model, forget = ctx.model, ctx.forget
-    opt = make_optimizer(model.parameters(), p)
-    cycler = BatchCycler(len(forget), p.batch_size, ctx.generator)
-    n = cycler.steps_per_pass()
-
-    def step(epoch: int, i: int) -> dict:
-        set_lr(opt, p, epoch, i / n)
-        set_train_mode(model, p.bn_train)
-        x, y = batch_on(ctx, forget, cycler.next())  # x [B, C, H, W], y [B]
-        logits = model(x)
+    def loss_fn(logits, y):
         loss = F.cross_entropy(logits, random_labels(y, ctx))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss/forget": loss.detach(), "loss/total": loss.detach(),
-                "acc/forget_batch": (logits.detach().argmax(1) == y).float().mean()}
+        return loss, {"loss/forget": loss.detach()}
 
-    return run_loop(ctx, p, step, n)
+    return forget_set_loop(ctx, p, loss_fn)

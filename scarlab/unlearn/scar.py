@@ -334,7 +334,7 @@ def scar_self(ctx: Context, p: ScarSelfParams):
     if ctx.scenario != "CR":
         raise ScarlabError("scar_self is defined for class removal only (--scenario CR)")
     surr = Surrogates(ctx, p, _require(ctx))
-    model, dev, metric = ctx.model, ctx.device, ctx.metric
+    model, metric = ctx.model, ctx.metric
     forgotten = torch.tensor(ctx.forget_classes)
     base_logits = surr.base_logits
     self_forget = torch.isin(base_logits.argmax(1), forgotten)
