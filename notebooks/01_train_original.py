@@ -1,0 +1,95 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Train the original model
+# The model every unlearning method starts from. Trains on **all** training data and stores the per-class
+# feature statistics SCAR reads (`stats.npz`). Run it from `scarlab pipeline`, or with papermill:
+# `papermill 01_train_original.ipynb out.ipynb -p dataset digits -p out_dir runs/nb/original`.
+
+# %% tags=["parameters"]
+dataset = "digits"  # scarlab dataset: digits, cifar10, cifar100, tinyimagenet or imagefolder:PATH
+data_root = None  # folder holding torchvision / Tiny-ImageNet data; None means ~/.cache/scarlab/data
+model = None  # registered model; None means tinycnn for digits, smallcnn otherwise
+epochs = None  # training epochs; None means the data set's default (digits 12, otherwise 30)
+batch_size = None  # mini-batch size; None means 64 for digits, 128 otherwise
+lr = None  # peak learning rate; None means 0.003 (Adam, digits) or 0.05 (SGD, otherwise)
+optimizer = None  # "sgd" (momentum 0.9, Nesterov) or "adam"; None means adam for digits, sgd otherwise
+augment = True  # random crop (and horizontal flip, except digits) on training batches
+seed = 0  # seeds weights, shuffling and augmentation
+device = "auto"  # auto, cpu, cuda, cuda:N or mps
+out_dir = "runs/notebooks/original"  # run directory to create
+overwrite = False  # replace an existing run directory at out_dir
+
+# %%
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.io as pio
+import torch
+
+# Every figure's output carries two views: the plotly JSON (JupyterLab's plotly renderer) and text/html (what
+# `jupyter nbconvert --to html` and viewers without plotly's extension show). "notebook" embeds plotly.js once per
+# notebook, at the first figure (about 4.8 MB), so an exported notebook works offline. SCARLAB_PLOTLY_RENDERER
+# overrides the choice, e.g. "plotly_mimetype+notebook_connected" (plotly.js from a CDN: KBs, needs the internet).
+pio.renderers.default = os.environ.get("SCARLAB_PLOTLY_RENDERER") or "plotly_mimetype+notebook"
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a kernel without ipywidgets
+torch.set_num_threads(int(os.environ.get("SCARLAB_THREADS") or torch.get_num_threads()))
+FIG = dict(width=640, height=340, margin=dict(l=40, r=20, t=50, b=40))  # small figures keep notebooks light
+
+from scarlab.config import TrainConfig
+from scarlab.runs import RunDir
+from scarlab.train import run_train
+
+# %% [markdown]
+# ## Train
+# One run directory: checkpoint, `history.csv`, accuracies, class statistics.
+
+# %%
+cfg = TrainConfig(dataset=dataset, data_root=data_root, model=model, role="original", epochs=epochs,
+                  batch_size=batch_size, lr=lr, optimizer=optimizer, augment=augment, seed=seed, device=device)
+run = run_train(cfg, out_dir, overwrite=overwrite, progress=False)
+pd.Series(run.metrics, name="value").to_frame()
+
+# %% [markdown]
+# ## Learning curves
+
+# %%
+hist = run.history()
+curves = hist.melt(id_vars="epoch", value_vars=["acc/train_running", "acc/test", "loss/train"])
+fig = px.line(curves, x="epoch", y="value", facet_col="variable", markers=True,
+              title=f"{run.config['model']} on {run.config['dataset']}")
+fig.update_yaxes(matches=None, showticklabels=True)
+fig.update_layout(**FIG).show()
+
+# %% [markdown]
+# ## Per-class test accuracy
+# The original model should know every class, including the ones that will be forgotten.
+
+# %%
+from scarlab.data import load_dataset
+from scarlab.features import predict
+from scarlab.metrics import per_class_accuracy
+from scarlab.models import load_checkpoint
+
+ds = load_dataset(run.config["dataset"], run.config.get("data_root"))
+model = load_checkpoint(run.file("checkpoints/model.pt"))
+per_class = per_class_accuracy(predict(model, ds, ds.test.images).numpy(), ds.test.labels.numpy(), ds.num_classes)
+fig = px.bar(x=ds.classes, y=per_class, labels={"x": "class", "y": "test accuracy"}, range_y=[0, 1],
+             title="original model: test accuracy per class")
+fig.update_layout(**FIG).show()
