@@ -1,0 +1,427 @@
+"""Per-example privacy audit: U-LiRA over shadow populations, TPR at low FPR, and a per-example ε estimate.
+
+Pure functions: numpy arrays in, numbers / numpy arrays / flat dicts out. No models, no files.
+
+Sources (written from the papers' descriptions):
+  * LiRA — Carlini et al., "Membership Inference Attacks From First Principles", IEEE S&P 2022: per example,
+    fit a Gaussian to the *scaled logit* of the true class under each hypothesis, over shadow models, and score
+    a model by the likelihood ratio; report TPR at low FPR with the ROC on log axes; with few shadow models a
+    *fixed (global) variance* works better than per-example variances.
+  * U-LiRA — Hayes et al., "Inexact unlearning needs more careful evaluations to avoid a false sense of
+    privacy", 2024: the two hypotheses are "the model was *unlearned* (the example was trained on, then
+    forgotten)" and "the model was *retrained* without the example"; the attack is per example.
+  * ε — the NeurIPS 2023 Machine Unlearning competition's per-example estimate (Triantafillou et al.,
+    "Are we making progress in unlearning?", 2024): from an attack's false-positive and false-negative rates
+    over many (unlearned, retrained) model pairs, ε = max over decision rules of the (ε, δ)-DP bound the rates
+    imply, with the rates at Clopper–Pearson bounds.
+
+Notation. Population A ("target population": K unlearned models of one method, or K originals) is the positive
+class; population B (K retrained oracles) the negative class. A score array has shape [K, N]: K shadow models ×
+N examples (the forget examples), one scaled logit per (model, example).
+
+What is implemented, exactly
+----------------------------
+1. Scaled logit (``scaled_logit``).  φ = log(p_y / (1 − p_y)) of the true class y. From logits z it is computed
+   without ever forming p: φ = z_y − logsumexp_{j≠y} z_j (exact, stable for any magnitude). From probabilities:
+   φ = log p_y − log Σ_{j≠y} p_j, the sum taken over the other classes directly (not as 1 − p_y, which cancels
+   to 0 when p_y ≈ 1), each term floored at PROB_FLOOR = 1e-45 (|φ| ≤ 103.6). Prefer logits.
+2. Gaussian fits (``fit_populations``).  Per example n and population P ∈ {A, B}: μ_P[n] = mean over the K
+   models, σ_P[n] = sample std (ddof = 1). ``variance="global"`` replaces σ_P[n] by one σ_P for all examples,
+   σ_P = sqrt(mean_n σ_P[n]²) (LiRA's fixed variance, pooled per population); ``"auto"`` (default) uses the
+   global std when a fit sees fewer than AUTO_GLOBAL_BELOW = 64 models per population (LiRA's finding; for the
+   held-out attack that is K − 1) — so always in this lab's K range. Every std is floored at ``std_floor`` (default STD_FLOOR = 0.01 in φ units, i.e. a 1 %
+   change of the odds): identical shadow models (deterministic training) would otherwise give σ = 0 and an
+   infinite ratio.
+3. Likelihood ratio (``likelihood_ratio``).  Λ(x)[n] = log N(x; μ_A[n], σ_A[n]) − log N(x; μ_B[n], σ_B[n]);
+   Λ > 0 means "looks like population A".
+4. Held-out attack (``held_out_scores``, ``attack_roc``).  Leave one *pair* out: for i = 1..K, fit on the other
+   K − 1 models of each population (requires K ≥ 3: one std needs two models) and score the held-out A-model
+   and B-model on every example. The i-th A- and B-models share a seed/original, so holding the pair out keeps
+   either from informing the fit that scores it. The resulting 2·K·N scores (labels A = 1, B = 0) are pooled
+   over examples, as in LiRA, into one ROC (sklearn ``roc_curve``), and:
+     AUC (sklearn ``roc_auc_score``);
+     TPR at FPR f = max {TPR_t : FPR_t ≤ f} over the ROC's thresholds (conservative: no interpolation upward;
+       with K·N negatives, FPRs below 1/(K·N) cannot be resolved and read as the zero-false-positive TPR);
+     balanced accuracy = max_t (TPR_t + 1 − FPR_t) / 2 (threshold chosen on the same scores: slightly above
+       0.5 at chance);
+     intervals: percentile bootstrap, level 1 − alpha, resampling the K shadow pairs and the N examples
+       independently (a two-way bootstrap: the scores of one model are correlated, and so are the 2K scores of
+       one example, which share nearly the same fit). Resampling pairs alone covered 0.5 in only 75 % of
+       null runs; the two-way intervals covered it in 95 % (identical populations, K = 16, N = 500, 40 seeds),
+       about 30 % wider than ±1.96 of the AUC's spread over seeds (conservative).
+5. Clopper–Pearson (``clopper_pearson``).  Two-sided exact binomial interval at level 1 − alpha for k successes
+   out of n: low = Beta⁻¹(alpha/2; k, n − k + 1) (0 when k = 0), high = Beta⁻¹(1 − alpha/2; k + 1, n − k)
+   (1 when k = n). E.g. k = 0, n = 10, alpha = 0.05: high = 1 − 0.025^(1/10) = 0.3085.
+6. ε per example (``epsilon``, ``epsilon_from_counts``).  For example n, the K held-out scores of the A-models
+   (positives) and the K of the B-models (negatives) are split by every threshold t of the form "A iff s ≥ t"
+   (t over all observed values and +∞) and by the reversed rule "A iff s < t". Each rule has FP false
+   positives of K_B negatives and FN false negatives of K_A positives; its rates are replaced by the *upper*
+   end of their Clopper–Pearson interval (item 5, level 1 − alpha, so each bound holds with probability
+   ≥ 1 − alpha/2):
+        FPR⁺ = CP_high(FP, K_B),   FNR⁺ = CP_high(FN, K_A),
+        ε[n] = max(0, max over rules of max( log((1 − δ − FPR⁺) / FNR⁺), log((1 − δ − FNR⁺) / FPR⁺) )),
+   a log of a non-positive number counting as −∞. Upper bounds on the error rates make ε smaller, so the
+   estimate is conservative: identical populations give ε ≈ 0, and no rate is ever 0 in a denominator. It is an
+   estimate, not a certified lower bound: the best rule is chosen on the same scores it is evaluated on (as in
+   the competition). With K pairs ε cannot exceed the *ceiling* ε of perfect separation,
+   log((1 − δ − u) / u) with u = CP_high(0, K) = 1 − (alpha/2)^(1/K) (≈ 1.35 at K = 16, alpha = 0.05): report
+   it next to ε. An *upper* confidence bound on ε is not reported: with zero observed errors the lower CP
+   bound of a rate is 0 and the bound is infinite at any finite K.
+   Chance level: choosing the best of 2·(2K + 1) rules on the same 2K scores finds a small ε > 0 even between
+   identical populations: at K = 16, alpha = 0.05 about 8–15 % of examples, mean ε ≈ 0.035 (max 0.054 over
+   40 seeds), median 0 — compare a method's mean ε with that, not with 0.
+   Aggregates over examples (mean, median, max) carry a percentile bootstrap interval over examples (level
+   1 − alpha) — the spread due to which examples are in the forget set, not the per-example uncertainty.
+   δ: DEFAULT_DELTA = 1e-5, the usual "≪ 1/n" DP choice. The competition's evaluation note also fixes a δ; I
+   could not verify its numerical value from the sources at hand, so δ is a parameter (pass the competition's
+   value to reproduce it). δ enters only through 1 − δ − rate⁺, which moves a rule's term by
+   log(1 − δ/(1 − rate⁺)): < 0.005 whenever 1 − rate⁺ ≥ 0.2 and δ ≤ 1e-3. The rates can never be small
+   enough for a small δ to matter: rate⁺ ≥ CP_high(0, K) ≈ 0.056 even at K = 64.
+7. Target model (``audit_scores(target=...)``).  The main run's model is scored with the fit on all K models:
+   per-example Λ, and the fraction of examples with Λ above the held-out threshold of FPR ≤ 1 % ("flagged at
+   1 % FPR": ≈ 0.01 for a model indistinguishable from B; near the TPR for one like A).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp
+from scipy.stats import beta
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from ..errors import ScarlabError
+
+PROB_FLOOR = 1e-45  # floor of probabilities inside logs in scaled_logit (≈ float32's smallest subnormal)
+STD_FLOOR = 1e-2  # floor of every fitted std, in φ units
+AUTO_GLOBAL_BELOW = 64  # variance="auto": a global std per population below this many models (LiRA)
+VARIANCES = ("auto", "global", "per_example")
+DEFAULT_DELTA = 1e-5
+DEFAULT_ALPHA = 0.05  # level of every interval: 1 − alpha
+LOW_FPRS = (0.01, 0.001)  # TPR is reported at these FPRs
+N_BOOT = 200  # bootstrap resamples for the intervals
+ROC_GRID = np.logspace(-5, 0, 101)  # FPR grid of the reported (log-axis) ROC curve
+
+_MIN_FIT = 2  # models per population for one std
+_MIN_HELD_OUT = _MIN_FIT + 1  # leave-one-pair-out fits on K − 1
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+def scaled_logit(values, labels, *, kind: str = "logits") -> np.ndarray:
+    """φ = log(p_y / (1 − p_y)) of the true class: values [..., N, C] (logits or probabilities), labels [N] -> [..., N].
+
+    kind="logits": φ = z_y − logsumexp_{j≠y} z_j (exact, stable). kind="probs": φ = log p_y − log Σ_{j≠y} p_j,
+    each floored at PROB_FLOOR. A leading shadow-model axis is allowed: [K, N, C] -> [K, N].
+    """
+    if kind not in ("logits", "probs"):
+        raise ScarlabError(f"scaled_logit: kind must be 'logits' or 'probs', not {kind!r}")
+    v = np.asarray(values, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64, copy=False).ravel()
+    if v.ndim < 2 or v.shape[-2] != len(y):
+        raise ScarlabError(f"scaled_logit: values of shape {v.shape} do not hold {len(y)} examples × classes "
+                           "([..., N, C] with N = len(labels))")
+    n_classes = v.shape[-1]
+    if n_classes < 2:
+        raise ScarlabError(f"scaled_logit needs at least 2 classes, got {n_classes}")
+    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+        raise ScarlabError(f"scaled_logit: labels must lie in [0, {n_classes}), got {y.min()}..{y.max()}")
+    is_true = np.arange(n_classes) == y[:, None]  # [N, C], broadcasts over leading axes
+    true = np.take_along_axis(v, np.broadcast_to(y[:, None], v.shape[:-1] + (1,)), axis=-1)[..., 0]
+    if kind == "logits":
+        return true - logsumexp(np.where(is_true, -np.inf, v), axis=-1)
+    others = np.where(is_true, 0.0, v).sum(-1)
+    return np.log(np.maximum(true, PROB_FLOOR)) - np.log(np.maximum(others, PROB_FLOOR))
+
+
+def _population(scores, name: str, need: int, what: str) -> np.ndarray:
+    """scores as a finite [K, N] float array with K ≥ need, or a ScarlabError naming the problem."""
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim == 1:
+        s = s[None, :]
+    if s.ndim != 2:
+        raise ScarlabError(f"{name}: expected scores of shape [K shadow models, N examples], got shape {s.shape}")
+    if s.shape[0] < need:
+        raise ScarlabError(f"{name} has K={s.shape[0]} shadow model(s); {what} needs K ≥ {need} "
+                           f"(train more shadow models; K ≥ 8 is advisable for a useful audit)")
+    bad = ~np.isfinite(s)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(1))
+        raise ScarlabError(f"{name}: shadow model(s) {rows.tolist()} gave non-finite scores "
+                           f"({int(bad.sum())} values); rerun those shadow runs")
+    return s
+
+
+def _pair(scores_a, scores_b, need: int, what: str, paired: bool) -> tuple[np.ndarray, np.ndarray]:
+    a = _population(scores_a, "population A (target)", need, what)
+    b = _population(scores_b, "population B (retrained)", need, what)
+    if a.shape[1] != b.shape[1]:
+        raise ScarlabError(f"the populations score different examples: A has N={a.shape[1]}, B has N={b.shape[1]} "
+                           "(were the shadows made with the same split?)")
+    if paired and a.shape[0] != b.shape[0]:
+        raise ScarlabError(f"leave-one-pair-out needs as many A-models as B-models (K_A={a.shape[0]}, "
+                           f"K_B={b.shape[0]}): one unlearned and one retrained model per shadow seed")
+    return a, b
+
+
+# ------------------------------------------------------------------------------------------ Gaussians, LR
+
+@dataclass(frozen=True)
+class GaussianFit:
+    """Per-example Gaussians of the two populations ([N] arrays; a global std is repeated over examples)."""
+    mean_a: np.ndarray
+    std_a: np.ndarray
+    mean_b: np.ndarray
+    std_b: np.ndarray
+    variance: str  # "global" or "per_example": what was used
+    k_a: int
+    k_b: int
+
+
+def _std(s: np.ndarray, use_global: bool, floor: float) -> np.ndarray:
+    var = s.var(axis=0, ddof=1)
+    if use_global:
+        var = np.full_like(var, var.mean())
+    return np.maximum(np.sqrt(var), floor)
+
+
+def resolve_variance(variance: str, k_fit: int) -> str:
+    """"global" or "per_example": what ``variance`` means for fits on k_fit models per population."""
+    if variance not in VARIANCES:
+        raise ScarlabError(f"unknown variance {variance!r}; valid choices: {', '.join(VARIANCES)}")
+    if variance == "auto":
+        return "global" if k_fit < AUTO_GLOBAL_BELOW else "per_example"
+    return variance
+
+
+def fit_populations(scores_a, scores_b, *, variance: str = "auto", std_floor: float = STD_FLOOR) -> GaussianFit:
+    """Per-example Gaussian mean/std of population A and B: scores [K_A, N] and [K_B, N] -> GaussianFit.
+
+    std: sample std (ddof 1) per example, or with variance="global" sqrt(mean over examples of the variance),
+    per population; "auto" = global when K < AUTO_GLOBAL_BELOW. Every std is at least std_floor.
+    Needs K ≥ 2 in each population.
+    """
+    a, b = _pair(scores_a, scores_b, _MIN_FIT, "a Gaussian fit (one std)", paired=False)
+    use_global = resolve_variance(variance, min(len(a), len(b))) == "global"
+    return GaussianFit(a.mean(0), _std(a, use_global, std_floor), b.mean(0), _std(b, use_global, std_floor),
+                       "global" if use_global else "per_example", len(a), len(b))
+
+
+def _log_normal(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """log N(x; mean, std) up to the common −½ log 2π (it cancels in the ratio)."""
+    return -np.log(std) - 0.5 * ((x - mean) / std) ** 2
+
+
+def likelihood_ratio(target_scores, fit: GaussianFit) -> np.ndarray:
+    """log N(x; μ_A, σ_A) − log N(x; μ_B, σ_B) per example: target_scores [N] or [M, N] -> same shape (> 0: A-like)."""
+    x = np.asarray(target_scores, dtype=np.float64)
+    if x.shape[-1:] != fit.mean_a.shape:
+        raise ScarlabError(f"target scores of shape {x.shape} do not match the fit's {fit.mean_a.shape[0]} examples")
+    return _log_normal(x, fit.mean_a, fit.std_a) - _log_normal(x, fit.mean_b, fit.std_b)
+
+
+def held_out_scores(scores_a, scores_b, *, variance: str = "auto",
+                    std_floor: float = STD_FLOOR) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-pair-out log-LR: for each shadow pair i, fit on the other K − 1 pairs and score A-model i and
+    B-model i. [K, N], [K, N] -> (Λ of the A-models [K, N], Λ of the B-models [K, N]). Needs K ≥ 3."""
+    a, b = _pair(scores_a, scores_b, _MIN_HELD_OUT, "the held-out (leave-one-pair-out) attack", paired=True)
+    variance = resolve_variance(variance, len(a) - 1)  # "auto" decides on the K − 1 models each fit sees
+    lr_a, lr_b = np.empty_like(a), np.empty_like(b)
+    keep = np.ones(len(a), bool)
+    for i in range(len(a)):
+        keep[i] = False
+        fit = fit_populations(a[keep], b[keep], variance=variance, std_floor=std_floor)
+        lr_a[i], lr_b[i] = likelihood_ratio(a[i], fit), likelihood_ratio(b[i], fit)
+        keep[i] = True
+    return lr_a, lr_b
+
+
+# ------------------------------------------------------------------------------------------ ROC
+
+def tpr_at_fpr(fpr, tpr, target: float) -> float:
+    """The largest TPR among ROC points with FPR ≤ target (no upward interpolation)."""
+    fpr, tpr = np.asarray(fpr, float), np.asarray(tpr, float)
+    ok = fpr <= target + 1e-12
+    return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+def _roc_on_grid(fpr: np.ndarray, tpr: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """tpr_at_fpr at every grid point (vectorised: running max of TPR over points sorted by FPR)."""
+    order = np.argsort(fpr, kind="stable")
+    f, best = fpr[order], np.maximum.accumulate(tpr[order])
+    idx = np.searchsorted(f, grid + 1e-12, side="right") - 1
+    return np.where(idx >= 0, best[np.maximum(idx, 0)], 0.0)
+
+
+def _summary(fpr: np.ndarray, tpr: np.ndarray, low_fprs) -> dict:
+    return {"auc": float(np.trapezoid(tpr, fpr)), "bacc": float(np.max((tpr + 1 - fpr) / 2)),
+            **{f"tpr@{f:g}": tpr_at_fpr(fpr, tpr, f) for f in low_fprs}}
+
+
+class _PooledROC:
+    """Scores of all (model, example) pairs sorted once; ROC points for any weights in O(M).
+
+    A bootstrap resample only reweights shadow pairs and examples, so each resample is a weighted cumulative
+    sum over the same order (ties grouped, as sklearn's roc_curve does)."""
+
+    def __init__(self, lr_a: np.ndarray, lr_b: np.ndarray):
+        k, n = lr_a.shape
+        s = np.concatenate([lr_a.ravel(), lr_b.ravel()])
+        model = np.tile(np.repeat(np.arange(k), n), 2)
+        example = np.tile(np.arange(n), 2 * k)
+        pos = np.r_[np.ones(k * n, bool), np.zeros(k * n, bool)]
+        order = np.argsort(-s, kind="stable")
+        s, self.model, self.example, self.pos = s[order], model[order], example[order], pos[order]
+        self.ends = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # last index of each distinct score
+
+    def curve(self, pair_weights: np.ndarray, example_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w = pair_weights[self.model] * example_weights[self.example].astype(float)
+        tps = np.cumsum(np.where(self.pos, w, 0.0))[self.ends]
+        fps = np.cumsum(np.where(self.pos, 0.0, w))[self.ends]
+        return np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]]
+
+
+def attack_roc(scores_a, scores_b, *, variance: str = "auto", std_floor: float = STD_FLOOR,
+               low_fprs=LOW_FPRS, alpha: float = DEFAULT_ALPHA, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """The held-out U-LiRA attack over all (model, example) pairs: scores [K, N] of A and of B (K ≥ 3).
+
+    Returns fpr, tpr (the full ROC, sklearn), auc, bacc, tpr@<f> for f in low_fprs, each scalar with
+    <key>_low / <key>_high (bootstrap over the K shadow pairs, level 1 − alpha), n_pos, n_neg, and the held-out
+    log-LRs lr_a, lr_b [K, N] (see the module docstring, item 4).
+    """
+    lr_a, lr_b = held_out_scores(scores_a, scores_b, variance=variance, std_floor=std_floor)
+    k = len(lr_a)
+    labels = np.r_[np.ones(lr_a.size), np.zeros(lr_b.size)]
+    scores = np.r_[lr_a.ravel(), lr_b.ravel()]
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    out = {**_summary(fpr, tpr, low_fprs), "auc": float(roc_auc_score(labels, scores))}
+    pooled, rng = _PooledROC(lr_a, lr_b), np.random.default_rng(seed)
+    n = lr_a.shape[1]
+    boots = [_summary(*pooled.curve(np.bincount(rng.integers(0, k, k), minlength=k),
+                                    np.bincount(rng.integers(0, n, n), minlength=n)), low_fprs)
+             for _ in range(n_boot)]
+    for key in list(out):
+        vals = np.array([b[key] for b in boots])
+        out[f"{key}_low"], out[f"{key}_high"] = (
+            (float(np.quantile(vals, alpha / 2)), float(np.quantile(vals, 1 - alpha / 2))) if n_boot else
+            (float("nan"), float("nan")))
+    return {**out, "fpr": fpr, "tpr": tpr, "n_pos": int(lr_a.size), "n_neg": int(lr_b.size),
+            "lr_a": lr_a, "lr_b": lr_b}
+
+
+def example_auc(scores_a, scores_b) -> np.ndarray:
+    """Per-example AUC of A vs B over the models: P(s_A > s_B) + ½ P(tie), [K_A, N], [K_B, N] -> [N]."""
+    a, b = np.asarray(scores_a, float), np.asarray(scores_b, float)
+    d = a[:, None, :] - b[None, :, :]
+    return (d > 0).mean((0, 1)) + 0.5 * (d == 0).mean((0, 1))
+
+
+# ------------------------------------------------------------------------------------------ ε
+
+def clopper_pearson(k, n, alpha: float = DEFAULT_ALPHA):
+    """Two-sided (1 − alpha) Clopper–Pearson interval of a binomial rate: k successes of n -> (low, high).
+
+    low = Beta⁻¹(alpha/2; k, n − k + 1), 0 at k = 0; high = Beta⁻¹(1 − alpha/2; k + 1, n − k), 1 at k = n.
+    Works elementwise on arrays (floats for scalar input)."""
+    k, n = np.asarray(k, float), np.asarray(n, float)
+    if np.any(n < 1) or np.any(k < 0) or np.any(k > n):
+        raise ScarlabError(f"clopper_pearson needs 0 ≤ k ≤ n and n ≥ 1 (k={k}, n={n})")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = np.where(k > 0, beta.ppf(alpha / 2, np.maximum(k, 1), n - k + 1), 0.0)
+        high = np.where(k < n, beta.ppf(1 - alpha / 2, k + 1, np.maximum(n - k, 1)), 1.0)
+    if low.ndim == 0:
+        return float(low), float(high)
+    return low, high
+
+
+def epsilon_from_counts(fp, fn, n_neg: int, n_pos: int, *, delta: float = DEFAULT_DELTA,
+                        alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+    """ε of each decision rule from its error counts: max(log((1−δ−FPR⁺)/FNR⁺), log((1−δ−FNR⁺)/FPR⁺)),
+    the rates at their upper Clopper–Pearson bound (module docstring, item 6). Not floored at 0; −inf where
+    both numerators are ≤ 0."""
+    fpr = clopper_pearson(np.arange(n_neg + 1), n_neg, alpha)[1][np.asarray(fp)]
+    fnr = clopper_pearson(np.arange(n_pos + 1), n_pos, alpha)[1][np.asarray(fn)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e1 = np.log(np.maximum(1 - delta - fpr, 0.0)) - np.log(fnr)
+        e2 = np.log(np.maximum(1 - delta - fnr, 0.0)) - np.log(fpr)
+    return np.maximum(e1, e2)
+
+
+def epsilon(scores_a, scores_b, *, delta: float = DEFAULT_DELTA, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+    """Per-example ε (the competition's estimator, conservative): scores [K_A, N] (A = positive) and [K_B, N] -> [N].
+
+    Every threshold rule "A iff s ≥ t" and its reverse on each example's K_A + K_B scores; ε ≥ 0."""
+    a = _population(scores_a, "population A (target)", 1, "ε")
+    b = _population(scores_b, "population B (retrained)", 1, "ε")
+    if a.shape[1] != b.shape[1]:
+        raise ScarlabError(f"the populations score different examples: A has N={a.shape[1]}, B has N={b.shape[1]}")
+    n = a.shape[1]
+    t = np.concatenate([a, b, np.full((1, n), np.inf)])[:, None, :]  # [T, 1, N] candidate thresholds
+    fn = (a[None] < t).sum(1)  # [T, N] positives below t: missed by "A iff s ≥ t"
+    fp = (b[None] >= t).sum(1)  # negatives at or above t: false alarms
+    ka, kb = len(a), len(b)
+    e = np.maximum(epsilon_from_counts(fp, fn, kb, ka, delta=delta, alpha=alpha),
+                   epsilon_from_counts(kb - fp, ka - fn, kb, ka, delta=delta, alpha=alpha))  # the reversed rule
+    return np.maximum(e.max(0), 0.0)
+
+
+def epsilon_ceiling(k_a: int, k_b: int, *, delta: float = DEFAULT_DELTA, alpha: float = DEFAULT_ALPHA) -> float:
+    """The largest ε K_A and K_B models can show: that of a rule with no errors at all."""
+    return max(0.0, float(epsilon_from_counts(0, 0, k_b, k_a, delta=delta, alpha=alpha)))
+
+
+def _boot_interval(x: np.ndarray, stat, alpha: float, n_boot: int, rng: np.random.Generator) -> tuple[float, float]:
+    """Percentile bootstrap interval (level 1 − alpha) of stat(x) over resampled examples, in chunks."""
+    if n_boot == 0 or len(x) == 0:
+        return float("nan"), float("nan")
+    vals = np.concatenate([stat(x[rng.integers(0, len(x), (m, len(x)))], axis=1)
+                           for m in np.diff(np.r_[np.arange(0, n_boot, 64), n_boot])])
+    return float(np.quantile(vals, alpha / 2)), float(np.quantile(vals, 1 - alpha / 2))
+
+
+# ------------------------------------------------------------------------------------------ the audit
+
+def audit_scores(scores_target_pop, scores_retrained_pop, *, target=None, delta: float = DEFAULT_DELTA,
+                 alpha: float = DEFAULT_ALPHA, variance: str = "auto", std_floor: float = STD_FLOOR,
+                 low_fprs=LOW_FPRS, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """U-LiRA audit of one population against the retrained oracles: scores [K, N] each (scaled logits, K ≥ 3 pairs).
+
+    Scalars (floats): ulira/auc, ulira/tpr@0.01, ulira/tpr@0.001, ulira/bacc, each with _low/_high (bootstrap over
+    shadow pairs); ulira/eps_mean, ulira/eps_median, ulira/eps_max with _low/_high (bootstrap over examples);
+    ulira/eps_ceiling, ulira/frac_eps_pos (share of examples with ε > 0), ulira/k, ulira/n_examples,
+    ulira/delta, ulira/alpha, ulira/variance ("global"/"per_example", as resolved for fits on K − 1).
+    Arrays: ulira/roc_fpr, ulira/roc_tpr (ROC_GRID and the conservative TPR there, for log axes);
+    ulira/log_lr_a, ulira/log_lr_b [K, N] (held-out Λ); ulira/eps [N]; ulira/example_auc [N].
+    With target (its scaled logits [N]): ulira/target_log_lr [N] (fit on all K) and
+    ulira/target_flagged@0.01 (share of examples above the held-out threshold of FPR ≤ 1 %).
+    """
+    roc = attack_roc(scores_target_pop, scores_retrained_pop, variance=variance, std_floor=std_floor,
+                     low_fprs=low_fprs, alpha=alpha, n_boot=n_boot, seed=seed)
+    lr_a, lr_b = roc["lr_a"], roc["lr_b"]
+    k, n = lr_a.shape
+    eps = epsilon(lr_a, lr_b, delta=delta, alpha=alpha)
+    rng = np.random.default_rng(seed + 1)
+    out = {f"ulira/{key}": v for key, v in roc.items() if np.isscalar(v) and not key.startswith("n_")}
+    for name, stat in (("mean", np.mean), ("median", np.median), ("max", np.max)):
+        out[f"ulira/eps_{name}"] = float(stat(eps))
+        out[f"ulira/eps_{name}_low"], out[f"ulira/eps_{name}_high"] = _boot_interval(eps, stat, alpha, n_boot, rng)
+    variance = resolve_variance(variance, k - 1)  # the held-out fits' choice, kept for the fit on all K
+    fit = fit_populations(scores_target_pop, scores_retrained_pop, variance=variance, std_floor=std_floor)
+    out.update({"ulira/eps_ceiling": epsilon_ceiling(k, k, delta=delta, alpha=alpha),
+                "ulira/frac_eps_pos": float(np.mean(eps > 0)), "ulira/k": k, "ulira/n_examples": n,
+                "ulira/delta": float(delta), "ulira/alpha": float(alpha), "ulira/variance": fit.variance,
+                "ulira/roc_fpr": ROC_GRID.copy(), "ulira/roc_tpr": _roc_on_grid(roc["fpr"], roc["tpr"], ROC_GRID),
+                "ulira/log_lr_a": lr_a, "ulira/log_lr_b": lr_b, "ulira/eps": eps,
+                "ulira/example_auc": example_auc(lr_a, lr_b)})
+    if target is not None:
+        x = np.asarray(target, float).ravel()
+        if not np.isfinite(x).all():
+            raise ScarlabError(f"the target model gave {int((~np.isfinite(x)).sum())} non-finite scores; rerun it")
+        lam = likelihood_ratio(x, fit)
+        neg = np.sort(lr_b.ravel())[::-1]
+        # threshold: flag Λ > thr with at most 1 % of the held-out B scores above it
+        m = int(np.floor(0.01 * len(neg) + 1e-9))
+        thr = neg[m] if m < len(neg) else -np.inf
+        out["ulira/target_log_lr"] = lam
+        out["ulira/target_flagged@0.01"] = float(np.mean(lam > thr))
+    return out
