@@ -1,8 +1,12 @@
 """`scarlab pipeline`: planning and validation (fast, nothing runs), then the pipeline end to end on digits
-with tiny epochs — a second run reuses every stage, and a failing stage stops only its own branch."""
+with tiny epochs — a second run reuses every stage, a failing stage stops only its own branch, and an edited
+notebook re-runs its stages."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -48,6 +52,21 @@ def test_plan_layout_dependencies_and_order(tmp_path):
     assert StageSpec.from_dict(specs[3].to_dict()) == specs[3]
 
 
+def test_each_stage_passes_exactly_the_parameters_of_its_notebook(tmp_path):
+    import ast
+
+    import jupytext
+
+    from scarlab.pipeline import notebook_source
+
+    for s in plan(tiny(tmp_path, evaluate=True)):
+        cells = jupytext.read(notebook_source(s.notebook)).cells
+        cell = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+        names = {(node.targets[0] if isinstance(node, ast.Assign) else node.target).id
+                 for node in ast.parse(cell.source).body}
+        assert set(s.params) == names, s.id
+
+
 def test_ids_change_with_the_configuration(tmp_path):
     def dirs(cfg):
         return {(s.kind, s.info.get("method")): s.run_dir for s in plan(cfg)}
@@ -86,7 +105,7 @@ def test_relative_and_absolute_data_paths_are_one_data_set(tmp_path, monkeypatch
 @pytest.mark.parametrize("kw, words", [
     (dict(methods=["scar", "nope"]), ["unknown method", "nope", "registered methods", "scar_self"]),
     (dict(params={"scar": {"lamda_2": 5}}), ["unknown parameter", "lamda_2", "lambda_2"]),
-    (dict(params={"scar": {"lambda_2": "five"}}), ["scar.lambda_2", "expected a float"]),
+    (dict(params={"scar": {"lambda_2": "five"}}), ["scar.lambda_2", "'five' is not a number"]),
     (dict(params={"nope": {"x": 1}}), ["unknown method 'nope'"]),
     (dict(methods=["scar"], params={"scar_self": {"epochs": 1}}), ["scar_self is not among the methods"]),
     (dict(forget_classes=[10]), ["out of range"]),
@@ -101,6 +120,68 @@ def test_bad_input_is_refused_before_anything_runs(tmp_path, kw, words):
     for w in words:
         assert w in str(err.value), str(err.value)
     assert not out.exists()
+
+
+def test_a_list_for_a_method_parameter_or_training_option_is_a_grid_axis(tmp_path):
+    specs = plan(tiny(tmp_path, params={"scar": {"lr": [0.0005, 0.00025], "lambda_2": 4.0}}))
+    kinds = [s.kind for s in specs]
+    assert len({s.id for s in specs}) == len(specs) and kinds[-1] == "compare"
+    assert kinds.count("train_original") == 1 and kinds.count("unlearn") == 3  # shared stages once
+    scar = [s for s in specs if s.kind == "unlearn" and s.info["method"] == "scar"]
+    assert [s.info["params"] for s in scar] == [{"lr": lr, "lambda_2": 4.0, "epochs": 2} for lr in (0.0005, 0.00025)]
+    assert [s.params["params"] for s in scar] == [s.info["params"] for s in scar]
+    assert len({s.run_dir for s in scar}) == 2  # each point's run in a folder of its own
+    assert {s.run_dir for s in specs if s.kind == "unlearn"} <= set(specs[-1].params["runs"])
+    specs = plan(tiny(tmp_path, params={"train": {"lr": [0.01, 0.02]}}))  # one original (and all below) per value
+    assert sorted(s.params["lr"] for s in specs if s.kind == "train_original") == [0.01, 0.02]
+    assert [s.kind for s in specs].count("unlearn") == 4
+
+
+def test_a_list_valued_parameter_takes_a_list_of_lists_as_its_axis(tmp_path, monkeypatch):
+    from scarlab.unlearn.base import MethodSpec
+
+    @dataclasses.dataclass
+    class Params:
+        epochs: int = 1
+        milestones: list[int] = dataclasses.field(default_factory=list)
+
+        def validate(self):
+            pass
+
+    monkeypatch.setitem(METHODS, "listy", MethodSpec("listy", print, Params, frozenset({"forget"}), "a test method"))
+
+    def planned(milestones):
+        specs = plan(tiny(tmp_path, methods=["listy"], params={"listy": {"milestones": milestones}}))
+        return [s.params["params"]["milestones"] for s in specs if s.kind == "unlearn"]
+
+    assert planned([1, 2]) == [[1, 2]] and planned([]) == [[]]
+    assert planned([[1], [2, 3]]) == [[1], [2, 3]]
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(params={"scar": {"lrr": [0.1, 0.2]}}), ["unknown parameter(s) lrr for method 'scar'", "valid:", "lambda_2"]),
+    (dict(params={"scar": {"lr": []}}), ["scar.lr is an empty list"]),
+    (dict(params={"train": {"lr": [0.1, -1.0]}}), ["grid point train.lr=-1.0", "train.lr must be positive"]),
+    (dict(jobs=[1, 2]), ["jobs takes one value"]),
+    (dict(out=["a", "b"]), ["out takes one value"]),
+    (dict(epochs=[1, 2]), ["epochs takes one value", "grid axes of `scarlab sweep`"]),
+])
+def test_bad_grid_axes_are_one_line_before_anything_runs(tmp_path, monkeypatch, kw, words):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ScarlabError) as err:
+        run_pipeline(PipelineConfig(**{**vars(tiny(tmp_path / "never")), **kw}), progress=False)
+    for w in words:
+        assert w in str(err.value), str(err.value)
+    assert "\n" not in str(err.value) and list(tmp_path.iterdir()) == []
+
+
+def test_cli_grid_axis_from_the_yaml_file(tmp_path, capsys):
+    yml = tmp_path / "p.yaml"
+    yml.write_text("methods: [scar]\nforget_classes: [0]\nparams: {scar: {lr: [0.0005, 0.00025]}}\n")
+    assert main(["pipeline", "--config", str(yml), "--set", "scar.lambda_2=4", "--out", str(tmp_path / "p"),
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("unlearn scar s0") == 2 and out.count("train original") == 1
 
 
 def test_no_retain_refuses_methods_that_need_it(tmp_path):
@@ -134,7 +215,7 @@ def test_yaml_config_and_cli_precedence(tmp_path):
     assert cfg.params == {"scar": {"lambda_2": 4, "lr": "0.01"}}
     specs = plan(cfg)
     assert sum(s.kind == "split" for s in specs) == 2
-    assert '"lr": 0.01' in next(s for s in specs if s.kind == "unlearn").params["params_json"]  # typed
+    assert next(s for s in specs if s.kind == "unlearn").params["params"] == {"lambda_2": 4.0, "lr": 0.01}  # typed
     with pytest.raises(ScarlabError, match="unknown pipeline option.*methodz"):
         config_from_dict({"methodz": ["scar"]})
 
@@ -164,11 +245,14 @@ def test_pipeline_end_to_end(first_run, root):
             assert run.status == "complete"
             assert run.file("evaluate.ipynb" if s.kind == "evaluate" and "original_eval" not in s.run_dir
                             else "notebook.ipynb").is_file()
-            assert read_json(Path(s.run_dir) / f"stage_{s.kind}.json")["status"] == "complete"
+            record = run.manifest["stages"][s.kind]  # the run's one status record
+            assert record["status"] == "complete" and record["error"] is None
+            assert record["output"] in run.manifest["files"]
     unl = [s for s in r.stages if s.kind == "unlearn"]
     assert {s.info["method"] for s in unl} == {"scar", OTHER}
     assert RunDir(unl[0].run_dir).config["params"]["epochs"] == 2  # --unlearn-epochs reached the method
     if HAS_EVALUATE:
+        assert read_json(root / "pipeline.json")["stages"]["compare"]["status"] == "complete"  # the root's record
         df = r.summary()
         assert sorted(df["method"]) == sorted(["original", "retrained", "scar", OTHER])
         assert {"forget_classes", "seed"} <= set(df.columns)
@@ -218,6 +302,36 @@ def test_bad_method_parameters_are_refused_at_plan_time(tmp_path):
         with pytest.raises(ScarlabError, match=match):
             run_pipeline(tiny(tmp_path / "p", params=params), progress=False)
     assert not (tmp_path / "p").exists()
+
+
+def test_an_edited_notebook_reruns_its_stages(first_run, root, tmp_path):
+    import jupytext
+    import nbformat
+
+    from scarlab.pipeline import NOTEBOOKS, notebook_source
+
+    nb = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS, nb, ignore=shutil.ignore_patterns("explore", "__pycache__"))
+    same = run_pipeline(tiny(root, notebooks=str(nb), evaluate=False), progress=False)  # a copy: same fingerprints
+    assert {s.status for s in same.stages} == {"skipped"}
+    # the user edits 04 in its jupytext pair: that file, saved last, is what runs, and nothing writes to it
+    book = jupytext.read(notebook_source(nb / "04_unlearn.ipynb"))
+    book.cells.append(nbformat.v4.new_code_cell('print("edited by the user")'))
+    jupytext.write(book, nb / "04_unlearn.py", fmt="py:percent")
+    later = (nb / "04_unlearn.ipynb").stat().st_mtime + 10
+    os.utime(nb / "04_unlearn.py", (later, later))
+    saved = {p.name: p.read_bytes() for p in nb.iterdir() if p.is_file()}
+    r = run_pipeline(tiny(root, methods=["scar"], notebooks=str(nb)), progress=False)
+    assert r.ok, r.table().to_string()
+    by = {(s.kind, s.info.get("method")): s for s in r.stages}
+    assert {by[k].status for k in (("train_original", "original"), ("split", None),
+                                   ("train_retrained", "retrained"))} == {"skipped"}
+    unl = by[("unlearn", "scar")]
+    assert unl.status == "complete"
+    assert unl.run_dir not in {s.run_dir for s in first_run.stages}  # a new folder: the old run is kept
+    assert "edited by the user" in Path(unl.run_dir, "notebook.ipynb").read_text()
+    assert RunDir(unl.run_dir).manifest["stages"]["unlearn"]["notebook"] == str(nb / "04_unlearn.py")
+    assert {p.name: p.read_bytes() for p in nb.iterdir() if p.is_file()} == saved
 
 
 # ----------------------------------------------------------------------------------- demo and lab commands

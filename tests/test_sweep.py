@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scarlab import schedule
 from scarlab.cli import main
 from scarlab.errors import ScarlabError
 from scarlab.pipeline import stage_state
-from scarlab.runs import RunDir, read_json
-from scarlab import sweep as sweep_mod
+from scarlab.runs import RunDir
 from scarlab.sweep import init_ray, plan_sweep, run_sweep, sweep_config, task_resources
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
@@ -59,6 +59,14 @@ def test_plan_deduplicates_shared_stages_and_merges_compare(tmp_path):
     assert [s.kind for s in specs].count("train_original") == 1 and [s.kind for s in specs].count("unlearn") == 8
 
 
+def test_a_list_for_a_method_parameter_is_a_grid_axis(tmp_path):
+    sc = sweep_config({**GRID, "forget_classes": [[0]], "params": {"scar": {"lr": [0.0005, 0.00025]}}}, out=tmp_path)
+    specs = plan_sweep(sc)
+    scar = [s for s in specs if s.kind == "unlearn" and s.info["method"] == "scar"]
+    assert sorted(s.info["params"]["lr"] for s in scar) == [0.00025, 0.0005] and len({s.run_dir for s in scar}) == 2
+    assert [s.kind for s in specs].count("train_original") == 1 and [s.kind for s in specs].count("unlearn") == 3
+
+
 def test_resources_defaults_and_overrides(tmp_path):
     sc = sweep_config({**GRID, "resources": {"num_cpus": 2, "unlearn": {"num_gpus": 0.5}}}, out=tmp_path)
     res = {s.kind: task_resources(s, sc) for s in plan_sweep(sc)}
@@ -89,6 +97,9 @@ def test_resources_defaults_and_overrides(tmp_path):
     ({**GRID, "dataset": "digits"}, ["either datasets or dataset"]),
     ({**GRID, "out": ["a", "b"]}, ["out takes one value"]),
     ({**GRID, "epochs": []}, ["epochs is an empty list"]),
+    ({**GRID, "params": {"scar": {"lr": []}}}, ["scar.lr is an empty list"]),
+    ({**GRID, "params": {"scar": {"lrr": [0.1, 0.2]}}}, ["unknown parameter(s) lrr for method 'scar'", "lambda_2"]),
+    ({**GRID, "threads": [1, 2]}, ["threads takes one value"]),
     ({**GRID, "num_cpus": 0}, ["num_cpus must be a positive integer"]),
     ({**GRID, "resources": {"custom": {"CPU": 1}}}, ["CPU is not a custom resource name", "num_cpus"]),
     ({**GRID, "resources": {"unlearn": {"custom": [1]}}}, ["resources.unlearn.custom must map"]),
@@ -139,10 +150,10 @@ def test_a_lost_task_marks_its_running_run_failed(tmp_path):
     spec = plan_sweep(sweep_config(GRID, out=tmp_path))[0]
     run = RunDir.create(Path(spec.run_dir), stage=spec.kind, config={})
     assert run.manifest["status"] == "running"
-    out = sweep_mod._lost(spec, "NodeDiedError: the node running it died")
+    out = schedule._lost(spec, "NodeDiedError: the node running it died")
     assert out["error"].startswith("NodeDiedError") and out["started"] is None
     assert RunDir(spec.run_dir).manifest["status"] == "failed" and "NodeDiedError" in RunDir(spec.run_dir).error
-    sweep_mod._lost(spec, "again")
+    schedule._lost(spec, "again")
     assert "NodeDiedError" in RunDir(spec.run_dir).error
 
 
@@ -191,7 +202,7 @@ def test_sweep_on_ray_completes_every_stage_in_dependency_order(first_sweep, roo
     records = {}
     for s in r.stages:
         assert RunDir(s.run_dir).status == "complete"
-        rec = records[s.id] = read_json(Path(s.run_dir) / f"stage_{s.kind}.json")
+        rec = records[s.id] = RunDir(s.run_dir).manifest["stages"][s.kind]
         assert rec["status"] == "complete" and rec["fingerprint"] == specs[s.id].fingerprint
     assert sorted(s.info["method"] for s in r.stages if s.kind == "unlearn") == ["finetune", "finetune", "scar", "scar"]
     # every stage started after each of its dependencies had finished: by the task's own clock and by the records
@@ -209,11 +220,11 @@ def test_sweep_on_ray_completes_every_stage_in_dependency_order(first_sweep, roo
 
 @needs_ray
 def test_second_sweep_reuses_every_stage(first_sweep, root, tmp_path, capsys):
-    before = {p: p.stat().st_mtime for p in root.rglob("stage_*.json")}
+    before = {p: p.stat().st_mtime for p in root.rglob("manifest.json")}
     assert main(["sweep", str(write(tmp_path, GRID)), "--out", str(root), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "0 executed, 9 reused, 0 failed, 0 blocked" in out, out
-    assert {p: p.stat().st_mtime for p in root.rglob("stage_*.json")} == before  # nothing was executed
+    assert {p: p.stat().st_mtime for p in root.rglob("manifest.json")} == before  # nothing was executed
     assert {s["status"] for s in json.loads((root / "sweep.json").read_text())["stages"]} == {"skipped"}
     again = run_sweep(sweep_config(GRID, out=root), sequential=True, progress=False)  # same plan without Ray
     assert again.backend == "sequential" and {s.status for s in again.stages} == {"skipped"}
@@ -278,7 +289,7 @@ def test_a_task_no_node_can_run_fails_instead_of_hanging(ray_2cpu, tmp_path, mon
     # on a cluster (address given: no up-front refusal, an autoscaler might add the node) every stage asks for
     # a resource no live node has, as after losing the only node that had it: each waiting task is cancelled
     # after unschedulable_timeout and recorded failed, its dependants blocked, and the sweep returns
-    monkeypatch.setattr(sweep_mod, "POLL_S", 0.2)
+    monkeypatch.setattr(schedule, "POLL_S", 0.2)
     sc = sweep_config({**GRID, "methods": ["finetune"], "forget_classes": [[0]],
                        "resources": {"custom": {"lost_node": 1}}}, out=tmp_path / "root", address="auto",
                       unschedulable_timeout=1)

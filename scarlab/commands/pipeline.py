@@ -6,19 +6,24 @@ import argparse
 from . import _common
 
 EPILOG = """\
-layout of --out DIR (see scarlab/pipeline.py):
+layout of --out DIR (see scarlab/pipeline/__init__.py):
   DIR/<dataset>__<model>/original__<h>/               original model (01_train_original)
   DIR/<dataset>__<model>/<split-id>/split/            forget split (02_split), e.g. split-id CR-f0__<h>
   DIR/<dataset>__<model>/<split-id>/retrained/        retrained oracle (03), evaluated in place (05)
   DIR/<dataset>__<model>/<split-id>/original_eval/    the original model evaluated on this split (05)
   DIR/<dataset>__<model>/<split-id>/<method>__s<seed>__<h>/   unlearning run (04), evaluated in place (05)
   DIR/summary.csv, summary.md, compare.ipynb          one row per run (06_compare)
-every run directory keeps its executed notebook (notebook.ipynb, evaluate.ipynb).
+every run directory keeps its executed notebook (notebook.ipynb, evaluate.ipynb); its manifest.json records
+the run's status and, under "stages", each stage that wrote to it (DIR/pipeline.json: the compare stage).
 
-reuse: a stage is skipped when its run directory is complete and its recorded configuration (fingerprint of
-the notebook parameters and of everything upstream) equals the requested one; <h> changes with the
-configuration, so a changed configuration runs into new folders. A failed stage is marked failed with the
-notebook cell's error; the stages depending on it are skipped and every other branch continues.
+reuse: a stage is skipped when its run directory is complete and its recorded fingerprint (of the notebook
+parameters, the notebook's code and everything upstream) equals the requested one; <h> changes with the
+configuration, so a changed configuration or an edited notebook runs into new folders. A stage notebook may
+be a jupytext pair (NN_name.ipynb + NN_name.py): the file saved last runs. A failed stage is marked failed
+with the notebook cell's error; the stages depending on it are skipped and every other branch continues.
+
+grid axes: in a --config file, a list for a method parameter or a training option runs one point per value,
+e.g. params: {scar: {lr: [0.0005, 0.00025]}, train: {lr: [0.05, 0.1]}}.
 
 examples:
   scarlab pipeline --forget-classes 0 --methods scar,scar_self,finetune --out runs/digits

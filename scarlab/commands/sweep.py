@@ -13,7 +13,7 @@ CONFIG.yaml holds `scarlab pipeline` keys; a list for a single-valued key is a g
   forget_classes: [[0], [1]]         # one CR split per entry (scenario: HR takes forget_size instead)
   seeds: [0]
   epochs: 4
-  params: {scar: {lambda_2: 5}}
+  params: {scar: {lambda_2: 5, lr: [0.0005, 0.00025]}}   # a list for a method parameter is an axis too
   out: runs/sweep                    # the runs root; on a cluster a path every node sees
   resources: {num_cpus: 1, num_gpus: 0, unlearn: {num_gpus: 0.5}}   # per Ray task, per stage kind
   # resources: {unlearn: {custom: {worker_node: 1}}}  # only on nodes started with --resources '{"worker_node": 1}'

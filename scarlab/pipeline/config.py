@@ -1,0 +1,362 @@
+"""What a pipeline takes: :class:`PipelineConfig`, read from a dict or a YAML file, and :func:`validate`, which
+checks every name and value of one grid point before anything runs."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ScarlabError, choose
+from ..schema import coerce
+
+# The checkout's notebooks/ (editable install), else the copy a wheel ships as scarlab/notebooks.
+_HERE = Path(__file__).resolve().parent
+NOTEBOOKS = next((p for p in (_HERE.parents[1] / "notebooks", _HERE.parent / "notebooks")
+                  if any(p.glob("01_train_original.*"))), _HERE.parents[1] / "notebooks")
+STAGE_NOTEBOOKS = {"train_original": "01_train_original.ipynb", "split": "02_split.ipynb",
+                   "train_retrained": "03_train_retrained.ipynb", "unlearn": "04_unlearn.ipynb",
+                   "evaluate": "05_evaluate.ipynb", "compare": "06_compare.ipynb"}
+KINDS = tuple(STAGE_NOTEBOOKS)
+
+# `--set train.NAME=VALUE`: training options shared by the original and the retrained model.
+TRAIN_OPTIONS = {"batch_size": int, "lr": float, "optimizer": str, "augment": bool}
+CLASS_COUNTS = {"digits": 10, "cifar10": 10, "cifar100": 100, "tinyimagenet": 200}
+# Options that say where things are or how they run: one value each, never a grid axis.
+NEVER_AXES = frozenset({"out", "notebooks", "data_root", "threads", "jobs"})
+
+
+@dataclass
+class PipelineConfig:
+    """Everything `scarlab pipeline` takes (CLI options, or the same keys in a YAML file)."""
+
+    dataset: str = "digits"
+    """scarlab dataset: digits, cifar10, cifar100, tinyimagenet or imagefolder:PATH."""
+    data_root: str | None = None
+    """where torchvision / Tiny-ImageNet data live; None = ~/.cache/scarlab/data."""
+    model: str | None = None
+    """registered model; None = tinycnn for digits, smallcnn otherwise."""
+    scenario: str = "CR"
+    """CR (forget whole classes) or HR (forget random samples)."""
+    forget_classes: list = field(default_factory=list)
+    """CR: one set of forgotten classes ([0] or [0, 3]) or several sets ([[0], [3]]: one split each)."""
+    forget_size: int | None = None
+    """HR: how many random training images are forgotten."""
+    split_seed: int = 0
+    """HR: seeds the random forget sample (one split, one retrained oracle)."""
+    methods: list = field(default_factory=lambda: ["scar"])
+    """registered unlearning methods (scarlab.unlearn.METHODS) to run on each split."""
+    params: dict = field(default_factory=dict)
+    """method hyper-parameters: {method: {name: value}}; `--set scar.lambda_2=5`. Key "train" holds training
+    options shared by the original and the retrained model (batch_size, lr, optimizer, augment). A list is a grid
+    axis ({scar: {lr: [0.0005, 0.00025]}}: one run per value); a parameter that is itself a list takes a list of
+    lists."""
+    seeds: list = field(default_factory=lambda: [0])
+    """unlearning seeds: every method runs once per seed (the original and retrained models are trained once)."""
+    surrogate: str = "auto"
+    """OOD images for methods that read them: imagefolder:PATH, sample_edges, sample_images, gaussian_noise, auto."""
+    surrogate_chunks: int | None = None
+    """imagefolder surrogate: use only the first k chunk folders; None = all."""
+    surrogate_size: int = 2000
+    """generated surrogates: how many images."""
+    epochs: int | None = None
+    """training epochs of the original and retrained models; None = data set default (digits 12, else 30)."""
+    unlearn_epochs: int | None = None
+    """every method's `epochs` (unless set per method with --set); None = each method's default."""
+    train_seed: int = 0
+    """seeds the original and the retrained model's training."""
+    snapshot_every: int = 5
+    """feature snapshot every k unlearning steps."""
+    retain_available: bool = True
+    """False (--no-retain): refuse methods that need the retain set, before anything runs."""
+    evaluate: bool = True
+    """evaluate every run (05_evaluate) and write DIR/summary.csv (06_compare)."""
+    embed: bool = False
+    """also compute embedding.parquet (UMAP of the feature snapshots) of every retrained and unlearn run."""
+    device: str = "auto"
+    """auto, cpu, cuda, cuda:N or mps."""
+    out: str = "runs/pipeline"
+    """pipeline root DIR (layout in scarlab.pipeline's docstring)."""
+    jobs: int = 1
+    """stages executed at once (each in its own kernel); independent branches only."""
+    threads: int | None = None
+    """torch threads per stage kernel (SCARLAB_THREADS); None = all cores, or cores / jobs when jobs > 1."""
+    notebooks: str | None = None
+    """folder holding the stage notebooks (NN_name.ipynb and/or its jupytext pair NN_name.py); None = the
+    notebooks/ folder of this checkout."""
+
+    def forget_sets(self) -> list[list[int]]:
+        """forget_classes as a list of class sets: 0 / "0,3" / [0, 3] -> one set; [[0], [3]] -> two."""
+        fc = self.forget_classes
+        if fc is None or fc == "" or fc == []:
+            return []
+        if not isinstance(fc, (list, tuple)):
+            fc = [fc]
+        if all(isinstance(x, (list, tuple)) for x in fc):
+            return [_class_list(x) for x in fc]
+        if any(isinstance(x, (list, tuple)) for x in fc):
+            raise ScarlabError("forget_classes mixes class indices and class sets; use [0, 3] (one split "
+                               "forgetting both) or [[0], [3]] (one split each)")
+        return [_class_list(fc)]
+
+
+def _class_list(values) -> list[int]:
+    out = []
+    for v in values if isinstance(values, (list, tuple)) else [values]:
+        for part in str(v).split(","):
+            if part.strip():
+                try:
+                    out.append(int(part))
+                except ValueError:
+                    raise ScarlabError(f"forget class {part.strip()!r} is not an integer class index") from None
+    return sorted(set(out))
+
+
+def config_from_dict(data: dict) -> PipelineConfig:
+    """A PipelineConfig from a dict (YAML file, CLI); keys may use dashes; unknown keys list the valid ones."""
+    names = {f.name for f in dataclasses.fields(PipelineConfig)}
+    data = {str(k).replace("-", "_"): v for k, v in (data or {}).items()}
+    aliases = {"no_retain": ("retain_available", lambda v: not v), "set": ("params", None)}
+    for old, (new, fn) in aliases.items():
+        if old in data:
+            v = data.pop(old)
+            data[new] = fn(v) if fn else v
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ScarlabError(f"unknown pipeline option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+    if isinstance(data.get("methods"), str):
+        data["methods"] = [m for m in data["methods"].split(",") if m.strip()]
+    if isinstance(data.get("seeds"), (int, str)):
+        data["seeds"] = [data["seeds"]]
+    return PipelineConfig(**data)
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    """The mapping in a YAML config file (keys = PipelineConfig fields)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ScarlabError(f"config file {p} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ScarlabError(f"config file {p} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScarlabError(f"config file {p} is not valid YAML{where}: {what}") from None
+    if not isinstance(data, dict):
+        raise ScarlabError(f"config file {p} must hold a mapping of options (dataset: digits, methods: [...])")
+    return data
+
+
+def parse_sets(items: list[str]) -> dict:
+    """``["scar.lambda_2=5", "train.lr=0.01"]`` -> {"scar": {"lambda_2": "5"}, "train": {"lr": "0.01"}} (strings;
+    typed by :func:`validate`)."""
+    out: dict = {}
+    for item in items or []:
+        key, eq, value = str(item).partition("=")
+        method, dot, name = key.strip().partition(".")
+        if not eq or not dot or not method or not name:
+            raise ScarlabError(f"--set {item!r}: expected METHOD.PARAM=VALUE, e.g. --set scar.lambda_2=5")
+        out.setdefault(method, {})[name.replace("-", "_")] = value
+    return out
+
+
+def param_types(owner: str, names) -> dict:
+    """The declared types of the parameters of ``owner`` (a registered method, or "train": the training options);
+    an unknown owner or a name in ``names`` it does not have is an error listing the valid ones."""
+    from ..unlearn import METHODS
+
+    if owner == "train":
+        bad = sorted(set(names) - set(TRAIN_OPTIONS))
+        if bad:
+            raise ScarlabError(f"unknown training option(s) train.{', train.'.join(bad)}; valid: "
+                               + ", ".join(f"train.{k}" for k in TRAIN_OPTIONS) + " (epochs: --epochs)")
+        return TRAIN_OPTIONS
+    if owner not in METHODS:
+        raise ScarlabError(f"--set {owner}.*: unknown method {owner!r}; registered methods: {', '.join(METHODS)}"
+                           " (or train.* for the original/retrained training)")
+    hints = typing.get_type_hints(METHODS[owner].params)
+    valid = sorted(f.name for f in dataclasses.fields(METHODS[owner].params))
+    bad = sorted(set(names) - set(valid))
+    if bad:
+        raise ScarlabError(f"unknown parameter(s) {', '.join(bad)} for method {owner!r}; valid: {', '.join(valid)}")
+    return {k: hints.get(k, str) for k in valid}
+
+
+def validate(cfg: PipelineConfig, check_device: bool = True) -> PipelineConfig:
+    """Check every name and value of one grid point before anything runs; returns a copy with typed, resolved
+    parameters. ``check_device=False``: the stages run on other machines, which check the device themselves."""
+    from ..data import DATASETS, SURROGATES
+    from ..device import resolve_device
+    from ..models import MODELS, default_model
+    from ..unlearn import METHODS
+
+    cfg = dataclasses.replace(cfg)
+    _check_types(cfg)
+    # data set and forget classes
+    if cfg.dataset.startswith("imagefolder:"):
+        path = Path(cfg.dataset.split(":", 1)[1]).expanduser()
+        if not (path / "train").is_dir() or not (path / "test").is_dir():
+            raise ScarlabError(f"--dataset {cfg.dataset}: expected {path}/train/<class>/ and {path}/test/<class>/")
+        n_classes = sum(1 for p in (path / "train").iterdir() if p.is_dir())
+        # absolute, so that `../data/x` and `/home/me/data/x` are one data set (one fingerprint, reused stages)
+        cfg.dataset = f"imagefolder:{path.resolve()}"
+    else:
+        choose("dataset", cfg.dataset, DATASETS)
+        n_classes = CLASS_COUNTS[cfg.dataset]
+    choose("scenario", cfg.scenario, ("CR", "HR"))
+    if cfg.scenario == "CR":
+        sets = cfg.forget_sets()
+        if not sets or any(not s for s in sets):
+            raise ScarlabError("CR needs forget classes: pass --forget-classes, e.g. --forget-classes 0")
+        for s in sets:
+            bad = [c for c in s if not 0 <= c < n_classes]
+            if bad:
+                raise ScarlabError(f"forget class {bad[0]} is out of range: {cfg.dataset} has classes 0..{n_classes - 1}")
+            if len(s) >= n_classes:
+                raise ScarlabError("CR cannot forget every class: leave at least one class to retain")
+        cfg.forget_classes = [list(s) for s in dict.fromkeys(tuple(s) for s in sets)]  # a set listed twice runs once
+    else:
+        if cfg.forget_sets():
+            raise ScarlabError("HR forgets random samples, not classes: drop --forget-classes (or use --scenario CR)")
+        if not cfg.forget_size or cfg.forget_size < 1:
+            raise ScarlabError("HR needs a forget size: pass --forget-size N")
+        n_train = _train_size(cfg.dataset)
+        if n_train is not None and cfg.forget_size >= n_train:
+            raise ScarlabError(f"HR forget size {cfg.forget_size} must be smaller than the training set of "
+                               f"{cfg.dataset} ({n_train} images)")
+        cfg.forget_classes = []
+    cfg.model = cfg.model or default_model(cfg.dataset)
+    choose("model", cfg.model, MODELS)
+    # methods, their parameters, the retain set
+    if isinstance(cfg.methods, str):
+        cfg.methods = [m for m in cfg.methods.split(",") if m.strip()]
+    cfg.methods = list(dict.fromkeys(m.strip() for m in cfg.methods))
+    if not cfg.methods:
+        raise ScarlabError(f"no method given; registered methods: {', '.join(METHODS)}")
+    unknown = [m for m in cfg.methods if m not in METHODS]
+    if unknown:
+        raise ScarlabError(f"unknown method(s) {', '.join(unknown)}; registered methods: {', '.join(METHODS)}")
+    for m in cfg.methods:
+        check_retain(m, cfg.retain_available)
+    params = {}
+    for owner, values in (cfg.params or {}).items():
+        if not isinstance(values, dict):
+            raise ScarlabError(f"params.{owner} must map parameter names to values, got {values!r}")
+        types = param_types(owner, values)
+        if owner != "train" and owner not in cfg.methods:
+            raise ScarlabError(f"--set {owner}.*: {owner} is not among the methods to run ({', '.join(cfg.methods)})")
+        params[owner] = {k: coerce(v, types[k], f"{owner}.{k}") for k, v in values.items()}
+    for k in ("batch_size", "lr"):
+        v = params.get("train", {}).get(k)
+        if v is not None and not v > 0:
+            raise ScarlabError(f"train.{k} must be positive, got {v!r}")
+    cfg.params = params
+    for m in cfg.methods:  # ranges and choices of every method's parameters, as the unlearn stage will see them
+        given = {**({"epochs": cfg.unlearn_epochs} if cfg.unlearn_epochs else {}), **params.get(m, {})}
+        try:
+            METHODS[m].make_params(given, "digits" if cfg.dataset == "digits" else None)
+        except ScarlabError as exc:
+            raise ScarlabError(f"{m}: {exc}") from None
+    # seeds, sizes, switches
+    if isinstance(cfg.seeds, (int, str)):
+        cfg.seeds = [cfg.seeds]
+    cfg.seeds = list(dict.fromkeys(coerce(s, int, "seeds") for s in cfg.seeds))
+    if not cfg.seeds:
+        raise ScarlabError("--seeds needs at least one seed")
+    for name in ("epochs", "unlearn_epochs", "surrogate_chunks", "forget_size", "threads"):
+        v = getattr(cfg, name)
+        if v is not None and (not isinstance(v, int) or v < 1):
+            raise ScarlabError(f"{name} must be a positive integer, got {v!r}")
+    if cfg.jobs < 1:
+        raise ScarlabError(f"jobs must be at least 1, got {cfg.jobs}")
+    if cfg.embed and not cfg.evaluate:
+        raise ScarlabError("--embed runs inside the evaluation stage: drop --no-evaluate")
+    if cfg.surrogate.startswith("imagefolder:"):
+        folder = Path(cfg.surrogate.split(":", 1)[1]).expanduser()
+        if not folder.is_dir():
+            raise ScarlabError(f"surrogate folder {folder} does not exist")
+        cfg.surrogate = f"imagefolder:{folder.resolve()}"
+    else:
+        choose("surrogate", cfg.surrogate, SURROGATES)
+    if check_device:
+        resolve_device(cfg.device)
+    if Path(cfg.out).expanduser().exists() and not Path(cfg.out).expanduser().is_dir():
+        raise ScarlabError(f"--out {cfg.out} is a file, not a folder; choose another --out")
+    nb = Path(cfg.notebooks).expanduser() if cfg.notebooks else NOTEBOOKS
+    missing = [n for n in STAGE_NOTEBOOKS.values()
+               if not any((nb / n).with_suffix(suffix).is_file() for suffix in (".ipynb", ".py"))]
+    if missing:
+        raise ScarlabError(f"stage notebook(s) {', '.join(missing)} (or their .py pairs) not found in {nb}; pass "
+                           "--notebooks DIR (a scarlab checkout's notebooks/ folder)")
+    cfg.notebooks = str(nb.resolve())
+    return cfg
+
+
+_SCALARS = {"dataset": str, "data_root": str, "model": str, "scenario": str, "forget_size": int, "split_seed": int,
+            "surrogate": str, "surrogate_chunks": int, "surrogate_size": int, "epochs": int, "unlearn_epochs": int,
+            "train_seed": int, "snapshot_every": int, "retain_available": bool, "evaluate": bool, "embed": bool,
+            "device": str, "out": str, "jobs": int, "threads": int, "notebooks": str}
+_OPTIONAL = {"data_root", "model", "forget_size", "surrogate_chunks", "epochs", "unlearn_epochs", "threads",
+             "notebooks"}
+
+
+def _check_types(cfg: PipelineConfig) -> None:
+    """Each scalar option has its type (YAML ``jobs: two`` or ``retain_available: "false"`` is an error, not a
+    silent truthy string); a list where a scalar belongs is named."""
+    for name, typ in _SCALARS.items():
+        v = getattr(cfg, name)
+        if v is None and name in _OPTIONAL:
+            continue
+        if isinstance(v, (list, dict)):
+            hint = "" if name in NEVER_AXES else "; lists of such values are grid axes of `scarlab sweep`"
+            raise ScarlabError(f"{name} takes one value, got a {type(v).__name__} ({v!r}){hint}")
+        ok = isinstance(v, typ) and not (typ is int and isinstance(v, bool))
+        if not ok:
+            kind = {str: "a text value", int: "a whole number", bool: "true or false"}[typ]
+            raise ScarlabError(f"{name} must be {kind}, got {v!r}" + (" (a string)" if isinstance(v, str) else ""))
+    for name in ("snapshot_every", "surrogate_size", "jobs"):
+        if getattr(cfg, name) < 1:
+            raise ScarlabError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    if not isinstance(cfg.seeds, (list, tuple, int, str)):
+        raise ScarlabError(f"seeds must be a list of whole numbers, got {cfg.seeds!r}")
+    if not isinstance(cfg.params, dict):
+        raise ScarlabError(f"params must map method names to parameters, got {cfg.params!r}")
+
+
+def write_yaml(path: Path, data: dict, header: str) -> None:
+    """``data`` as YAML below a ``# header`` line, written to a temp file and renamed into place."""
+    import yaml
+
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"# {header}\n" + yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False))
+    tmp.replace(path)
+
+
+def _train_size(dataset: str) -> int | None:
+    """Training images of a data set, known without loading it (imagefolder: files under train/)."""
+    sizes = {"digits": 1347, "cifar10": 50000, "cifar100": 50000, "tinyimagenet": 100000}
+    if dataset in sizes:
+        return sizes[dataset]
+    if dataset.startswith("imagefolder:"):
+        from ..data import IMAGE_EXTS
+        root = Path(dataset.split(":", 1)[1]) / "train"
+        return sum(1 for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    return None
+
+
+def check_retain(method: str, retain_available: bool = True) -> None:
+    """Raise a clear error when ``method`` is unknown, or needs the retain set and it is withheld."""
+    from ..unlearn import METHODS
+
+    choose("method", method, METHODS)
+    if not retain_available and "retain" in METHODS[method].needs:
+        free = [m for m, s in METHODS.items() if "retain" not in s.needs]
+        raise ScarlabError(f"method {method!r} needs the retain set, which --no-retain withholds; methods that "
+                           f"work without it: {', '.join(free)}")

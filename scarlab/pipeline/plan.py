@@ -1,0 +1,283 @@
+"""The plan: a configuration's grid points, each validated, expanded into :class:`StageSpec` s with explicit
+dependencies and fingerprints; the stages that several points share are planned once."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ScarlabError
+from ..schema import kind
+from .config import NEVER_AXES, STAGE_NOTEBOOKS, PipelineConfig, param_types, validate
+
+# Parameters that say *where* things are or run, not *what* is computed: left out of fingerprints, so a
+# moved runs folder or another device still reuses its completed stages.
+LOCATION_PARAMS = frozenset({"out_dir", "original", "retrained", "split", "run", "runs", "data_root", "device",
+                             "overwrite"})
+# Options that hold lists by nature (the plan expands them itself): never grid axes.
+LIST_OPTIONS = frozenset({"methods", "forget_classes", "seeds", "params"})
+
+
+@dataclass
+class StageSpec:
+    """One stage: a notebook, its parameters, where it writes, and the stages it needs first.
+
+    Plain data (``to_dict`` / ``from_dict``), so a spec can be shipped to another process or machine.
+    """
+
+    id: str
+    """unique: the run directory relative to the pipeline root, ':' and the kind."""
+    kind: str
+    """train_original, split, train_retrained, unlearn, evaluate or compare."""
+    notebook: str
+    """absolute path of the stage notebook (.ipynb); its jupytext pair (.py) runs instead when saved later."""
+    params: dict
+    """the notebook parameters (literals: None, lists and dicts included)."""
+    run_dir: str
+    """the run directory the stage writes (creates, or evaluates in place)."""
+    output: str
+    """where the executed notebook is kept (inside run_dir)."""
+    record: str
+    """the JSON file whose ``stages.<kind>`` entry records the stage, written last: the run's manifest.json (the
+    pipeline root's pipeline.json for the compare stage)."""
+    fingerprint: str
+    """hash of kind + parameters (except locations) + notebook code + the dependencies' fingerprints."""
+    creates_run: bool = True
+    """True: the stage creates run_dir (cleared before a re-run); False: it adds to an existing run."""
+    deps: list = field(default_factory=list)
+    """ids that must complete first; if one fails this stage is blocked."""
+    after: list = field(default_factory=list)
+    """ids that must have finished (whatever their outcome) first: the compare stage waits for every evaluation."""
+    label: str = ""
+    """short text for progress displays."""
+    info: dict = field(default_factory=dict)
+    """what the stage is about (method and its params, seed, forget_classes, scenario): for sweeps and reports."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StageSpec":
+        return cls(**d)
+
+
+def fingerprint(kind: str, params: dict, deps: list[str] = (), code: str = "") -> str:
+    """sha256 of the stage kind, its non-location parameters, its notebook's code (:func:`notebook_hash`) and its
+    dependencies' fingerprints."""
+    what = {k: v for k, v in params.items() if k not in LOCATION_PARAMS}
+    blob = json.dumps({"kind": kind, "params": what, "deps": list(deps), "code": code}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# ============================================================================================ notebooks
+def notebook_source(path: str | Path) -> Path:
+    """The file a stage executes: its notebook, or the notebook's jupytext pair (same name, ``.py``) when that was
+    saved later — what the user last saved, whichever editor they used."""
+    ipynb = Path(path)
+    py = ipynb.with_suffix(".py")
+    if py.is_file() and (not ipynb.is_file() or py.stat().st_mtime_ns > ipynb.stat().st_mtime_ns):
+        return py
+    return ipynb
+
+
+def notebook_hash(path: str | Path) -> str:
+    """sha256 of the code cells a stage executes, leaving out the parameters cell (papermill overrides it): an
+    edited notebook makes its stages run again."""
+    src = notebook_source(path)
+    return _code_hash(str(src), src.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _code_hash(path: str, mtime_ns: int) -> str:
+    import jupytext
+
+    cells = [c.source.strip() for c in jupytext.read(path).cells
+             if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
+    return hashlib.sha256(json.dumps(cells).encode()).hexdigest()
+
+
+# ============================================================================================ the grid
+def _is_axis(value, typ) -> bool:
+    """A list given for a parameter is a grid axis; for a parameter that holds a list, a list of lists is."""
+    if not isinstance(value, (list, tuple)):
+        return False
+    return not kind(typ)[1] or (bool(value) and all(isinstance(v, (list, tuple)) for v in value))
+
+
+def grid(cfg: PipelineConfig, scalar_axes: bool = False, check_device: bool = True) -> list[tuple[str, PipelineConfig]]:
+    """Every point of ``cfg``'s grid, validated: ``("scar.lr=0.0005", its PipelineConfig)``, ...
+
+    A list given for a method parameter or a training option (``params: {scar: {lr: [0.0005, 0.00025]}}``,
+    ``params: {train: {lr: [...]}}``) is a grid axis. With ``scalar_axes`` (a sweep) so is a list given for a
+    single-valued option (``epochs: [4, 8]``). ``methods``, ``forget_classes`` and ``seeds`` are lists the plan
+    expands itself. ``check_device``: see :func:`validate`.
+    """
+    axes: dict[str, list] = {}
+    if scalar_axes:
+        for f in dataclasses.fields(cfg):
+            value = getattr(cfg, f.name)
+            if f.name in LIST_OPTIONS or not isinstance(value, (list, tuple)):
+                continue
+            if f.name in NEVER_AXES:
+                raise ScarlabError(f"{f.name} takes one value, not a list ({value!r})")
+            axes[f.name] = list(value)
+    params = cfg.params if isinstance(cfg.params, dict) else {}
+    for owner, values in params.items():
+        if isinstance(values, dict):  # anything else: validate names the mistake
+            types = param_types(owner, values)
+            axes.update({f"{owner}.{k}": list(v) for k, v in values.items() if _is_axis(v, types[k])})
+    empty = [k for k, v in axes.items() if not v]
+    if empty:
+        raise ScarlabError(f"{empty[0]} is an empty list: give at least one value")
+    combos = list(itertools.product(*axes.values()))
+    points = []
+    for combo in combos:
+        point = dict(zip(axes, combo))
+        values = {o: dict(v) if isinstance(v, dict) else v for o, v in params.items()}
+        for key, value in point.items():
+            owner, _, name = key.partition(".")
+            if name:
+                values[owner][name] = value
+        desc = ", ".join(f"{k}={v}" for k, v in point.items())
+        one = dataclasses.replace(cfg, **{k: v for k, v in point.items() if "." not in k},
+                                  **({"params": values} if params else {}))
+        try:
+            points.append((desc, validate(one, check_device)))
+        except ScarlabError as exc:
+            raise ScarlabError(f"grid point {desc}: {exc}" if len(combos) > 1 else str(exc)) from None
+    return points
+
+
+# ============================================================================================ the plan
+def plan(cfg: PipelineConfig, scalar_axes: bool = False, check_device: bool = True) -> list[StageSpec]:
+    """Validate every grid point of ``cfg`` (:func:`grid`) and expand them into stage specs, in an order that
+    respects every dependency."""
+    return plan_points(grid(cfg, scalar_axes, check_device))
+
+
+def plan_points(points: list[tuple[str, PipelineConfig]]) -> list[StageSpec]:
+    """The stages of validated grid points: a stage several points share (same run directory: one original per
+    data set, model and training configuration) once, then one compare stage over every evaluated run."""
+    merged: dict[str, StageSpec] = {}
+    evaluated: list[str] = []
+    for desc, cfg in points:
+        specs, runs = _plan_point(cfg)
+        evaluated += runs
+        for spec in specs:
+            if spec.id not in merged:
+                merged[spec.id] = spec
+            elif merged[spec.id].fingerprint != spec.fingerprint:
+                raise ScarlabError(f"grid points define stage {spec.id} differently ({desc}): an axis changes what "
+                                   "it computes without moving its folder (e.g. embed); split the grid in two")
+    specs = list(merged.values())  # each point's stages are in dependency order, so the merged list is too
+    if evaluated:
+        cfg = points[0][1]
+        root, nb = Path(cfg.out).expanduser().resolve(), Path(cfg.notebooks)
+        params = {"runs": list(dict.fromkeys(evaluated)), "out_dir": str(root)}
+        code = notebook_hash(nb / STAGE_NOTEBOOKS["compare"])
+        # summarise whatever was evaluated, even if a branch failed: after, not deps
+        specs.append(_spec("compare", root, root, params, fingerprint("compare", params, code=code), nb,
+                           creates_run=False, output="compare.ipynb", label="compare",
+                           after=[s.id for s in specs if s.kind == "evaluate"]))
+    return specs
+
+
+def _spec(kind: str, root: Path, run_dir: Path, params: dict, fp: str, notebooks: Path, deps=(),
+          output: str = "notebook.ipynb", **kw) -> StageSpec:
+    rel = run_dir.relative_to(root).as_posix() if run_dir != root else "."
+    record = run_dir / ("pipeline.json" if run_dir == root else "manifest.json")
+    return StageSpec(id=f"{rel}:{kind}", kind=kind, notebook=str(notebooks / STAGE_NOTEBOOKS[kind]), params=params,
+                     run_dir=str(run_dir), output=str(run_dir / output), record=str(record), fingerprint=fp,
+                     deps=[d.id for d in deps], **kw)
+
+
+def _slug(dataset: str) -> str:
+    name = Path(dataset.split(":", 1)[1]).name if dataset.startswith("imagefolder:") else dataset
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "data"
+
+
+def _plan_point(cfg: PipelineConfig) -> tuple[list[StageSpec], list[str]]:
+    """The stages of one validated grid point except the compare stage, and the run directories it evaluates."""
+    from ..unlearn import METHODS
+
+    root = Path(cfg.out).expanduser().resolve()
+    nb = Path(cfg.notebooks)
+    code = {kind: notebook_hash(nb / name) for kind, name in STAGE_NOTEBOOKS.items()}
+    base = root / f"{_slug(cfg.dataset)}__{cfg.model}"
+    opts = cfg.params.get("train", {})
+    common = dict(dataset=cfg.dataset, data_root=cfg.data_root)
+    train = dict(common, model=cfg.model, epochs=cfg.epochs, batch_size=opts.get("batch_size"), lr=opts.get("lr"),
+                 optimizer=opts.get("optimizer"), augment=opts.get("augment", True), seed=cfg.train_seed,
+                 device=cfg.device, out_dir=None, overwrite=False)
+    specs: list[StageSpec] = []
+    evaluated: list[str] = []
+
+    def fp(kind: str, params: dict, deps: list[StageSpec] = ()) -> str:
+        return fingerprint(kind, params, [d.fingerprint for d in deps], code[kind])
+
+    def add(kind: str, run_dir: Path, params: dict, deps: list[StageSpec] = (), **kw) -> StageSpec:
+        specs.append(_spec(kind, root, run_dir, params, fp(kind, params, deps), nb, deps, **kw))
+        return specs[-1]
+
+    orig_dir = base / f"original__{fp('train_original', train)[:8]}"
+    original = add("train_original", orig_dir, {**train, "out_dir": str(orig_dir)}, label="train original",
+                   info={"method": "original"})
+    for fset in cfg.forget_sets() if cfg.scenario == "CR" else [[]]:
+        split_params = dict(common, scenario=cfg.scenario, forget_classes=list(fset), forget_size=cfg.forget_size,
+                            seed=cfg.split_seed, out_dir=None, overwrite=False)
+        retr_params = dict(train, split=None, scenario=cfg.scenario, forget_classes=list(fset),
+                           forget_size=cfg.forget_size)
+        h = fingerprint("split-id", {}, [original.fingerprint, fp("split", split_params),
+                                         fp("train_retrained", retr_params)])
+        what = ("f" + "-".join(map(str, fset))) if cfg.scenario == "CR" else f"n{cfg.forget_size}-s{cfg.split_seed}"
+        split_id = f"{cfg.scenario}-{what}__{h[:8]}"
+        sdir = base / split_id
+        info = {"scenario": cfg.scenario, "forget_classes": list(fset), "forget_size": cfg.forget_size,
+                "split_id": split_id}
+        tag = f"{cfg.scenario} {','.join(map(str, fset))}" if cfg.scenario == "CR" else f"HR {cfg.forget_size}"
+        split = add("split", sdir / "split", {**split_params, "out_dir": str(sdir / "split")}, label=f"split {tag}",
+                    info=info)
+        retrained = add("train_retrained", sdir / "retrained",
+                        {**retr_params, "split": split.run_dir, "out_dir": str(sdir / "retrained")}, [split],
+                        label=f"train retrained {tag}", info={**info, "method": "retrained"})
+        if cfg.evaluate:
+            ev = dict(run=original.run_dir, original=None, retrained=retrained.run_dir, split=split.run_dir,
+                      out_dir=str(sdir / "original_eval"), embed=False, device=cfg.device)
+            add("evaluate", sdir / "original_eval", ev, [original, split, retrained],
+                label=f"evaluate original {tag}", info={**info, "method": "original"})
+            ev = dict(run=retrained.run_dir, original=original.run_dir, retrained=None, split=None, out_dir=None,
+                      embed=cfg.embed, device=cfg.device)
+            retrained_eval = add("evaluate", sdir / "retrained", ev, [retrained, original], creates_run=False,
+                                 output="evaluate.ipynb", label=f"evaluate retrained {tag}",
+                                 info={**info, "method": "retrained"})
+            evaluated += [str(sdir / "original_eval"), retrained.run_dir]
+        for method in cfg.methods:
+            spec = METHODS[method]
+            mparams = dict(cfg.params.get(method, {}))
+            if cfg.unlearn_epochs and "epochs" in {f.name for f in dataclasses.fields(spec.params)}:
+                mparams.setdefault("epochs", cfg.unlearn_epochs)
+            uses_surrogate = "surrogate" in spec.needs  # other methods ignore it: keep it out of their fingerprint
+            for seed in cfg.seeds:
+                up = dict(original=original.run_dir, retrained=retrained.run_dir, split=split.run_dir, method=method,
+                          params=mparams, seed=int(seed), surrogate=cfg.surrogate if uses_surrogate else "auto",
+                          surrogate_chunks=cfg.surrogate_chunks if uses_surrogate else None,
+                          surrogate_size=cfg.surrogate_size if uses_surrogate else 2000,
+                          snapshot_every=cfg.snapshot_every, retain_available=cfg.retain_available,
+                          device=cfg.device, out_dir=None, overwrite=False)
+                udir = sdir / f"{method}__s{seed}__{fp('unlearn', up, [original, split])[:8]}"
+                minfo = {**info, "method": method, "seed": int(seed), "params": mparams}
+                unl = add("unlearn", udir, {**up, "out_dir": str(udir)}, [original, split],
+                          label=f"unlearn {method} s{seed} {tag}", info=minfo)
+                if cfg.evaluate:
+                    ev = dict(run=unl.run_dir, original=original.run_dir, retrained=retrained.run_dir, split=None,
+                              out_dir=None, embed=cfg.embed, device=cfg.device)
+                    add("evaluate", udir, ev, [unl, retrained], creates_run=False, output="evaluate.ipynb",
+                        label=f"evaluate {method} s{seed} {tag}", info=minfo,
+                        # the retrained evaluation fits the UMAP reducers every embedding reuses: first
+                        after=[retrained_eval.id] if cfg.embed else [])
+                    evaluated.append(unl.run_dir)
+    return specs, evaluated

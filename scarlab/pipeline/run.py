@@ -1,0 +1,32 @@
+"""`scarlab pipeline` as a function: plan, then execute in local kernels through the scheduler."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+from .config import PipelineConfig, write_yaml
+from .plan import grid, plan_points
+
+
+def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False):
+    """Plan ``cfg`` (validating every grid point first), execute every stage that is not current, summarise;
+    returns a :class:`scarlab.schedule.PipelineResult`.
+
+    Stages run in dependency order, ``cfg.jobs`` at a time; a failed stage blocks only its dependants.
+    """
+    from ..schedule import Local, schedule  # the scheduler imports this package
+
+    t0 = time.perf_counter()
+    points = grid(cfg)
+    specs = plan_points(points)
+    first = points[0][1]  # jobs, threads and out are single-valued: the same in every point
+    root = Path(first.out).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    write_yaml(root / "pipeline.yaml", dataclasses.asdict(cfg),
+               "the configuration of the last `scarlab pipeline` run in this folder")
+    threads = first.threads or (max(1, (os.cpu_count() or 1) // first.jobs) if first.jobs > 1 else None)
+    with Local(first.jobs, threads) as executor:
+        return schedule(specs, executor, cfg, root, what="pipeline",
+                        progress=progress, force=force, since=t0)

@@ -1,0 +1,277 @@
+"""One stage: its notebook executed by papermill in a kernel of this interpreter, its record, and whether a
+previous execution can be reused (:func:`stage_state`)."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .. import interrupts
+from ..errors import ScarlabError
+from ..runs import RunDir, read_json, write_json
+from .plan import StageSpec, fingerprint, notebook_hash, notebook_source
+
+
+class StageFailed(ScarlabError):
+    """A stage's notebook raised; ``message`` is the notebook cell's error (``ename: evalue``)."""
+
+    def __init__(self, stage_id: str, message: str):
+        super().__init__(f"{stage_id}: {message}")
+        self.stage_id, self.message = stage_id, message
+
+
+# ============================================================================================ the kernel
+def _cache_dir() -> Path:
+    return Path(os.environ.get("SCARLAB_CACHE", Path.home() / ".cache" / "scarlab"))
+
+
+@functools.lru_cache(maxsize=None)
+def ensure_kernel() -> str:
+    """The name of a Jupyter kernel that runs *this* interpreter (the one scarlab is installed in).
+
+    The ``python3`` kernelspec is used when it starts this interpreter (jupyter_client runs a spec whose
+    command is plain ``python`` with ``sys.executable``); otherwise a ``python3`` spec pointing at
+    ``sys.executable`` is written under the scarlab cache and put first on ``JUPYTER_PATH``.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    plain = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
+    try:
+        exe = KernelSpecManager().get_kernel_spec("python3").argv[0]
+        if exe in plain or Path(exe).resolve() == Path(sys.executable).resolve():
+            return "python3"
+    except (NoSuchKernel, IndexError, OSError):
+        pass
+    key = hashlib.sha256(sys.executable.encode()).hexdigest()[:12]
+    home = _cache_dir() / "jupyter" / key
+    kdir = home / "kernels" / "python3"
+    kdir.mkdir(parents=True, exist_ok=True)
+    write_json(kdir / "kernel.json", {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                                      "display_name": f"Python 3 ({sys.prefix})", "language": "python"})
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(home)] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p])
+    return "python3"
+
+
+def _kernel_manager(log_path: Path):
+    """An AsyncKernelManager whose kernel writes its own stdout/stderr to ``log_path`` (not our terminal)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _LoggedKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            fh = open(log_path, "ab")
+            kw.setdefault("stdout", fh)
+            kw.setdefault("stderr", fh)
+            try:
+                out = await super().start_kernel(**kw)
+            finally:
+                fh.close()  # the kernel process holds its own copy of the descriptor
+            process = getattr(self.provisioner, "process", None)
+            if process is not None:  # so a second Ctrl-C can kill it
+                interrupts.track_kernel(process)
+            return out
+
+    return _LoggedKernelManager
+
+
+# ============================================================================================ records and reuse
+def _stages(path: Path) -> dict:
+    """The ``stages`` section of a record file (a run's manifest.json, the root's pipeline.json); {} if unreadable."""
+    try:
+        return read_json(path).get("stages") or {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _record(spec: StageSpec) -> dict | None:
+    return _stages(Path(spec.record)).get(spec.kind)
+
+
+def _set_record(spec: StageSpec, entry: dict | None, **fields) -> None:
+    """Write the stage's entry (None: remove it) in its record file's ``stages``, and ``fields`` beside them."""
+    path = Path(spec.record)
+    data = read_json(path) if path.is_file() else {}
+    stages = {k: v for k, v in (data.get("stages") or {}).items() if k != spec.kind}
+    write_json(path, {**data, **fields, "stages": {**stages, **({spec.kind: entry} if entry else {})}})
+
+
+def _run_state(run_dir: str) -> list:
+    """What the compare stage's result depends on for one run: its evaluation's record, or its status."""
+    rec = _stages(Path(run_dir) / "manifest.json").get("evaluate")
+    return [rec.get("status"), rec.get("fingerprint")] if rec else [_manifest_status(run_dir), None]
+
+
+def effective(spec: StageSpec) -> StageSpec:
+    """The spec as it will run now. The compare stage summarises every run of the plan that exists — failed
+    ones appear in the summary with their status and error — so its fingerprint covers each run's state."""
+    if spec.kind != "compare":
+        return spec
+    runs = [r for r in spec.params["runs"] if (Path(r) / "manifest.json").is_file()]
+    params = {**spec.params, "runs": runs}
+    return dataclasses.replace(spec, params=params, fingerprint=fingerprint(
+        "compare", {**params, "states": [_run_state(r) for r in runs]}, code=notebook_hash(spec.notebook)))
+
+
+def stage_state(spec: StageSpec) -> str:
+    """``current`` (reusable), ``failed``, ``stale`` (done with another configuration or notebook) or
+    ``missing``: the stage's entry in its record file says which, with the run's status and files."""
+    spec = effective(spec)
+    rec = _record(spec)
+    if rec is None:
+        return "failed" if _manifest_status(spec.run_dir) == "failed" and spec.creates_run else "missing"
+    if rec.get("status") != "complete":
+        return "failed"
+    if rec.get("fingerprint") != spec.fingerprint:
+        return "stale"
+    if spec.creates_run and (_manifest_status(spec.run_dir) != "complete" or not _files_intact(spec.run_dir)):
+        return "failed"
+    if not Path(spec.output).is_file():
+        return "missing"
+    return "current"
+
+
+def _files_intact(run_dir: str) -> bool:
+    """Every file the run's manifest lists is still there and readable: JSON parses, .npz/.pt archives pass their
+    CRC check (a truncated split.npz or stats.npz is re-made, not trusted because the status says complete)."""
+    import zipfile
+
+    root = Path(run_dir)
+    try:
+        files = RunDir(root).manifest.get("files", [])
+        for name in files:
+            f = root / name
+            if not f.is_file():
+                return False
+            if f.suffix == ".json":
+                read_json(f)
+            elif f.suffix in (".npz", ".pt"):
+                with zipfile.ZipFile(f) as z:
+                    if z.testzip() is not None:
+                        return False
+    except (OSError, ValueError, ScarlabError, zipfile.BadZipFile):
+        return False
+    return True
+
+
+def _manifest_status(run_dir: str) -> str | None:
+    """The run's status (a ``running`` run whose process is gone reads ``failed``); None without a manifest."""
+    try:
+        return RunDir(run_dir).status if (Path(run_dir) / "manifest.json").exists() else None
+    except (OSError, ValueError):
+        return None
+
+
+# ============================================================================================ execution
+def _clear(run_dir: Path) -> None:
+    """Remove a previous attempt of a run directory — only one that is recognisably scarlab's and that no live
+    process is writing."""
+    if not run_dir.exists():
+        return
+    holder = RunDir(run_dir).live_holder() if run_dir.is_dir() else None
+    if holder:
+        raise ScarlabError(f"{run_dir} is being written by process {holder} on this machine; wait for it to finish "
+                           "or stop it, then rerun")
+    if not run_dir.is_dir() or not ((run_dir / "manifest.json").is_file() or not any(run_dir.iterdir())):
+        raise ScarlabError(f"{run_dir} exists and is not a scarlab run directory; refusing to replace it — "
+                           "choose another --out")
+    shutil.rmtree(run_dir)
+
+
+def _lock_path(spec: StageSpec) -> Path:
+    """Beside a run directory for the stage that creates it (it is deleted and remade under the lock), else
+    inside it (evaluate, compare)."""
+    run_dir = Path(spec.run_dir)
+    return run_dir.parent / f".{run_dir.name}.lock" if spec.creates_run else run_dir / f".{spec.kind}.lock"
+
+
+def execute_stage(spec: StageSpec | dict, kernel_name: str | None = None, force: bool = False,
+                  say=print) -> RunDir:
+    """Run one stage's notebook through papermill into its run directory; returns that ``RunDir``.
+
+    A current stage (see :func:`stage_state`) is not run again unless ``force``. The executed notebook is
+    kept in the run directory; the stage's record is written last. On failure the run is marked failed with
+    the notebook cell's error message and :class:`StageFailed` is raised. Safe to call in another process:
+    the stage's lock makes a second caller wait for the first, then reuse its result (``say`` tells it waits).
+    """
+    spec = StageSpec.from_dict(spec) if isinstance(spec, dict) else spec
+    if not force and stage_state(spec) == "current":
+        return _reused(spec)
+    with interrupts.stage_lock(_lock_path(spec), spec.label, say=say):
+        # another process may have finished this very stage while we waited for its lock
+        if not force and stage_state(spec) == "current":
+            return _reused(spec)
+        return _execute_locked(effective(spec), kernel_name)
+
+
+def _reused(spec: StageSpec) -> RunDir:
+    run = RunDir(spec.run_dir)
+    run.reused = True  # the scheduler reports it as reused, and its dependants need not run again
+    return run
+
+
+def _execute_locked(spec: StageSpec, kernel_name: str | None) -> RunDir:
+    import jupytext
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    run_dir = Path(spec.run_dir)
+    kernel = kernel_name or ensure_kernel()
+    if spec.creates_run:
+        _clear(run_dir)
+    else:
+        if _record(spec) is not None:
+            _set_record(spec, None)
+        Path(spec.output).unlink(missing_ok=True)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir.parent / f".{run_dir.name}.{spec.kind}.{os.getpid()}.{time.time_ns()}.ipynb"
+    kernel_log = tmp.with_suffix(".kernel.log")
+    source = notebook_source(spec.notebook)
+    t0, error = time.perf_counter(), None
+    try:
+        papermill.execute_notebook(jupytext.read(source), str(tmp), parameters=spec.params,
+                                   kernel_name=kernel, language="python", progress_bar=False, log_output=False,
+                                   start_timeout=180, kernel_manager_class=_kernel_manager(kernel_log))
+    except PapermillExecutionError as exc:
+        error = f"{exc.ename}: {exc.evalue}" if exc.evalue else exc.ename
+    except Exception as exc:  # kernel died, timeout, unreadable notebook: still a failed stage, not a crash
+        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".rstrip(": ")
+    if error is not None and interrupts.ABORT.is_set():
+        error = "interrupted: stopped by the user (second Ctrl-C or SIGTERM)"
+    seconds = time.perf_counter() - t0
+    status = _manifest_status(spec.run_dir)
+    if error is None and spec.creates_run and status != "complete":
+        error = f"the notebook finished but {run_dir} has status {status!r}"
+    # mark failure in the run itself (creating a manifest if the notebook failed before making the run)
+    if error is not None and spec.creates_run:
+        if status is None:  # failed before the run existed (bad input, missing parent): make it visible
+            try:
+                RunDir.create(run_dir, stage=spec.kind, config=spec.params, overwrite=True).finish("failed",
+                                                                                                error=error)
+            except ScarlabError:  # a partial folder RunDir will not replace: record the failure beside it
+                run_dir.mkdir(parents=True, exist_ok=True)
+                write_json(run_dir / "manifest.json", {"id": run_dir.name, "stage": spec.kind, "status": "failed",
+                                                       "error": error, "finished": time.time(), "files": []})
+        else:
+            RunDir(run_dir).finish("failed", error=error)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if tmp.exists():
+        tmp.replace(spec.output)
+    if kernel_log.exists():  # kept only when the stage failed: the kernel's own messages may explain why
+        if error is not None and kernel_log.stat().st_size:
+            kernel_log.replace(run_dir / f"kernel_{spec.kind}.log")
+        else:
+            kernel_log.unlink()
+    output = Path(spec.output).name
+    files = {}
+    if Path(spec.record).name == "manifest.json":
+        files["files"] = sorted(set(RunDir(run_dir).manifest.get("files", [])) | {output})
+    _set_record(spec, {"status": "failed" if error else "complete", "error": error, "fingerprint": spec.fingerprint,
+                       "seconds": round(seconds, 3), "finished": time.time(), "notebook": str(source),
+                       "output": output}, **files)
+    if error is not None:
+        raise StageFailed(spec.id, error)
+    return RunDir(run_dir)
