@@ -1,7 +1,8 @@
 # scarlab in a container: CPU by default.
 #
 #   docker build -t scarlab .
-#   docker run --rm -p 127.0.0.1:8501:8501 scarlab          # then open http://127.0.0.1:8501
+#   docker run --rm -p 8501:8501 scarlab                    # then open http://127.0.0.1:8501 on the host
+#   docker run --rm -p 127.0.0.1:8501:8501 scarlab          # recommended on a shared host: the host's loopback only
 #
 # GPU: build on a CUDA base image that has Python 3.10+ (torch 2.14.1's PyPI wheels bring their own CUDA
 # libraries, so a runtime image is enough), and run with the NVIDIA container toolkit:
@@ -26,7 +27,9 @@ RUN python -m pip install -c constraints.txt -e '.[dev]'
 
 EXPOSE 8501
 # The dashboard binds 127.0.0.1 by default; inside a container that address is unreachable from the host, so
-# here Streamlit listens on all of the container's interfaces, and `docker run -p 127.0.0.1:8501:8501` (above)
-# publishes it on the host's loopback only. Do not publish it as plain `-p 8501:8501` on a shared host.
+# the image sets STREAMLIT_SERVER_ADDRESS=0.0.0.0, which `scarlab demo` / `scarlab dashboard` use when no
+# --address is given: the server listens on all of the container's interfaces and `docker run -p 8501:8501`
+# reaches it. Plain `-p 8501:8501` publishes it on every interface of the host, so on a shared host publish it
+# on the host's loopback only: `docker run -p 127.0.0.1:8501:8501`.
 ENV STREAMLIT_SERVER_ADDRESS=0.0.0.0 STREAMLIT_SERVER_HEADLESS=true STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 CMD ["scarlab", "demo", "--port", "8501"]

@@ -1,5 +1,6 @@
-"""scarlab dashboard — navigation only. Start with `scarlab dashboard --runs DIR` (binds 127.0.0.1), or
-`streamlit run dashboard/app.py -- --runs DIR`; the runs root may also come from $SCARLAB_RUNS."""
+"""scarlab dashboard — navigation only. Start with `scarlab dashboard --runs DIR` (binds 127.0.0.1 unless --address
+or $STREAMLIT_SERVER_ADDRESS says otherwise), or `streamlit run dashboard/app.py -- --runs DIR`; the runs root may
+also come from $SCARLAB_RUNS."""
 import importlib.util
 import sys
 from pathlib import Path

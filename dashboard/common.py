@@ -1,4 +1,5 @@
-"""Widgets and page scaffolding shared by the pages (Streamlit calls live here and in pages/, not in plots.py).
+"""Widgets and page scaffolding shared by the pages (Streamlit calls live here and in views/, not in plots.py):
+the run picker, tables and charts with their downloads (CSV for a table, HTML for a figure), thumbnails.
 
 Run-supplied text (run ids, methods, errors, class names: anything read from a run folder) is data, never markup.
 Pages show it with ``st.text`` / ``st.code`` where they can; where Streamlit renders Markdown (warnings, captions,
@@ -12,11 +13,14 @@ import re
 import string
 from typing import Callable
 
+import pandas as pd
 import streamlit as st
 
+from scarlab import results as R
 from scarlab_dashboard import data as D
+from scarlab_dashboard import plots as P
 
-METHOD_ORDER = ("scar", "scar_self", "original", "retrained")
+METHOD_ORDER = ("scar", "scar_self", "original", "retrained")  # first in the run pickers
 _MD_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -70,14 +74,15 @@ def warn(*messages: str | None) -> None:
                 st.text("- " + m)
 
 
-def _method_key(m: str) -> tuple:
-    return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m)
+def _label_key(run: D.Run) -> tuple:
+    m = run.method
+    return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m, run.label)
 
 
 def pick_run(runs: list[D.Run], page: str, keep: Callable[[D.Run], bool], what: str) -> D.Run | None:
-    """Method and run selectboxes; the choice carries across pages (session key ``_run``).
-
-    Switching the method keeps the comparable run (same original model, forget set and seed) when one exists.
+    """Result (``method · variant``, the run's label) and run selectboxes; the choice carries across pages
+    (session key ``_run``). Switching the result keeps the comparable run (same original model, forget set and
+    seed) when one exists.
     """
     cands = [r for r in runs if keep(r)]
     if not cands:
@@ -85,12 +90,12 @@ def pick_run(runs: list[D.Run], page: str, keep: Callable[[D.Run], bool], what: 
         return None
     lookup = D.by_id(runs)
     prev = lookup.get(st.session_state.get("_run"))
-    methods = sorted({r.method for r in cands}, key=_method_key)
-    m_default = prev.method if prev is not None and prev.method in methods else methods[0]
+    labels = list(dict.fromkeys(r.label for r in sorted(cands, key=_label_key)))
+    l_default = prev.label if prev is not None and prev.label in labels else labels[0]
     c1, c2 = st.columns([1, 3])
-    method = c1.selectbox("Method", methods, index=methods.index(m_default), key=f"{page}_method")
-    subset = sorted((r for r in cands if r.method == method),
-                    key=lambda r: (r.status != "complete", r.dataset, r.forget, r.seed or 0, r.id))
+    label = c1.selectbox("Method · variant", labels, index=labels.index(l_default), key=f"{page}_label")
+    subset = sorted((r for r in cands if r.label == label),
+                    key=lambda r: (r.status != "complete", r.dataset or "", r.forget, r.seed or 0, r.id))
     idx = 0
     if prev is not None:
         for i, r in enumerate(subset):
@@ -102,15 +107,36 @@ def pick_run(runs: list[D.Run], page: str, keep: Callable[[D.Run], bool], what: 
                 if r.group_key == prev.group_key and r.seed == prev.seed:
                     idx = i
                     break
-    labels = {r.id: r.label for r in subset}
-    run_id = c2.selectbox("Run", list(labels), index=idx, format_func=lambda i: labels.get(i, i),
-                          key=f"{page}_run_{method}")
+    titles = {r.id: r.title for r in subset}
+    run_id = c2.selectbox("Run", list(titles), index=idx, format_func=lambda i: titles.get(i, i),
+                          key=f"{page}_run_{label}")
     st.session_state["_run"] = run_id
     run = lookup[run_id]
-    if run.status != "complete":
+    if run.status not in ("complete", "not evaluated"):
         st.warning(f"This run's status is **{md(run.status)}**" + (f": {md(run.error, 300)}" if run.error else "") +
                    " — what it wrote so far is shown.", icon="⚠️")
     return run
+
+
+def pick_snapshot_run(page: str) -> tuple[list[D.Run], D.Run]:
+    """(every run, the picked unlearning run with feature snapshots); stops the page when there is none."""
+    runs = load_runs()
+    run = pick_run(runs, page, lambda r: r.stage == "unlearn" and (r.has_embedding or r.n_snapshots > 0),
+                   "feature snapshots (an unlearning run)")
+    if run is None:
+        st.stop()
+    return runs, run
+
+
+def legend_names(runs: list[D.Run]) -> dict[str, str]:
+    """Run id -> the shortest unique name among ``runs``: the label, then with forget set, seed and id added as
+    needed (``scar · lr=2.5e-4``, ``scar · class 3 · s1``)."""
+    parts = {r.id: (r.label, r.forget, "" if r.seed is None else f"s{r.seed}", r.id) for r in runs}
+    for depth in range(1, 5):
+        names = {i: " · ".join(p for p in ps[:depth] if p) for i, ps in parts.items()}
+        if len(set(names.values())) == len(names):
+            break
+    return names
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
@@ -122,6 +148,45 @@ def figure(name: str, key: tuple, build: Callable):
     """``build()`` cached as a shared object under (name, key): a rerun with the same inputs reuses the figure.
     ``key`` must capture every input (use ``D.run_sig`` for run files); the figure must not be mutated."""
     return _figure(name, key, build)
+
+
+# ----------------------------------------------------------------------------- tables and figures, with downloads
+def file_name(*parts) -> str:
+    """A safe download file name from run ids, labels and page names."""
+    name = re.sub(r"[^A-Za-z0-9._=-]+", "_", "_".join(str(p) for p in parts if p)).strip("._")
+    return name[:120] or "scarlab"
+
+
+def _download(label: str, make: Callable[[], bytes], name: str, mime: str, key: str) -> None:
+    # a callable: the file is made only when the button is clicked, never on a rerun
+    st.download_button(label, data=make, file_name=name, mime=mime, key=key, on_click="ignore", type="tertiary",
+                       icon=":material/download:")
+
+
+def table(df, name: str, key: str, **dataframe) -> None:
+    """``st.dataframe(df)`` and a CSV download of the same table (``name``: the file name, without .csv)."""
+    st.dataframe(df, **dataframe)
+    index = not isinstance(df.index, pd.RangeIndex) and dataframe.get("hide_index") is not True
+    _download("CSV", lambda: df.to_csv(index=index).encode("utf-8"), f"{file_name(name)}.csv", "text/csv",
+              f"{key}_csv")
+
+
+def chart(fig, name: str, key: str, download: str = "HTML", **plotly_chart):
+    """``st.plotly_chart(fig)`` and a self-contained HTML download of it (plotly.js inlined: opens offline, in
+    slides too; animations wait for their play button). Returns the chart's selection event."""
+    event = st.plotly_chart(fig, theme=None, key=key, **plotly_chart)
+    _download(download, lambda: P.figure_html(fig).encode("utf-8"), f"{file_name(name)}.html", "text/html",
+              f"{key}_html")
+    return event
+
+
+def metric_column(key: str):
+    """A column config for a metric of ``scarlab.results.METRICS``: its label, its unit and digits."""
+    m = R.METRIC.get(key)
+    if m is None:
+        return st.column_config.NumberColumn(key, format="%.3f")
+    return st.column_config.NumberColumn(m.label, help=key,
+                                         format="percent" if m.scale == 100 else f"%.{m.digits}f")
 
 
 def parent(runs: list[D.Run], run: D.Run, role: str) -> D.Run | None:

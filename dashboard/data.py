@@ -1,5 +1,10 @@
 """Read-only access to run directories for the dashboard.
 
+What a run *is* (method, variant, label, forget set, data set, model, seed, status) comes from
+:func:`scarlab.results.describe` over the manifest and config read here, and the metrics' keys, labels, chance
+levels and the mean ± std per result from ``scarlab.results``: the dashboard says what summary.csv says. This module
+only adds the safe reading.
+
 Rules this module enforces (the dashboard's pages read through it, never directly):
 
 * Only files under the runs root are read (``--runs DIR`` after ``--`` on the ``streamlit run`` line, or the
@@ -32,6 +37,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 import streamlit as st
+
+from scarlab import results as R
+from scarlab.results import RunInfo, describe
 
 ENV_RUNS = "SCARLAB_RUNS"
 GROUPS = ("forget_train", "retain_test", "forget_test")  # group codes 0, 1, 2 (scarlab.trace)
@@ -272,58 +280,31 @@ def read_text_tail(path: Path, root: Path | None, limit: int = 4000) -> Loaded:
 
 # ----------------------------------------------------------------------------- runs
 @dataclass
-class Run:
-    """What the pages need to know about one run directory (``id`` = its path relative to the root)."""
+class Run(RunInfo):
+    """One run directory: what :func:`scarlab.results.describe` makes of its manifest and config (stage, status,
+    method, variant, ``label``, data set, model, forget set, seed: the meaning every summary uses), plus what the
+    pages need to read it. ``id`` is its path relative to the root; ``parents`` map roles to run ids under the
+    root (None: recorded outside it, not followed)."""
 
-    id: str
-    path: Path
+    path: Path = Path(".")
+    id: str = ""
     root: Path | None = None  # the resolved runs root: every file of the run is read through checked(root, ...)
-    stage: str = "?"
-    status: str = "unknown"
-    method: str = "?"
-    dataset: str = "?"
-    model: str = "?"
-    scenario: str = ""
-    forget: str = ""
-    seed: int | None = None
-    created: float | None = None
-    error: str | None = None
-    parents: dict[str, str | None] = field(default_factory=dict)  # role -> run id under the root (None: outside)
-    metrics: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)  # the numeric entries of metrics.json
     config: dict = field(default_factory=dict)
     n_snapshots: int = 0
     has_embedding: bool = False
     problems: list[str] = field(default_factory=list)
 
     @property
-    def label(self) -> str:
-        seed = f" · s{self.seed}" if self.seed is not None else ""
-        forget = f" · {self.forget}" if self.forget else ""
-        return f"{self.method}{forget}{seed} · {self.id}"
+    def title(self) -> str:
+        """How pickers name one run: ``scar · lr=2.5e-4 · class 3 · s0 · <id>``."""
+        seed = f"s{self.seed}" if self.seed is not None else ""
+        return " · ".join(p for p in (self.label, self.forget, seed, self.id) if p)
 
     @property
     def group_key(self) -> tuple:
         """Runs that are comparable side by side: same original model and same forget set."""
         return (self.parents.get("original"), self.dataset, self.scenario, self.forget)
-
-
-def _forget(cfg: dict) -> tuple[str, str]:
-    scenario = str(cfg.get("scenario") or "")
-    classes = cfg.get("forget_classes") or []
-    if scenario == "CR" or (classes and scenario != "HR"):
-        if isinstance(classes, list) and classes:
-            return "CR", ("class " if len(classes) == 1 else "classes ") + ",".join(map(str, classes))
-        return scenario or "CR", ""
-    if scenario == "HR":
-        n = cfg.get("forget_size")
-        return "HR", f"{n} random" if n else "random"
-    return scenario, ""
-
-
-def _method(stage: str, cfg: dict) -> str:
-    if cfg.get("method"):
-        return str(cfg["method"])
-    return {"train_original": "original", "train_retrained": "retrained", "split": "split"}.get(stage, "?")
 
 
 def _resolve_parent(root: Path, value, names: dict[str, str]) -> str | None:
@@ -355,37 +336,18 @@ def snapshot_files(run_path: Path, root: Path | None) -> tuple[list[Path], list[
 def _summary(root: str, rel: str, sigs: tuple) -> Run:
     root_p = Path(root)
     path = root_p / rel
-    run = Run(id=rel, path=path, root=root_p)
-    m = read_json(path / "manifest.json", root_p)
-    if m.value is None:
-        run.status = "unreadable" if m.error else "no manifest"
-        run.problems.append(m.error or "no manifest.json (a partial or foreign folder)")
-    else:
-        man = m.value
-        run.stage = str(man.get("stage", "?"))
-        status = man.get("status", "unknown")
-        run.status = status if status in ("running", "complete", "failed") else f"unknown ({status})"
-        run.error = None if man.get("error") in (None, "") else str(man.get("error"))
-        run.created = man.get("created") if isinstance(man.get("created"), (int, float)) else None
-        run.parents = {k: v for k, v in (man.get("parents") or {}).items() if isinstance(v, str)}
-        ev = man.get("evaluation")
-        if isinstance(ev, dict) and ev.get("status") == "failed":
-            run.problems.append(f"evaluation failed: {ev.get('error')}")
-    c = read_json(path / "config.json", root_p)
-    if c.error:
-        run.problems.append(c.error)
-    cfg = c.value or {}
-    run.config = cfg
-    run.method = _method(run.stage, cfg)
-    run.dataset = str(cfg.get("dataset") or "?")
-    run.model = str(cfg.get("model") or "?")
-    run.scenario, run.forget = _forget(cfg) if run.stage not in ("train_original",) else ("", "")
-    if isinstance(cfg.get("seed"), int):
-        run.seed = cfg["seed"]
-    mt = read_json(path / "metrics.json", root_p)
-    if mt.error:
-        run.problems.append(mt.error)
-    run.metrics = {k: v for k, v in (mt.value or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    docs, errors = {}, {}
+    for name in ("manifest", "config", "metrics"):
+        docs[name], errors[name] = read_json(path / f"{name}.json", root_p)
+    info = describe(path, docs["manifest"], docs["config"], docs["metrics"] or {})
+    run = Run(**{**vars(info), "path": path}, id=rel, root=root_p, config=docs["config"] or {},
+              problems=[e for e in errors.values() if e])
+    if docs["manifest"] is None and not errors["manifest"]:
+        run.problems.insert(0, "no manifest.json (a partial or foreign folder)")  # status "missing"
+    elif errors["manifest"] or (run.problems and run.status not in ("failed", "running")):
+        run.status = "unreadable"  # as summary.csv says of a run whose files cannot be read
+    run.metrics = {k: v for k, v in (docs["metrics"] or {}).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
     snaps, refused = snapshot_files(path, root_p)
     run.n_snapshots = len(snaps)
     run.problems += refused[:3]
@@ -443,25 +405,20 @@ def scan(root: Path) -> Loaded:
 
 
 def runs_table(runs: list[Run]) -> pd.DataFrame:
-    """One row per run for the Runs page."""
+    """One row per run for the Runs page: identity, state, and the summary metrics (fractions, keys as in
+    metrics.json and summary.csv)."""
     rows = []
     for r in runs:
-        row = {"run": r.id, "status": r.status, "stage": r.stage, "method": r.method, "dataset": r.dataset,
-               "model": r.model, "scenario": r.scenario, "forget": r.forget, "seed": r.seed,
-               "snapshots": r.n_snapshots, "embedded": r.has_embedding,
+        row = {"run": r.id, "status": r.status, "stage": r.stage, "label": r.label, "method": r.method,
+               "dataset": r.dataset or "?", "model": r.model or "?", "scenario": r.scenario, "forget": r.forget,
+               "seed": r.seed, "snapshots": r.n_snapshots, "embedded": r.has_embedding,
                "created": pd.to_datetime(r.created, unit="s") if r.created else pd.NaT,
                "problem": "; ".join(filter(None, [r.error] + r.problems)) or ""}
-        for k in KEY_METRICS:
-            row[k] = r.metrics.get(k, math.nan)
+        row.update({k: r.metrics.get(k, math.nan) for k in R.SUMMARY_KEYS})
         rows.append(row)
-    cols = ["run", "status", "stage", "method", "dataset", "model", "scenario", "forget", "seed", "snapshots",
-            "embedded", "created", *KEY_METRICS, "problem"]
-    return pd.DataFrame(rows, columns=cols)
-
-
-# mia/svc/chance sits next to mia/svc/acc: the SVC attack's chance level (0.75 on a 3:1 CR set, 0.5 in HR)
-KEY_METRICS = ("acc/forget_train", "acc/forget_test", "acc/retain_test", "acc/test", "aus", "mia/svc/acc",
-               "mia/svc/chance", "mia/loss_lr/acc", "time/unlearn_s")
+    cols = ["run", "status", "stage", "label", "method", "dataset", "model", "scenario", "forget", "seed",
+            "snapshots", "embedded", "created", *R.SUMMARY_KEYS, "problem"]
+    return pd.DataFrame(rows, columns=cols).astype({"seed": "Int64"})
 
 
 def by_id(runs: list[Run]) -> dict[str, Run]:
@@ -583,7 +540,8 @@ def per_class(run: Run) -> Loaded:
             v = d.get(key)
             if isinstance(v, list) and v:
                 names = d.get("class_names") if isinstance(d.get("class_names"), list) else None
-                return Loaded(([_num(a) for a in v], [str(n) for n in (names or range(len(v)))], "perclass.json"))
+                acc = pd.to_numeric(pd.Series(v, dtype=object), errors="coerce").astype(float).tolist()
+                return Loaded((acc, [str(n) for n in (names or range(len(v)))], "perclass.json"))
     found = {}
     for k, v in run.metrics.items():
         m = re.fullmatch(r"acc/(?:per_?class|class)(?:/test)?/(\d+)", k)
@@ -593,13 +551,6 @@ def per_class(run: Run) -> Loaded:
         k = max(found) + 1
         return Loaded(([found.get(i, math.nan) for i in range(k)], [str(i) for i in range(k)], "metrics.json"))
     return Loaded(None, got.error)
-
-
-def _num(v) -> float:
-    try:
-        return float(v) if v is not None else math.nan
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def class_names(run: Run, meta: dict | None = None, k: int | None = None) -> list[str]:
@@ -619,57 +570,24 @@ def manifest(run: Run) -> Loaded:
 
 
 # ----------------------------------------------------------------------------- comparison
-# Attack accuracies with their chance level beside them: mia/svc/chance for the paper's SVC attack (its accuracy is
-# the paper's micro-F1); loss_lr and conf_thr are balanced, chance 0.5 (plots.ATTACK_CHANCE).
-COMPARE_METRICS = ("aus", "acc/forget_train", "acc/retain_train", "acc/forget_test", "acc/retain_test", "acc/test",
-                   "mia/svc/acc", "mia/svc/chance", "mia/loss_lr/acc", "mia/conf_thr/acc", "privacy/score",
-                   "time/unlearn_s")
-
-
 def metrics_frame(runs: list[Run]) -> pd.DataFrame:
-    """One row per run with metrics: identifying columns + every numeric metric it records."""
-    rows = []
-    for r in runs:
-        if not r.metrics:
-            continue
-        rows.append({"run": r.id, "method": r.method, "stage": r.stage, "status": r.status, "dataset": r.dataset,
-                     "model": r.model, "scenario": r.scenario, "forget": r.forget, "seed": r.seed, **r.metrics})
-    return pd.DataFrame(rows)
-
-
-def aggregate(df: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
-    """Mean, std and count of ``metrics`` per group; index = ' · '-joined group label, columns (metric, stat)."""
-    metrics = [m for m in metrics if m in df.columns]
-    if not len(df) or not metrics:
-        return pd.DataFrame()
-    g = df.groupby(by, dropna=False, sort=False)[metrics]
-    agg = g.agg(["mean", "std", "count"])
-    agg.index = [" · ".join(str(v) for v in (i if isinstance(i, tuple) else (i,)) if str(v) not in ("", "nan"))
-                 for i in agg.index]
-    return agg
-
-
-def mean_std_table(agg: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """The aggregate as text cells 'mean ± std' (n shown once per row); chance levels (``*/chance``) as the mean
-    alone: they describe the attack's sets, they are not measured."""
-    if not len(agg):
-        return pd.DataFrame()
-    metrics = list(dict.fromkeys(m for m, _ in agg.columns))
-    out = pd.DataFrame(index=agg.index)
-    out["runs"] = agg[[(m, "count") for m in metrics]].max(axis=1).astype(int)
-    for m in metrics:
-        mean, std = agg[(m, "mean")], agg[(m, "std")]
-        plain = m.endswith("/chance")
-        out[m] = [("—" if pd.isna(a) else f"{a:.{digits}f}" + ("" if pd.isna(s) or plain else f" ± {s:.{digits}f}"))
-                  for a, s in zip(mean, std)]
-    return out
+    """One row per run with metrics, in :func:`scarlab.results.frame`'s columns (what summary.csv holds: label,
+    method, variant, data set, model, scenario, forget classes, seed, status, every metric of ``METRICS``), with
+    ``run`` = the run id, ``forget`` = its forget set as text, and every other numeric metric the runs record."""
+    runs = [r for r in runs if r.metrics]
+    df = R.frame([{**R.row(r, r.metrics), "run": r.id} for r in runs])
+    df = df.fillna({"dataset": "?", "model": "?"})
+    df["forget"] = df["run"].map({r.id: r.forget for r in runs})
+    extra = pd.DataFrame([{k: v for k, v in r.metrics.items() if k not in R.METRIC} for r in runs],
+                         index=[r.id for r in runs])
+    return df.join(extra, on="run") if len(extra.columns) else df
 
 
 def run_sig(run: Run | None) -> tuple:
     """Signatures (path, mtime, size) of the files pages draw from: a cache key that changes with the run."""
     if run is None:
         return ()
-    names = ("manifest.json", "embedding.parquet", "history.csv", "mia_steps.csv", "metrics.json", "perclass.json",
-             "thumbs.parquet")
+    names = ("manifest.json", "config.json", "embedding.parquet", "history.csv", "mia_steps.csv", "metrics.json",
+             "perclass.json", "thumbs.parquet")
     feats = run.path / "features"
     return tuple(_sig(run.path / n) for n in names) + ((_sig(feats),) if feats.is_dir() else ())

@@ -14,16 +14,14 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from scarlab import results as R
+
 GROUP_FORGET, GROUP_RETAIN, GROUP_FORGET_TEST = 0, 1, 2
 CLASS_PALETTE = qualitative.D3 + qualitative.Pastel + qualitative.Dark24  # distinct first ten, then more
 METHOD_FIXED = {"original": "#7f7f7f", "retrained": "#222222", "scar": "#d62728", "scar_self": "#ff7f0e"}
 METHOD_PALETTE = qualitative.Bold + qualitative.Safe + qualitative.Vivid
 FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=14)
 MAX_CLASS_TRACES = 20  # above this (CIFAR-100, Tiny-ImageNet) retain points share one trace and a colour scale
-# Chance level of each membership attack: a metrics.json key holding it, or a constant. The paper's SVC attack
-# scores the majority fraction of its evaluation set (CR sets up to 3:1: 0.75; HR 1:1: 0.5); the loss-LR and
-# confidence-threshold attacks are balanced (0.5). An attack accuracy is only leakage above its chance.
-ATTACK_CHANCE = {"mia/svc/acc": "mia/svc/chance", "mia/loss_lr/acc": 0.5, "mia/conf_thr/acc": 0.5}
 CHANCE_LINE = dict(color="#555", width=1.5, dash="dash")
 
 
@@ -31,15 +29,18 @@ def class_colors(k: int) -> list[str]:
     return [CLASS_PALETTE[i % len(CLASS_PALETTE)] for i in range(max(k, 1))]
 
 
-def method_colors(methods) -> dict[str, str]:
-    out, i = {}, 0
-    for m in methods:
-        if m in out:
+def method_colors(names, methods=None) -> dict[str, str]:
+    """A colour per name (a method, or a label such as ``scar · lr=2.5e-4`` with its method in ``methods``): the
+    first name of a method with a fixed colour gets it, every other name the next palette colour."""
+    out, used, i = {}, set(), 0
+    for name, method in zip(names, methods if methods is not None else names):
+        if name in out:
             continue
-        if m in METHOD_FIXED:
-            out[m] = METHOD_FIXED[m]
+        if method in METHOD_FIXED and method not in used:
+            out[name] = METHOD_FIXED[method]
+            used.add(method)
         else:
-            out[m] = METHOD_PALETTE[i % len(METHOD_PALETTE)]
+            out[name] = METHOD_PALETTE[i % len(METHOD_PALETTE)]
             i += 1
     return out
 
@@ -431,9 +432,9 @@ def curves_figure(series: dict[str, pd.DataFrame], metrics: list[str], colors: d
                   chance: dict[str, float] | None = None) -> go.Figure:
     """One panel per metric (two per row), one line per run; ``series`` maps a run label to a frame with a
     ``step`` column and metric columns (NaN rows are dropped per metric). Panels of a metric with a chance
-    level (``chance``, default the constant ones of ATTACK_CHANCE) get a dashed horizontal line there."""
+    level (``chance``, default the constant ones of ``scarlab.results.METRICS``) get a dashed horizontal line."""
     if chance is None:
-        chance = {k: v for k, v in ATTACK_CHANCE.items() if not isinstance(v, str)}
+        chance = {m: R.chance_of(m, {}) for m in metrics}
     metrics = [m for m in metrics if any(m in df.columns and df[m].notna().any() for df in series.values())]
     if not metrics:
         return empty_figure("none of the chosen metrics is recorded by these runs")
@@ -474,77 +475,77 @@ def curves_figure(series: dict[str, pd.DataFrame], metrics: list[str], colors: d
 
 
 # ----------------------------------------------------------------------------- compare
-def _mean_std(agg: pd.DataFrame, metric: str):
-    mean = agg.get((metric, "mean"))
-    std = agg.get((metric, "std"))
-    return mean, std
+def _unit(metric: str) -> tuple[float, str]:
+    """(scale, axis title) of a metric: ``scarlab.results.METRICS`` says how it is shown."""
+    m = R.METRIC.get(metric)
+    return (m.scale, m.label) if m is not None else (1.0, metric)
 
 
 def chance_levels(agg: pd.DataFrame, metric: str) -> pd.Series | None:
-    """The chance level of attack ``metric`` per group of ``agg`` (None for metrics that are no attack): the
-    mean of its chance column (e.g. ``mia/svc/chance``) where the aggregate has one, else the constant."""
-    level = ATTACK_CHANCE.get(metric)
-    if level is None:
+    """The chance level of attack ``metric`` for each row of ``agg`` (None for metrics that are no attack, or
+    when the aggregate lacks the column that holds it), by :func:`scarlab.results.chance_of`."""
+    if R.METRIC.get(metric) is None or R.METRIC[metric].chance is None:
         return None
-    if isinstance(level, str):
-        mean, _ = _mean_std(agg, level)
-        return mean.astype(float) if mean is not None else None
-    return pd.Series(float(level), index=agg.index)
+    levels = pd.Series([R.chance_of(metric, row) for row in agg.to_dict("records")], index=agg.index, dtype=float)
+    return levels if levels.notna().any() else None
 
 
 def metric_bar_figure(agg: pd.DataFrame, metric: str, colors: dict[str, str] | None = None,
                       height: int = 360) -> go.Figure:
-    """Mean ± std of ``metric`` per group (agg: index = group label, columns (metric, mean|std|n)).
+    """Mean ± std of ``metric`` per row of ``agg`` (``scarlab.results.aggregate``'s columns ``metric`` and
+    ``metric/std``; the index names the bars, ``colors`` maps those names to colours), in the metric's unit.
 
-    Attack accuracies (ATTACK_CHANCE) get their chance level as a dashed line across each bar (trace "chance"),
-    so 0.75 on a 3:1 attack set is not read as leakage."""
-    mean, std = _mean_std(agg, metric)
-    if mean is None or mean.isna().all():
+    Attack accuracies get their chance level as a dashed line across each bar (trace "chance"), so 75 % on a 3:1
+    attack set is not read as leakage."""
+    if metric not in agg.columns or agg[metric].isna().all():
         return empty_figure(f"no run records {metric}", height)
+    scale, title = _unit(metric)
     labels = [str(i) for i in agg.index]
-    fig = go.Figure(go.Bar(x=labels, y=mean.to_numpy(float), error_y=dict(type="data", array=std.fillna(0).to_numpy(float)),
-                           marker_color=[(colors or {}).get(str(lbl).split(" · ")[0], "#1f77b4") for lbl in labels],
-                           hovertemplate="%{x}<br>%{y:.4f}<extra></extra>", name=metric, showlegend=False))
+    std = agg.get(f"{metric}/std", pd.Series(0.0, index=agg.index)).fillna(0)
+    fig = go.Figure(go.Bar(x=labels, y=agg[metric].to_numpy(float) * scale,
+                           error_y=dict(type="data", array=std.to_numpy(float) * scale),
+                           marker_color=[(colors or {}).get(lbl, "#1f77b4") for lbl in labels],
+                           hovertemplate="%{x}<br>%{y:.4g}<extra></extra>", name=metric, showlegend=False))
     chance = chance_levels(agg, metric)
-    if chance is not None and chance.notna().any():
-        # one dashed segment per bar (a bar spans its category ± 0.4), NaN breaks the line between bars
+    if chance is not None:
+        # one dashed segment per bar (a bar spans its category ± 0.4), None breaks the line between bars
         xs, ys = [], []
-        for i, c in enumerate(chance.to_numpy(float)):
+        for i, c in enumerate(chance.to_numpy(float) * scale):
             xs += [i - 0.45, i + 0.45, None]
             ys += [c, c, None]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=CHANCE_LINE, name="chance", xaxis="x2",
-                                 hovertemplate="chance %{y:.3f}<extra></extra>"))
+                                 hovertemplate="chance %{y:.4g}<extra></extra>"))
         fig.update_layout(xaxis2=dict(overlaying="x", range=[-0.5, len(labels) - 0.5], visible=False),
                           showlegend=True, legend=dict(orientation="h", x=1, xanchor="right", y=1.0,
                                                        yanchor="bottom"))
-    _base_layout(fig, height, f"{metric}: mean ± std" + (" (dashed: chance)" if chance is not None else ""))
-    if metric.startswith(("acc/", "mia/", "aus")):
-        fig.update_yaxes(range=[0, 1.05])
+    _base_layout(fig, height, f"{title}: mean ± std" + (" (dashed: chance)" if chance is not None else ""))
+    fig.update_yaxes(title=title)
+    if scale == 100 or metric == "aus":  # accuracies and AUS live in [0, 1]
+        fig.update_yaxes(range=[0, 1.05 * scale])
     return fig
 
 
 def aus_time_figure(agg: pd.DataFrame, colors: dict[str, str] | None = None, x: str = "time/unlearn_s",
                     y: str = "aus", height: int = 420) -> go.Figure:
-    """Each group at (mean time, mean AUS) with ± std error bars both ways; time on a log axis."""
-    mx, sx = _mean_std(agg, x)
-    my, sy = _mean_std(agg, y)
-    if mx is None or my is None or (mx.isna() | my.isna()).all():
+    """Each row of ``agg`` at (mean time, mean AUS) with ± std error bars both ways; time on a log axis."""
+    if x not in agg.columns or y not in agg.columns or (agg[x].isna() | agg[y].isna()).all():
         return empty_figure(f"needs both {y} and {x} (run `scarlab evaluate` on the runs)", height)
+    (sx, tx), (sy, ty) = _unit(x), _unit(y)
     fig = go.Figure()
-    for label in agg.index:
-        if not (np.isfinite(mx[label]) and np.isfinite(my[label])):
+    for label, row in agg.iterrows():
+        if not (np.isfinite(row[x]) and np.isfinite(row[y])):
             continue
-        color = (colors or {}).get(str(label).split(" · ")[0], "#1f77b4")
-        fig.add_trace(go.Scatter(x=[mx[label]], y=[my[label]], mode="markers+text", text=[str(label)],
-                                 textposition="top center", name=str(label),
-                                 error_x=dict(type="data", array=[0 if pd.isna(sx[label]) else sx[label]]),
-                                 error_y=dict(type="data", array=[0 if pd.isna(sy[label]) else sy[label]]),
-                                 marker=dict(size=14, color=color, line=dict(width=1, color="#222")),
-                                 hovertemplate=f"{label}<br>{x} %{{x:.3g}}<br>{y} %{{y:.3f}}<extra></extra>"))
-    _base_layout(fig, height, f"{y} vs {x} (better: up and left)")
-    fig.update_xaxes(title=x, type="log")
-    fig.update_yaxes(title=y)
-    fig.update_layout(showlegend=False)
+        ex, ey = (0.0 if pd.isna(row.get(f"{k}/std")) else float(row[f"{k}/std"]) for k in (x, y))
+        fig.add_trace(go.Scatter(x=[row[x] * sx], y=[row[y] * sy], mode="markers+text", text=[str(label)],
+                                 textposition="top center", name=str(label), cliponaxis=False,
+                                 error_x=dict(type="data", array=[ex * sx]), error_y=dict(type="data", array=[ey * sy]),
+                                 marker=dict(size=14, color=(colors or {}).get(str(label), "#1f77b4"),
+                                             line=dict(width=1, color="#222")),
+                                 hovertemplate=f"{label}<br>{tx} %{{x:.3g}}<br>{ty} %{{y:.3f}}<extra></extra>"))
+    _base_layout(fig, height, f"{ty} vs {tx} (better: up and left)")
+    fig.update_xaxes(title=tx, type="log")
+    fig.update_yaxes(title=ty)
+    fig.update_layout(showlegend=False, margin=dict(l=20, r=90, t=60, b=20))  # room for labels at the edges
     return fig
 
 
@@ -561,3 +562,11 @@ def per_class_heatmap(matrix: pd.DataFrame, title: str, height: int = 360) -> go
     fig.update_xaxes(title="class", type="category")
     fig.update_yaxes(type="category", autorange="reversed")
     return fig
+
+
+# ----------------------------------------------------------------------------- export
+def figure_html(fig: go.Figure) -> str:
+    """The figure as one self-contained HTML page: plotly.js inlined (opens offline, e.g. in slides), every
+    animation frame included, nothing played until its play button is pressed."""
+    return fig.to_html(include_plotlyjs=True, full_html=True, auto_play=False,
+                       config={"displaylogo": False, "responsive": True})

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -61,12 +60,10 @@ def browser_runs(tmp_path_factory, digits_original, digits_retrained, digits_sca
 
 @pytest.fixture()
 def server(browser_runs, tmp_path):
-    from scarlab.commands.dashboard import app_path, free_port
+    from scarlab.commands.dashboard import free_port, streamlit_command
 
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app_path()), "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--", "--runs", str(browser_runs)]
+    cmd = streamlit_command(browser_runs, port, "127.0.0.1")  # the line `scarlab dashboard` runs
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
@@ -134,3 +131,43 @@ def test_feature_migration_renders_points(server, tmp_path):
             dest.mkdir(parents=True, exist_ok=True)
             shutil.copy2(shot, dest / shot.name)
     assert shot.stat().st_size > 10_000
+
+
+def test_migration_html_export_plays_offline(browser_runs, tmp_path):
+    """The Migration page's "HTML for slides" file, opened from disk with every host unresolvable: plotly.js is
+    inlined, the three panels draw their points and every step is there as an animation frame."""
+    import importlib.util
+
+    import pandas as pd
+
+    chromium, driver_path = _browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    spec = importlib.util.spec_from_file_location("dashboard_plots", REPO / "dashboard" / "plots.py")
+    P = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(P)
+    emb = pd.read_parquet(browser_runs / "digits_scar_cr0" / "embedding.parquet")
+    oracle = pd.read_parquet(browser_runs / "digits_retrained_cr0" / "embedding.parquet")
+    page = tmp_path / "feature_migration.html"
+    page.write_text(P.figure_html(P.migration_figure(emb, None, oracle, method="scar")), encoding="utf-8")
+
+    opts = Options()
+    opts.binary_location = chromium
+    for flag in CHROME_FLAGS + ["--host-resolver-rules=MAP * ~NOTFOUND"]:  # offline: no host resolves
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    try:
+        driver.get(page.as_uri())
+        points_css = ".scatterlayer .trace .points path"
+        WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, points_css)) > 100)
+        frames = driver.execute_script("return document.querySelector('.plotly-graph-div')._transitionData"
+                                       "._frames.map(f => f.name)")
+        assert frames == [str(s) for s in sorted(emb["step"].unique())]
+        play = [b for b in driver.find_elements(By.CSS_SELECTOR, ".updatemenu-button") if "Play" in b.text]
+        assert play, "no play button"
+    finally:
+        driver.quit()

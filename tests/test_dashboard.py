@@ -2,6 +2,7 @@
 and robustness to empty, partial and malformed run folders."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -33,6 +34,8 @@ def _dashboard_modules():
 
 
 D, P = _dashboard_modules()
+NG = "negative_gradient · epochs=2"  # labels of dash_root's runs: 2 (8) epochs is not the method's (digits') default
+RETRAINED = "retrained · epochs=8"
 
 
 # ----------------------------------------------------------------------------- fixtures: real runs, embedded
@@ -48,9 +51,10 @@ def _copy_run(src: Path, dst: Path, parents: dict | None = None) -> Path:
 @pytest.fixture(scope="module")
 def dash_root(tmp_path_factory, digits_original, digits_retrained, digits_scar):
     """A runs root of copies of the session's real digits runs (so embedding never touches them) plus a second
-    method, embedded with ``run_embed``; the scar run also gets the evaluation's mia_steps.csv."""
+    method, embedded with ``run_embed`` and evaluated (metrics with AUS, perclass.json, mia_steps.csv)."""
     from scarlab.config import UnlearnConfig
     from scarlab.embed import run_embed
+    from scarlab.evaluate import evaluate_run
     from scarlab.unlearn.stage import run_unlearn
 
     root = tmp_path_factory.mktemp("dash_runs")
@@ -62,12 +66,8 @@ def dash_root(tmp_path_factory, digits_original, digits_retrained, digits_scar):
     ng = run_unlearn(cfg, root / "digits_negative_gradient_cr0", progress=False).path
     for run in (scar, ng):
         run_embed(run, progress=False)
-    try:  # the evaluation engineer's per-snapshot attacks, in their file format
-        from scarlab.evaluate import STEP_COLUMNS, _write_csv, mia_over_steps
-
-        _write_csv(scar / "mia_steps.csv", mia_over_steps(scar, "CR"), STEP_COLUMNS)
-    except ImportError:
-        pass
+    for run in (retr, scar, ng):
+        evaluate_run(run, original=orig, mia_repeats=1)
     return {"root": root, "original": orig, "retrained": retr, "scar": scar, "ng": ng}
 
 
@@ -218,7 +218,11 @@ def test_runs_page_lists_every_run(app, dash_root):
     table = app.dataframe[0].value
     for name in ("digits_original", "digits_retrained_cr0", "digits_scar_cr0", "digits_negative_gradient_cr0"):
         assert name in set(table["run"])
-    assert set(table.loc[table["run"] == "digits_scar_cr0", "method"]) == {"scar"}
+    scar = table.set_index("run").loc["digits_scar_cr0"]
+    assert (scar["method"], scar["label"], scar["forget"]) == ("scar", "scar", "class 0")
+    assert "complete" in scar["status"] and scar["aus"] == pytest.approx(
+        json.loads((dash_root["scar"] / "metrics.json").read_text())["aus"])
+    assert "not evaluated" in table.set_index("run").loc["digits_original", "status"]  # as summary.csv says
     app.selectbox(key="runs_detail").set_value("digits_scar_cr0").run()
     _ok(app)
 
@@ -226,7 +230,7 @@ def test_runs_page_lists_every_run(app, dash_root):
 def test_migration_page_points_frames_and_widgets(app, dash_root):
     app.switch_page("views/migration.py").run()
     _ok(app)
-    app.selectbox(key="migration_method").set_value("scar").run()
+    app.selectbox(key="migration_label").set_value("scar").run()
     _ok(app)
     emb = pd.read_parquet(dash_root["scar"] / "embedding.parquet")
     oracle = pd.read_parquet(dash_root["retrained"] / "embedding.parquet")
@@ -251,9 +255,9 @@ def test_migration_page_points_frames_and_widgets(app, dash_root):
     assert len(app.get("image")) == min(8, len(emb[(emb["step"] == steps[0]) & (emb["group"] == 0)]))
 
     # switch method: the comparable run of the other method is shown
-    app.selectbox(key="migration_method").set_value("negative_gradient").run()
+    app.selectbox(key="migration_label").set_value(NG).run()
     _ok(app)
-    assert app.selectbox(key="migration_run_negative_gradient").value == "digits_negative_gradient_cr0"
+    assert app.selectbox(key=f"migration_run_{NG}").value == "digits_negative_gradient_cr0"
     ng_steps = pd.read_parquet(dash_root["ng"] / "embedding.parquet")["step"].nunique()
     (spec,) = _chart_specs(app)
     assert len(spec["frames"]) == ng_steps
@@ -267,7 +271,7 @@ def test_migration_page_points_frames_and_widgets(app, dash_root):
 def test_distances_page(app, dash_root):
     app.switch_page("views/distances.py").run()
     _ok(app)
-    app.selectbox(key="distances_method").set_value("scar").run()
+    app.selectbox(key="distances_label").set_value("scar").run()
     _ok(app)
     specs = _chart_specs(app)
     assert len(specs) == 5
@@ -277,8 +281,8 @@ def test_distances_page(app, dash_root):
     assert lines and all(len(P.decode_array(t["x"])) == len(steps) for t in lines)
     app.select_slider[0].set_value(steps[0]).run()
     _ok(app)
-    options = app.selectbox(key="distances_method").options
-    assert "negative_gradient" in options
+    options = app.selectbox(key="distances_label").options
+    assert NG in options
     sample_box = [s for s in app.selectbox if s.key and s.key.startswith("dist_sample_")][0]
     sample_box.set_value(sample_box.options[-1]).run()
     _ok(app)
@@ -286,38 +290,146 @@ def test_distances_page(app, dash_root):
 
 def test_curves_page_overlays_methods(app, dash_root):
     app.switch_page("views/migration.py").run()
-    app.selectbox(key="migration_method").set_value("scar").run()
+    app.selectbox(key="migration_label").set_value("scar").run()
     app.switch_page("views/curves.py").run()
     _ok(app)
     chosen = app.multiselect(key="curves_runs").value
     assert set(chosen) == {"digits_scar_cr0", "digits_negative_gradient_cr0"}  # every method, same forget set
     (spec,) = _chart_specs(app)
     names = {t["name"] for t in spec["data"]}
-    assert {"scar s0", "negative_gradient s0"} <= names
+    assert {"scar", NG} <= names  # the runs' labels: unique here, so nothing is added
     metrics = app.multiselect(key="curves_metrics").value
-    assert "probe/acc/forget_train" in metrics
-    if (dash_root["scar"] / "mia_steps.csv").exists():
-        assert "mia/loss_lr/acc" in metrics
+    assert "probe/acc/forget_train" in metrics and "mia/loss_lr/acc" in metrics
     app.multiselect(key="curves_metrics").set_value(["probe/acc/retain_test"]).run()
     _ok(app)
     (spec,) = _chart_specs(app)
     assert len(spec["data"]) == 2
 
 
-def test_compare_page(app):
+def test_compare_page(app, dash_root):
+    from scarlab.results import METRIC, pm
+
     app.switch_page("views/compare.py").run()
     _ok(app)
     table = app.dataframe[0].value
-    assert {"scar", "negative_gradient", "retrained"} <= set(table.index)
-    assert "time/unlearn_s" in table.columns
-    if "mia/svc/acc" in table.columns:  # evaluated runs: the SVC attack's chance level stands next to it
-        cols = list(table.columns)
-        assert cols.index("mia/svc/chance") == cols.index("mia/svc/acc") + 1
+    assert table["label"].iloc[0] == RETRAINED and set(table["label"]) == {RETRAINED, "scar", NG}
+    assert METRIC["time/unlearn_s"].label in table.columns
+    cols = list(table.columns)  # the SVC attack's chance level stands next to its accuracy
+    assert cols.index(METRIC["mia/svc/chance"].label) == cols.index(METRIC["mia/svc/acc"].label) + 1
+    aus = json.loads((dash_root["scar"] / "metrics.json").read_text())["aus"]
+    assert table.set_index("label").loc["scar", METRIC["aus"].label] == pm("aus", aus, 0.0)  # one run: ± 0
     app.selectbox(key="compare_metric").set_value("acc/forget_test").run()
     _ok(app)
     app.toggle(key="compare_by_forget").set_value(True).run()
     _ok(app)
+    assert list(app.dataframe[0].value["forget"]) == ["class 0"] * 3
     assert len(_chart_specs(app)) == 3
+
+
+def _edit(run: Path, name: str, **changes) -> None:
+    d = json.loads((run / name).read_text())
+    d.update(changes)
+    (run / name).write_text(json.dumps(d))
+
+
+def test_variants_are_separate_results(tmp_path, dash_root, monkeypatch):
+    """Two learning rates of SCAR are two rows of the Compare page (labelled by their variant), never one average;
+    pickers and legends name runs by that label too."""
+    from scarlab.results import METRIC, pm
+
+    root = tmp_path / "runs"
+    secs = {}
+    for name, lr, seed, t in (("scar_lr5e-4_s0", 0.0005, 0, 1.0), ("scar_lr5e-4_s1", 0.0005, 1, 3.0),
+                              ("scar_lr2.5e-4_s0", 0.00025, 0, 20.0)):
+        run = _copy_run(dash_root["scar"], root / name, {})
+        _edit(run, "config.json", variant={"lr": lr}, seed=seed)
+        _edit(run, "metrics.json", **{"time/unlearn_s": t})
+        secs.setdefault(lr, []).append(t)
+    at = _apptest(root, monkeypatch)
+    assert set(at.dataframe[0].value["label"]) == {"scar · lr=5e-4", "scar · lr=2.5e-4"}
+    at.switch_page("views/compare.py").run()
+    _ok(at)
+    table = at.dataframe[0].value.set_index("label")
+    assert list(table.index) == ["scar · lr=2.5e-4", "scar · lr=5e-4"]  # summary.csv's order
+    assert table["runs"].tolist() == ["1", "2"] and table.loc["scar · lr=5e-4", "seeds"] == "0,1"
+    time = METRIC["time/unlearn_s"].label
+    assert table.loc["scar · lr=5e-4", time] == pm("time/unlearn_s", 2.0, np.std(secs[0.0005], ddof=1)) == "2.00 ± 1.41"
+    assert table.loc["scar · lr=2.5e-4", time] == "20.00 ± 0.00"
+    (bar, *_) = _chart_specs(at)
+    assert bar["data"][0]["x"] == ["scar · lr=2.5e-4", "scar · lr=5e-4"]
+    at.switch_page("views/migration.py").run()
+    _ok(at)
+    assert at.selectbox(key="migration_label").options == ["scar · lr=2.5e-4", "scar · lr=5e-4"]
+    at.switch_page("views/curves.py").run()
+    at.multiselect(key="curves_runs").set_value(["scar_lr5e-4_s0", "scar_lr5e-4_s1", "scar_lr2.5e-4_s0"]).run()
+    _ok(at)
+    (spec,) = _chart_specs(at)
+    assert {t["name"] for t in spec["data"]} == {"scar · lr=5e-4 · class 0 · s0", "scar · lr=5e-4 · class 0 · s1",
+                                                 "scar · lr=2.5e-4 · class 0 · s0"}
+
+
+def test_forget_set_is_the_recorded_one(tmp_path, dash_root, monkeypatch):
+    """A retrained run (and the unlearning run on its split) whose config records forget class 3: every page
+    that names forget sets says class 3, none says class 0."""
+    root = tmp_path / "runs"
+    retr = _copy_run(dash_root["retrained"], root / "retrained_cr3")
+    scar = _copy_run(dash_root["scar"], root / "scar_cr3", {"retrained": retr})
+    for run in (retr, scar):
+        _edit(run, "config.json", forget_classes=[3], scenario="CR")
+    at = _apptest(root, monkeypatch)
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["retrained_cr3", "forget"] == table.loc["scar_cr3", "forget"] == "class 3"
+    at.switch_page("views/compare.py").run()
+    at.toggle(key="compare_by_forget").set_value(True).run()
+    _ok(at)
+    assert set(at.dataframe[0].value["forget"]) == {"class 3"}
+    for page in ("runs", "migration", "distances", "curves", "compare"):
+        at.switch_page(f"views/{page}.py").run()
+        _ok(at)
+        shown = _shown(at) + " ".join(" ".join(map(str, df.value.to_numpy().ravel())) for df in at.dataframe)
+        assert "class 0" not in shown and "classes 0" not in shown, page
+        if page in ("migration", "curves"):
+            assert "class 3" in shown, page
+
+
+def test_tables_and_figures_download(app, dash_root, monkeypatch):
+    """Every table has a CSV download and every figure an HTML one; the Migration page's HTML for slides holds
+    plotly.js and every step as an animation frame, and does not play on its own."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    made = {}
+    add = MediaFileManager.add_deferred
+
+    def spy(self, data, mimetype, coordinates, file_name=None, **kw):
+        made[file_name] = data
+        return add(self, data, mimetype, coordinates, file_name=file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
+    for page in ("runs", "migration", "distances", "curves", "compare"):
+        app.switch_page(f"views/{page}.py").run()
+        _ok(app)
+        buttons = app.get("download_button")
+        assert all(b.proto.deferred_file_id for b in buttons), page  # made on click, not on every rerun
+        assert sum(b.label == "CSV" for b in buttons) == len(app.dataframe), page
+        assert sum(b.label.startswith("HTML") for b in buttons) == len(app.get("plotly_chart")), page
+        assert len(buttons) > 0, page
+    runs_csv = pd.read_csv(io.BytesIO(made["runs.csv"]()))
+    assert {"run", "label", "forget", "aus", "mia/svc/chance"} <= set(runs_csv.columns)
+    assert set(runs_csv["run"]) >= {"digits_scar_cr0", "digits_negative_gradient_cr0"}
+
+    app.switch_page("views/migration.py").run()
+    app.selectbox(key="migration_label").set_value("scar").run()
+    _ok(app)
+    (button,) = [b for b in app.get("download_button") if b.label.startswith("HTML")]
+    assert "slides" in button.label
+    (name,) = [n for n in made if n.startswith("feature_migration_scar")]
+    html = made[name]().decode("utf-8")
+    steps = sorted(pd.read_parquet(dash_root["scar"] / "embedding.parquet")["step"].unique())
+    assert "<html>" in html[:100] and html.count("Plotly.addFrames(") == 1
+    frames = re.search(r"Plotly\.addFrames\('[^']+',\s*(\[.*\])\);", html, re.S)
+    assert [f["name"] for f in json.loads(frames.group(1))] == [str(s) for s in steps]
+    assert "Plotly.animate" not in html  # auto_play=False: waits for ▶ Play
+    assert not re.search(r"<script[^>]*\bsrc=", html) and len(html) > 3_000_000  # plotly.js inlined: works offline
 
 
 # ----------------------------------------------------------------------------- plot builders
@@ -414,34 +526,41 @@ def test_curves_and_compare_figures():
     (mia,) = [t for t in fig.data if t.xaxis == "x2"]
     assert mia.name == "scar s0" and list(mia.y) == [.8, .5]
     assert P.curves_figure(s, ["nothing"]).layout.annotations
-    df = pd.DataFrame({"method": ["scar", "scar", "ng"], "forget": ["class 0"] * 3, "aus": [0.9, 0.8, 0.5],
-                       "time/unlearn_s": [1.0, 3.0, 2.0]})
-    agg = D.aggregate(df, ["method"], ["aus", "time/unlearn_s", "missing"])
-    assert agg.loc["scar", ("aus", "mean")] == pytest.approx(0.85)
-    assert agg.loc["scar", ("aus", "std")] == pytest.approx(np.std([0.9, 0.8], ddof=1))
-    table = D.mean_std_table(agg)
-    assert table.loc["scar", "aus"] == "0.850 ± 0.071" and table.loc["scar", "runs"] == 2
+    agg = _agg([("scar", 0.9, 1.0), ("scar", 0.8, 3.0), ("ng", 0.5, 2.0)], ["aus", "time/unlearn_s"])
+    assert agg.loc["scar", "aus"] == pytest.approx(0.85)
+    assert agg.loc["scar", "aus/std"] == pytest.approx(np.std([0.9, 0.8], ddof=1))
     bar = P.metric_bar_figure(agg, "aus")
     assert list(bar.data[0].x) == ["scar", "ng"]
+    assert P.metric_bar_figure(agg, "time/unlearn_s").layout.yaxis.title.text == "unlearning time s"
     scatter = P.aus_time_figure(agg)
     assert len(scatter.data) == 2 and scatter.layout.xaxis.type == "log"
     heat = P.per_class_heatmap(pd.DataFrame([[0.0, 1.0]], index=["scar"], columns=["0", "1"]), "t")
     assert np.asarray(heat.data[0].z).shape == (1, 2)
 
 
+def _agg(rows, metrics):
+    """scarlab.results.aggregate over runs (label, metric values...) named by label, as the Compare page does."""
+    from scarlab import results as R
+
+    df = R.frame([{"label": lbl, "method": lbl, "variant": "", "dataset": "digits", "model": "tinycnn",
+                   "scenario": "CR", "forget_classes": "0", "seed": i, "status": "complete", **dict(zip(metrics, v))}
+                  for i, (lbl, *v) in enumerate(rows)])
+    return R.aggregate(df, R.GROUP_KEYS, tuple(metrics)).set_index("label", drop=False)
+
+
 def test_attack_chance_is_drawn_next_to_attack_accuracy():
-    """The SVC attack's chance (0.75 on a 3:1 CR set) as a dashed line on its bars, 0.5 on the balanced attacks'
-    curves, and a plain chance column in the compare table: 0.75 must never read as leakage."""
-    df = pd.DataFrame({"method": ["original", "scar", "scar"], "mia/svc/acc": [0.75, 0.74, 0.76],
-                       "mia/svc/chance": [0.75, 0.75, 0.75], "mia/loss_lr/acc": [0.6, 0.5, 0.52],
-                       "aus": [0.5, 0.9, 0.95]})
-    assert D.COMPARE_METRICS.index("mia/svc/chance") == D.COMPARE_METRICS.index("mia/svc/acc") + 1
-    assert "mia/svc/f1" not in D.COMPARE_METRICS and "mia/svc/chance" in D.KEY_METRICS
-    agg = D.aggregate(df, ["method"], ["mia/svc/acc", "mia/svc/chance", "mia/loss_lr/acc", "aus"])
-    table = D.mean_std_table(agg)
-    assert table.loc["scar", "mia/svc/chance"] == "0.750"  # a property of the sets: no ± std
-    assert table.loc["scar", "mia/svc/acc"] == "0.750 ± 0.014"
-    for metric, level in (("mia/svc/acc", 0.75), ("mia/loss_lr/acc", 0.5)):
+    """The SVC attack's chance (75 % on a 3:1 CR set) as a dashed line on its bars, 50 % on the balanced attacks'
+    curves, and a plain chance column in the compare table: 75 % must never read as leakage."""
+    from scarlab import results as R
+
+    keys = ["mia/svc/acc", "mia/svc/chance", "mia/loss_lr/acc", "aus"]
+    agg = _agg([("original", 0.75, 0.75, 0.6, 0.5), ("scar", 0.74, 0.75, 0.5, 0.9), ("scar", 0.76, 0.75, 0.52, 0.95)],
+               keys)
+    table = R.pm_table(agg, tuple(keys), ("label",))
+    row = table.set_index("label").loc["scar"]
+    assert row[R.METRIC["mia/svc/chance"].label] == "75.00"  # a property of the sets: no ± std
+    assert row[R.METRIC["mia/svc/acc"].label] == "75.00 ± 1.41"
+    for metric, level in (("mia/svc/acc", 75), ("mia/loss_lr/acc", 50)):
         fig = P.metric_bar_figure(agg, metric)
         (line,) = [t for t in fig.data if t.name == "chance"]
         assert line.line.dash == "dash"
@@ -449,9 +568,9 @@ def test_attack_chance_is_drawn_next_to_attack_accuracy():
         assert len(ys) == 2 * len(agg) and all(y == pytest.approx(level) for y in ys)
     bar = P.metric_bar_figure(agg, "aus")
     assert [t.name for t in bar.data] == ["aus"]  # no chance for a metric that is no attack
-    assert P.chance_levels(agg.drop(columns="mia/svc/chance", level=0), "mia/svc/acc") is None
-    s = {"scar s0": pd.DataFrame({"step": [0, 5], "probe/acc/forget_train": [1, 0], "mia/loss_lr/acc": [.8, .5],
-                                  "mia/conf_thr/acc": [.9, .55]})}
+    assert P.chance_levels(agg.drop(columns="mia/svc/chance"), "mia/svc/acc") is None
+    s = {"scar": pd.DataFrame({"step": [0, 5], "probe/acc/forget_train": [1, 0], "mia/loss_lr/acc": [.8, .5],
+                               "mia/conf_thr/acc": [.9, .55]})}
     fig = P.curves_figure(s, ["probe/acc/forget_train", "mia/loss_lr/acc", "mia/conf_thr/acc"])
     dashed = [sh for sh in fig.layout.shapes if sh.line.dash == "dash"]
     assert sorted(sh.yref for sh in dashed) == ["y2", "y3"] and all(sh.y0 == sh.y1 == 0.5 for sh in dashed)
@@ -503,11 +622,11 @@ def test_malformed_runs_never_crash_and_warn(tmp_path, dash_root, monkeypatch):
         _ok(at)
     # the broken unlearning run selected: a visible warning, no exception
     at.switch_page("views/migration.py").run()
-    at.selectbox(key="migration_method").set_value("negative_gradient").run()
+    at.selectbox(key="migration_label").set_value(NG).run()
     _ok(at)
     assert any("embedding\\.parquet" in w.value for w in at.warning)  # Markdown-escaped run text
     at.switch_page("views/distances.py").run()
-    at.selectbox(key="distances_method").set_value("negative_gradient").run()
+    at.selectbox(key="distances_label").set_value(NG).run()
     _ok(at)
     assert at.warning
     at.switch_page("views/curves.py").run()
@@ -591,7 +710,7 @@ def test_dashboard_command(tmp_path):
     assert main(["dashboard", "--runs", str(tmp_path / "missing")]) == 2
 
 
-# ----------------------------------------------------------------------------- received run folders (issue 15)
+# ----------------------------------------------------------------------------- received run folders
 SECRET = "-----BEGIN OPENSSH PRIVATE KEY----- not-for-the-dashboard"
 
 
@@ -632,7 +751,8 @@ def test_file_symlinks_out_of_the_root_are_refused(tmp_path, monkeypatch):
     real_root = root.resolve()
     runs = D.scan(real_root).value
     (r,) = runs
-    assert r.metrics == {} and r.method == "?" and not r.has_embedding and r.n_snapshots == 0
+    assert r.metrics == {} and r.config == {} and not r.has_embedding and r.n_snapshots == 0
+    assert (r.method, r.label, r.status) == ("unlearn", "unlearn", "failed")  # from the manifest's stage alone
     assert any("outside the runs root" in p for p in r.problems)
     for got in (D.error_text(r), D.history(r), D.mia_steps(r), D.embedding(r), D.snapshot_table(r), D.per_class(r),
                 D.read_json(run / "metrics.json", real_root), D.read_text_tail(run / "notes.txt", real_root)):

@@ -1,9 +1,11 @@
 """`scarlab dashboard` and `scarlab lab` never leave their server behind: SIGTERM / SIGINT to the command (or the
 command being killed) stops Streamlit / JupyterLab and frees the port; a bad --port is one line before anything
-starts."""
+starts; the dashboard listens where `server_settings` says (the Docker image's command: every interface)."""
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -123,6 +125,70 @@ def test_bad_port_from_the_shell(tmp_path):
         r = subprocess.run([sys.executable, "-m", "scarlab", *args], cwd=REPO, capture_output=True, text=True,
                            timeout=120)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "1 to 65535" in r.stderr, r.stderr
+
+
+# ----------------------------------------------------------------------------- where the dashboard listens
+def test_server_settings_order():
+    from scarlab.commands.dashboard import server_settings
+    from scarlab.errors import ScarlabError
+
+    docker = {"STREAMLIT_SERVER_ADDRESS": "0.0.0.0"}
+    assert server_settings(None, None, {}) == ("127.0.0.1", 8501)  # outside a container: loopback
+    assert server_settings(None, None, docker) == ("0.0.0.0", 8501)
+    assert server_settings("127.0.0.1", "8600", docker) == ("127.0.0.1", 8600)  # --address and --port win
+    assert server_settings(None, None, {"STREAMLIT_SERVER_PORT": "8700"}) == ("127.0.0.1", 8700)
+    with pytest.raises(ScarlabError, match=r"\$STREAMLIT_SERVER_PORT must be a whole number"):
+        server_settings(None, None, {"STREAMLIT_SERVER_PORT": "http"})
+
+
+def _dockerfile() -> tuple[dict, list[str]]:
+    """The environment the image sets (``ENV``) and its command (``CMD``, JSON form), read from the Dockerfile."""
+    env, cmd = {}, None
+    for line in (REPO / "Dockerfile").read_text().replace("\\\n", " ").splitlines():
+        word, _, rest = line.strip().partition(" ")
+        if word.upper() == "ENV":
+            parts = shlex.split(rest)
+            if parts and "=" not in parts[0]:  # the legacy form: ENV KEY value
+                env[parts[0]] = " ".join(parts[1:])
+            else:
+                env.update(part.split("=", 1) for part in parts)
+        elif word.upper() == "CMD":
+            cmd = json.loads(rest)
+    return env, cmd
+
+
+@pytest.mark.parametrize("in_image", [True, False], ids=["image-env", "no-env"])
+def test_docker_image_command_listens_on_every_interface(in_image, tmp_path, monkeypatch, capsys):
+    """No container engine runs here: the Dockerfile's CMD is run as the image would run it (its ENV set, the
+    pipeline and the server stubbed), and the Streamlit line it starts must bind 0.0.0.0:8501 — the only address a
+    published port reaches — while the same command without the image's ENV stays on 127.0.0.1."""
+    from scarlab.cli import build_parser, main
+    from scarlab.commands import dashboard
+
+    env, cmd = _dockerfile()
+    streamlit_env = {k: v for k, v in env.items() if k.startswith("STREAMLIT_")}
+    if not in_image:
+        streamlit_env.pop("STREAMLIT_SERVER_ADDRESS")
+    expected = ("0.0.0.0" if in_image else "127.0.0.1", 8501)
+    assert cmd[0] == "scarlab"
+    args = build_parser(cmd[1:]).parse_args(cmd[1:])
+    assert dashboard.server_settings(args.address, args.port, streamlit_env) == expected
+
+    for k in ("STREAMLIT_SERVER_ADDRESS", "STREAMLIT_SERVER_PORT"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in streamlit_env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "demo").mkdir(parents=True)  # where `scarlab demo` writes by default
+    started = []
+    monkeypatch.setattr("scarlab.pipeline.run_pipeline", lambda cfg, progress=True: None)
+    monkeypatch.setattr("scarlab.commands._common.report", lambda *a, **k: None)
+    monkeypatch.setattr(dashboard, "port_free", lambda port, address: True)
+    monkeypatch.setattr(dashboard, "supervise", lambda line, env=None: started.append(line) or 0)
+    assert main(cmd[1:]) == 0
+    (line,) = started
+    assert (line[line.index("--server.address") + 1], int(line[line.index("--server.port") + 1])) == expected
+    assert f"http://{expected[0]}:8501" in capsys.readouterr().out  # the printed URL names the real address
 
 
 # ----------------------------------------------------------------------------- scarlab dashboard

@@ -1,4 +1,5 @@
-"""Curves: forget / retain / test accuracy and MIA over unlearning steps, several methods overlaid."""
+"""Curves: forget / retain / test accuracy and MIA over unlearning steps, several runs overlaid (named by their
+label, method · variant)."""
 import pandas as pd
 import streamlit as st
 
@@ -21,14 +22,15 @@ prev = lookup.get(st.session_state.get("_run"))
 if prev is None or prev.stage != "unlearn":
     prev = cands[0]
 default = [r.id for r in cands if r.group_key == prev.group_key and r.seed == prev.seed] or [prev.id]
-labels = {r.id: r.label for r in cands}
+titles = {r.id: r.title for r in cands}
 chosen = st.multiselect("Runs (default: every method on the selected run's original model and forget set)",
-                        list(labels), default=default, format_func=lambda i: labels[i], key="curves_runs")
+                        list(titles), default=default, format_func=lambda i: titles[i], key="curves_runs")
 if not chosen:
     st.info("Choose at least one run.")
     st.stop()
 
-series, problems, methods = {}, [], {}
+names = common.legend_names([lookup[rid] for rid in chosen])
+series, problems, labels, methods = {}, [], {}, {}
 for rid in chosen:
     r = lookup[rid]
     h = D.history(r)
@@ -49,11 +51,9 @@ for rid in chosen:
     df = pd.concat(frames, ignore_index=True, sort=False)
     df = df.apply(pd.to_numeric, errors="coerce")
     df = df.groupby("step", as_index=False).mean(numeric_only=True)  # merge rows of one step
-    label = f"{r.method} s{r.seed}" if r.seed is not None else r.method
-    while label in series:
-        label += "'"
-    series[label] = df
-    methods[label] = r.method
+    series[names[rid]] = df
+    labels[names[rid]] = r.label
+    methods[r.label] = r.method
 common.warn(*problems)
 if not series:
     st.stop()
@@ -66,9 +66,10 @@ default_m = [m for m in preferred if m in available][:6] or available[:4]
 metrics = st.multiselect("Metrics", available, default=default_m, key="curves_metrics")
 if not any(c.startswith("mia/") for df in series.values() for c in df.columns):
     st.info("No MIA-over-steps values yet: `scarlab evaluate RUN` writes mia_steps.csv next to each run.")
-colors = P.method_colors(methods.values())
+colors = P.method_colors(methods, methods.values())  # one colour per label; runs sharing one get dashes
+dashes = ({name: ("solid", "dash", "dot", "dashdot")[i % 4] for i, name in enumerate(sorted(series))}
+          if len(set(labels.values())) < len(series) else None)
 key = (tuple(D.run_sig(lookup[r]) for r in chosen), tuple(metrics))
-fig = common.figure("curves", key, lambda: P.curves_figure(series, metrics, colors={lbl: colors[m] for lbl, m in methods.items()},
-                      dashes={lbl: ("solid", "dash", "dot", "dashdot")[i % 4] for i, lbl in
-                              enumerate(sorted(series))} if len(set(methods.values())) < len(series) else None))
-st.plotly_chart(fig, theme=None, key="curves_chart")
+fig = common.figure("curves", key, lambda: P.curves_figure(series, metrics, colors={n: colors[lbl] for n, lbl in
+                                                                                   labels.items()}, dashes=dashes))
+common.chart(fig, "curves", "curves_chart")

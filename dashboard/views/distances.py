@@ -10,11 +10,7 @@ common.header("Distances",
               "For each forget sample the tracer records its Mahalanobis distance (in the original model's class "
               "statistics) to its own class and to its target class — the closest other class, fixed before the "
               "first step. SCAR pulls samples to their target: the red curve falls, the blue one rises.")
-runs = common.load_runs()
-run = common.pick_run(runs, "distances", lambda r: r.stage == "unlearn" and (r.has_embedding or r.n_snapshots > 0),
-                      "feature snapshots (an unlearning run)")
-if run is None:
-    st.stop()
+_, run = common.pick_snapshot_run("distances")
 got = D.points_table(run)
 if got.value is None:
     common.warn(got.error or "no snapshot data")
@@ -37,7 +33,8 @@ if not has_dist:
             "tracer could not compute them. The assignment matrices below still use predictions.")
 else:
     sig = D.run_sig(run)
-    st.plotly_chart(common.figure("dist_mean", sig, lambda: P.distance_mean_figure(pts)), theme=None, key="dist_mean")
+    common.chart(common.figure("dist_mean", sig, lambda: P.distance_mean_figure(pts)), f"distances_{run.id}",
+                 "dist_mean")
     points = sorted(int(p) for p in forget["point"].unique())
     f0 = forget[forget["step"] == steps[0]]
     fmt = {p: f"#{p} · train {i} · {common.class_name(names, lbl)} → target {common.class_name(names, t)}"
@@ -52,27 +49,30 @@ else:
         if img is not None:
             st.image(img, width=96, caption=common.md(fmt.get(highlight, "")))
     a, b = st.columns(2)
-    a.plotly_chart(common.figure("dist_samples", (sig, highlight), lambda: P.distance_samples_figure(pts, highlight)),
-                   theme=None, key="dist_samples")
+    with a:
+        common.chart(common.figure("dist_samples", (sig, highlight), lambda: P.distance_samples_figure(pts, highlight)),
+                     f"distances_{run.id}_sample_{highlight}", "dist_samples")
     with b:
         step = st.select_slider("Step", options=steps, value=steps[-1], key=f"dist_step_{run.id}") \
             if len(steps) > 1 else steps[0]
-        st.plotly_chart(common.figure("dist_scatter", (sig, step), lambda: P.distance_scatter_figure(pts, step)),
-                        theme=None, key="dist_scatter")
+        common.chart(common.figure("dist_scatter", (sig, step), lambda: P.distance_scatter_figure(pts, step)),
+                     f"distances_{run.id}_step_{step}", "dist_scatter")
 
 st.subheader("Target-class assignment")
 first = forget[forget["step"] == steps[0]]
 last = forget[forget["step"] == steps[-1]]
 a, b = st.columns(2)
-if (first["target"] >= 0).any():
-    a.plotly_chart(common.figure("dist_assign", (D.run_sig(run), tuple(names)), lambda: P.assignment_matrix_figure(
-        first["label"].to_numpy(), first["target"].to_numpy(), names, "own class", "target class",
-        "Own class × target class")), theme=None, key="dist_assign")
-else:
-    a.info("No target classes recorded in these snapshots.")
-b.plotly_chart(common.figure("dist_final", (D.run_sig(run), tuple(names)), lambda: P.assignment_matrix_figure(
-    last["label"].to_numpy(), last["pred"].to_numpy(), names, "own class", f"prediction at step {steps[-1]}",
-    "Own class × final prediction")), theme=None, key="dist_final")
+with a:
+    if (first["target"] >= 0).any():
+        common.chart(common.figure("dist_assign", (D.run_sig(run), tuple(names)), lambda: P.assignment_matrix_figure(
+            first["label"].to_numpy(), first["target"].to_numpy(), names, "own class", "target class",
+            "Own class × target class")), f"distances_{run.id}_targets", "dist_assign")
+    else:
+        st.info("No target classes recorded in these snapshots.")
+with b:
+    common.chart(common.figure("dist_final", (D.run_sig(run), tuple(names)), lambda: P.assignment_matrix_figure(
+        last["label"].to_numpy(), last["pred"].to_numpy(), names, "own class", f"prediction at step {steps[-1]}",
+        "Own class × final prediction")), f"distances_{run.id}_predictions", "dist_final")
 if (first["target"] >= 0).any() and len(last):
     tgt = first.set_index("point")["target"]
     agree = (last.set_index("point")["pred"] == tgt.reindex(last["point"]).to_numpy()).mean()

@@ -14,11 +14,7 @@ common.header("Feature migration",
               "Outlined diamonds: forget samples, filled with the colour of the class the model predicts at that "
               "step — press ▶ Play to watch them travel. The oracle panel is the retrained model's own map, aligned "
               "to the original's.")
-runs = common.load_runs()
-run = common.pick_run(runs, "migration", lambda r: r.stage == "unlearn" and (r.has_embedding or r.n_snapshots > 0),
-                      "feature snapshots (an unlearning run)")
-if run is None:
-    st.stop()
+runs, run = common.pick_snapshot_run("migration")
 got = D.embedding(run)
 if got.value is None:
     common.warn(got.error)
@@ -54,10 +50,13 @@ show_ft = c2.checkbox("forget-test points", value=has_ft, disabled=not has_ft, k
 with_oracle = c3.checkbox("oracle panel", value=oracle is not None, disabled=oracle is None, key="migration_oracle")
 
 fig = common.figure("migration", (D.run_sig(run), D.run_sig(oracle_run), step, show_ft, with_oracle, tuple(names)),
-                    lambda: P.migration_figure(emb, step, oracle if with_oracle else None, names, method=run.method,
+                    lambda: P.migration_figure(emb, step, oracle if with_oracle else None, names, method=run.label,
                                                show_forget_test=show_ft))
-event = st.plotly_chart(fig, theme=None, key="migration_chart", on_select="rerun", selection_mode=("points", "box", "lasso"),
-                        config={"displaylogo": False, "displayModeBar": "hover"})
+event = common.chart(fig, f"feature_migration_{run.label}_{run.forget}_{run.id}", "migration_chart",
+                     download="HTML for slides (self-contained, offline)", on_select="rerun",
+                     selection_mode=("points", "box", "lasso"), config={"displaylogo": False, "displayModeBar": "hover"})
+st.caption(f"The HTML holds all {len(steps)} steps as animation frames and plotly.js itself: it opens without a "
+           "network, and the animation waits for ▶ Play.")
 
 now = emb[emb["step"] == step]
 forget = now[now["group"] == P.GROUP_FORGET]

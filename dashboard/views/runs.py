@@ -1,8 +1,9 @@
-"""Runs: every run directory under the root, with status, what it did and its key metrics."""
+"""Runs: every run directory under the root, with status, what it did (method · variant) and its key metrics."""
 import json
 
 import streamlit as st
 
+from scarlab import results as R
 from scarlab_dashboard import common
 from scarlab_dashboard import data as D
 
@@ -15,6 +16,7 @@ with st.sidebar:
     st.subheader("Filters")
     status = st.multiselect("Status", sorted(table["status"].unique()), key="runs_status")
     methods = st.multiselect("Method", sorted(table["method"].unique()), key="runs_method")
+    labels = st.multiselect("Method · variant", sorted(table["label"].unique()), key="runs_label")
     datasets = st.multiselect("Dataset", sorted(table["dataset"].unique()), key="runs_dataset")
     text = st.text_input("Run name contains", key="runs_text")
 shown = table
@@ -22,30 +24,34 @@ if status:
     shown = shown[shown["status"].isin(status)]
 if methods:
     shown = shown[shown["method"].isin(methods)]
+if labels:
+    shown = shown[shown["label"].isin(labels)]
 if datasets:
     shown = shown[shown["dataset"].isin(datasets)]
 if text:
     shown = shown[shown["run"].str.contains(text, case=False, regex=False)]
 
 counts = table["status"].value_counts()
-cols = st.columns(5)
+cols = st.columns(6)
 cols[0].metric("runs", len(table))
-for col, s in zip(cols[1:], ("complete", "running", "failed")):
+for col, s in zip(cols[1:], ("complete", "not evaluated", "running", "failed")):
     col.metric(s, int(counts.get(s, 0)))
-cols[4].metric("embedded", int(table["embedded"].sum()))
+cols[5].metric("embedded", int(table["embedded"].sum()))
 
-ICON = {"complete": "✓ complete", "running": "… running", "failed": "✗ failed"}  # symbols every font has
+ICON = {"complete": "✓ complete", "not evaluated": "○ not evaluated", "running": "… running",
+        "failed": "✗ failed"}  # symbols every font has
 view = shown.assign(status=shown["status"].map(lambda s: ICON.get(s, "⚠ " + s)))
-metric_cols = {k: st.column_config.NumberColumn(k, format="%.3f") for k in D.KEY_METRICS}
-metric_cols["time/unlearn_s"] = st.column_config.NumberColumn("time/unlearn_s", format="%.2f s")
-st.dataframe(view, hide_index=True, width="stretch", height=min(38 * (len(view) + 1) + 4, 560),
+common.table(view, "runs", "runs_table", hide_index=True, width="stretch",
+             height=min(38 * (len(view) + 1) + 4, 560),
              column_config={"created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
-                            "embedded": st.column_config.CheckboxColumn("embedded"), **metric_cols,
+                            "label": st.column_config.TextColumn("method · variant"),
+                            "embedded": st.column_config.CheckboxColumn("embedded"),
+                            **{k: common.metric_column(k) for k in R.SUMMARY_KEYS},
                             "problem": st.column_config.TextColumn("problem", width="large")})
 st.caption(f"{len(view)} of {len(table)} runs shown. Key metrics come from each run's metrics.json "
-           "(`scarlab evaluate` adds AUS and the attacks).")
+           "(`scarlab evaluate` adds AUS and the attacks; the CSV holds them as fractions, as summary.csv does).")
 
-problems = [r for r in runs if r.problems or r.status not in ("complete", "running")]
+problems = [r for r in runs if r.problems or r.status not in ("complete", "running", "not evaluated")]
 if problems:
     common.warn(*[f"{r.id}: {r.status}{' — ' + r.error if r.error else ''}"
                   f"{' — ' + '; '.join(r.problems) if r.problems else ''}" for r in problems])
@@ -56,7 +62,7 @@ pick = st.selectbox("Run", ids, key="runs_detail")
 run = D.by_id(runs)[pick]
 c1, c2 = st.columns(2)
 with c1:  # run-supplied strings as plain text (st.text / st.code), never Markdown
-    st.text(f"{run.method} · {run.stage} · status {run.status} · {run.dataset} / {run.model}"
+    st.text(f"{run.label} · {run.stage} · status {run.status} · {run.dataset or '?'} / {run.model or '?'}"
             f"{' · ' + run.scenario + ' ' + run.forget if run.forget else ''}"
             f"{' · seed ' + str(run.seed) if run.seed is not None else ''}")
     st.text(f"{run.n_snapshots} feature snapshots · embedding {'yes' if run.has_embedding else '—'}"

@@ -1,9 +1,14 @@
 """`scarlab dashboard`: serve the Streamlit dashboard over a folder of runs, on 127.0.0.1 by default.
 
-The app lives in the repository's top-level ``dashboard/`` folder (``app.py``, ``pages/``, ``data.py``,
-``plots.py``). ``app_path`` finds it: ``$SCARLAB_DASHBOARD_APP`` if set, else ``dashboard/app.py`` next to the
-``scarlab`` package (a checkout or editable install), else a copy installed as ``scarlab/dashboard_app/``
-(package data, for wheels).
+Where it listens is decided in one place, :func:`server_settings`: ``--address`` if given, else
+``$STREAMLIT_SERVER_ADDRESS`` (the Docker image sets 0.0.0.0, the only address a published container port
+reaches), else 127.0.0.1; the port likewise from ``--port``, ``$STREAMLIT_SERVER_PORT``, 8501. `scarlab demo` serves
+through the same function.
+
+The app lives in the repository's top-level ``dashboard/`` folder (``app.py``, ``views/``, ``data.py``,
+``plots.py``, ``common.py``). ``app_path`` finds it: ``$SCARLAB_DASHBOARD_APP`` if set, else ``dashboard/app.py``
+next to the ``scarlab`` package (a checkout or editable install), else a copy installed as
+``scarlab/dashboard_app/`` (package data, for wheels).
 
 Servers never outlive the command: :func:`supervise` starts the server (Streamlit here, JupyterLab for
 `scarlab lab`) in its own process group, and on SIGINT, SIGTERM, SIGHUP or any exit of the command sends SIGTERM
@@ -25,23 +30,50 @@ from pathlib import Path
 
 from ..errors import ScarlabError
 
+DEFAULT_ADDRESS, DEFAULT_PORT = "127.0.0.1", 8501
+ENV_ADDRESS, ENV_PORT = "STREAMLIT_SERVER_ADDRESS", "STREAMLIT_SERVER_PORT"
+
 
 def register(sub) -> None:
     p = sub.add_parser("dashboard", help="serve the dashboard (Streamlit) over a folder of runs",
                        description="Runs, feature migration (UMAP), distances, curves and method comparison, read "
-                                   "from run directories. Binds 127.0.0.1 unless --address says otherwise.")
+                                   "from run directories. Binds 127.0.0.1 unless --address or "
+                                   "$STREAMLIT_SERVER_ADDRESS says otherwise.")
     p.add_argument("--runs", required=True, help="folder holding run directories (searched recursively)")
-    p.add_argument("--port", default="8501", help="port, 1-65535 (default 8501)")
-    p.add_argument("--address", default="127.0.0.1",
-                   help="interface to bind (default 127.0.0.1; 0.0.0.0 exposes the runs to your network)")
+    add_server_options(p)
     p.set_defaults(func=run)
 
 
+def add_server_options(p) -> None:
+    """``--port`` and ``--address`` (`scarlab dashboard` and `scarlab demo`), resolved by :func:`server_settings`."""
+    p.add_argument("--port", default=None, help=f"port, 1-65535 (default ${ENV_PORT} or {DEFAULT_PORT})")
+    p.add_argument("--address", default=None,
+                   help=f"interface to bind (default ${ENV_ADDRESS} or {DEFAULT_ADDRESS}; 0.0.0.0 exposes the runs "
+                        "to your network)")
+
+
 def run(args) -> int:
-    return serve(args.runs, check_port(args.port), args.address, block=True)
+    address, port = server_settings(args.address, args.port)
+    return serve(args.runs, port, address, block=True)
 
 
-def check_port(value) -> int:
+def server_settings(address: str | None = None, port=None, env: dict | None = None) -> tuple[str, int]:
+    """Where the dashboard listens: ``(address, port)``.
+
+    An explicit ``address`` (``--address``) wins, else ``$STREAMLIT_SERVER_ADDRESS`` from ``env`` (default
+    ``os.environ``; the Docker image sets 0.0.0.0), else 127.0.0.1: outside a container the default stays loopback.
+    The port: ``port`` (``--port``), else ``$STREAMLIT_SERVER_PORT``, else 8501; a bad one is a one-line ScarlabError.
+    """
+    env = os.environ if env is None else env
+    address = (address or "").strip() or (env.get(ENV_ADDRESS) or "").strip() or DEFAULT_ADDRESS
+    if port is not None:
+        return address, check_port(port)
+    if (env.get(ENV_PORT) or "").strip():
+        return address, check_port(env[ENV_PORT], f"${ENV_PORT}")
+    return address, DEFAULT_PORT
+
+
+def check_port(value, what: str = "--port") -> int:
     """A TCP port from the command line: an integer from 1 to 65535, else a one-line ScarlabError."""
     text = str(value).strip()
     try:
@@ -49,8 +81,18 @@ def check_port(value) -> int:
     except ValueError:
         port = -1
     if not 1 <= port <= 65535:
-        raise ScarlabError(f"--port must be a whole number from 1 to 65535, got {text!r}")
+        raise ScarlabError(f"{what} must be a whole number from 1 to 65535, got {text!r}")
     return port
+
+
+def url_of(address: str, port: int) -> str:
+    """The URL of a server bound to ``address:port`` (IPv6 addresses bracketed)."""
+    return f"http://[{address}]:{port}" if ":" in address else f"http://{address}:{port}"
+
+
+def _local(address: str) -> str:
+    """The address to reach a server bound to ``address`` from this machine (a wildcard means loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(address, address)
 
 
 # ----------------------------------------------------------------------------- server processes
@@ -170,7 +212,7 @@ def free_port(address: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def streamlit_command(runs: Path, port: int, address: str = "127.0.0.1") -> list[str]:
+def streamlit_command(runs: Path, port: int, address: str = DEFAULT_ADDRESS) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(app_path()), "--server.headless", "true",
             "--server.address", address, "--server.port", str(port), "--browser.gatherUsageStats", "false",
             "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal", "--", "--runs", str(runs)]
@@ -210,34 +252,40 @@ def wait_healthy(url: str, process: subprocess.Popen | None = None, timeout: flo
     raise ScarlabError(f"the dashboard did not answer at {url} within {timeout:.0f} s")
 
 
-def serve(runs: str | os.PathLike, port: int = 8501, address: str = "127.0.0.1", block: bool = True,
+def serve(runs: str | os.PathLike, port: int | None = None, address: str | None = None, block: bool = True,
           timeout: float = 60.0, quiet: bool = False):
     """Run ``streamlit run dashboard/app.py`` over ``runs`` bound to ``address:port``.
 
-    ``block=True`` serves until Ctrl-C / SIGTERM and returns the exit status; ``block=False`` waits until the
-    server is healthy and returns a :class:`Server` (``.url``, ``.stop()``). ``port=0`` picks a free port (the
-    command line accepts 1-65535 only).
+    ``address`` and ``port`` default as :func:`server_settings` says (``$STREAMLIT_SERVER_ADDRESS`` /
+    ``$STREAMLIT_SERVER_PORT``, else 127.0.0.1:8501); ``port=0`` picks a free port (the command line accepts
+    1-65535 only). ``block=True`` serves until Ctrl-C / SIGTERM and returns the exit status; ``block=False`` waits
+    until the server is healthy and returns a :class:`Server` (``.url``, ``.stop()``).
     """
     root = Path(runs).expanduser().resolve()
     if not root.is_dir():
         raise ScarlabError(f"runs folder {root} does not exist; create runs with `scarlab demo` or `scarlab pipeline`")
-    port = free_port(address) if port == 0 else int(port)
-    if not 1 <= port <= 65535:
-        raise ScarlabError(f"port must be a whole number from 1 to 65535 (0: any free port), got {port}")
+    if port == 0:
+        address = server_settings(address)[0]
+        port = free_port(address)
+    else:
+        address, port = server_settings(address, port)
     if not port_free(port, address):
         raise ScarlabError(f"port {port} on {address} is in use; pass --port with another number")
     cmd = streamlit_command(root, port, address)
     env = {**os.environ, "SCARLAB_RUNS": str(root)}
-    url = f"http://{address}:{port}"
+    url = url_of(address, port)
     if block:
-        print(f"scarlab dashboard over {root}: {url} (Ctrl-C to stop)", flush=True)
+        here = _local(address)
+        where = (f" (every interface; from this machine {url_of(here, port)}, from a Docker host its published port)"
+                 if here != address else "")
+        print(f"scarlab dashboard over {root}: {url}{where} (Ctrl-C to stop)", flush=True)
         return supervise(cmd, env)
     out = subprocess.DEVNULL if quiet else None
     proc = start_server(cmd, env, stdout=out, stderr=out)
     server = Server(url, proc)
     atexit.register(server.stop)  # a script that forgets stop() still leaves no server behind
     try:
-        wait_healthy(url, proc, timeout)
+        wait_healthy(url_of(_local(address), port), proc, timeout)
     except BaseException:
         server.stop()
         raise

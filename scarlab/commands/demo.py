@@ -1,9 +1,7 @@
 """`scarlab demo`: the whole lab on digits in one command — pipeline, evaluation, embeddings, dashboard."""
 from __future__ import annotations
 
-import argparse
-
-from . import _common
+from . import _common, dashboard
 
 DEFAULT_OUT = "runs/demo"
 DEMO_METHODS = ["scar", "scar_self", "finetune", "negative_gradient"]  # SCAR, SCAR-self and two baselines
@@ -14,10 +12,11 @@ def register(sub) -> None:
                                     "and open the dashboard",
                        description="Train the original and the retrained oracle on scikit-learn's digits, forget "
                                    "class 0 with SCAR, SCAR-self and two baselines, evaluate everything, compute "
-                                   "the embeddings, then serve the dashboard on 127.0.0.1. A second run reuses "
-                                   "every completed stage.")
+                                   "the embeddings, then serve the dashboard (on 127.0.0.1 unless --address or "
+                                   "$STREAMLIT_SERVER_ADDRESS says otherwise). A second run reuses every completed "
+                                   "stage.")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"pipeline root (default {DEFAULT_OUT})")
-    p.add_argument("--port", type=int, default=8501, help="dashboard port on 127.0.0.1 (default 8501)")
+    dashboard.add_server_options(p)
     p.add_argument("--no-serve", action="store_true", help="run the pipeline only; do not start the dashboard")
     p.add_argument("--jobs", type=int, default=2, help="stages executed at once (default 2)")
     p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N or mps")
@@ -32,20 +31,10 @@ def demo_config(out: str = DEFAULT_OUT, jobs: int = 2, device: str = "cpu"):
                           embed=True, out=out, jobs=jobs, device=device)
 
 
-def serve_dashboard(runs: str, port: int) -> int:
-    """Start the dashboard through its own command (`scarlab dashboard --runs DIR --port N`)."""
-    from . import dashboard
-
-    parser = argparse.ArgumentParser(prog="scarlab")
-    dashboard.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["dashboard", "--runs", str(runs), "--port", str(port)])
-    args.extra = []
-    return args.func(args) or 0
-
-
 def run(args) -> int:
     from ..pipeline import run_pipeline
 
+    address, port = dashboard.server_settings(args.address, args.port)  # a bad port fails before the pipeline
     cfg = demo_config(args.out, args.jobs, args.device)
     print(f"demo: digits, forget class 0, methods {', '.join(cfg.methods)} -> {args.out}")
     result = run_pipeline(cfg, progress=not args.quiet)
@@ -53,5 +42,4 @@ def run(args) -> int:
                                               "time/unlearn_s"), digits=3)
     if args.no_serve:
         return 0 if result.ok else 1
-    print(f"serving the dashboard on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
-    return serve_dashboard(args.out, args.port)
+    return dashboard.serve(args.out, port, address, block=True) or 0  # prints the address it listens on
