@@ -45,9 +45,9 @@ def main(argv=None) -> int:
             print(text[-4000:])
             break
     stages = {}
-    for rec in out.rglob("stage_*.json"):
-        r = json.loads(rec.read_text())
-        stages.setdefault(r["kind"], []).append(r["seconds"])
+    for rec in [*out.rglob("manifest.json"), *out.rglob("pipeline.json")]:  # each run's (and compare's) record
+        for kind, r in (json.loads(rec.read_text()).get("stages") or {}).items():
+            stages.setdefault(kind, []).append(r["seconds"])
     print("\nseconds per stage kind (first run): " + ", ".join(
         f"{k} {sum(v):.1f}s/{len(v)}" for k, v in sorted(stages.items())))
     print("command: " + " ".join(cmd))

@@ -56,8 +56,7 @@ def run(cfg: PipelineConfig) -> tuple[pd.DataFrame, float]:
     for s in res.failed:
         print(f"FAILED {s.label}: {s.error}", file=sys.stderr)
     for s in res.stages:
-        record = Path(s.run_dir) / f"stage_{s.kind}.json"
-        STAGE_SECONDS[str(record.resolve())] = stage_seconds(record)
+        STAGE_SECONDS[f"{Path(s.run_dir).resolve()}:{s.kind}"] = stage_seconds(Path(s.run_dir), s.kind)
     df = res.summary()
     if df is None:
         return pd.DataFrame(), time.perf_counter() - t0
@@ -66,9 +65,11 @@ def run(cfg: PipelineConfig) -> tuple[pd.DataFrame, float]:
     return df, time.perf_counter() - t0
 
 
-def stage_seconds(record: Path) -> float:
+def stage_seconds(run_dir: Path, kind: str) -> float:
+    """The stage's own seconds from its record: the run's manifest.json (the compare stage: pipeline.json)."""
+    record = run_dir / ("pipeline.json" if kind == "compare" else "manifest.json")
     try:
-        return float(json.loads(record.read_text())["seconds"])
+        return float(json.loads(record.read_text())["stages"][kind]["seconds"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0.0
 

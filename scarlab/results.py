@@ -181,6 +181,7 @@ def classes_text(classes) -> str:
 
 
 STAGE_METHOD = {"train_original": "original", "train_retrained": "retrained", "split": "split"}
+EVALUATED_IN_PLACE = ("train_retrained", "unlearn", "evaluate")  # an original is evaluated into its own run
 
 
 def describe(path, manifest: dict | None, config: dict | None, metrics: dict | None = None) -> RunInfo:
@@ -195,10 +196,14 @@ def describe(path, manifest: dict | None, config: dict | None, metrics: dict | N
     info.error = None if manifest.get("error") in (None, "") else str(manifest["error"])
     info.created = manifest.get("created") if isinstance(manifest.get("created"), (int, float)) else None
     info.parents = {k: v for k, v in (manifest.get("parents") or {}).items() if isinstance(v, str)}
-    evaluation = manifest.get("evaluation") if isinstance(manifest.get("evaluation"), dict) else {}
-    if info.status == "complete" and evaluation.get("status") == "failed":
-        info.status, info.error = "evaluation failed", evaluation.get("error")
-    elif info.status == "complete" and metrics is not None and "aus" not in metrics:
+    # an in-place evaluation records its outcome in the pipeline's stage entry and/or evaluate_run's own section
+    stages = manifest.get("stages") if isinstance(manifest.get("stages"), dict) else {}
+    evaluation = [e for e in (stages.get("evaluate"), manifest.get("evaluation")) if isinstance(e, dict)]
+    failed = next((e for e in evaluation if e.get("status") == "failed"), None)
+    if info.status == "complete" and failed is not None:
+        info.status, info.error = "evaluation failed", failed.get("error")
+    elif (info.status == "complete" and metrics is not None and "aus" not in metrics
+          and info.stage in EVALUATED_IN_PLACE):
         info.status = "not evaluated"
     info.method = str(cfg.get("method") or STAGE_METHOD.get(info.stage) or info.stage)
     variant = cfg.get("variant")
@@ -230,9 +235,7 @@ def read_run(path) -> tuple[RunInfo, dict]:
         try:
             docs[name] = read_json(f)
         except (ScarlabError, OSError, ValueError) as exc:
-            info = RunInfo(path=str(p), status="unreadable" if name != "manifest" else "missing",
-                           error=f"{type(exc).__name__}: {exc}")
-            return info, {}
+            return RunInfo(path=str(p), status="unreadable", error=f"{type(exc).__name__}: {exc}"), {}
     if docs["manifest"] is None:
         return RunInfo(path=str(p), error=f"no manifest.json in {p}"), {}
     metrics = docs["metrics"] or {}
@@ -306,7 +309,8 @@ def aggregate(df, keys: tuple[str, ...] = GROUP_KEYS, metrics: tuple[str, ...] =
         for key, g in groups:
             out = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
             out["runs"] = len(g)
-            out["forget_classes"] = "; ".join(dict.fromkeys(str(v) for v in g["forget_classes"] if v is not None))
+            if "forget_classes" not in keys:  # the forget sets a group covers
+                out["forget_classes"] = "; ".join(dict.fromkeys(str(v) for v in g["forget_classes"] if v is not None))
             out["seeds"] = ",".join(dict.fromkeys(str(v) for v in g["seed"] if v is not None and v == v))
             for m in metrics:
                 v = g[m].astype(float).dropna().to_numpy()
@@ -318,7 +322,8 @@ def aggregate(df, keys: tuple[str, ...] = GROUP_KEYS, metrics: tuple[str, ...] =
                 if u is not None:
                     out["aus"], out["aus/std"] = u.nominal_value, u.std_dev
             rows.append(out)
-    cols = keys + ["runs", "forget_classes", "seeds"] + [c for m in metrics for c in (m, f"{m}/std")]
+    cols = keys + ["runs"] + (["forget_classes"] if "forget_classes" not in keys else []) + ["seeds"] \
+        + [c for m in metrics for c in (m, f"{m}/std")]
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -56,7 +56,7 @@ def kind(typ) -> tuple[type, bool]:
     """(base type, is a list) of a field annotation; Optional is unwrapped."""
     origin = typing.get_origin(typ)
     args = [a for a in typing.get_args(typ) if a is not type(None)]
-    if origin in (list, tuple):
+    if origin in (list, tuple) or typ in (list, tuple):
         return (args[0] if args else str), True
     if origin is dict or typ is dict:
         return dict, False
@@ -150,9 +150,9 @@ def load_file(path: str | Path, what: str = "config file") -> dict:
         raise ScarlabError(f"{what} {p} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScarlabError(f"{p}{where}: not valid YAML: {problem}") from None
+        raise ScarlabError(f"{what} {p} is not valid YAML{where}: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .data import Dataset, Split
 from .features import extract
@@ -64,8 +65,10 @@ class Tracer:
         self.snapshots: dict[int, dict] = {}
         self.targets: np.ndarray | None = None
         self.last_step = -1
+        self.progress: str | None = None
+        """set to a description to show a progress bar of the steps (made at the first step) with the epoch and the
+        latest forget accuracy; :meth:`close` ends it."""
         self.bar = None
-        """a tqdm progress bar the steps advance (the unlearn stage's), with the latest forget accuracy."""
 
     def log(self, step: int, **scalars) -> dict:
         """Record scalars for an optimiser step (NaN stops the run: the caller raises after logging)."""
@@ -73,12 +76,20 @@ class Tracer:
         self.rows.append(row)
         if self.run is not None:
             self.run.append_history(row)
+        if self.progress and self.bar is None:
+            self.bar = tqdm(desc=self.progress, unit="step", leave=False)
         if self.bar is not None:
             self.bar.update(max(0, step + 1 - self.bar.n))
             shown = {k.split("/")[-1]: f"{row[k]:.3g}" for k in ("epoch", "acc/forget_train") if k in row}
             if shown:
                 self.bar.set_postfix(shown, refresh=False)
         return row
+
+    def close(self) -> None:
+        """End the progress bar, if any."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def due(self, step: int) -> bool:
         return step == 0 or step % self.every == 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from . import _common
 
@@ -33,73 +34,54 @@ examples:
 """
 
 
+def _effective(dataset: str):
+    """PipelineConfig's defaults as a run on ``dataset`` resolves them (model, training epochs)."""
+    import types
+
+    from ..config import TrainConfig
+    from ..pipeline import PipelineConfig
+
+    train = TrainConfig(dataset=dataset).resolved(dataset)
+    return types.SimpleNamespace(**{**dataclasses.asdict(PipelineConfig()), "model": train.model,
+                                    "epochs": train.epochs})
+
+
 def register(sub) -> None:
-    S = argparse.SUPPRESS  # unset options fall back to the YAML file, then to PipelineConfig's defaults
+    from .. import schema
+    from ..pipeline import PipelineConfig
+
     p = sub.add_parser("pipeline", help="run every stage (train, split, retrain, unlearn, evaluate, compare) "
                                         "by executing the stage notebooks with papermill",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
                        description="Plan the stages, check every name and value, then execute the notebooks in "
                                    "notebooks/ through papermill (reusing completed stages) and write DIR/summary.csv.")
-    p.add_argument("--config", default=None, help="YAML file with the same keys (dataset, methods, params, ...); "
-                                                   "command-line options override it")
-    p.add_argument("--dataset", default=S, help="digits (default), cifar10, cifar100, tinyimagenet or imagefolder:PATH")
-    p.add_argument("--data-root", default=S, help="where torchvision / Tiny-ImageNet data live")
-    p.add_argument("--model", default=S, help="registered model (default: tinycnn for digits, else smallcnn)")
-    p.add_argument("--scenario", default=S, choices=["CR", "HR"], help="CR (class removal, default) or HR")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--forget-classes", nargs="+", action="append", default=S, metavar="C",
-                   help="CR: classes forgotten together (0 3 or 0,3); repeat the option for several splits")
-    g.add_argument("--forget-size", type=int, default=S, metavar="N", help="HR: number of random training images")
-    p.add_argument("--split-seed", type=int, default=S, help="HR: seed of the random forget sample (default 0)")
-    p.add_argument("--methods", nargs="+", default=S, help="registered methods, comma- or space-separated "
-                                                           "(default scar)")
+    schema.add_options(p, PipelineConfig, skip=("forget_classes", "params"),
+                       defaults=schema.effective_defaults(PipelineConfig, _effective),
+                       aliases={"retain_available": ["--no-retain"]})
+    p.add_argument("--forget-classes", nargs="+", action="append", default=argparse.SUPPRESS, metavar="C",
+                   help=schema.field_docs(PipelineConfig)["forget_classes"] + " On the command line: classes "
+                        "forgotten together (0 3 or 0,3); repeat the option for several splits.")
     p.add_argument("--set", dest="set", action="append", default=[], metavar="METHOD.PARAM=VALUE",
-                   help="a method hyper-parameter, e.g. scar.lambda_2=5 (repeatable); train.lr=... for training")
-    p.add_argument("--seeds", nargs="+", type=int, default=S, help="unlearning seeds (default 0)")
-    p.add_argument("--surrogate", default=S, help="imagefolder:PATH, sample_edges, sample_images, gaussian_noise "
-                                                  "or auto (default)")
-    p.add_argument("--surrogate-chunks", type=int, default=S, help="imagefolder surrogate: first k chunk folders")
-    p.add_argument("--surrogate-size", type=int, default=S, help="generated surrogates: number of images")
-    p.add_argument("--epochs", type=int, default=S, help="original / retrained training epochs "
-                                                         "(default: digits 12, else 30)")
-    p.add_argument("--unlearn-epochs", type=int, default=S, help="every method's epochs (default: its own)")
-    p.add_argument("--train-seed", type=int, default=S, help="seed of the original / retrained training")
-    p.add_argument("--snapshot-every", type=int, default=S, help="feature snapshot every k unlearning steps")
-    p.add_argument("--no-retain", dest="retain_available", action="store_false", default=S,
-                   help="withhold the retain set: methods that need it are refused before anything runs")
-    p.add_argument("--no-evaluate", dest="evaluate", action="store_false", default=S,
-                   help="skip evaluation and the summary")
-    p.add_argument("--embed", action="store_true", default=S,
-                   help="compute embedding.parquet (UMAP) of every run for the dashboard")
-    p.add_argument("--device", default=S, help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--out", default=S, help="pipeline root DIR (default runs/pipeline)")
-    p.add_argument("--jobs", type=int, default=S, help="stages executed at once (default 1)")
-    p.add_argument("--threads", type=int, default=S, help="torch threads per stage kernel")
-    p.add_argument("--notebooks", default=S, help="folder of the stage notebooks (default: this checkout's notebooks/)")
+                   help="one value of params: a method hyper-parameter, e.g. scar.lambda_2=5 (repeatable); "
+                        "train.lr=... for training (lists, i.e. grid axes, go in a --config file)")
+    schema.add_config(p)
     p.add_argument("--dry-run", action="store_true", help="print the plan and each stage's state; run nothing")
     p.add_argument("--force", action="store_true", help="execute every stage, even the reusable ones")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=run)
 
 
-OPTION_KEYS = ("dataset", "data_root", "model", "scenario", "forget_classes", "forget_size", "split_seed", "methods",
-               "seeds", "surrogate", "surrogate_chunks", "surrogate_size", "epochs", "unlearn_epochs", "train_seed",
-               "snapshot_every", "retain_available", "evaluate", "embed", "device", "out", "jobs", "threads",
-               "notebooks")
-
-
 def config_from_args(args):
     """PipelineConfig from defaults < YAML file < command-line options (and --set)."""
-    from ..pipeline import config_from_dict, load_config, parse_sets
+    from .. import schema
+    from ..pipeline import PipelineConfig, config_from_dict, parse_sets
 
-    data = load_config(args.config) if getattr(args, "config", None) else {}
-    data = {str(k).replace("-", "_"): v for k, v in data.items()}
-    for key in OPTION_KEYS:
-        if hasattr(args, key):
-            data[key] = getattr(args, key)
-    if "methods" in data and isinstance(data["methods"], list):
+    data = schema.load_file(args.config) if getattr(args, "config", None) else {}
+    given = {k: v for k, v in schema.given(args, PipelineConfig).items() if k != "forget_classes"}  # below
+    data.update(schema.typed(PipelineConfig, given))
+    if isinstance(data.get("methods"), list):
         data["methods"] = [m for item in data["methods"] for m in str(item).split(",") if m.strip()]
-    if "forget_classes" in data and hasattr(args, "forget_classes"):  # [["0", "3"], ["5"]] from argparse
+    if hasattr(args, "forget_classes"):  # [["0", "3"], ["5"]] from argparse
         data["forget_classes"] = [_common.forget_classes(group) for group in args.forget_classes]
     sets = parse_sets(getattr(args, "set", []))
     if sets:

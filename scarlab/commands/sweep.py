@@ -60,10 +60,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..pipeline import load_config, stage_state
+    from ..pipeline import stage_state
+    from ..schema import load_file
     from ..sweep import plan_sweep, run_sweep, sweep_config, task_resources
 
-    sc = sweep_config(load_config(args.config), out=args.out, num_cpus=args.num_cpus, address=args.address,
+    sc = sweep_config(load_file(args.config, "sweep file"), out=args.out, num_cpus=args.num_cpus, address=args.address,
                       unschedulable_timeout=args.unschedulable_timeout)
     if args.dry_run:
         specs = plan_sweep(sc, remote=not args.sequential)

@@ -52,12 +52,12 @@ that depend on it are reported ``blocked`` and every independent branch carries 
 metrics, failed ones with their status and error.
 """
 from .config import (KINDS, NOTEBOOKS, STAGE_NOTEBOOKS, TRAIN_OPTIONS, PipelineConfig, check_retain,
-                     config_from_dict, load_config, parse_sets, validate)
+                     config_from_dict, parse_sets, validate)
 from .plan import StageSpec, fingerprint, grid, notebook_hash, notebook_source, plan, plan_points
 from .run import run_pipeline
 from .stage import StageFailed, effective, ensure_kernel, execute_stage, stage_state
 
 __all__ = ["KINDS", "NOTEBOOKS", "STAGE_NOTEBOOKS", "TRAIN_OPTIONS", "PipelineConfig", "StageFailed", "StageSpec",
            "check_retain", "config_from_dict", "effective", "ensure_kernel", "execute_stage", "fingerprint", "grid",
-           "load_config", "notebook_hash", "notebook_source", "parse_sets", "plan", "plan_points", "run_pipeline",
+           "notebook_hash", "notebook_source", "parse_sets", "plan", "plan_points", "run_pipeline",
            "stage_state", "validate"]

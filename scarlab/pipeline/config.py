@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ScarlabError, choose
-from ..schema import coerce
+from ..schema import coerce, nearest
 
 # The checkout's notebooks/ (editable install), else the copy a wheel ships as scarlab/notebooks.
 _HERE = Path(__file__).resolve().parent
@@ -125,33 +124,13 @@ def config_from_dict(data: dict) -> PipelineConfig:
             data[new] = fn(v) if fn else v
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ScarlabError(f"unknown pipeline option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        raise ScarlabError(f"unknown pipeline option(s) {', '.join(unknown)}{nearest(unknown[0], names)}; valid: "
+                           f"{', '.join(sorted(names))}")
     if isinstance(data.get("methods"), str):
         data["methods"] = [m for m in data["methods"].split(",") if m.strip()]
     if isinstance(data.get("seeds"), (int, str)):
         data["seeds"] = [data["seeds"]]
     return PipelineConfig(**data)
-
-
-def load_config(path: str | os.PathLike) -> dict:
-    """The mapping in a YAML config file (keys = PipelineConfig fields)."""
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise ScarlabError(f"config file {p} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError as exc:
-        raise ScarlabError(f"config file {p} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScarlabError(f"config file {p} is not valid YAML{where}: {what}") from None
-    if not isinstance(data, dict):
-        raise ScarlabError(f"config file {p} must hold a mapping of options (dataset: digits, methods: [...])")
-    return data
 
 
 def parse_sets(items: list[str]) -> dict:

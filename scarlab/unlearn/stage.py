@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..config import UnlearnConfig
 from ..data import ImageSet, load_dataset, load_surrogate
@@ -107,7 +106,7 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
         excluded = split.forget_classes if split.scenario == "CR" else []
         probe = Probe.from_split(ds, split, cfg.probe_forget, cfg.probe_retain, seed=cfg.seed)
         tracer = Tracer(ds, probe, metric, excluded, run, cfg.snapshot_every, device, ocfg.get("model", "the model"))
-        tracer.bar = tqdm(desc=f"unlearn {cfg.method}", unit="step", disable=not progress, leave=False)
+        tracer.progress = f"unlearn {cfg.method}" if progress else None
         ctx = Context(model=model, teacher=teacher, ds=ds,
                       forget=_subset(ds.train, split.forget_idx) if "forget" in spec.needs else None,
                       scenario=split.scenario, forget_classes=split.forget_classes, tracer=tracer, device=device,
@@ -118,11 +117,13 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        model = spec.fn(ctx, params)
+        try:
+            model = spec.fn(ctx, params)
+        finally:
+            tracer.close()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         unlearn_s = time.perf_counter() - t0
-        tracer.bar.close()
         run.file("checkpoints").mkdir(exist_ok=True)
         save_checkpoint(model, run.file("checkpoints/model.pt"))
         if getattr(tracer, "targets_all", None) is not None:
