@@ -14,6 +14,7 @@ CLI's closing reports and the dashboard — takes its meaning from here:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -130,7 +131,8 @@ def method_variant(method: str, params: dict, dataset: str | None) -> dict:
     if spec is None:
         return {}
     defaults = spec.make_params({}, dataset)
-    return {k: v for k, v in params.items() if hasattr(defaults, k) and getattr(defaults, k) != v}
+    return {f.name: params[f.name] for f in dataclasses.fields(defaults)  # in declaration order: one label per variant
+            if f.name in params and params[f.name] != getattr(defaults, f.name)}
 
 
 def train_variant(config: dict, dataset: str) -> dict:
