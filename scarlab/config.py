@@ -11,15 +11,27 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class TrainConfig:
-    """Train the *original* model (no forget options) or the *retrained oracle* (forget data removed)."""
+class DataOptions:
+    """Which data set a stage reads, and where it lives (declared once for every stage and the pipeline)."""
 
     dataset: str = "digits"
     """scarlab dataset name: digits, cifar10, cifar100, tinyimagenet or imagefolder:PATH."""
     data_root: str | None = None
     """where torchvision / Tiny-ImageNet data live (downloads go there); None = ~/.cache/scarlab/data."""
+
+
+@dataclass
+class ModelOptions(DataOptions):
+    """A data set and the model trained on it."""
+
     model: str | None = None
     """registered model name (scarlab.models.MODELS)."""
+
+
+@dataclass
+class TrainConfig(ModelOptions):
+    """Train the *original* model (no forget options) or the *retrained oracle* (forget data removed)."""
+
     role: str = "original"
     """'original' trains on all training data; 'retrained' trains on the retain set only."""
     scenario: str = "CR"
@@ -102,13 +114,9 @@ class UnlearnConfig:
 
 
 @dataclass
-class SplitConfig:
+class SplitConfig(DataOptions):
     """Make a forget/retain split once, for every later stage to reuse."""
 
-    dataset: str = "digits"
-    """scarlab dataset name: digits, cifar10, cifar100, tinyimagenet or imagefolder:PATH."""
-    data_root: str | None = None
-    """where torchvision / Tiny-ImageNet data live; None = ~/.cache/scarlab/data."""
     scenario: str = "CR"
     """CR (forget whole classes) or HR (forget random samples)."""
     forget_classes: list[int] = field(default_factory=list)

@@ -8,6 +8,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import ModelOptions
 from ..errors import ScarlabError, choose
 from ..schema import coerce, nearest
 
@@ -28,15 +29,9 @@ NEVER_AXES = frozenset({"out", "notebooks", "data_root", "threads", "jobs"})
 
 
 @dataclass
-class PipelineConfig:
+class PipelineConfig(ModelOptions):
     """Everything `scarlab pipeline` takes (CLI options, or the same keys in a YAML file)."""
 
-    dataset: str = "digits"
-    """scarlab dataset: digits, cifar10, cifar100, tinyimagenet or imagefolder:PATH."""
-    data_root: str | None = None
-    """where torchvision / Tiny-ImageNet data live; None = ~/.cache/scarlab/data."""
-    model: str | None = None
-    """registered model; None = tinycnn for digits, smallcnn otherwise."""
     scenario: str = "CR"
     """CR (forget whole classes) or HR (forget random samples)."""
     forget_classes: list = field(default_factory=list)
