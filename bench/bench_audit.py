@@ -1,0 +1,125 @@
+"""Cold time of the privacy audit (U-LiRA, scarlab.audit) on digits: original, retrained and methods, one CR split.
+
+    python bench/bench_audit.py --shadows 16 --out bench/out/audit                 # issue 17's measurement
+    python bench/bench_audit.py --shadows 4 --methods scar --out /tmp/audit_smoke  # a quick smoke run
+
+Makes the audited runs first (not timed): an original tinycnn at the digits defaults (seed 0), the retrained
+oracle for --forget-class, the original evaluated against that split, and one unlearn run per method at its
+default hyper-parameters. Then removes any shadow folder next to them (cold start) and audits, in this order,
+the original, the retrained run and each method with ``scarlab.audit.audit_run`` in this process, one member at a
+time. The first audit makes the K shadow originals and K retrained oracles, which every later audit of the split
+reuses; each method's audit makes its K unlearned models. Writes OUT/audit.json (per run: the numbers, seconds
+per population) and OUT/audit.md (a table), and prints the total. Threads: SCARLAB_THREADS (default: torch's).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the tests: a shared 2-core machine
+
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from scarlab.audit import audit_run  # noqa: E402
+from scarlab.config import TrainConfig, UnlearnConfig  # noqa: E402
+from scarlab.runs import RunDir  # noqa: E402
+
+METHODS = ("scar", "scar_self", "finetune", "negative_gradient")
+
+
+def _complete(path: Path) -> bool:
+    return (path / "manifest.json").is_file() and RunDir(path).status == "complete"
+
+
+def make_runs(out: Path, methods, forget_class: int, device: str) -> dict[str, Path]:
+    """The audited runs (reused when complete)."""
+    from scarlab.evaluate import evaluate_run
+    from scarlab.train import run_train
+    from scarlab.unlearn.stage import run_unlearn
+
+    runs = {"original": out / "original", "retrained": out / f"retrained_c{forget_class}",
+            "original_eval": out / f"original_eval_c{forget_class}"}
+    if not _complete(runs["original"]):
+        run_train(TrainConfig(dataset="digits", device=device), runs["original"], overwrite=True, progress=False)
+    if not _complete(runs["retrained"]):
+        run_train(TrainConfig(dataset="digits", role="retrained", forget_classes=[forget_class], device=device),
+                  runs["retrained"], overwrite=True, progress=False)
+    if not _complete(runs["original_eval"]):
+        evaluate_run(runs["original"], retrained=runs["retrained"], split=runs["retrained"],
+                     out=runs["original_eval"], overwrite=True, mia_repeats=1)
+    for m in methods:
+        runs[m] = out / f"{m}_c{forget_class}"
+        if not _complete(runs[m]):
+            run_unlearn(UnlearnConfig(original=str(runs["original"]), retrained=str(runs["retrained"]),
+                                      split=str(runs["retrained"]), method=m, device=device), runs[m],
+                        overwrite=True, progress=False)
+    return runs
+
+
+def _fmt(m: dict, key: str) -> str:
+    return f"{m[key]:.3f} [{m[key + '_low']:.3f}, {m[key + '_high']:.3f}]"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="bench/out/audit")
+    ap.add_argument("--shadows", type=int, default=16, help="K")
+    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods to audit")
+    ap.add_argument("--forget-class", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--reuse", action="store_true", help="keep existing shadow folders (a warm audit)")
+    args = ap.parse_args()
+    if os.environ.get("SCARLAB_THREADS"):
+        torch.set_num_threads(int(os.environ["SCARLAB_THREADS"]))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    methods = [m for m in args.methods.split(",") if m]
+    t0 = time.perf_counter()
+    runs = make_runs(out, methods, args.forget_class, args.device)
+    setup_s = time.perf_counter() - t0
+    if not args.reuse:
+        for p in out.glob("shadows__*"):
+            shutil.rmtree(p)
+
+    rows, t_audit = [], time.perf_counter()
+    for name in ["original_eval", "retrained", *methods]:
+        t = time.perf_counter()
+        doc = audit_run(runs[name], args.shadows, device=args.device, progress=False)
+        wall = time.perf_counter() - t
+        m = doc["metrics"]
+        row = {"run": name, "label": doc["label"], "k": doc["k"], "wall_s": round(wall, 1),
+               "built": len(doc["shadows"]["built"]), "reused": doc["shadows"]["reused"],
+               "time": doc["time"], **{k: v for k, v in m.items() if isinstance(v, (int, float))}}
+        rows.append(row)
+        pops = ", ".join(f"{k.split('/')[1][:-2]} {v:.1f}s" for k, v in doc["time"].items()
+                         if k.startswith("shadows/") and v > 0.5)
+        print(f"{name:18s} {wall:6.1f}s  (built {row['built']:2d}, reused {row['reused']:2d}; {pops or 'all reused'}; "
+              f"scores {doc['time']['scores_s']:.1f}s)  AUC {_fmt(m, 'ulira/auc')}  TPR@1% {m['ulira/tpr@0.01']:.3f}  "
+              f"ε mean {m['ulira/eps_mean']:.3f}  flagged {m['ulira/target_flagged@0.01']:.3f}", flush=True)
+    total = time.perf_counter() - t_audit
+    info = {"shadows": args.shadows, "methods": methods, "forget_class": args.forget_class,
+            "threads": torch.get_num_threads(), "setup_s": round(setup_s, 1), "audit_total_s": round(total, 1),
+            "cold": not args.reuse, "rows": rows}
+    (out / "audit.json").write_text(json.dumps(info, indent=2))
+    lines = [f"digits, CR class {args.forget_class}, K = {args.shadows}, {torch.get_num_threads()} torch thread(s), "
+             f"cold: {not args.reuse}; total audit time {total:.1f} s (setup of the audited runs {setup_s:.1f} s, "
+             "not counted)", "",
+             "| run | seconds | shadows made | AUC | TPR@1 % FPR | TPR@0.1 % FPR | ε mean | ε median | ε ceiling | "
+             "flagged @ 1 % |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['label']} | {r['wall_s']:.1f} | {r['built']} | {_fmt(r, 'ulira/auc')} | "
+                     f"{_fmt(r, 'ulira/tpr@0.01')} | {_fmt(r, 'ulira/tpr@0.001')} | {_fmt(r, 'ulira/eps_mean')} | "
+                     f"{r['ulira/eps_median']:.3f} | {r['ulira/eps_ceiling']:.3f} | "
+                     f"{r['ulira/target_flagged@0.01']:.3f} |")
+    (out / "audit.md").write_text("\n".join(lines) + "\n")
+    print(f"total audit time {total:.1f}s for {len(rows)} runs (K={args.shadows}); {out / 'audit.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,670 @@
+"""Per-example privacy audit of a run (U-LiRA) against shadow populations, written into its run directory.
+
+The estimator is :mod:`scarlab.metrics.ulira` (pure functions); this module makes the models it needs and reads
+and writes run directories.
+
+Shadow populations
+------------------
+For an audited run (an unlearn run, a retrained run, or an original evaluated against a split with
+``scarlab evaluate ORIG --split S --out DIR``), :func:`shadow_population` makes or reuses, in one folder
+``<run>/../shadows__<fingerprint8>/`` (or ``shadow_dir``):
+
+* ``original__s<seed>/``  K originals, seeds ``seed .. seed+K-1``, with the audited run's training configuration
+  (data set, model, epochs, batch size, lr, optimizer, weight decay, augmentation, stats δ, read from the
+  original's ``config.json``);
+* ``retrained__s<seed>/`` their K retrained oracles on the SAME split (a copy of the audited ``split.npz`` is kept
+  in the folder as ``split.npz``; every member reads that one);
+* ``<method>__<params8>__s<seed>/`` K unlearned models made by the audited run's method with its resolved
+  ``params`` and surrogate options, each from the shadow original of the same seed, unlearning with that seed
+  too (the population covers the method's own randomness, not only the training's).
+
+Each member is an ordinary run directory written by ``run_train`` / ``run_unlearn`` (its manifest carries a
+``shadow`` entry: role, seed, folder fingerprint), with snapshots only at the first and last step. The folder's
+fingerprint is a hash of the training configuration and the forget set, so every audited run of one split and
+training configuration shares the originals and retrained oracles; only the unlearned population is per method
+and parameters. ``shadows.json`` in the folder records that fingerprint and the configuration behind it.
+
+Reuse rule, member by member: a complete member whose listed files are intact and whose configuration (compared
+key by key with the expected one) is the same is reused; a failed, interrupted or damaged member is made again;
+a complete member made with another configuration (another split, data set, training option or method parameter)
+is refused with the keys that differ, as is a folder whose fingerprint differs. An unlearned member made from an
+earlier version of its shadow original (re-made since) is made again. Members are built one at a time in this
+process: seeding is process-global (``seed_everything``), so threads would race on the weight initialisation.
+
+What is compared
+----------------
+Scores are the scaled true-class logits φ (``ulira.scaled_logit``) of every forget example (``split.forget_idx``,
+the training images), one per model. The target population A and reference population B:
+
+* unlearn run: A = the K unlearned shadows, B = the K retrained shadows; pair i shares seed i;
+* original: A = the K shadow originals, B = the K retrained shadows;
+* retrained run: the K retrained shadows are split in halves, A = seeds ``seed .. seed+h-1``, B = the next h
+  (h = K // 2; an odd last one is left out), so the audited oracle is compared with retrained models neither
+  population's fit has seen, both sides alike: the attack reads chance by construction of the question
+  ("unlearned like A or retrained like B?" where both are retrained). This needs h ≥ 3, i.e. K ≥ 6; use K ≥ 16:
+  CR oracles differ by model-wide offsets of the forgotten class's logit, and with few pairs the held-out AUC
+  scatters widely around 0.5 (digits, 2-epoch models: 0.18-0.59 at h = 3, 0.39-0.56 at h = 8) and its interval
+  misses 0.5 more often than alpha says (4 of 8 seed ranges at h = 3, 1 of 9 at h = 8).
+
+``ulira.audit_scores(A, B, target=φ of the audited model)`` gives the held-out attack (ROC, AUC, TPR at 1 % and
+0.1 % FPR, balanced accuracy, intervals), per-example ε and the audited model's per-example log-LR.
+
+Files written into the audited run (and added to its manifest's ``files``; the manifest's ``audit`` entry holds the
+status, seconds and folder):
+
+* ``audit.json``: ``metrics`` (the ``ulira/*`` scalars plus ``ulira/target_log_lr_mean`` / ``_median``), ``k``,
+  ``delta``, ``alpha``, ``populations`` (what A and B are and their member folders), ``roc`` (FPR grid and TPR,
+  log axes), ``formulas`` (what each number is), ``shadows`` (folder, fingerprint, seeds), ``time``;
+* ``audit.parquet``: one row per forget example: ``index`` (into the training set), ``label``, ``target_score``
+  (φ), ``target_log_lr``, ``eps``, ``example_auc``, ``flagged@0.01`` (the audited model's log-LR above the held-out
+  threshold of FPR ≤ 1 %), ``mean_a``, ``mean_b`` (population means of φ);
+* ``audit_scores.npz``: the raw arrays: ``scores_a``, ``scores_b`` [K, N], ``target`` [N], ``index``, ``labels``
+  [N], ``log_lr_a``, ``log_lr_b`` [K, N] (held-out), for score-distribution plots;
+* ``audit_steps.csv`` (runs with ``features/step_*.npz``): per snapshot, the audited model's log-LR against the
+  fit on all K final shadows, over the forget probe points (group 0) that are in the forget set: ``step``,
+  ``ulira/log_lr_mean``, ``ulira/flagged@0.01``, ``n_examples``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ScarlabError
+from .metrics import ulira
+from .runs import RunDir, read_json, write_json
+
+MIN_SHADOWS = 3  # the held-out attack fits on K − 1 pairs, and one std needs two models
+DEFAULT_SHADOWS = 8
+DEFAULT_SEED = 1000
+SHADOW_SNAPSHOT_EVERY = 1_000_000  # shadows keep only the first and the last snapshot
+FLAG_FPR = 0.01
+TRAIN_KEYS = ("dataset", "model", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "augment",
+              "stats_delta")
+"""the training options every shadow copies from the audited run (its identity; device and data_root are not)."""
+UNLEARN_KEYS = ("method", "params", "surrogate", "surrogate_chunks", "surrogate_size", "retain_available")
+"""the unlearning options every unlearned shadow copies from the audited run."""
+FILES = ("audit.json", "audit.parquet", "audit_scores.npz", "audit_steps.csv")
+STEP_COLUMNS = ("step", "ulira/log_lr_mean", f"ulira/flagged@{FLAG_FPR:g}", "n_examples")
+FORMULAS = {
+    "score": "scaled logit φ = z_y − logsumexp_{j≠y} z_j of the true class y (LiRA), on each forget example",
+    "fit": "per-example Gaussians of φ under A and B; one pooled (global) std per population below 64 models "
+           "(LiRA's fixed variance), floored at 0.01",
+    "log_lr": "Λ = log N(φ; μ_A, σ_A) − log N(φ; μ_B, σ_B) (> 0: looks like A)",
+    "attack": "U-LiRA, leave-one-pair-out: fit on K − 1 pairs, score the held-out A- and B-model; pooled ROC over "
+              "models × examples",
+    "tpr@f": "largest TPR among ROC points with FPR ≤ f (no interpolation upward)",
+    "intervals": "percentile bootstrap (level 1 − alpha) over shadow pairs and examples; ε aggregates over examples",
+    "eps": "per example, NeurIPS 2023 unlearning competition: max over threshold rules of "
+           "max(log((1−δ−FPR⁺)/FNR⁺), log((1−δ−FNR⁺)/FPR⁺)), rates at their upper Clopper–Pearson bound, ≥ 0",
+    "eps_ceiling": "ε of a rule with no errors on K pairs: the largest ε K shadows can show",
+    "flagged@0.01": "share of forget examples whose audited-model Λ (fit on all K) exceeds the held-out B threshold "
+                    "of FPR ≤ 1 %",
+}
+
+
+@dataclass
+class AuditConfig:
+    """Per-example privacy audit (U-LiRA) of runs against shadow models: audit.json, audit.parquet in each run."""
+
+    runs: list[str] = field(default_factory=list)
+    """run directories to audit: unlearn runs, retrained runs, or an original evaluated against a split
+    (scarlab evaluate ORIG --split S --out DIR)."""
+    shadows: int = DEFAULT_SHADOWS
+    """K, the shadow models per population (at least 3; 6 for a retrained run, whose K are split in halves)."""
+    seed: int = DEFAULT_SEED
+    """first shadow seed: shadow i trains (and unlearns) with seed + i; must not include the audited model's seed."""
+    shadow_dir: str | None = None
+    """folder of the shadow population; None = next to the run: <run>/../shadows__<fingerprint8>."""
+    delta: float = ulira.DEFAULT_DELTA
+    """δ of the per-example (ε, δ) estimate."""
+    alpha: float = ulira.DEFAULT_ALPHA
+    """every interval has level 1 − alpha (bootstrap intervals, Clopper–Pearson rates)."""
+    device: str = "auto"
+    """device for training, unlearning and scoring the shadows: auto, cpu, cuda, cuda:N or mps."""
+    quiet: bool = False
+    """no progress bars."""
+
+
+# ============================================================================================ the audited run
+@dataclass
+class Audited:
+    """What an audit needs to know about the audited run."""
+
+    run: RunDir
+    kind: str
+    """'unlearn', 'original' or 'retrained'."""
+    checkpoint: Path
+    split: object  # scarlab.data.Split
+    train: dict
+    """the resolved training configuration every shadow copies (TRAIN_KEYS, plus data_root)."""
+    model_seed: int
+    """the seed of the audited model's own training (its original's, for an unlearn run)."""
+    unlearn: dict | None = None
+    """UNLEARN_KEYS of an unlearn run."""
+    label: str = "?"
+
+
+def _rerun_hint(run: RunDir, stage: str) -> str:
+    return {"unlearn": f"rerun the unlearn stage for {run.path} (scarlab unlearn ... --out {run.path} --overwrite)",
+            "train_retrained": f"rerun the retrained training for {run.path} (scarlab train --retrained ... --out "
+                               f"{run.path} --overwrite)",
+            "evaluate": f"rerun the evaluation of the original against its split (scarlab evaluate ORIG --split "
+                        f"SPLIT --out {run.path} --overwrite)"}.get(stage, "rerun the stage that made it")
+
+
+def audited(path) -> Audited:
+    """Read an audited run: its kind, model checkpoint, split and the training configuration of its original."""
+    from .results import describe
+    from .train import load_split
+
+    run = RunDir(path.path if isinstance(path, RunDir) else path)
+    if not (run.path / "manifest.json").is_file():
+        raise ScarlabError(f"{run.path} is not a scarlab run directory (no manifest.json)")
+    run.require_complete("audited run")
+    m, cfg = run.manifest, run.config
+    stage = m.get("stage")
+    label = describe(run.path, m, cfg).label
+    if stage == "train_original":
+        raise ScarlabError(f"{run.path} is an original model without a split: the audit asks whether the forget "
+                           f"examples of a split look trained on. Evaluate it against the split first "
+                           f"(scarlab evaluate {run.path} --split SPLIT --out DIR; the pipeline's original_eval) and "
+                           "audit DIR")
+    if stage not in ("unlearn", "train_retrained", "evaluate"):
+        raise ScarlabError(f"{run.path} is a {stage!r} run; the audit takes unlearn runs, retrained runs and "
+                           "originals evaluated against a split (scarlab evaluate ORIG --split S --out DIR)")
+    split_file = run.file("split.npz")
+    if not split_file.is_file():
+        raise ScarlabError(f"{run.path} has no split.npz, so its forget set is unknown: {_rerun_hint(run, stage)}")
+    split = load_split(split_file)
+    if stage == "train_retrained":
+        return Audited(run, "retrained", _checkpoint(run, _rerun_hint(run, stage)), split,
+                       _train_identity(cfg, run.path), int(cfg.get("seed") or 0), label=label)
+    orig_path = (m.get("parents") or {}).get("original") or cfg.get("run")
+    if not orig_path:
+        raise ScarlabError(f"{run.path} records no original run (manifest parents.original): "
+                           f"{_rerun_hint(run, stage)}")
+    original = RunDir(orig_path)
+    if not (original.path / "manifest.json").is_file():
+        raise ScarlabError(f"the original run {original.path} of {run.path} is missing; the shadows copy its "
+                           "training configuration: restore it or audit runs whose original exists")
+    original.require_complete(f"original run of {run.path}:")
+    ocfg = original.config
+    train = _train_identity(ocfg, original.path)
+    if stage == "evaluate":
+        hint = (f"retrain the original {original.path} (scarlab train ... --out {original.path} --overwrite), then "
+                "evaluate it against the split and audit again")
+        return Audited(run, "original", _checkpoint(original, hint), split, train, int(ocfg.get("seed") or 0),
+                       label=label)
+    missing = [k for k in UNLEARN_KEYS if k not in cfg]
+    if missing:
+        raise ScarlabError(f"{run.path}/config.json lacks {', '.join(missing)}: {_rerun_hint(run, stage)}")
+    unlearn = {k: cfg[k] for k in UNLEARN_KEYS}
+    return Audited(run, "unlearn", _checkpoint(run, _rerun_hint(run, stage)), split, train,
+                   int(ocfg.get("seed") or 0), unlearn=unlearn, label=label)
+
+
+def _checkpoint(holder: RunDir, hint: str) -> Path:
+    f = holder.file("checkpoints/model.pt")
+    if not f.is_file():
+        raise ScarlabError(f"{f} is missing, so the forget examples' logits cannot be computed: {hint}")
+    return f
+
+
+def _train_identity(cfg: dict, where: Path) -> dict:
+    missing = [k for k in TRAIN_KEYS if cfg.get(k) is None]
+    if missing:
+        raise ScarlabError(f"{where}/config.json lacks the training option(s) {', '.join(missing)} the shadows "
+                           "copy; retrain that run with this version of scarlab")
+    return {**{k: cfg[k] for k in TRAIN_KEYS}, "data_root": cfg.get("data_root")}
+
+
+# ============================================================================================ fingerprints
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _split_identity(split) -> dict:
+    forget = np.sort(np.asarray(split.forget_idx, np.int64))
+    return {"scenario": split.scenario, "n_forget": int(len(forget)),
+            "forget_sha256": hashlib.sha256(forget.tobytes()).hexdigest()}
+
+
+def _train_key(train: dict) -> dict:
+    return {k: train[k] for k in TRAIN_KEYS}
+
+
+def folder_identity(a: Audited) -> dict:
+    """What every member of a shadow folder shares: the training configuration and the forget set."""
+    return {"train": _train_key(a.train), "split": _split_identity(a.split)}
+
+
+def method_key(unlearn: dict) -> str:
+    """``<method>__<hash8>``: the unlearned population of one method and its resolved options."""
+    return f"{unlearn['method']}__{_hash(unlearn)[:8]}"
+
+
+def _differences(got: dict, want: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(got) | set(want)):
+        g, w = got.get(k, "<absent>"), want.get(k, "<absent>")
+        if isinstance(g, dict) and isinstance(w, dict):
+            out += _differences(g, w, f"{prefix}{k}.")
+        elif g != w:
+            out.append(f"{prefix}{k} = {g!r} there, {w!r} here")
+    return out
+
+
+# ============================================================================================ shadow population
+@dataclass
+class ShadowPopulation:
+    """The shadow members one audit uses (paths), and what making them cost."""
+
+    folder: Path
+    fingerprint: str
+    seeds: list[int]
+    originals: list[Path] = field(default_factory=list)
+    retrained: list[Path] = field(default_factory=list)
+    unlearned: list[Path] = field(default_factory=list)
+    method_key: str | None = None
+    built: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+    """seconds spent per population (original, retrained, the method key), building and checking."""
+
+
+def _check_k(k, kind: str) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < MIN_SHADOWS:
+        raise ScarlabError(f"--shadows K={k!r} is too small: the held-out U-LiRA attack fits each score on the other "
+                           f"K − 1 shadow pairs and one std needs two models, so K must be at least {MIN_SHADOWS} "
+                           "(8 or more for usable intervals; ε can exceed 0 only from K = 6)")
+    if kind == "retrained" and k < 2 * MIN_SHADOWS:
+        raise ScarlabError(f"--shadows K={k} is too small to audit a retrained run: its K retrained shadows are split "
+                           f"into two halves of at least {MIN_SHADOWS} (one plays 'unlearned', one 'retrained'), so K "
+                           f"must be at least {2 * MIN_SHADOWS}")
+
+
+def _intact(path: Path) -> bool:
+    from .pipeline.stage import _files_intact  # one implementation of "the listed files are readable"
+
+    return _files_intact(str(path))
+
+
+def _member_identity(role: str, path: Path) -> dict:
+    """The identity of an existing member, read from its config.json and split.npz (as :func:`_expected` builds it)."""
+    from .data import Split
+
+    run = RunDir(path)
+    cfg = run.config
+    if role in ("original", "retrained"):
+        ident = {"role": cfg.get("role"), "seed": cfg.get("seed"), "train": {k: cfg.get(k) for k in TRAIN_KEYS}}
+    else:
+        ident = {"seed": cfg.get("seed"), "original": Path(str(cfg.get("original") or "")).name,
+                 "unlearn": {k: cfg.get(k) for k in UNLEARN_KEYS}}
+    if role != "original":
+        f = run.file("split.npz")
+        ident["split"] = _split_identity(Split.load(f)) if f.is_file() else None
+    return ident
+
+
+def _expected(role: str, a: Audited, seed: int, original_name: str | None = None) -> dict:
+    if role in ("original", "retrained"):
+        ident = {"role": role, "seed": seed, "train": _train_key(a.train)}
+    else:
+        ident = {"seed": seed, "original": original_name, "unlearn": dict(a.unlearn)}
+    if role != "original":
+        ident["split"] = _split_identity(a.split)
+    return ident
+
+
+class _Builder:
+    """Makes or reuses the members of one shadow folder."""
+
+    def __init__(self, a: Audited, fingerprint: str):
+        self.a, self.fp = a, fingerprint
+        self.built: list[str] = []
+        self.reused: list[str] = []
+
+    def ensure(self, role: str, path: Path, seed: int, make, depends: Path | None = None) -> None:
+        expect = _expected(role, self.a, seed, depends.name if depends is not None else None)
+        if path.exists() and self._reusable(role, path, expect, depends):
+            self.reused.append(path.name)
+            return
+        overwrite = path.exists()
+        if overwrite and not (path / "manifest.json").is_file():
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+                overwrite = False
+            else:
+                raise ScarlabError(f"{path} is in the way of shadow member {path.name} and is not a scarlab run "
+                                   "directory; move it away, then rerun the audit")
+        try:
+            run = make(path, overwrite)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of a member is reported with where to resume
+            msg = str(exc) if isinstance(exc, ScarlabError) else f"{type(exc).__name__}: {exc}"
+            raise ScarlabError(f"shadow member {path} failed: {msg}. Rerunning the audit resumes: complete members "
+                               "are reused and this one is made again") from exc
+        entry = {"role": role, "seed": seed, "folder_fingerprint": self.fp, "identity": _hash(expect)}
+        if depends is not None:
+            entry["original_created"] = RunDir(depends).manifest.get("created")
+        run.update_manifest(shadow=entry)
+        self.built.append(path.name)
+
+    def _reusable(self, role: str, path: Path, expect: dict, depends: Path | None) -> bool:
+        run = RunDir(path)
+        if not (path / "manifest.json").is_file():
+            return False
+        try:
+            status = run.status
+        except ScarlabError:
+            return False  # an unreadable manifest: made again (overwrite checks it is scarlab's)
+        if status == "running" and run.live_holder():
+            holder = run.live_holder()
+            raise ScarlabError(f"shadow member {path} is being written by process {holder}; wait for it (another "
+                               "audit?) and rerun")
+        if status != "complete" or not _intact(path):
+            return False
+        got = _member_identity(role, path)
+        if got != expect:
+            diff = "; ".join(_differences(got, expect)) or "their configurations differ"
+            raise ScarlabError(f"shadow member {path} was made with another configuration (fingerprint "
+                               f"{_hash(got)[:8]} ≠ {_hash(expect)[:8]}: {diff}); it belongs to another split, data "
+                               "set or method parameters. Remove it or audit with another --shadow-dir")
+        if depends is not None:  # made from an earlier version of its shadow original?
+            made_from = (run.manifest.get("shadow") or {}).get("original_created")
+            if made_from is None or made_from != RunDir(depends).manifest.get("created"):
+                return False
+        return True
+
+
+def _folder(a: Audited, shadow_dir) -> tuple[Path, str]:
+    ident = folder_identity(a)
+    fp = _hash(ident)
+    folder = Path(shadow_dir) if shadow_dir else a.run.path.resolve().parent / f"shadows__{fp[:8]}"
+    rec = folder / "shadows.json"
+    if rec.is_file():
+        old = read_json(rec)
+        if old.get("fingerprint") != fp:
+            diff = "; ".join(_differences(old.get("identity") or {}, ident)) or "unknown"
+            raise ScarlabError(f"shadow folder {folder} holds shadows of another configuration (fingerprint "
+                               f"{str(old.get('fingerprint'))[:8]} ≠ {fp[:8]}: {diff}); another split, data set or "
+                               "training option. Audit with another --shadow-dir (or none: a folder per fingerprint)")
+    elif folder.is_dir() and any(p.name != "split.npz" for p in folder.iterdir()):
+        raise ScarlabError(f"{folder} exists and is not a scarlab shadow folder (no shadows.json); choose another "
+                           "--shadow-dir")
+    return folder, fp
+
+
+def _record(folder: Path, fp: str, a: Audited, pop: ShadowPopulation) -> None:
+    rec = folder / "shadows.json"
+    old = read_json(rec) if rec.is_file() else {"created": time.time()}
+    members = old.get("members") or {}
+    there = set(pop.built) | set(pop.reused)  # complete now (a failed build leaves the rest unlisted)
+    for key, paths in (("original", pop.originals), ("retrained", pop.retrained),
+                       (pop.method_key or "", pop.unlearned)):
+        names = {p.name for p in paths} & there
+        if names:
+            members[key] = sorted(set(members.get(key, [])) | names)
+    if pop.method_key:
+        methods = old.get("methods") or {}
+        methods[pop.method_key] = a.unlearn
+        old["methods"] = methods
+    write_json(rec, {**old, "fingerprint": fp, "identity": folder_identity(a), "members": members,
+                     "updated": time.time()})
+
+
+def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, shadow_dir=None,
+                      device: str = "auto", progress: bool = True) -> ShadowPopulation:
+    """Make or reuse the K shadow members an audit of ``run`` needs (module docstring: layout and reuse rule).
+
+    An unlearn run needs originals, retrained oracles and unlearned models; an original, the first two; a retrained
+    run, only retrained oracles. Returns the member paths (index i = seed + i in every population).
+    """
+    from tqdm.auto import tqdm
+
+    from .config import TrainConfig, UnlearnConfig
+    from .device import resolve_device
+    from .train import run_train
+    from .unlearn.stage import run_unlearn
+
+    a = run if isinstance(run, Audited) else audited(run)
+    _check_k(shadows, a.kind)
+    seeds = [int(seed) + i for i in range(shadows)]
+    if a.model_seed in seeds:
+        raise ScarlabError(f"the shadow seeds {seeds[0]}..{seeds[-1]} include the audited model's own training seed "
+                           f"{a.model_seed}: a shadow would be its twin. Pass --seed outside that range")
+    device = resolve_device(device)
+    folder, fp = _folder(a, shadow_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    split_file = folder / "split.npz"
+    if not _split_ok(split_file, a.split):
+        tmp = folder / "split.tmp.npz"
+        a.split.save(tmp)
+        tmp.replace(split_file)
+    pop = ShadowPopulation(folder, fp, seeds)
+    b = _Builder(a, fp)
+    _record(folder, fp, a, pop)  # first, so an interrupted build still leaves a recognisable shadow folder
+    base = {k: v for k, v in a.train.items()}
+
+    def train(role: str, s: int):
+        def make(path: Path, overwrite: bool):
+            cfg = TrainConfig(**base, role=role, seed=s, device=device,
+                              **({"split": str(split_file)} if role == "retrained" else {}))
+            return run_train(cfg, path, overwrite=overwrite, progress=False)
+        return make
+
+    def unlearn(s: int, original: Path, retrained: Path):
+        u = a.unlearn
+
+        def make(path: Path, overwrite: bool):
+            cfg = UnlearnConfig(original=str(original), method=u["method"], retrained=str(retrained),
+                                split=str(split_file), seed=s, surrogate=u["surrogate"],
+                                surrogate_chunks=u["surrogate_chunks"], surrogate_size=u["surrogate_size"],
+                                params=dict(u["params"]), snapshot_every=SHADOW_SNAPSHOT_EVERY, device=device,
+                                retain_available=u["retain_available"])
+            return run_unlearn(cfg, path, overwrite=overwrite, progress=False)
+        return make
+
+    plan = []  # (population key, role, list to fill, [(path, seed, make, depends)])
+    if a.kind in ("original", "unlearn"):
+        pop.originals = [folder / f"original__s{s}" for s in seeds]
+        plan.append(("original", "original",
+                     [(p, s, train("original", s), None) for p, s in zip(pop.originals, seeds)]))
+    pop.retrained = [folder / f"retrained__s{s}" for s in seeds]
+    plan.append(("retrained", "retrained", [(p, s, train("retrained", s), None) for p, s in zip(pop.retrained, seeds)]))
+    if a.kind == "unlearn":
+        pop.method_key = method_key(a.unlearn)
+        pop.unlearned = [folder / f"{pop.method_key}__s{s}" for s in seeds]
+        plan.append((pop.method_key, "unlearned",
+                     [(p, s, unlearn(s, o, r), o) for p, s, o, r in zip(pop.unlearned, seeds, pop.originals,
+                                                                         pop.retrained)]))
+    total = sum(len(items) for *_, items in plan)
+    bar = tqdm(total=total, desc=f"shadows of {a.run.path.name}", unit="model", disable=not progress, leave=False)
+    try:
+        with bar:
+            for key, role, items in plan:
+                t0 = time.perf_counter()
+                for path, s, make, depends in items:
+                    bar.set_postfix_str(path.name)
+                    b.ensure(role, path, s, make, depends)
+                    bar.update(1)
+                pop.seconds[key] = time.perf_counter() - t0
+    finally:
+        pop.built, pop.reused = b.built, b.reused
+        _record(folder, fp, a, pop)
+    return pop
+
+
+def _split_ok(path: Path, split) -> bool:
+    from .data import Split
+
+    if not path.is_file():
+        return False
+    try:
+        return _split_identity(Split.load(path)) == _split_identity(split)
+    except Exception:  # noqa: BLE001 - a damaged copy is rewritten
+        return False
+
+
+# ============================================================================================ scores
+# (checkpoint, its mtime_ns, forget set) -> φ [N]: the audits of one process share their shadows' scores
+_SCORES: dict[tuple, np.ndarray] = {}
+
+
+def forget_scores(checkpoint: Path, ds, split, device: str = "cpu") -> np.ndarray:
+    """Scaled true-class logits φ [N] of a model on the forget examples ``split.forget_idx`` (training images)."""
+    import torch
+
+    from .features import extract
+    from .models import load_checkpoint
+
+    checkpoint = Path(checkpoint)
+    key = (str(checkpoint.resolve()), checkpoint.stat().st_mtime_ns, _split_identity(split)["forget_sha256"])
+    if key not in _SCORES:
+        model = load_checkpoint(checkpoint, device, expect={"num_classes": ds.num_classes})
+        idx = torch.as_tensor(np.asarray(split.forget_idx, np.int64))
+        logits = extract(model, ds, ds.train.images[idx], device, features=False)[1].numpy()
+        if len(_SCORES) > 4096:
+            _SCORES.clear()
+        _SCORES[key] = ulira.scaled_logit(logits, ds.train.labels[idx].numpy())
+    return _SCORES[key]
+
+
+def _populations(a: Audited, pop: ShadowPopulation) -> tuple[list[Path], list[Path], str, str]:
+    """(A members, B members, what A is, what B is) for the audited run's kind (module docstring)."""
+    if a.kind == "unlearn":
+        return pop.unlearned, pop.retrained, f"unlearned ({a.unlearn['method']})", "retrained"
+    if a.kind == "original":
+        return pop.originals, pop.retrained, "original", "retrained"
+    h = len(pop.retrained) // 2
+    return (pop.retrained[:h], pop.retrained[h:2 * h], "retrained (first half of the seeds)",
+            "retrained (second half of the seeds)")
+
+
+def _flag_threshold(lr_b: np.ndarray, fpr: float = FLAG_FPR) -> float:
+    """The held-out B log-LR above which at most ``fpr`` of the B scores lie (as ``ulira.audit_scores`` flags)."""
+    neg = np.sort(np.asarray(lr_b, float).ravel())[::-1]
+    m = int(np.floor(fpr * len(neg) + 1e-9))
+    return float(neg[m]) if m < len(neg) else -math.inf
+
+
+def steps_scores(run: RunDir, split, fit: ulira.GaussianFit, threshold: float) -> list[dict]:
+    """The audited model's log-LR at each ``features/step_*.npz`` snapshot, over its forget probe points (group 0)
+    that are in the forget set, against ``fit`` (the final shadows'): one row per step (STEP_COLUMNS)."""
+    forget = np.asarray(split.forget_idx, np.int64)
+    pos = {int(i): n for n, i in enumerate(forget)}
+    rows = []
+    for f in sorted(run.file("features").glob("step_*.npz")):
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                logits, labels, group, index = z["logits"], z["labels"], z["group"], z["index"]
+                step = int(z["step"]) if "step" in z.files else int(f.stem.split("_")[1])
+        except Exception as exc:  # noqa: BLE001
+            raise ScarlabError(f"{f} cannot be read ({type(exc).__name__}: {exc}); rerun the unlearn stage for "
+                               f"{run.path}") from None
+        keep = [(k, pos[int(i)]) for k, (g, i) in enumerate(zip(group, index)) if g == 0 and int(i) in pos]
+        if not keep:
+            continue
+        rows_, cols = np.array([k for k, _ in keep]), np.array([c for _, c in keep])
+        phi = ulira.scaled_logit(logits[rows_].astype(np.float64), labels[rows_])
+        sub = ulira.GaussianFit(fit.mean_a[cols], fit.std_a[cols], fit.mean_b[cols], fit.std_b[cols], fit.variance,
+                                fit.k_a, fit.k_b)
+        lam = ulira.likelihood_ratio(phi, sub)
+        rows.append({"step": step, "ulira/log_lr_mean": float(lam.mean()),
+                     f"ulira/flagged@{FLAG_FPR:g}": float(np.mean(lam > threshold)), "n_examples": len(cols)})
+    return sorted(rows, key=lambda r: r["step"])
+
+
+# ============================================================================================ the audit
+def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, shadow_dir=None,
+              delta: float = ulira.DEFAULT_DELTA, alpha: float = ulira.DEFAULT_ALPHA, device: str = "auto",
+              progress: bool = True) -> dict:
+    """Audit one run: make or reuse its shadows, score them and the run, write audit.json / audit.parquet /
+    audit_scores.npz (/ audit_steps.csv) into the run, list them in its manifest. Returns audit.json's contents."""
+    import pandas as pd
+
+    from .data import load_dataset
+    from .device import resolve_device
+
+    t_start = time.perf_counter()
+    a = run if isinstance(run, Audited) else audited(run)
+    _check_k(shadows, a.kind)
+    for name, v, lo, hi in (("delta", delta, 0.0, 1.0), ("alpha", alpha, 0.0, 1.0)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v < hi:
+            raise ScarlabError(f"{name} must lie strictly between {lo:g} and {hi:g}, got {v!r}")
+    device = resolve_device(device)
+    target_run = a.run
+    try:
+        pop = shadow_population(a, shadows, seed=seed, shadow_dir=shadow_dir, device=device, progress=progress)
+        t_scores = time.perf_counter()
+        ds = load_dataset(a.train["dataset"], a.train.get("data_root"))
+        members_a, members_b, what_a, what_b = _populations(a, pop)
+        scores_a = np.stack([forget_scores(p / "checkpoints" / "model.pt", ds, a.split, device) for p in members_a])
+        scores_b = np.stack([forget_scores(p / "checkpoints" / "model.pt", ds, a.split, device) for p in members_b])
+        target = forget_scores(a.checkpoint, ds, a.split, device)
+        res = ulira.audit_scores(scores_a, scores_b, target=target, delta=delta, alpha=alpha)
+        k = int(res["ulira/k"])
+        fit = ulira.fit_populations(scores_a, scores_b, variance=ulira.resolve_variance("auto", k - 1))
+        thr = _flag_threshold(res["ulira/log_lr_b"])
+        flagged = res["ulira/target_log_lr"] > thr
+        steps = steps_scores(target_run, a.split, fit, thr) if target_run.file("features").is_dir() else []
+        scores_s = time.perf_counter() - t_scores
+
+        metrics = {key: v for key, v in res.items() if np.isscalar(v)}
+        metrics["ulira/target_log_lr_mean"] = float(np.mean(res["ulira/target_log_lr"]))
+        metrics["ulira/target_log_lr_median"] = float(np.median(res["ulira/target_log_lr"]))
+        idx = np.asarray(a.split.forget_idx, np.int64)
+        labels = ds.train.labels[idx].numpy().astype(np.int64)
+        doc = {"run": str(target_run.path), "kind": a.kind, "label": a.label, "k": k, "delta": float(delta),
+               "alpha": float(alpha), "flag_fpr": FLAG_FPR, "n_examples": int(len(idx)), "metrics": metrics,
+               "populations": {"a": what_a, "b": what_b, "a_members": [p.name for p in members_a],
+                               "b_members": [p.name for p in members_b]},
+               "shadows": {"k": shadows, "folder": str(pop.folder), "fingerprint": pop.fingerprint,
+                           "seeds": pop.seeds, "built": pop.built, "reused": len(pop.reused)},
+               "roc": {"fpr": res["ulira/roc_fpr"].tolist(), "tpr": res["ulira/roc_tpr"].tolist()},
+               "formulas": FORMULAS,
+               "time": {**{f"shadows/{key}_s": round(v, 3) for key, v in pop.seconds.items()},
+                        "scores_s": round(scores_s, 3), "audit_s": round(time.perf_counter() - t_start, 3)},
+               "created": time.time()}
+        table = pd.DataFrame({"index": idx, "label": labels, "target_score": target,
+                              "target_log_lr": res["ulira/target_log_lr"], "eps": res["ulira/eps"],
+                              "example_auc": res["ulira/example_auc"], f"flagged@{FLAG_FPR:g}": flagged,
+                              "mean_a": scores_a.mean(0), "mean_b": scores_b.mean(0)})
+        tmp = target_run.file("audit.parquet.tmp")
+        table.to_parquet(tmp, index=False)
+        tmp.replace(target_run.file("audit.parquet"))
+        tmp = target_run.file("audit_scores.tmp.npz")
+        np.savez_compressed(tmp, scores_a=scores_a, scores_b=scores_b, target=target, index=idx, labels=labels,
+                            log_lr_a=res["ulira/log_lr_a"], log_lr_b=res["ulira/log_lr_b"])
+        tmp.replace(target_run.file("audit_scores.npz"))
+        written = ["audit.json", "audit.parquet", "audit_scores.npz"]
+        if steps:
+            tmp = target_run.file("audit_steps.csv.tmp")
+            pd.DataFrame(steps, columns=list(STEP_COLUMNS)).to_csv(tmp, index=False)
+            tmp.replace(target_run.file("audit_steps.csv"))
+            written.append("audit_steps.csv")
+        elif target_run.file("audit_steps.csv").is_file():
+            target_run.file("audit_steps.csv").unlink()  # from an earlier audit; nothing to say now
+        write_json(target_run.file("audit.json"), doc)
+    except BaseException as exc:
+        msg = str(exc) if isinstance(exc, ScarlabError) else f"{type(exc).__name__}: {exc}"
+        try:
+            target_run.update_manifest(audit={"status": "failed", "error": msg, "finished": time.time()})
+        except (OSError, ScarlabError):
+            pass
+        raise
+    files = sorted((set(target_run.manifest.get("files", [])) - set(FILES)) | set(written))
+    target_run.update_manifest(files=files, audit={"status": "complete", "finished": time.time(), "k": k,
+                                                   "shadows": str(pop.folder), "audit_s": doc["time"]["audit_s"]})
+    return doc
+
+
+__all__ = ["AuditConfig", "Audited", "ShadowPopulation", "audited", "audit_run", "forget_scores",
+           "shadow_population", "steps_scores", "MIN_SHADOWS"]

@@ -1,0 +1,270 @@
+"""scarlab.audit on digits with small shadow populations: the original is caught, the retrained oracle reads chance,
+members are reused / re-made / refused as the reuse rule says, and bad input is one clear error.
+
+Scale: audited models and shadows train 2 epochs (SCAR: 1 epoch); K = 4 for the original and SCAR, K = 16 for the
+retrained run (its shadows are split in halves of 8). One shadow folder serves every audit of the module (same
+split and training configuration): 4 originals, 16 retrained, 4 SCAR models; ~25-35 s with SCARLAB_THREADS=1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scarlab import audit
+from scarlab.audit import audit_run, shadow_population
+from scarlab.errors import ScarlabError
+from scarlab.runs import RunDir
+
+K = 4
+K_RETRAINED = 16
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Audited runs: original (2 epochs, seed 0), its evaluation against CR class 0, the retrained oracle, SCAR."""
+    from scarlab.config import TrainConfig, UnlearnConfig
+    from scarlab.evaluate import evaluate_run
+    from scarlab.train import run_train
+    from scarlab.unlearn.stage import run_unlearn
+
+    root = tmp_path_factory.mktemp("audit")
+    orig = run_train(TrainConfig(dataset="digits", epochs=2, device="cpu"), root / "original", progress=False).path
+    retr = run_train(TrainConfig(dataset="digits", role="retrained", forget_classes=[0], epochs=2, device="cpu"),
+                     root / "retrained", progress=False).path
+    evaluate_run(orig, retrained=retr, split=retr, out=root / "original_eval", mia_repeats=1)
+    scar = run_unlearn(UnlearnConfig(original=str(orig), retrained=str(retr), split=str(retr), method="scar",
+                                     params={"epochs": 1}, device="cpu"), root / "scar", progress=False).path
+    return {"root": root, "original": orig, "retrained": retr, "original_eval": root / "original_eval",
+            "scar": scar}
+
+
+@pytest.fixture(scope="module")
+def audits(runs):
+    """The three audits, run once (cold): {name: audit.json contents}."""
+    return {"original_eval": audit_run(runs["original_eval"], K, device="cpu", progress=False),
+            "retrained": audit_run(runs["retrained"], K_RETRAINED, device="cpu", progress=False),
+            "scar": audit_run(runs["scar"], K, device="cpu", progress=False)}
+
+
+def created(folder) -> dict:
+    return {p.name: RunDir(p).manifest["created"] for p in sorted(folder.iterdir()) if (p / "manifest.json").is_file()}
+
+
+# ------------------------------------------------------------------------------------------ quality
+def test_the_original_is_caught(audits):
+    m = audits["original_eval"]["metrics"]
+    # measured on 8 shadow seed ranges × 1 and 2 threads: AUC 1.000, TPR@1 % 1.000, flagged 1.000 every time; the
+    # original has seen class 0 and the retrained models never have, so the margins below are wide
+    assert m["ulira/auc_low"] > 0.9
+    assert m["ulira/tpr@0.01"] > 0.5  # ≫ 0.01
+    assert m["ulira/target_flagged@0.01"] > 0.5
+    assert audits["original_eval"]["populations"]["a"] == "original"
+
+
+def test_the_retrained_oracle_reads_chance(audits):
+    doc = audits["retrained"]
+    m = doc["metrics"]
+    assert doc["k"] == K_RETRAINED // 2 and doc["shadows"]["k"] == K_RETRAINED
+    assert set(doc["populations"]["a_members"]).isdisjoint(doc["populations"]["b_members"])
+    # This seed range (1000-1015): AUC 0.514 [0.442, 0.595] with 1 and with 2 threads ([0.443, 0.598]); ε mean
+    # 0.004 / 0.002 (ceiling 0.535); flagged 0.000. Over 8 other seed ranges (2000-2715, 1 thread) the AUC was
+    # 0.385-0.563 and its interval held 0.5 in 7 of 8; with halves of 3 (K = 6) in only 4 of 8 (AUC 0.18-0.59).
+    # 2-epoch CR oracles differ by model-wide offsets of the forgotten class's logit, which the estimator's two-way
+    # bootstrap under-covers at small K (reported with the audit layer); hence K = 16 and a pinned seed range here.
+    assert m["ulira/auc_low"] <= 0.5 <= m["ulira/auc_high"]
+    assert abs(m["ulira/auc"] - 0.5) < 0.1
+    # ε's chance level at 8 pairs: ≤ 0.004 measured over all 9 ranges; the documented one at 16 pairs ≈ 0.035
+    assert m["ulira/eps_mean"] < 0.05 < m["ulira/eps_ceiling"]
+    assert m["ulira/target_flagged@0.01"] <= 0.05  # measured 0.000 here; 0.000-0.023 and once 0.196 elsewhere
+
+
+# ------------------------------------------------------------------------------------------ files
+def test_files_manifest_and_over_steps(runs, audits):
+    run = RunDir(runs["scar"])
+    doc = audits["scar"]
+    assert json.loads(run.file("audit.json").read_text())["k"] == K
+    assert {"audit.json", "audit.parquet", "audit_scores.npz", "audit_steps.csv"} <= set(run.manifest["files"])
+    assert run.manifest["audit"]["status"] == "complete"
+    assert doc["populations"]["a"] == "unlearned (scar)" and len(doc["populations"]["a_members"]) == K
+    assert set(doc["formulas"]) >= {"score", "attack", "eps"} and doc["delta"] == 1e-5 and doc["alpha"] == 0.05
+    assert len(doc["roc"]["fpr"]) == len(doc["roc"]["tpr"])
+
+    table = pd.read_parquet(run.file("audit.parquet"))
+    split = np.load(run.file("split.npz"))
+    assert list(table.columns) == ["index", "label", "target_score", "target_log_lr", "eps", "example_auc",
+                                   "flagged@0.01", "mean_a", "mean_b"]
+    np.testing.assert_array_equal(table["index"], split["forget_idx"])
+    assert (table["label"] == 0).all()
+    assert table["flagged@0.01"].mean() == pytest.approx(doc["metrics"]["ulira/target_flagged@0.01"])
+    with np.load(run.file("audit_scores.npz"), allow_pickle=False) as z:
+        assert z["scores_a"].shape == z["scores_b"].shape == (K, len(table))
+        np.testing.assert_allclose(z["target"], table["target_score"])
+
+    steps = pd.read_csv(run.file("audit_steps.csv"))
+    snaps = sorted(run.file("features").glob("step_*.npz"))
+    assert len(steps) == len(snaps) > 2 and steps["step"].is_monotonic_increasing
+    assert (steps["n_examples"] == len(table)).all()  # every forget example is a probe point on digits
+    # the last snapshot is the final model (logits stored as float16): its mean log-LR is the audit's
+    assert steps["ulira/log_lr_mean"].iloc[-1] == pytest.approx(doc["metrics"]["ulira/target_log_lr_mean"],
+                                                                rel=0.05, abs=0.5)
+    # at step 0 the model is the original: caught
+    assert steps["ulira/flagged@0.01"].iloc[0] > 0.5
+
+
+def test_members_are_ordinary_runs(audits):
+    folder = RunDir(audits["scar"]["shadows"]["folder"]).path
+    names = set(created(folder))
+    assert {f"original__s{s}" for s in range(1000, 1000 + K)} <= names
+    assert {f"retrained__s{s}" for s in range(1000, 1000 + K_RETRAINED)} <= names
+    scar = [n for n in names if n.startswith("scar__")]
+    assert len(scar) == K
+    for name in scar:
+        run = RunDir(folder / name)
+        assert run.status == "complete" and run.manifest["shadow"]["role"] == "unlearned"
+        assert run.config["params"]["epochs"] == 1 and run.config["snapshot_every"] == audit.SHADOW_SNAPSHOT_EVERY
+        assert len(list(run.file("features").glob("step_*.npz"))) == 2  # first and last step only
+    record = json.loads((folder / "shadows.json").read_text())
+    assert record["fingerprint"] == audits["scar"]["shadows"]["fingerprint"]
+    assert len(record["members"]["retrained"]) == K_RETRAINED
+
+
+# ------------------------------------------------------------------------------------------ reuse
+def test_a_second_audit_reuses_every_member(runs, audits):
+    folder = RunDir(audits["scar"]["shadows"]["folder"]).path
+    before = created(folder)
+    doc = audit_run(runs["scar"], K, device="cpu", progress=False)
+    assert doc["shadows"]["built"] == [] and doc["shadows"]["reused"] == 3 * K
+    assert created(folder) == before
+    assert doc["metrics"]["ulira/auc"] == audits["scar"]["metrics"]["ulira/auc"]
+
+
+def test_a_damaged_member_is_made_again_and_a_failing_one_says_how_to_resume(runs, audits, monkeypatch):
+    import scarlab.train
+
+    folder = RunDir(audits["original_eval"]["shadows"]["folder"]).path
+    victim = folder / "retrained__s1001"
+    ckpt = victim / "checkpoints" / "model.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:100])  # truncated: its CRC check fails although the status says complete
+    before = created(folder)
+
+    def boom(*a, **kw):
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(scarlab.train, "fit", boom)
+    with pytest.raises(ScarlabError, match="shadow member .*retrained__s1001 failed: RuntimeError: simulated crash"
+                                           ".*Rerunning the audit resumes"):
+        audit_run(runs["original_eval"], K, device="cpu", progress=False)
+    assert RunDir(victim).status == "failed"
+    assert RunDir(runs["original_eval"]).manifest["audit"]["status"] == "failed"
+    monkeypatch.undo()
+
+    doc = audit_run(runs["original_eval"], K, device="cpu", progress=False)
+    assert doc["shadows"]["built"] == ["retrained__s1001"]
+    after = created(folder)
+    assert after["retrained__s1001"] != before["retrained__s1001"]
+    assert {n: t for n, t in after.items() if n != "retrained__s1001"} == \
+           {n: t for n, t in before.items() if n != "retrained__s1001"}
+
+
+def test_an_original_made_again_makes_its_unlearned_model_again(runs, audits):
+    folder = RunDir(audits["scar"]["shadows"]["folder"]).path
+    RunDir(folder / "original__s1002").update_manifest(status="failed", error="simulated")
+    doc = audit_run(runs["scar"], K, device="cpu", progress=False)
+    scar = next(n for n in doc["populations"]["a_members"] if n.endswith("__s1002"))
+    assert sorted(doc["shadows"]["built"]) == sorted(["original__s1002", scar])
+
+
+# ------------------------------------------------------------------------------------------ refusals
+def test_a_member_made_with_another_configuration_is_refused(runs, audits):
+    folder = RunDir(audits["scar"]["shadows"]["folder"]).path
+    f = folder / "original__s1000" / "config.json"
+    text = f.read_text()
+    try:
+        f.write_text(json.dumps({**json.loads(text), "epochs": 3}))
+        with pytest.raises(ScarlabError, match=r"original__s1000 was made with another configuration \(fingerprint "
+                                               r"\w{8} ≠ \w{8}: train\.epochs = 3 there, 2 here"):
+            shadow_population(runs["scar"], K, device="cpu", progress=False)
+    finally:
+        f.write_text(text)
+
+
+def test_shadows_of_another_split_are_refused(runs, audits, tmp_path):
+    from scarlab.data import load_dataset, make_split
+
+    # an original evaluated against class 1 (written by hand: the audit reads only config, split and checkpoint)
+    other = RunDir.create(tmp_path / "original_eval_c1", stage="evaluate",
+                          config={"method": "original", "dataset": "digits", "run": str(runs["original"])},
+                          parents={"original": runs["original"]})
+    make_split(load_dataset("digits"), "CR", [1]).save(other.file("split.npz"))
+    other.finish("complete")
+    folder = RunDir(audits["original_eval"]["shadows"]["folder"]).path
+    with pytest.raises(ScarlabError, match=r"holds shadows of another configuration .*split\.forget_sha256"):
+        shadow_population(other.path, K, shadow_dir=folder, device="cpu", progress=False)
+    # by default each split gets its own folder (fingerprints differ)
+    assert audit.folder_identity(audit.audited(other.path)) != audit.folder_identity(audit.audited(runs["scar"]))
+
+
+# ------------------------------------------------------------------------------------------ bad input
+def test_too_few_shadows_are_refused(runs):
+    with pytest.raises(ScarlabError, match=r"K=2 is too small.*at least 3"):
+        audit_run(runs["scar"], 2, device="cpu", progress=False)
+    with pytest.raises(ScarlabError, match=r"K=4 is too small to audit a retrained run.*at least 6"):
+        audit_run(runs["retrained"], 4, device="cpu", progress=False)
+
+
+def test_runs_without_a_split_or_a_model_name_the_stage_to_rerun(runs, tmp_path):
+    with pytest.raises(ScarlabError, match=r"original model without a split.*scarlab evaluate"):
+        audit_run(runs["original"], K, device="cpu", progress=False)
+    broken = tmp_path / "scar_copy"
+    shutil.copytree(runs["scar"], broken)
+    (broken / "split.npz").unlink()
+    with pytest.raises(ScarlabError, match=r"no split\.npz.*rerun the unlearn stage"):
+        audit_run(broken, K, device="cpu", progress=False)
+    shutil.copy(runs["scar"] / "split.npz", broken / "split.npz")
+    (broken / "checkpoints" / "model.pt").unlink()
+    with pytest.raises(ScarlabError, match=r"model\.pt is missing.*rerun the unlearn stage"):
+        audit_run(broken, K, device="cpu", progress=False)
+
+
+def test_shadow_seeds_may_not_include_the_audited_models_seed(runs):
+    with pytest.raises(ScarlabError, match="include the audited model's own training seed 0"):
+        audit_run(runs["scar"], K, seed=0, device="cpu", progress=False)
+
+
+# ------------------------------------------------------------------------------------------ command
+def _parse(argv):
+    from scarlab.commands import audit as command
+
+    parser = argparse.ArgumentParser(prog="scarlab")
+    command.register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def test_command_prints_the_main_numbers(runs, audits, capsys, tmp_path):
+    cfg = tmp_path / "audit.yaml"
+    cfg.write_text(f"shadows: {K}\ndevice: cpu\n")
+    args = _parse(["audit", str(runs["scar"]), str(runs["original_eval"]), "--config", str(cfg), "--quiet"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    for text in ("U-LiRA AUC", "TPR @ 1 % FPR", "TPR @ 0.1 % FPR", "ε mean", "ε median", f"K={K} shadows",
+                 "0 made"):
+        assert text in out
+    assert out.count("audited ") == 2
+    args = _parse(["audit", str(runs["scar"]), "--shadows", "2", "--quiet"])
+    with pytest.raises(ScarlabError, match="K=2"):
+        args.func(args)
+
+
+def test_registered_in_the_cli():
+    import scarlab.cli
+
+    if "audit" not in scarlab.cli.COMMANDS:
+        pytest.skip("`audit` is not yet in scarlab.cli.COMMANDS")
+    with pytest.raises(SystemExit) as exc:
+        scarlab.cli.main(["audit", "--help"])
+    assert exc.value.code == 0
