@@ -172,7 +172,8 @@ def test_docker_image_command_listens_on_every_interface(in_image, tmp_path, mon
     expected = ("0.0.0.0" if in_image else "127.0.0.1", 8501)
     assert cmd[0] == "scarlab"
     args = build_parser(cmd[1:]).parse_args(cmd[1:])
-    assert dashboard.server_settings(args.address, args.port, streamlit_env) == expected
+    given = vars(args)  # options not given on the command line are absent (their config-file or default value)
+    assert dashboard.server_settings(given.get("address"), given.get("port"), streamlit_env) == expected
 
     for k in ("STREAMLIT_SERVER_ADDRESS", "STREAMLIT_SERVER_PORT"):
         monkeypatch.delenv(k, raising=False)

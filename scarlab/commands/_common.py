@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 
 from .. import schema
 from ..errors import ScarlabError
@@ -12,7 +13,7 @@ def add_parser(sub, name: str, cls, help: str, *, positional: tuple[str, ...] = 
                defaults: dict | None = None, aliases: dict | None = None, **kw) -> argparse.ArgumentParser:
     """A sub-command whose options are the fields of ``cls`` (plus ``--config FILE``, and the run options
     ``--out``, ``--overwrite``, ``--quiet`` when it creates a run directory)."""
-    p = sub.add_parser(name, help=help, description=kw.pop("description", None) or (cls.__doc__ or help),
+    p = sub.add_parser(name, help=help, description=kw.pop("description", None) or inspect.cleandoc(cls.__doc__ or help),
                        formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
     for name_ in positional:
         _, is_list = schema.kind(schema.hints(cls)[name_])

@@ -34,27 +34,41 @@ DEFAULT_ADDRESS, DEFAULT_PORT = "127.0.0.1", 8501
 ENV_ADDRESS, ENV_PORT = "STREAMLIT_SERVER_ADDRESS", "STREAMLIT_SERVER_PORT"
 
 
+@dataclass
+class ServeOptions:
+    """Where the dashboard listens (resolved by :func:`server_settings`)."""
+
+    port: str | None = None
+    """port, 1-65535; None: $STREAMLIT_SERVER_PORT, else 8501."""
+    address: str | None = None
+    """interface to bind; None: $STREAMLIT_SERVER_ADDRESS, else 127.0.0.1 (0.0.0.0 exposes the runs to your
+    network)."""
+
+
+@dataclass
+class DashboardConfig(ServeOptions):
+    """Serve the dashboard over a folder of runs: runs, feature migration (UMAP), distances, curves and method
+    comparison, read from run directories."""
+
+    runs: str = ""
+    """folder holding run directories (searched recursively)."""
+
+
 def register(sub) -> None:
-    p = sub.add_parser("dashboard", help="serve the dashboard (Streamlit) over a folder of runs",
-                       description="Runs, feature migration (UMAP), distances, curves and method comparison, read "
-                                   "from run directories. Binds 127.0.0.1 unless --address or "
-                                   "$STREAMLIT_SERVER_ADDRESS says otherwise.")
-    p.add_argument("--runs", required=True, help="folder holding run directories (searched recursively)")
-    add_server_options(p)
+    from . import _common
+
+    p = _common.add_parser(sub, "dashboard", DashboardConfig, "serve the dashboard (Streamlit) over a folder of runs")
     p.set_defaults(func=run)
 
 
-def add_server_options(p) -> None:
-    """``--port`` and ``--address`` (`scarlab dashboard` and `scarlab demo`), resolved by :func:`server_settings`."""
-    p.add_argument("--port", default=None, help=f"port, 1-65535 (default ${ENV_PORT} or {DEFAULT_PORT})")
-    p.add_argument("--address", default=None,
-                   help=f"interface to bind (default ${ENV_ADDRESS} or {DEFAULT_ADDRESS}; 0.0.0.0 exposes the runs "
-                        "to your network)")
-
-
 def run(args) -> int:
-    address, port = server_settings(args.address, args.port)
-    return serve(args.runs, port, address, block=True)
+    from . import _common
+
+    cfg, _ = _common.options(args)
+    if not cfg.runs:
+        raise ScarlabError("--runs is required: the folder holding run directories")
+    address, port = server_settings(cfg.address, cfg.port)
+    return serve(cfg.runs, port, address, block=True)
 
 
 def server_settings(address: str | None = None, port=None, env: dict | None = None) -> tuple[str, int]:

@@ -1,26 +1,35 @@
 """`scarlab demo`: the whole lab on digits in one command — pipeline, evaluation, embeddings, dashboard."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from . import _common, dashboard
 
 DEFAULT_OUT = "runs/demo"
 DEMO_METHODS = ["scar", "scar_self", "finetune", "negative_gradient"]  # SCAR, SCAR-self and two baselines
 
 
+@dataclass
+class DemoConfig(dashboard.ServeOptions):
+    """Train the original and the retrained oracle on scikit-learn's digits, forget class 0 with SCAR, SCAR-self and
+    two baselines, evaluate everything, compute the embeddings, then serve the dashboard (on 127.0.0.1 unless
+    --address or $STREAMLIT_SERVER_ADDRESS says otherwise). A second run reuses every completed stage."""
+
+    out: str = DEFAULT_OUT
+    """pipeline root."""
+    serve: bool = True
+    """serve the dashboard after the pipeline (--no-serve: run the pipeline only)."""
+    jobs: int = 2
+    """stages executed at once."""
+    device: str = "cpu"
+    """cpu, auto, cuda, cuda:N or mps."""
+    quiet: bool = False
+    """no progress display."""
+
+
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="run the pipeline on digits (original, retrained, SCAR, SCAR-self, baselines) "
-                                    "and open the dashboard",
-                       description="Train the original and the retrained oracle on scikit-learn's digits, forget "
-                                   "class 0 with SCAR, SCAR-self and two baselines, evaluate everything, compute "
-                                   "the embeddings, then serve the dashboard (on 127.0.0.1 unless --address or "
-                                   "$STREAMLIT_SERVER_ADDRESS says otherwise). A second run reuses every completed "
-                                   "stage.")
-    p.add_argument("--out", default=DEFAULT_OUT, help=f"pipeline root (default {DEFAULT_OUT})")
-    dashboard.add_server_options(p)
-    p.add_argument("--no-serve", action="store_true", help="run the pipeline only; do not start the dashboard")
-    p.add_argument("--jobs", type=int, default=2, help="stages executed at once (default 2)")
-    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N or mps")
-    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p = _common.add_parser(sub, "demo", DemoConfig, "run the pipeline on digits (original, retrained, SCAR, "
+                           "SCAR-self, baselines) and open the dashboard")
     p.set_defaults(func=run)
 
 
@@ -34,12 +43,13 @@ def demo_config(out: str = DEFAULT_OUT, jobs: int = 2, device: str = "cpu"):
 def run(args) -> int:
     from ..pipeline import run_pipeline
 
-    address, port = dashboard.server_settings(args.address, args.port)  # a bad port fails before the pipeline
-    cfg = demo_config(args.out, args.jobs, args.device)
-    print(f"demo: digits, forget class 0, methods {', '.join(cfg.methods)} -> {args.out}")
-    result = run_pipeline(cfg, progress=not args.quiet)
+    opts, _ = _common.options(args)
+    address, port = dashboard.server_settings(opts.address, opts.port)  # a bad port fails before the pipeline
+    cfg = demo_config(opts.out, opts.jobs, opts.device)
+    print(f"demo: digits, forget class 0, methods {', '.join(cfg.methods)} -> {opts.out}")
+    result = run_pipeline(cfg, progress=not opts.quiet)
     _common.report(result, "demo pipeline", ("method", "acc/forget_test", "acc/retain_test", "mia/svc/acc", "mia/svc/chance", "aus",
                                               "time/unlearn_s"), digits=3)
-    if args.no_serve:
+    if not opts.serve:
         return 0 if result.ok else 1
-    return dashboard.serve(args.out, port, address, block=True) or 0  # prints the address it listens on
+    return dashboard.serve(opts.out, port, address, block=True) or 0  # prints the address it listens on

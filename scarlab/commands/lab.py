@@ -8,17 +8,29 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 
+@dataclass
+class LabConfig:
+    """Start JupyterLab on notebooks/ (the stage notebooks and explore/), listening on 127.0.0.1 only, with this
+    environment's Python as the kernel."""
+
+    port: str = "8888"
+    """port, 1-65535."""
+    notebooks: str | None = None
+    """folder to open; None: this checkout's notebooks/."""
+    browser: bool = False
+    """also open a browser (otherwise the URL is printed)."""
+    dry_run: bool = False
+    """print the JupyterLab command instead of running it."""
+
+
 def register(sub) -> None:
-    p = sub.add_parser("lab", help="open JupyterLab on the notebooks (127.0.0.1 only)",
-                       description="Start JupyterLab on notebooks/ (the stage notebooks and explore/), listening on "
-                                   "127.0.0.1 only, with this environment's Python as the kernel.")
-    p.add_argument("--port", default="8888", help="port, 1-65535 (default 8888)")
-    p.add_argument("--notebooks", default=None, help="folder to open (default: this checkout's notebooks/)")
-    p.add_argument("--browser", action="store_true", help="also open a browser (default: print the URL only)")
-    p.add_argument("--dry-run", action="store_true", help="print the JupyterLab command instead of running it")
+    from . import _common
+
+    p = _common.add_parser(sub, "lab", LabConfig, "open JupyterLab on the notebooks (127.0.0.1 only)")
     p.set_defaults(func=run)
 
 
@@ -35,14 +47,16 @@ def lab_command(notebooks: str | os.PathLike, port: int = 8888, browser: bool = 
 def run(args) -> int:
     from ..errors import ScarlabError
     from ..pipeline import NOTEBOOKS, ensure_kernel
+    from . import _common
     from .dashboard import check_port, supervise
 
-    port = check_port(args.port)  # before anything starts
-    nb = Path(args.notebooks).expanduser() if args.notebooks else NOTEBOOKS
+    cfg, _ = _common.options(args)
+    port = check_port(cfg.port)  # before anything starts
+    nb = Path(cfg.notebooks).expanduser() if cfg.notebooks else NOTEBOOKS
     if not nb.is_dir():
         raise ScarlabError(f"no notebooks folder at {nb}; pass --notebooks DIR (a scarlab checkout's notebooks/)")
-    cmd = lab_command(nb, port, args.browser)
-    if args.dry_run:
+    cmd = lab_command(nb, port, cfg.browser)
+    if cfg.dry_run:
         print(" ".join(cmd))
         return 0
     ensure_kernel()  # the python3 kernel must be this interpreter (sets JUPYTER_PATH for the server if needed)
