@@ -9,7 +9,11 @@ default hyper-parameters. Then removes any shadow folder next to them (cold star
 the original, the retrained run and each method with ``scarlab.audit.audit_run`` in this process, one member at a
 time. The first audit makes the K shadow originals and K retrained oracles, which every later audit of the split
 reuses; each method's audit makes its K unlearned models. Writes OUT/audit.json (per run: the numbers, seconds
-per population) and OUT/audit.md (a table), and prints the total. Threads: SCARLAB_THREADS (default: torch's).
+per population) and OUT/audit.md (a table), and prints the total and the machine's load average before and after.
+
+Threads: SCARLAB_THREADS (default: torch's). On a 2-core machine that others share, use SCARLAB_THREADS=1: while
+other processes held about two cores, 4 digits originals took 17 s with one torch thread and 114-140 s with two
+(with an idle machine two threads were 1.4x faster than one).
 """
 from __future__ import annotations
 
@@ -80,6 +84,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     methods = [m for m in args.methods.split(",") if m]
+    load_before = os.getloadavg()
     t0 = time.perf_counter()
     runs = make_runs(out, methods, args.forget_class, args.device)
     setup_s = time.perf_counter() - t0
@@ -103,13 +108,14 @@ def main() -> None:
               f"scores {doc['time']['scores_s']:.1f}s)  AUC {_fmt(m, 'ulira/auc')}  TPR@1% {m['ulira/tpr@0.01']:.3f}  "
               f"ε mean {m['ulira/eps_mean']:.3f}  flagged {m['ulira/target_flagged@0.01']:.3f}", flush=True)
     total = time.perf_counter() - t_audit
-    info = {"shadows": args.shadows, "methods": methods, "forget_class": args.forget_class,
+    load = f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after"
+    info = {"load": load, "shadows": args.shadows, "methods": methods, "forget_class": args.forget_class,
             "threads": torch.get_num_threads(), "setup_s": round(setup_s, 1), "audit_total_s": round(total, 1),
             "cold": not args.reuse, "rows": rows}
     (out / "audit.json").write_text(json.dumps(info, indent=2))
     lines = [f"digits, CR class {args.forget_class}, K = {args.shadows}, {torch.get_num_threads()} torch thread(s), "
              f"cold: {not args.reuse}; total audit time {total:.1f} s (setup of the audited runs {setup_s:.1f} s, "
-             "not counted)", "",
+             f"not counted); {load} ({os.cpu_count()} cores)", "",
              "| run | seconds | shadows made | AUC | TPR@1 % FPR | TPR@0.1 % FPR | ε mean | ε median | ε ceiling | "
              "flagged @ 1 % |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -118,7 +124,7 @@ def main() -> None:
                      f"{r['ulira/eps_median']:.3f} | {r['ulira/eps_ceiling']:.3f} | "
                      f"{r['ulira/target_flagged@0.01']:.3f} |")
     (out / "audit.md").write_text("\n".join(lines) + "\n")
-    print(f"total audit time {total:.1f}s for {len(rows)} runs (K={args.shadows}); {out / 'audit.md'}")
+    print(f"total audit time {total:.1f}s for {len(rows)} runs (K={args.shadows}); {load}; {out / 'audit.md'}")
 
 
 if __name__ == "__main__":
