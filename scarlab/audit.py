@@ -30,6 +30,8 @@ a complete member made with another configuration (another split, data set, trai
 is refused with the keys that differ, as is a folder whose fingerprint differs. An unlearned member made from an
 earlier version of its shadow original (re-made since) is made again. Members are built one at a time in this
 process: seeding is process-global (``seed_everything``), so threads would race on the weight initialisation.
+Shadows keep no snapshots between the first and the last step: the steps of the audited run are scored against
+the fit of the final shadows (``audit_steps.csv`` below).
 
 What is compared
 ----------------
