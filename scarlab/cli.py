@@ -14,7 +14,8 @@ import sys
 from .errors import ScarlabError
 
 # Sub-command modules, each exposing ``register(subparsers)``; order = order in --help.
-COMMANDS = ["train", "split", "unlearn", "stats", "surrogate", "pipeline", "sweep", "demo", "lab", "evaluate", "embed", "dashboard"]
+COMMANDS = ["train", "split", "unlearn", "stats", "surrogate", "pipeline", "sweep", "demo", "lab", "evaluate", "embed",
+            "audit", "dashboard"]
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
