@@ -35,6 +35,7 @@ from scarlab.config import TrainConfig, UnlearnConfig  # noqa: E402
 from scarlab.runs import RunDir  # noqa: E402
 
 METHODS = ("scar", "scar_self", "finetune", "negative_gradient")
+PAPER = ("aus", "mia/svc/acc", "mia/svc/chance")  # the paper's numbers, from each run's evaluation
 
 
 def _complete(path: Path) -> bool:
@@ -63,6 +64,9 @@ def make_runs(out: Path, methods, forget_class: int, device: str) -> dict[str, P
             run_unlearn(UnlearnConfig(original=str(runs["original"]), retrained=str(runs["retrained"]),
                                       split=str(runs["retrained"]), method=m, device=device), runs[m],
                         overwrite=True, progress=False)
+    for name in ["retrained", *methods]:  # the paper's attack and AUS beside the audit (evaluated in place)
+        if "aus" not in RunDir(runs[name]).metrics:
+            evaluate_run(runs[name], original=runs["original"], retrained=runs["retrained"])
     return runs
 
 
@@ -98,9 +102,11 @@ def main() -> None:
         doc = audit_run(runs[name], args.shadows, device=args.device, progress=False)
         wall = time.perf_counter() - t
         m = doc["metrics"]
+        paper = RunDir(runs[name]).metrics
         row = {"run": name, "label": doc["label"], "k": doc["k"], "wall_s": round(wall, 1),
                "built": len(doc["shadows"]["built"]), "reused": doc["shadows"]["reused"],
-               "time": doc["time"], **{k: v for k, v in m.items() if isinstance(v, (int, float))}}
+               "time": doc["time"], **{k: v for k, v in m.items() if isinstance(v, (int, float))},
+               **{k: paper.get(k) for k in PAPER}}
         rows.append(row)
         pops = ", ".join(f"{k.split('/')[1][:-2]} {v:.1f}s" for k, v in doc["time"].items()
                          if k.startswith("shadows/") and v > 0.5)
@@ -116,13 +122,22 @@ def main() -> None:
     lines = [f"digits, CR class {args.forget_class}, K = {args.shadows}, {torch.get_num_threads()} torch thread(s), "
              f"cold: {not args.reuse}; total audit time {total:.1f} s (setup of the audited runs {setup_s:.1f} s, "
              f"not counted); {load} ({os.cpu_count()} cores)", "",
-             "| run | seconds | shadows made | AUC | TPR@1 % FPR | TPR@0.1 % FPR | ε mean | ε median | ε ceiling | "
-             "flagged @ 1 % |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| run | seconds | shadows made | AUS | SVC MIA acc. (chance) | U-LiRA AUC | TPR@1 % FPR | TPR@0.1 % FPR "
+             "| ε mean | ε median | ε ceiling | flagged @ 1 % |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['label']} | {r['wall_s']:.1f} | {r['built']} | {_fmt(r, 'ulira/auc')} | "
+        svc = (f"{r['mia/svc/acc']:.3f} ({r['mia/svc/chance']:.2f})" if r.get("mia/svc/acc") is not None else "–")
+        aus = f"{r['aus']:.3f}" if r.get("aus") is not None else "–"
+        lines.append(f"| {r['label']} | {r['wall_s']:.1f} | {r['built']} | {aus} | {svc} | {_fmt(r, 'ulira/auc')} | "
                      f"{_fmt(r, 'ulira/tpr@0.01')} | {_fmt(r, 'ulira/tpr@0.001')} | {_fmt(r, 'ulira/eps_mean')} | "
                      f"{r['ulira/eps_median']:.3f} | {r['ulira/eps_ceiling']:.3f} | "
                      f"{r['ulira/target_flagged@0.01']:.3f} |")
+    ranked = [r for r in rows if r["run"] in methods]
+    if len(ranked) > 1:
+        by_aus = sorted(ranked, key=lambda r: -(r.get("aus") or float("-inf")))
+        by_auc = sorted(ranked, key=lambda r: r["ulira/auc"])
+        lines += ["", "Ranking of the methods (best first): by AUS " + " > ".join(r["label"] for r in by_aus)
+                  + "; by U-LiRA AUC (closest to the retrained oracle's 0.5 first) "
+                  + " > ".join(r["label"] for r in by_auc) + "."]
     (out / "audit.md").write_text("\n".join(lines) + "\n")
     print(f"total audit time {total:.1f}s for {len(rows)} runs (K={args.shadows}); {load}; {out / 'audit.md'}")
 
