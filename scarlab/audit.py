@@ -62,6 +62,9 @@ status, seconds and folder):
   threshold of FPR ≤ 1 %), ``mean_a``, ``mean_b`` (population means of φ);
 * ``audit_scores.npz``: the raw arrays: ``scores_a``, ``scores_b`` [K, N], ``target`` [N], ``index``, ``labels``
   [N], ``log_lr_a``, ``log_lr_b`` [K, N] (held-out), for score-distribution plots;
+* ``metrics.json``: the main scalars (``METRIC_KEYS``: ``ulira/auc``, ``ulira/tpr@0.01``, ``ulira/tpr@0.001``,
+  ``ulira/bacc``, ``ulira/eps_mean``, ``ulira/eps_median``, each with ``_low`` / ``_high``, and ``ulira/k``) merged
+  into the run's metrics, beside the evaluation's (summary.csv and the dashboard read them there);
 * ``audit_steps.csv`` (runs with ``features/step_*.npz``): per snapshot, the audited model's log-LR against the
   fit on all K final shadows, over the forget probe points (group 0) that are in the forget set: ``step``,
   ``ulira/log_lr_mean``, ``ulira/flagged@0.01``, ``n_examples``.
@@ -91,6 +94,9 @@ TRAIN_KEYS = ("dataset", "model", "epochs", "batch_size", "lr", "optimizer", "we
 """the training options every shadow copies from the audited run (its identity; device and data_root are not)."""
 UNLEARN_KEYS = ("method", "params", "surrogate", "surrogate_chunks", "surrogate_size", "retain_available")
 """the unlearning options every unlearned shadow copies from the audited run."""
+METRIC_KEYS = tuple(f"ulira/{name}{end}" for name in ("auc", "tpr@0.01", "tpr@0.001", "bacc", "eps_mean",
+                                                      "eps_median") for end in ("", "_low", "_high")) + ("ulira/k",)
+"""the audit.json scalars audit_run also merges into the run's metrics.json."""
 FILES = ("audit.json", "audit.parquet", "audit_scores.npz", "audit_steps.csv")
 STEP_COLUMNS = ("step", "ulira/log_lr_mean", f"ulira/flagged@{FLAG_FPR:g}", "n_examples")
 FORMULAS = {
@@ -209,6 +215,30 @@ def audited(path) -> Audited:
     unlearn = {k: cfg[k] for k in UNLEARN_KEYS}
     return Audited(run, "unlearn", _checkpoint(run, _rerun_hint(run, stage)), split, train,
                    int(ocfg.get("seed") or 0), unlearn=unlearn, label=label)
+
+
+def split_target(original, split) -> Audited:
+    """The original model of ``original`` against the split ``split`` (a split run directory or split.npz), before
+    any evaluation run exists: what the pipeline's per-split shadow stage builds the shadow originals and retrained
+    oracles for. Its shadow folder is the one every audited run of that split shares: next to the split run,
+    ``<split>/../shadows__<fingerprint8>`` (the audited runs of a pipeline split are its siblings)."""
+    from .train import load_split
+
+    original = RunDir(original)
+    if not (original.path / "manifest.json").is_file():
+        raise ScarlabError(f"{original.path} is not a scarlab run directory (no manifest.json)")
+    original.require_complete("original run")
+    if original.manifest.get("stage") != "train_original":
+        raise ScarlabError(f"{original.path} is a {original.manifest.get('stage')!r} run, not an original model")
+    split_path = Path(split)
+    split_file = split_path / "split.npz" if split_path.is_dir() else split_path
+    if not split_file.is_file():
+        raise ScarlabError(f"{split_file} does not exist: make the split first (scarlab split ... --out DIR)")
+    holder = RunDir(split_file.parent)
+    hint = f"retrain the original {original.path} (scarlab train ... --out {original.path} --overwrite)"
+    return Audited(holder, "original", _checkpoint(original, hint), load_split(split_file),
+                   _train_identity(original.config, original.path), int(original.config.get("seed") or 0),
+                   label="original")
 
 
 def _checkpoint(holder: RunDir, hint: str) -> Path:
@@ -422,12 +452,18 @@ def _record(folder: Path, fp: str, a: Audited, pop: ShadowPopulation) -> None:
                      "updated": time.time()})
 
 
+POPULATIONS = ("original", "retrained", "unlearned")
+
+
 def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, shadow_dir=None,
-                      device: str = "auto", progress: bool = True) -> ShadowPopulation:
+                      device: str = "auto", progress: bool = True, populations=None) -> ShadowPopulation:
     """Make or reuse the K shadow members an audit of ``run`` needs (module docstring: layout and reuse rule).
 
     An unlearn run needs originals, retrained oracles and unlearned models; an original, the first two; a retrained
-    run, only retrained oracles. Returns the member paths (index i = seed + i in every population).
+    run, only retrained oracles. ``run`` may also be an :class:`Audited` (e.g. :func:`split_target`).
+    ``populations``: only these of the ones the run needs ("original", "retrained", "unlearned"; None = all of
+    them) — the unlearned population is made from the originals, so it needs them complete (they are made or
+    reused with it). Returns the member paths (index i = seed + i in every population).
     """
     from tqdm.auto import tqdm
 
@@ -438,6 +474,17 @@ def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAUL
 
     a = run if isinstance(run, Audited) else audited(run)
     _check_k(shadows, a.kind)
+    needs = {"unlearn": POPULATIONS, "original": POPULATIONS[:2], "retrained": POPULATIONS[1:2]}[a.kind]
+    if populations is None:
+        wanted = set(needs)
+    else:
+        wanted = {populations} if isinstance(populations, str) else set(populations)
+        bad = sorted(wanted - set(needs))
+        if bad:
+            raise ScarlabError(f"populations {', '.join(bad)}: an audit of a {a.kind} run uses only "
+                               f"{', '.join(needs)}")
+        if "unlearned" in wanted:
+            wanted |= {"original", "retrained"}  # the unlearned shadows start from (and are compared with) these
     seeds = [int(seed) + i for i in range(shadows)]
     if a.model_seed in seeds:
         raise ScarlabError(f"the shadow seeds {seeds[0]}..{seeds[-1]} include the audited model's own training seed "
@@ -475,13 +522,15 @@ def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAUL
         return make
 
     plan = []  # (population key, role, list to fill, [(path, seed, make, depends)])
-    if a.kind in ("original", "unlearn"):
+    if "original" in wanted:
         pop.originals = [folder / f"original__s{s}" for s in seeds]
         plan.append(("original", "original",
                      [(p, s, train("original", s), None) for p, s in zip(pop.originals, seeds)]))
-    pop.retrained = [folder / f"retrained__s{s}" for s in seeds]
-    plan.append(("retrained", "retrained", [(p, s, train("retrained", s), None) for p, s in zip(pop.retrained, seeds)]))
-    if a.kind == "unlearn":
+    if "retrained" in wanted:
+        pop.retrained = [folder / f"retrained__s{s}" for s in seeds]
+        plan.append(("retrained", "retrained",
+                     [(p, s, train("retrained", s), None) for p, s in zip(pop.retrained, seeds)]))
+    if "unlearned" in wanted:
         pop.method_key = method_key(a.unlearn)
         pop.unlearned = [folder / f"{pop.method_key}__s{s}" for s in seeds]
         plan.append((pop.method_key, "unlearned",
@@ -655,6 +704,9 @@ def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, 
         elif target_run.file("audit_steps.csv").is_file():
             target_run.file("audit_steps.csv").unlink()  # from an earlier audit; nothing to say now
         write_json(target_run.file("audit.json"), doc)
+        # the main numbers beside the paper's in metrics.json: summary.csv and the dashboard read them there
+        target_run.write_metrics({key: metrics[key] for key in METRIC_KEYS if key in metrics}, merge=True)
+        written.append("metrics.json")
     except BaseException as exc:
         msg = str(exc) if isinstance(exc, ScarlabError) else f"{type(exc).__name__}: {exc}"
         try:
@@ -668,5 +720,5 @@ def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, 
     return doc
 
 
-__all__ = ["AuditConfig", "Audited", "ShadowPopulation", "audited", "audit_run", "forget_scores",
-           "shadow_population", "steps_scores", "MIN_SHADOWS"]
+__all__ = ["AuditConfig", "Audited", "METRIC_KEYS", "POPULATIONS", "ShadowPopulation", "audited", "audit_run",
+           "forget_scores", "shadow_population", "split_target", "steps_scores", "MIN_SHADOWS"]

@@ -24,6 +24,18 @@ Layout of a pipeline root ``DIR`` (several pipelines may share one root)::
           retrained/                         03_train_retrained         (+ evaluate.ipynb: 05 in place)
           original_eval/                     05_evaluate of the original model against this split ("original")
           <method>__s<seed>__<h>/            04_unlearn                 (+ evaluate.ipynb: 05 in place)
+          shadows__<fp8>/                    with --shadows K: the audit's shadow members (scarlab.audit layout,
+                                             shared with `scarlab audit`): original__s*, retrained__s*,
+                                             <method>__<params8>__s*
+          shadow_stages/train/               07_shadows: K shadow originals + retrained oracles of the split
+          shadow_stages/<method>__<h>/       07_shadows: K unlearned shadows of one method variant (all seeds)
+                                             (each: stage.json record, members.json, notebook.ipynb)
+
+With ``shadows`` K > 0, every evaluated run gets an ``audit`` stage (07_audit, audit.ipynb in the run, in place
+after its evaluation; after its shadow stages): original_eval and every unlearn run, and the retrained run from
+K = 6 (its shadows are split in halves). audit.json etc. go into the run and the ``ulira/*`` scalars into its
+metrics.json; the compare stage waits for the audits. A shadow stage is current only while every member it
+listed is complete and intact.
 
 **Notebooks.** A stage notebook may be a jupytext pair (``04_unlearn.ipynb`` + ``04_unlearn.py``, percent
 format): the file saved last is executed, and neither is ever written to.

@@ -18,7 +18,9 @@ NOTEBOOKS = next((p for p in (_HERE.parents[1] / "notebooks", _HERE.parent / "no
                   if any(p.glob("01_train_original.*"))), _HERE.parents[1] / "notebooks")
 STAGE_NOTEBOOKS = {"train_original": "01_train_original.ipynb", "split": "02_split.ipynb",
                    "train_retrained": "03_train_retrained.ipynb", "unlearn": "04_unlearn.ipynb",
-                   "evaluate": "05_evaluate.ipynb", "compare": "06_compare.ipynb"}
+                   "evaluate": "05_evaluate.ipynb", "compare": "06_compare.ipynb", "shadows": "07_shadows.ipynb",
+                   "audit": "07_audit.ipynb"}
+AUDIT_KINDS = ("shadows", "audit")  # planned only with shadows > 0
 KINDS = tuple(STAGE_NOTEBOOKS)
 
 # `--set train.NAME=VALUE`: training options shared by the original and the retrained model.
@@ -69,6 +71,12 @@ class PipelineConfig(ModelOptions):
     """evaluate every run (05_evaluate) and write DIR/summary.csv (06_compare)."""
     embed: bool = False
     """also compute embedding.parquet (UMAP of the feature snapshots) of every retrained and unlearn run."""
+    shadows: int = 0
+    """K shadow models per population for the U-LiRA privacy audit of every evaluated run (audit.json, and the
+    ulira/* metrics in metrics.json); 0 = no audit. At least 3; the retrained oracle, whose K shadows are split in
+    halves, is audited only from K = 6 (K = 8 or more for usable intervals)."""
+    audit_seed: int = 1000
+    """first shadow seed: shadow i trains and unlearns with audit_seed + i (must not include train_seed)."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
     out: str = "runs/pipeline"
@@ -259,13 +267,14 @@ def validate(cfg: PipelineConfig, check_device: bool = True) -> PipelineConfig:
         cfg.surrogate = f"imagefolder:{folder.resolve()}"
     else:
         choose("surrogate", cfg.surrogate, SURROGATES)
+    _check_shadows(cfg)
     if check_device:
         resolve_device(cfg.device)
     if Path(cfg.out).expanduser().exists() and not Path(cfg.out).expanduser().is_dir():
         raise ScarlabError(f"--out {cfg.out} is a file, not a folder; choose another --out")
     nb = Path(cfg.notebooks).expanduser() if cfg.notebooks else NOTEBOOKS
-    missing = [n for n in STAGE_NOTEBOOKS.values()
-               if not any((nb / n).with_suffix(suffix).is_file() for suffix in (".ipynb", ".py"))]
+    missing = [n for k, n in STAGE_NOTEBOOKS.items() if (cfg.shadows or k not in AUDIT_KINDS)
+               and not any((nb / n).with_suffix(suffix).is_file() for suffix in (".ipynb", ".py"))]
     if missing:
         raise ScarlabError(f"stage notebook(s) {', '.join(missing)} (or their .py pairs) not found in {nb}; pass "
                            "--notebooks DIR (a scarlab checkout's notebooks/ folder)")
@@ -273,10 +282,29 @@ def validate(cfg: PipelineConfig, check_device: bool = True) -> PipelineConfig:
     return cfg
 
 
+def _check_shadows(cfg: PipelineConfig) -> None:
+    """shadows = 0 (no audit) or K ≥ MIN_SHADOWS; the audit needs the evaluation; no shadow seed is the models'."""
+    from ..audit import MIN_SHADOWS
+
+    k = cfg.shadows
+    if k == 0:
+        return
+    if k < MIN_SHADOWS:
+        raise ScarlabError(f"shadows K={k} is too small: the U-LiRA audit needs at least {MIN_SHADOWS} shadow models "
+                           f"per population (6 to audit the retrained oracle, 8 or more for usable intervals); "
+                           "0 = no audit")
+    if not cfg.evaluate:
+        raise ScarlabError(f"shadows K={k} audits every evaluated run, but evaluate is off (--no-evaluate): turn "
+                           "evaluation on or set shadows 0")
+    if cfg.audit_seed <= cfg.train_seed < cfg.audit_seed + k:
+        raise ScarlabError(f"the shadow seeds {cfg.audit_seed}..{cfg.audit_seed + k - 1} include train_seed "
+                           f"{cfg.train_seed}: a shadow would be the audited model's twin; choose another audit_seed")
+
+
 _SCALARS = {"dataset": str, "data_root": str, "model": str, "scenario": str, "forget_size": int, "split_seed": int,
             "surrogate": str, "surrogate_chunks": int, "surrogate_size": int, "epochs": int, "unlearn_epochs": int,
             "train_seed": int, "snapshot_every": int, "retain_available": bool, "evaluate": bool, "embed": bool,
-            "device": str, "out": str, "jobs": int, "threads": int, "notebooks": str}
+            "device": str, "out": str, "jobs": int, "shadows": int, "audit_seed": int, "threads": int, "notebooks": str}
 _OPTIONAL = {"data_root", "model", "forget_size", "surrogate_chunks", "epochs", "unlearn_epochs", "threads",
              "notebooks"}
 

@@ -17,7 +17,9 @@ from .config import NEVER_AXES, STAGE_NOTEBOOKS, PipelineConfig, param_types, va
 # Parameters that say *where* things are or run, not *what* is computed: left out of fingerprints, so a
 # moved runs folder or another device still reuses its completed stages.
 LOCATION_PARAMS = frozenset({"out_dir", "original", "retrained", "split", "run", "runs", "data_root", "device",
-                             "overwrite"})
+                             "overwrite", "shadow_dir", "members_file"})
+# A retrained oracle's K shadows are split in halves of at least MIN_SHADOWS (scarlab.audit): audited from K = 6.
+RETRAINED_AUDIT_MIN = 6
 # Options that hold lists by nature (the plan expands them itself): never grid axes.
 LIST_OPTIONS = frozenset({"methods", "forget_classes", "seeds", "params"})
 
@@ -32,7 +34,7 @@ class StageSpec:
     id: str
     """unique: the run directory relative to the pipeline root, ':' and the kind."""
     kind: str
-    """train_original, split, train_retrained, unlearn, evaluate or compare."""
+    """train_original, split, train_retrained, unlearn, evaluate, compare, shadows or audit."""
     notebook: str
     """absolute path of the stage notebook (.ipynb); its jupytext pair (.py) runs instead when saved later."""
     params: dict
@@ -182,14 +184,14 @@ def plan_points(points: list[tuple[str, PipelineConfig]]) -> list[StageSpec]:
         # summarise whatever was evaluated, even if a branch failed: after, not deps
         specs.append(_spec("compare", root, root, params, fingerprint("compare", params, code=code), nb,
                            creates_run=False, output="compare.ipynb", label="compare",
-                           after=[s.id for s in specs if s.kind == "evaluate"]))
+                           after=[s.id for s in specs if s.kind in ("evaluate", "audit")]))
     return specs
 
 
 def _spec(kind: str, root: Path, run_dir: Path, params: dict, fp: str, notebooks: Path, deps=(),
-          output: str = "notebook.ipynb", **kw) -> StageSpec:
+          output: str = "notebook.ipynb", record: str | None = None, **kw) -> StageSpec:
     rel = run_dir.relative_to(root).as_posix() if run_dir != root else "."
-    record = run_dir / ("pipeline.json" if run_dir == root else "manifest.json")
+    record = record or run_dir / ("pipeline.json" if run_dir == root else "manifest.json")
     return StageSpec(id=f"{rel}:{kind}", kind=kind, notebook=str(notebooks / STAGE_NOTEBOOKS[kind]), params=params,
                      run_dir=str(run_dir), output=str(run_dir / output), record=str(record), fingerprint=fp,
                      deps=[d.id for d in deps], **kw)
@@ -223,6 +225,21 @@ def _plan_point(cfg: PipelineConfig) -> tuple[list[StageSpec], list[str]]:
         specs.append(_spec(kind, root, run_dir, params, fp(kind, params, deps), nb, deps, **kw))
         return specs[-1]
 
+    def add_shadows(sdir: Path, name: str, params: dict, deps: list[StageSpec], **kw) -> StageSpec:
+        """A shadow stage (07_shadows): its members go to the audit module's folder, sdir/shadows__<fp8>/ (known
+        only once the split exists); the stage's own record and executed notebook to sdir/shadow_stages/<name>/."""
+        where = sdir / "shadow_stages" / name
+        params = dict(params, shadows=cfg.shadows, seed=cfg.audit_seed, shadow_dir=None, device=cfg.device,
+                      members_file=str(where / "members.json"))
+        return add("shadows", where, params, deps, creates_run=False, record=str(where / "stage.json"), **kw)
+
+    def add_audit(evaluation: StageSpec, shadows: list[StageSpec], label: str, info: dict) -> StageSpec:
+        """The audit of one evaluated run (07_audit), into that run in place, after its evaluation."""
+        params = dict(run=evaluation.run_dir, shadows=cfg.shadows, seed=cfg.audit_seed, shadow_dir=None,
+                      delta=1e-5, alpha=0.05, device=cfg.device)
+        return add("audit", Path(evaluation.run_dir), params, [*shadows, evaluation], creates_run=False,
+                   output="audit.ipynb", label=label, info=info)
+
     orig_dir = base / f"original__{fp('train_original', train)[:8]}"
     original = add("train_original", orig_dir, {**train, "out_dir": str(orig_dir)}, label="train original",
                    info={"method": "original"})
@@ -244,17 +261,27 @@ def _plan_point(cfg: PipelineConfig) -> tuple[list[StageSpec], list[str]]:
         retrained = add("train_retrained", sdir / "retrained",
                         {**retr_params, "split": split.run_dir, "out_dir": str(sdir / "retrained")}, [split],
                         label=f"train retrained {tag}", info={**info, "method": "retrained"})
+        if cfg.shadows:  # validate: evaluate is on
+            shadow_train = add_shadows(sdir, "train", dict(run=None, original=original.run_dir, split=split.run_dir,
+                                                           populations=["original", "retrained"]),
+                                       [original, split], label=f"shadows {tag}", info=info)
         if cfg.evaluate:
             ev = dict(run=original.run_dir, original=None, retrained=retrained.run_dir, split=split.run_dir,
                       out_dir=str(sdir / "original_eval"), embed=False, device=cfg.device)
-            add("evaluate", sdir / "original_eval", ev, [original, split, retrained],
-                label=f"evaluate original {tag}", info={**info, "method": "original"})
+            original_eval = add("evaluate", sdir / "original_eval", ev, [original, split, retrained],
+                                label=f"evaluate original {tag}", info={**info, "method": "original"})
             ev = dict(run=retrained.run_dir, original=original.run_dir, retrained=None, split=None, out_dir=None,
                       embed=cfg.embed, device=cfg.device)
             retrained_eval = add("evaluate", sdir / "retrained", ev, [retrained, original], creates_run=False,
                                  output="evaluate.ipynb", label=f"evaluate retrained {tag}",
                                  info={**info, "method": "retrained"})
             evaluated += [str(sdir / "original_eval"), retrained.run_dir]
+            if cfg.shadows:
+                add_audit(original_eval, [shadow_train], f"audit original {tag}", {**info, "method": "original"})
+                if cfg.shadows >= RETRAINED_AUDIT_MIN:  # below: not planned (config docstring says so)
+                    add_audit(retrained_eval, [shadow_train], f"audit retrained {tag}",
+                              {**info, "method": "retrained"})
+        variants: dict[str, StageSpec] = {}  # the unlearned shadows of one method variant serve all its seeds
         for method in cfg.methods:
             spec = METHODS[method]
             mparams = dict(cfg.params.get(method, {}))
@@ -275,9 +302,21 @@ def _plan_point(cfg: PipelineConfig) -> tuple[list[StageSpec], list[str]]:
                 if cfg.evaluate:
                     ev = dict(run=unl.run_dir, original=original.run_dir, retrained=retrained.run_dir, split=None,
                               out_dir=None, embed=cfg.embed, device=cfg.device)
-                    add("evaluate", udir, ev, [unl, retrained], creates_run=False, output="evaluate.ipynb",
-                        label=f"evaluate {method} s{seed} {tag}", info=minfo,
-                        # the retrained evaluation fits the UMAP reducers every embedding reuses: first
-                        after=[retrained_eval.id] if cfg.embed else [])
+                    unl_eval = add("evaluate", udir, ev, [unl, retrained], creates_run=False, output="evaluate.ipynb",
+                                   label=f"evaluate {method} s{seed} {tag}", info=minfo,
+                                   # the retrained evaluation fits the UMAP reducers every embedding reuses: first
+                                   after=[retrained_eval.id] if cfg.embed else [])
                     evaluated.append(unl.run_dir)
+                if cfg.shadows:
+                    # one variant = the unlearn parameters but the seed (and locations): its K unlearned shadows
+                    # are made from the first seed's run's resolved configuration and serve every seed
+                    variant = {k: v for k, v in up.items() if k != "seed"}
+                    vfp = fingerprint("shadow-variant", variant, [original.fingerprint, split.fingerprint])
+                    vkey = f"{method}__{vfp[:8]}"
+                    if vkey not in variants:
+                        variants[vkey] = add_shadows(sdir, vkey, dict(run=unl.run_dir, original=None, split=None,
+                                                                      populations=["unlearned"]),
+                                                     [shadow_train, unl], label=f"shadows {method} {tag}",
+                                                     info={k: v for k, v in minfo.items() if k != "seed"})
+                    add_audit(unl_eval, [variants[vkey]], f"audit {method} s{seed} {tag}", minfo)
     return specs, evaluated

@@ -101,8 +101,11 @@ def _set_record(spec: StageSpec, entry: dict | None, **fields) -> None:
 
 def _run_state(run_dir: str) -> list:
     """What the compare stage's result depends on for one run: its evaluation's record, or its status."""
-    rec = _stages(Path(run_dir) / "manifest.json").get("evaluate")
-    return [rec.get("status"), rec.get("fingerprint")] if rec else [_manifest_status(run_dir), None]
+    stages = _stages(Path(run_dir) / "manifest.json")
+    rec, audit = stages.get("evaluate"), stages.get("audit")
+    state = [rec.get("status"), rec.get("fingerprint")] if rec else [_manifest_status(run_dir), None]
+    # an audit adds ulira/* metrics: the summary is made again (without one, the state is what it always was)
+    return state + [audit.get("status"), audit.get("fingerprint")] if audit else state
 
 
 def effective(spec: StageSpec) -> StageSpec:
@@ -131,7 +134,18 @@ def stage_state(spec: StageSpec) -> str:
         return "failed"
     if not Path(spec.output).is_file():
         return "missing"
+    if spec.kind == "shadows" and not _members_intact(spec.params.get("members_file")):
+        return "failed"  # a shadow member was removed or damaged since: made again (the others are reused)
     return "current"
+
+
+def _members_intact(members_file: str | None) -> bool:
+    """Every shadow member a shadow stage listed (07_shadows writes ``members_file``) is complete and intact."""
+    try:
+        members = read_json(Path(members_file)).get("members") or []
+    except (OSError, ValueError, TypeError):
+        return False
+    return all(_manifest_status(m) == "complete" and _files_intact(m) for m in members)
 
 
 def _files_intact(run_dir: str) -> bool:
