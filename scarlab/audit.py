@@ -107,7 +107,8 @@ FORMULAS = {
     "attack": "U-LiRA, leave-one-pair-out: fit on K − 1 pairs, score the held-out A- and B-model; pooled ROC over "
               "models × examples",
     "tpr@f": "largest TPR among ROC points with FPR ≤ f (no interpolation upward)",
-    "intervals": "percentile bootstrap (level 1 − alpha) over shadow pairs and examples; ε aggregates over examples",
+    "intervals": "estimate ± t(K−1, 1−alpha/2)·SE, SE² = refitted delete-one-pair jackknife variance + example "
+                 "bootstrap variance (scarlab.metrics.ulira, item 4); ε aggregates over examples",
     "eps": "per example, NeurIPS 2023 unlearning competition: max over threshold rules of "
            "max(log((1−δ−FPR⁺)/FNR⁺), log((1−δ−FNR⁺)/FPR⁺)), rates at their upper Clopper–Pearson bound, ≥ 0",
     "eps_ceiling": "ε of a rule with no errors on K pairs: the largest ε K shadows can show",
@@ -132,7 +133,7 @@ class AuditConfig:
     delta: float = ulira.DEFAULT_DELTA
     """δ of the per-example (ε, δ) estimate."""
     alpha: float = ulira.DEFAULT_ALPHA
-    """every interval has level 1 − alpha (bootstrap intervals, Clopper–Pearson rates)."""
+    """every interval has level 1 − alpha (t intervals on the shadow pairs, Clopper–Pearson rates)."""
     device: str = "auto"
     """device for training, unlearning and scoring the shadows: auto, cpu, cuda, cuda:N or mps."""
     quiet: bool = False
