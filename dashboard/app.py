@@ -25,5 +25,6 @@ pages = [
     st.Page(HERE / "views" / "distances.py", title="Distances", icon=":material/straighten:", url_path="distances"),
     st.Page(HERE / "views" / "curves.py", title="Curves", icon=":material/show_chart:", url_path="curves"),
     st.Page(HERE / "views" / "compare.py", title="Compare", icon=":material/balance:", url_path="compare"),
+    st.Page(HERE / "views" / "privacy.py", title="Privacy", icon=":material/shield:", url_path="privacy"),
 ]
 st.navigation(pages).run()

@@ -44,8 +44,16 @@ def header(title: str, intro: str | None = None) -> None:
         st.caption(intro)
 
 
+SHOW_SHADOWS = "_show_shadows"  # session key set by the Runs page's "show shadow models" toggle
+
+
+def show_shadows() -> bool:
+    return bool(st.session_state.get(SHOW_SHADOWS, False))
+
+
 def load_runs() -> list[D.Run]:
-    """Every run under the root; stops the page with an error when there is no usable root."""
+    """Every run under the root — less the U-LiRA shadow members (``scarlab audit`` makes them) unless the Runs
+    page's "show shadow models" toggle is on; stops the page with an error when there is no usable root."""
     root = D.runs_root()
     with st.sidebar:
         st.caption("Runs root: " + (md(root) if root else "not set"))
@@ -53,11 +61,14 @@ def load_runs() -> list[D.Run]:
     if got.error:
         st.error(md(got.error))
         st.stop()
-    if not got.value:
-        st.warning(f"No runs under {md(root)} yet. Create some with `scarlab demo` or `scarlab pipeline`, "
-                   "then reload this page.")
+    runs = got.value if show_shadows() else [r for r in got.value or [] if not r.shadow]
+    if not runs:
+        hidden = len(got.value or [])
+        st.warning(f"No runs under {md(root)} yet"
+                   + (f" (only {hidden} shadow models, hidden: show them on the Runs page)" if hidden else "")
+                   + ". Create some with `scarlab demo` or `scarlab pipeline`, then reload this page.")
         st.stop()
-    return got.value
+    return runs
 
 
 def warn(*messages: str | None) -> None:

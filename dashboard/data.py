@@ -45,6 +45,9 @@ ENV_RUNS = "SCARLAB_RUNS"
 GROUPS = ("forget_train", "retain_test", "forget_test")  # group codes 0, 1, 2 (scarlab.trace)
 EMBED_COLUMNS = ("step", "point", "group", "label", "pred", "x", "y")
 SNAPSHOT_KEYS = ("group", "labels", "preds", "index", "targets", "dist_own", "dist_target")
+AUDIT_FILES = ("audit.json", "audit.parquet", "audit_scores.npz", "audit_steps.csv")  # scarlab.audit writes them
+AUDIT_COLUMNS = ("index", "label", "target_log_lr", "eps", "example_auc", "flagged@0.01")
+AUDIT_SCORE_KEYS = ("scores_a", "scores_b", "target", "index", "labels")
 
 
 class Loaded(NamedTuple):
@@ -293,6 +296,7 @@ class Run(RunInfo):
     config: dict = field(default_factory=dict)
     n_snapshots: int = 0
     has_embedding: bool = False
+    has_audit: bool = False  # an audit.json (scarlab audit) that may be read
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -355,6 +359,10 @@ def _summary(root: str, rel: str, sigs: tuple) -> Run:
     run.has_embedding = emb.value is not None
     if emb.error:
         run.problems.append(emb.error)
+    aud = checked(root_p, path / "audit.json")
+    run.has_audit = aud.value is not None
+    if aud.error:
+        run.problems.append(aud.error)
     return run
 
 
@@ -392,7 +400,8 @@ def scan(root: Path) -> Loaded:
         return Loaded([], f"cannot list {root}: {exc}")
     runs = []
     for rel, p in sorted(found.items()):
-        sigs = tuple(_sig(p / n) for n in ("manifest.json", "config.json", "metrics.json", "embedding.parquet"))
+        sigs = tuple(_sig(p / n) for n in ("manifest.json", "config.json", "metrics.json", "embedding.parquet",
+                                          "audit.json"))
         feats = p / "features"
         fsig = _sig(feats) if feats.is_dir() else None
         runs.append(_summary(str(root), rel, sigs + (fsig,)))
@@ -578,7 +587,8 @@ def metrics_frame(runs: list[Run]) -> pd.DataFrame:
     df = R.frame([{**R.row(r, r.metrics), "run": r.id} for r in runs])
     df = df.fillna({"dataset": "?", "model": "?"})
     df["forget"] = df["run"].map({r.id: r.forget for r in runs})
-    extra = pd.DataFrame([{k: v for k, v in r.metrics.items() if k not in R.METRIC} for r in runs],
+    known = set(R.METRIC_KEYS) | set(R.INTERVAL_KEYS)
+    extra = pd.DataFrame([{k: v for k, v in r.metrics.items() if k not in known} for r in runs],
                          index=[r.id for r in runs])
     return df.join(extra, on="run") if len(extra.columns) else df
 
@@ -588,6 +598,102 @@ def run_sig(run: Run | None) -> tuple:
     if run is None:
         return ()
     names = ("manifest.json", "config.json", "embedding.parquet", "history.csv", "mia_steps.csv", "metrics.json",
-             "perclass.json", "thumbs.parquet")
+             "perclass.json", "thumbs.parquet") + AUDIT_FILES
     feats = run.path / "features"
     return tuple(_sig(run.path / n) for n in names) + ((_sig(feats),) if feats.is_dir() else ())
+
+
+# ----------------------------------------------------------------------------- the U-LiRA audit (scarlab.audit)
+def _finite(v) -> float:
+    try:
+        f = float(v) if not isinstance(v, bool) else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+    return f if math.isfinite(f) else math.nan
+
+
+def audit(run: Run) -> Loaded:
+    """``audit.json`` as a dict with ``metrics`` (numeric ``ulira/*`` entries only), ``k``, ``roc`` (``fpr``,
+    ``tpr``: equal-length float arrays, or None), ``populations`` (``a``, ``b``: text). ``Loaded(None, None)``
+    when the run has none."""
+    got = read_json(run.path / "audit.json", run.root)
+    if got.value is None:
+        return got
+    doc = got.value
+    raw = doc.get("metrics") if isinstance(doc.get("metrics"), dict) else {}
+    metrics = {k: _finite(v) for k, v in raw.items() if isinstance(k, str)}
+    metrics = {k: v for k, v in metrics.items() if v == v}
+    roc, problem = None, None
+    r = doc.get("roc")
+    if isinstance(r, dict):
+        try:
+            fpr = np.asarray(r.get("fpr"), float).ravel()
+            tpr = np.asarray(r.get("tpr"), float).ravel()
+            if len(fpr) and len(fpr) == len(tpr):
+                roc = (fpr, tpr)
+            else:
+                problem = f"{run.id}/audit.json: roc fpr and tpr differ in length"
+        except (TypeError, ValueError):
+            problem = f"{run.id}/audit.json: roc is not numeric"
+    pops = doc.get("populations") if isinstance(doc.get("populations"), dict) else {}
+    k = doc.get("k", metrics.get("ulira/k"))
+    return Loaded({"metrics": metrics, "roc": roc, "k": int(k) if isinstance(k, (int, float)) and
+                   not isinstance(k, bool) and math.isfinite(k) else None,
+                   "populations": {s: str(pops.get(s, "")) for s in ("a", "b")}}, problem)
+
+
+def audit_table(run: Run) -> Loaded:
+    """``audit.parquet``: one row per forget example (index, label, target_log_lr, eps, example_auc,
+    flagged@0.01, ...): a shared, read-only frame."""
+    got = read_parquet(run.path / "audit.parquet", run.root)
+    if got.value is None:
+        return Loaded(None, got.error or f"{run.id} has no audit.parquet")
+    df = got.value[0]
+    bad = _frame_ok(df, AUDIT_COLUMNS, f"{run.id}/audit.parquet")
+    return Loaded(None, bad) if bad else Loaded(df)
+
+
+def audit_scores(run: Run) -> Loaded:
+    """``audit_scores.npz`` (no pickles): scores_a, scores_b [K, N], target [N], index, labels [N]; checked for
+    consistent shapes."""
+    got = read_npz(run.path / "audit_scores.npz", run.root, AUDIT_SCORE_KEYS)
+    if got.value is None:
+        return Loaded(None, got.error or f"{run.id} has no audit_scores.npz")
+    z = got.value
+    missing = [k for k in ("scores_a", "scores_b", "target") if k not in z]
+    if missing:
+        return Loaded(None, f"{run.id}/audit_scores.npz lacks {', '.join(missing)}")
+    a, b, t = z["scores_a"], z["scores_b"], z["target"]
+    if a.ndim != 2 or b.ndim != 2 or t.ndim != 1 or a.shape[1] != len(t) or b.shape[1] != len(t):
+        return Loaded(None, f"{run.id}/audit_scores.npz: shapes {a.shape}, {b.shape}, {t.shape} do not match")
+    if not all(np.issubdtype(x.dtype, np.number) for x in (a, b, t)):
+        return Loaded(None, f"{run.id}/audit_scores.npz: scores are not numeric")
+    return Loaded(z)
+
+
+def audit_steps(run: Run) -> Loaded:
+    """``audit_steps.csv`` (step, ulira/log_lr_mean, ulira/flagged@0.01, n_examples); ``Loaded(None, None)`` when
+    the run has none."""
+    got = read_csv(run.path / "audit_steps.csv", run.root)
+    if got.value is not None and len(got.value) and "step" not in got.value.columns:
+        return Loaded(None, f"{run.id}/audit_steps.csv has no step column")
+    return got
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _thumbs_by_index(root: str, sig: FileSig) -> Loaded:
+    got = _parquet(root, sig, ("group", "index", "png"))
+    if got.value is None:
+        return Loaded({}, got.error)
+    df = got.value[0]
+    try:
+        df = df[df["group"] == 0]  # forget-train points: the audited forget examples, keyed by training index
+        return Loaded(dict(zip(df["index"].astype(int).tolist(), df["png"].astype(str).tolist())))
+    except (TypeError, ValueError, KeyError) as exc:
+        return Loaded({}, _err(Path(sig.path), exc))
+
+
+def thumbs_by_index(run: Run) -> Loaded:
+    """The run's forget-sample thumbnails as {training-set index: base64 PNG} (empty without thumbs.parquet)."""
+    got = checked(run.root, run.path / "thumbs.parquet")
+    return _thumbs_by_index(str(run.root), got.value) if got.value is not None else Loaded({}, got.error)

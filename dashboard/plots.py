@@ -424,6 +424,8 @@ CURVE_TITLES = {
     "mia/loss_lr/acc": "MIA: loss-based LR attack accuracy (chance 0.5)",
     "mia/conf_thr/acc": "MIA: confidence threshold accuracy (chance 0.5)",
     "dist/own": "mean distance to own class", "dist/target": "mean distance to target class",
+    "ulira/log_lr_mean": "U-LiRA: mean log-LR of the forget examples (0: A and B alike)",
+    "ulira/flagged@0.01": "U-LiRA: fraction flagged at 1 % FPR (chance 0.01)",
 }
 
 
@@ -460,7 +462,7 @@ def curves_figure(series: dict[str, pd.DataFrame], metrics: list[str], colors: d
                                      hovertemplate=f"{label}<br>step %{{x}}<br>{m} %{{y:.3f}}<extra></extra>"),
                           row=r, col=c)
             shown.add(label)
-        if m.startswith(("acc/", "probe/acc/", "mia/")):
+        if m.startswith(("acc/", "probe/acc/", "mia/", "ulira/flagged")):
             fig.update_yaxes(range=[-0.03, 1.03], row=r, col=c)
         level = chance.get(m)
         if level is not None and math.isfinite(level):
@@ -570,3 +572,158 @@ def figure_html(fig: go.Figure) -> str:
     animation frame included, nothing played until its play button is pressed."""
     return fig.to_html(include_plotlyjs=True, full_html=True, auto_play=False,
                        config={"displaylogo": False, "responsive": True})
+
+
+# ----------------------------------------------------------------------------- privacy (U-LiRA audit)
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], colors: dict[str, str] | None = None,
+               height: int = 420) -> go.Figure:
+    """ROC of the held-out U-LiRA attack per name (``name -> (fpr, tpr)`` on audit.json's log grid), both axes
+    logarithmic, with the chance diagonal TPR = FPR dashed."""
+    curves = {n: (f, t) for n, (f, t) in curves.items() if len(f)}
+    if not curves:
+        return empty_figure("no audited run has a ROC", height)
+    fig = go.Figure()
+    lo = 1.0
+    for name, (fpr, tpr) in curves.items():
+        ok = (fpr > 0) & (tpr > 0)
+        if not ok.any():
+            continue
+        lo = min(lo, float(fpr[ok].min()))
+        fig.add_trace(go.Scatter(x=fpr[ok], y=tpr[ok], mode="lines", name=name,
+                                 line=dict(color=(colors or {}).get(name), width=2.5),
+                                 hovertemplate=f"{name}<br>FPR %{{x:.2g}}<br>TPR %{{y:.3g}}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[lo, 1.0], y=[lo, 1.0], mode="lines", line=CHANCE_LINE, name="chance (TPR = FPR)",
+                             hoverinfo="skip"))
+    _base_layout(fig, height, "U-LiRA ROC (held-out; dashed: chance)")
+    fig.update_xaxes(type="log", title="false positive rate", range=[math.log10(lo), 0])
+    fig.update_yaxes(type="log", title="true positive rate", range=[math.log10(lo), 0])
+    fig.update_layout(legend=BOTTOM_LEGEND, margin=dict(b=40))
+    return fig
+
+
+def _interval_bars(names: list[str], values, lows, highs, color, label: str, **bar) -> go.Bar:
+    v = np.asarray(values, float)
+    lo, hi = np.asarray(lows, float), np.asarray(highs, float)
+    return go.Bar(x=names, y=v, name=label, marker_color=color,
+                  error_y=dict(type="data", symmetric=False, array=np.nan_to_num(hi - v, nan=0.0).clip(0),
+                               arrayminus=np.nan_to_num(v - lo, nan=0.0).clip(0)),
+                  customdata=np.c_[lo, hi],
+                  hovertemplate="%{x}<br>%{y:.4g} [%{customdata[0]:.4g}, %{customdata[1]:.4g}]<extra>" + label
+                  + "</extra>", **bar)
+
+
+def _segments(n: int, levels) -> tuple[list, list]:
+    """Dashed segments across each of ``n`` categorical bars at ``levels`` (None breaks the line)."""
+    xs, ys = [], []
+    for i, c in enumerate(levels):
+        xs += [i - 0.45, i + 0.45, None]
+        ys += [c, c, None]
+    return xs, ys
+
+
+def tpr_figure(table: pd.DataFrame, colors: dict[str, str] | None = None, height: int = 380) -> go.Figure:
+    """TPR at 1 % and at 0.1 % FPR per row of ``table`` (index: names; columns ``ulira/tpr@0.01`` and
+    ``ulira/tpr@0.001`` with ``_low`` / ``_high``), in %, with the chance level (the FPR itself) dashed."""
+    keys = [k for k in ("ulira/tpr@0.01", "ulira/tpr@0.001") if k in table.columns and table[k].notna().any()]
+    if not keys:
+        return empty_figure("no audited run records TPR at low FPR", height)
+    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[R.METRIC[k].label for k in keys],
+                        horizontal_spacing=0.1)
+    names = [str(i) for i in table.index]
+    for c, key in enumerate(keys, start=1):
+        scale, chance = R.METRIC[key].scale, R.METRIC[key].chance
+        col = lambda k: table.get(k, pd.Series(np.nan, index=table.index)).to_numpy(float) * scale  # noqa: E731
+        fig.add_trace(_interval_bars(names, col(key), col(f"{key}_low"), col(f"{key}_high"),
+                                     [(colors or {}).get(n, "#1f77b4") for n in names], key, showlegend=False),
+                      row=1, col=c)
+        fig.add_hline(y=chance * scale, line=CHANCE_LINE, row=1, col=c, annotation_text=f"chance {chance * scale:g} %",
+                      annotation_position="top right", annotation_font=dict(size=12, color="#555"))
+        fig.update_yaxes(title="TPR %", rangemode="tozero", row=1, col=c)
+    return _base_layout(fig, height, "TPR at low FPR with its interval (dashed: chance)")
+
+
+def eps_figure(table: pd.DataFrame, colors: dict[str, str] | None = None, height: int = 380) -> go.Figure:
+    """ε mean and median per row of ``table`` (columns ``ulira/eps_mean``, ``ulira/eps_median`` with ``_low`` /
+    ``_high``, ``ulira/eps_ceiling``) with intervals; the ε ceiling of each row's K dashed across its bars (the
+    largest ε that K shadow pairs can show)."""
+    keys = [k for k in ("ulira/eps_mean", "ulira/eps_median") if k in table.columns and table[k].notna().any()]
+    if not keys:
+        return empty_figure("no audited run records ε", height)
+    names = [str(i) for i in table.index]
+    fig = go.Figure()
+    shades = {"ulira/eps_mean": 1.0, "ulira/eps_median": 0.55}
+    for key in keys:
+        col = lambda k: table.get(k, pd.Series(np.nan, index=table.index)).to_numpy(float)  # noqa: E731
+        fig.add_trace(_interval_bars(names, col(key), col(f"{key}_low"), col(f"{key}_high"),
+                                     [(colors or {}).get(n, "#1f77b4") for n in names], R.METRIC[key].label,
+                                     opacity=shades[key], offsetgroup=key))
+    if "ulira/eps_ceiling" in table.columns and table["ulira/eps_ceiling"].notna().any():
+        xs, ys = _segments(len(names), table["ulira/eps_ceiling"].to_numpy(float))
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=CHANCE_LINE, name="ε ceiling for K", xaxis="x2",
+                                 hovertemplate="ε ceiling %{y:.3g}<extra></extra>"))
+        fig.update_layout(xaxis2=dict(overlaying="x", range=[-0.5, len(names) - 0.5], visible=False))
+    _base_layout(fig, height, "ε per result: mean (dark) and median (light) with intervals; dashed: ε ceiling for K")
+    fig.update_layout(barmode="group", legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom"))
+    fig.update_yaxes(title="ε", rangemode="tozero")
+    return fig
+
+
+FLAG_COLORS = {False: "#9ecae1", True: "#d62728"}
+
+
+def example_map_figure(table: pd.DataFrame, height: int = 380) -> go.Figure:
+    """Every forget example of an audit (audit.parquet): x = its position, y = the audited model's log-LR
+    (above 0: more like population A than B), red where flagged at 1 % FPR. ``customdata`` = the row number."""
+    if not len(table):
+        return empty_figure("the audit has no examples", height)
+    fig = go.Figure()
+    flagged = table["flagged@0.01"].to_numpy().astype(bool)
+    lam = table["target_log_lr"].to_numpy(float)
+    rows = np.arange(len(table))
+    for flag in (False, True):
+        m = flagged == flag
+        if not m.any():
+            continue
+        fig.add_trace(go.Scattergl(
+            x=rows[m], y=lam[m], mode="markers", name="flagged at 1 % FPR" if flag else "not flagged",
+            marker=dict(color=FLAG_COLORS[flag], size=6 if flag else 5, line=dict(width=0)),
+            customdata=np.c_[rows[m], table["index"].to_numpy()[m], table["label"].to_numpy()[m],
+                             table["eps"].to_numpy(float)[m]],
+            hovertemplate="example #%{customdata[1]} (label %{customdata[2]})<br>log-LR %{y:.3g}"
+                          "<br>ε %{customdata[3]:.3g}<extra></extra>"))
+    fig.add_hline(y=0, line=CHANCE_LINE)
+    _base_layout(fig, height, "Forget examples: the audited model's log-LR (click one)")
+    fig.update_xaxes(title="forget example (position in audit.parquet)")
+    fig.update_yaxes(title="log-LR  (> 0: like A)")
+    fig.update_layout(legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom"),
+                      clickmode="event+select", dragmode="select")
+    return fig
+
+
+def score_dist_figure(a: np.ndarray, b: np.ndarray, target: float, what_a: str = "A", what_b: str = "B",
+                      height: int = 300) -> go.Figure:
+    """One example's scores (scaled logits φ) under population A and B as strips (one point per shadow model)
+    with their histograms, and the audited model's score as a vertical line."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.55, 0.45], vertical_spacing=0.06)
+    for y, (vals, name, color) in enumerate(((b, what_b, "#222222"), (a, what_a, "#d62728"))):
+        fig.add_trace(go.Histogram(x=vals, name=name, marker_color=color, opacity=0.45, nbinsx=20,
+                                   legendgroup=name, hovertemplate=f"{name}<br>φ %{{x}}<br>%{{y}} models<extra></extra>"),
+                      row=1, col=1)
+        fig.add_trace(go.Scatter(x=vals, y=np.full(len(vals), y), mode="markers", name=name, legendgroup=name,
+                                 showlegend=False, marker=dict(color=color, size=9, opacity=0.8, symbol="line-ns-open",
+                                                               line=dict(width=2, color=color)),
+                                 hovertemplate=f"{name}<br>φ %{{x:.3g}}<extra></extra>"), row=2, col=1)
+    if np.isfinite(target):
+        for r in (1, 2):
+            fig.add_vline(x=float(target), line=dict(color="#1f77b4", width=3), row=r, col=1)
+        fig.add_trace(go.Scatter(x=[float(target)], y=[0.5], mode="markers", name="audited model",
+                                 marker=dict(color="#1f77b4", size=12, symbol="diamond"),
+                                 hovertemplate="audited model<br>φ %{x:.3g}<extra></extra>"), row=2, col=1)
+    fig.update_layout(barmode="overlay")
+    fig.update_yaxes(title="models", row=1, col=1)
+    fig.update_yaxes(tickvals=[0, 1], ticktext=["B", "A"], range=[-0.6, 1.6], row=2, col=1)
+    fig.update_xaxes(title="score φ (scaled true-class logit)", row=2, col=1)
+    _base_layout(fig, height, None)
+    fig.update_layout(margin=dict(t=30), legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom"))
+    return fig

@@ -11,6 +11,12 @@ CLI's closing reports and the dashboard — takes its meaning from here:
   attacks, the chance level to read it against;
 * :func:`aggregate` is the mean ± std per result identity (method, variant, data set, model, scenario) — two
   variants of a method are never averaged together — with one ± convention (:func:`pm`).
+
+Intervals: a metric flagged ``interval`` (the U-LiRA audit's, see ``scarlab.audit``) may come with its own
+confidence interval in ``<key>_low`` / ``<key>_high`` (bootstrap, level 1 − alpha). The one convention
+(:func:`pm`): ``mean ± std`` is the spread over runs; ``value [low, high]`` is one run's own interval. A table cell
+shows the interval only where it stands for one run (a group of one run); a mean over several runs shows ± std and
+no interval (the mean of per-run bounds is no interval of anything).
 """
 from __future__ import annotations
 
@@ -41,6 +47,8 @@ class Metric(NamedTuple):
     """attacks: the chance level, a number or the key of a metric holding it."""
     summary: bool = True
     """a main column of summaries (False: kept in summary.csv, left out of the short tables)."""
+    interval: bool = False
+    """recorded with its own confidence interval in ``<key>_low`` / ``<key>_high`` (see :func:`pm`)."""
 
 
 METRICS: tuple[Metric, ...] = (
@@ -62,10 +70,20 @@ METRICS: tuple[Metric, ...] = (
     Metric("privacy/eps", "privacy ε", 1, 3, summary=False),
     Metric("aus/a_or", "original test acc. (AUS a_or)", 1, 3, summary=False),
     Metric("time/evaluate_s", "evaluation time s", 1, 2, summary=False),
+    # the per-example U-LiRA audit (scarlab.audit): held-out attack over K shadow pairs, intervals by bootstrap
+    Metric("ulira/auc", "U-LiRA AUC (chance 0.5)", 1, 3, chance=0.5, interval=True),
+    Metric("ulira/tpr@0.01", "U-LiRA TPR @ 1 % FPR (chance 1 %)", 100, 2, chance=0.01, interval=True),
+    Metric("ulira/tpr@0.001", "U-LiRA TPR @ 0.1 % FPR (chance 0.1 %)", 100, 2, chance=0.001, summary=False,
+           interval=True),
+    Metric("ulira/bacc", "U-LiRA balanced acc. % (chance 50)", 100, 2, chance=0.5, summary=False, interval=True),
+    Metric("ulira/eps_mean", "ε mean (U-LiRA)", 1, 2, summary=False, interval=True),
+    Metric("ulira/eps_median", "ε median (U-LiRA)", 1, 2, summary=False, interval=True),
 )
 METRIC = {m.key: m for m in METRICS}
 METRIC_KEYS = tuple(m.key for m in METRICS)
 SUMMARY_KEYS = tuple(m.key for m in METRICS if m.summary)
+INTERVAL_KEYS = tuple(f"{m.key}{end}" for m in METRICS if m.interval for end in ("_low", "_high"))
+"""the ``_low`` / ``_high`` columns of the metrics recorded with an interval (summary.csv holds them too)."""
 ID_COLUMNS = ("label", "method", "variant", "dataset", "model", "scenario", "forget_classes", "seed")
 GROUP_KEYS = ("label", "method", "variant", "dataset", "model", "scenario")
 METHOD_ORDER = ("original", "retrained")  # first in summaries, then methods in order of appearance
@@ -90,14 +108,26 @@ def fmt(key: str, value) -> str:
     return f"{v * m.scale:.{m.digits}f}" if math.isfinite(v) else "–"
 
 
-def pm(key: str, mean, std=None) -> str:
+def pm(key: str, mean, std=None, low=None, high=None) -> str:
     """``mean ± std`` in the metric's unit: the one ± convention of every table (std is the sample std over
-    runs; a chance level is a property of the attack's sets, shown without ±)."""
+    runs; a chance level is a property of the attack's sets, shown without ±). Given ``low`` and ``high`` (one
+    run's own confidence interval, both finite): ``value [low, high]`` instead, never both."""
     s = fmt(key, mean)
-    if s == "–" or key.endswith("/chance") or std is None:
+    if s == "–" or key.endswith("/chance"):
+        return s
+    lo, hi = fmt(key, low), fmt(key, high)
+    if lo != "–" and hi != "–":
+        return f"{s} [{lo}, {hi}]"
+    if std is None:
         return s
     sd = fmt(key, std)
     return s if sd == "–" else f"{s} ± {sd}"
+
+
+def interval(key: str, values: dict) -> tuple[float, float] | None:
+    """``(low, high)`` of a metric from ``values`` (``<key>_low`` / ``<key>_high``, both finite) or None."""
+    lo, hi = _num(values.get(f"{key}_low")), _num(values.get(f"{key}_high"))
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
 
 
 # ============================================================================================ variants
@@ -163,6 +193,8 @@ class RunInfo:
     seed: int | None = None
     created: float | None = None
     parents: dict = field(default_factory=dict)
+    shadow: bool = False
+    """a member of a U-LiRA shadow population (its manifest has a ``shadow`` entry): readers usually leave it out."""
 
     @property
     def forget(self) -> str:
@@ -198,6 +230,7 @@ def describe(path, manifest: dict | None, config: dict | None, metrics: dict | N
     info.error = None if manifest.get("error") in (None, "") else str(manifest["error"])
     info.created = manifest.get("created") if isinstance(manifest.get("created"), (int, float)) else None
     info.parents = {k: v for k, v in (manifest.get("parents") or {}).items() if isinstance(v, str)}
+    info.shadow = bool(manifest.get("shadow"))
     # an in-place evaluation records its outcome in the pipeline's stage entry and/or evaluate_run's own section
     stages = manifest.get("stages") if isinstance(manifest.get("stages"), dict) else {}
     evaluation = [e for e in (stages.get("evaluate"), manifest.get("evaluation")) if isinstance(e, dict)]
@@ -264,7 +297,7 @@ def row(info: RunInfo, metrics: dict) -> dict:
     out = {"label": info.label, "method": info.method, "variant": info.variant_text, "dataset": info.dataset,
            "model": info.model, "scenario": info.scenario, "forget_classes": classes_text(info.forget_classes),
            "seed": info.seed, "status": info.status}
-    out.update({k: _num(metrics.get(k)) for k in METRIC_KEYS})
+    out.update({k: _num(metrics.get(k)) for k in METRIC_KEYS + INTERVAL_KEYS})
     out.update(run=info.path, error=info.error)
     return out
 
@@ -273,7 +306,7 @@ def frame(rows: list[dict]):
     """The per-run table, ordered original, retrained, then methods as they appear; variants kept apart."""
     import pandas as pd
 
-    cols = list(ID_COLUMNS) + ["status"] + list(METRIC_KEYS) + ["run", "error"]
+    cols = list(ID_COLUMNS) + ["status"] + list(METRIC_KEYS) + list(INTERVAL_KEYS) + ["run", "error"]
     df = pd.DataFrame(rows, columns=cols)
     df["seed"] = pd.array([None if r.get("seed") is None else int(r["seed"]) for r in rows], dtype="Int64")
     if len(df):
@@ -294,7 +327,8 @@ def aggregate(df, keys: tuple[str, ...] = GROUP_KEYS, metrics: tuple[str, ...] =
     """Mean ± std per result identity over the completed runs of a :func:`frame`.
 
     Every metric column holds the mean and ``<metric>/std`` the sample std (0 for one run) over forget classes and
-    seeds (``scarlab.metrics.mean_std``). ``aus`` follows the paper: AUS of the mean accuracies with first-order
+    seeds (``scarlab.metrics.mean_std``); a metric with an interval also gets ``<metric>_low`` / ``_high``, that
+    run's interval where the group is one run, else NaN (see :func:`pm`). ``aus`` follows the paper: AUS of the mean accuracies with first-order
     propagated errors, falling back to mean ± std of the per-run AUS where a_or is unknown. ``runs`` counts the
     runs; ``forget_classes`` and ``seeds`` list what they cover.
     """
@@ -319,13 +353,19 @@ def aggregate(df, keys: tuple[str, ...] = GROUP_KEYS, metrics: tuple[str, ...] =
                 u = mean_std(v) if len(v) else None
                 out[m] = u.nominal_value if u is not None else float("nan")
                 out[f"{m}/std"] = u.std_dev if u is not None else float("nan")
+                if f"{m}_low" in g and f"{m}_high" in g:
+                    one = len(g) == 1
+                    out[f"{m}_low"] = float(g[f"{m}_low"].iloc[0]) if one else float("nan")
+                    out[f"{m}_high"] = float(g[f"{m}_high"].iloc[0]) if one else float("nan")
             if "aus" in metrics:
                 u = _group_aus(g, g["scenario"].iloc[0] if "scenario" in g else None)
                 if u is not None:
                     out["aus"], out["aus/std"] = u.nominal_value, u.std_dev
             rows.append(out)
     cols = keys + ["runs"] + (["forget_classes"] if "forget_classes" not in keys else []) + ["seeds"] \
-        + [c for m in metrics for c in (m, f"{m}/std")]
+        + [c for m in metrics for c in (m, f"{m}/std")] \
+        + [c for m in metrics if f"{m}_low" in df.columns and f"{m}_high" in df.columns
+           for c in (f"{m}_low", f"{m}_high")]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -344,14 +384,17 @@ def _group_aus(g, scenario):
 
 def pm_table(agg, metrics: tuple[str, ...] = SUMMARY_KEYS, keys: tuple[str, ...] = ("label", "dataset", "model",
              "scenario", "runs"), titles: Callable[[str], str] | None = None):
-    """The aggregate as text cells (``mean ± std`` in each metric's unit), columns titled by METRICS labels."""
+    """The aggregate as text cells (``mean ± std`` in each metric's unit; ``value [low, high]`` where a group of
+    one run recorded an interval), columns titled by METRICS labels."""
     import pandas as pd
 
     shown = [m for m in metrics if m in agg.columns and agg[m].notna().any()]
     title = titles or (lambda k: METRIC[k].label if k in METRIC else k)
     out = pd.DataFrame({k: agg[k].astype(str) for k in keys if k in agg.columns})
     for m in shown:
-        out[title(m)] = [pm(m, a, s) for a, s in zip(agg[m], agg.get(f"{m}/std", [None] * len(agg)))]
+        none = [None] * len(agg)
+        out[title(m)] = [pm(m, a, s, lo, hi) for a, s, lo, hi in
+                         zip(agg[m], agg.get(f"{m}/std", none), agg.get(f"{m}_low", none), agg.get(f"{m}_high", none))]
     return out
 
 

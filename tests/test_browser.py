@@ -40,6 +40,28 @@ def _browser() -> tuple[str, str]:
     return chromium, driver
 
 
+def _chrome():
+    """Headless Chromium driven by selenium (skips or fails as :func:`_browser` says when there is none)."""
+    chromium, driver_path = _browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    opts.binary_location = chromium
+    for flag in CHROME_FLAGS:
+        opts.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver_path), options=opts)
+
+
+def _keep(shot: Path) -> None:
+    """Copy a screenshot to $SCARLAB_ARTIFACTS when it is set."""
+    if shot.exists() and os.environ.get("SCARLAB_ARTIFACTS"):
+        dest = Path(os.environ["SCARLAB_ARTIFACTS"])
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(shot, dest / shot.name)
+
+
 @pytest.fixture(scope="module")
 def browser_runs(tmp_path_factory, digits_original, digits_retrained, digits_scar) -> Path:
     """Copies of the session's real digits runs (original, retrained, SCAR), embedded."""
@@ -55,6 +77,9 @@ def browser_runs(tmp_path_factory, digits_original, digits_retrained, digits_sca
     m["parents"] = {"original": str(orig), "retrained": str(retr)}
     (scar / "manifest.json").write_text(json.dumps(m))
     run_embed(scar, progress=False)
+    from test_dashboard import write_audit  # synthetic audit files (scarlab audit's formats) for the Privacy page
+
+    write_audit(scar, k=16, n=300)
     return root
 
 
@@ -92,18 +117,10 @@ def server(browser_runs, tmp_path):
 
 
 def test_feature_migration_renders_points(server, tmp_path):
-    chromium, driver_path = _browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
+    driver = _chrome()
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    opts = Options()
-    opts.binary_location = chromium
-    for flag in CHROME_FLAGS:
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
     shot = tmp_path / "feature_migration.png"
     try:
         driver.get(server + "/migration")
@@ -126,10 +143,7 @@ def test_feature_migration_renders_points(server, tmp_path):
             assert len(driver.find_elements(By.CSS_SELECTOR, points_css)) == n
     finally:
         driver.quit()
-        if shot.exists() and os.environ.get("SCARLAB_ARTIFACTS"):
-            dest = Path(os.environ["SCARLAB_ARTIFACTS"])
-            dest.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(shot, dest / shot.name)
+        _keep(shot)
     assert shot.stat().st_size > 10_000
 
 
@@ -171,3 +185,29 @@ def test_migration_html_export_plays_offline(browser_runs, tmp_path):
         assert play, "no play button"
     finally:
         driver.quit()
+
+
+def test_privacy_page_renders(server, tmp_path):
+    """The Privacy page of an audited run: ROC, TPR and ε bars, the per-example map and one example's score
+    distributions all draw in the browser, without an exception."""
+    driver = _chrome()
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    shot = tmp_path / "privacy.png"
+    charts = '[data-testid="stPlotlyChart"] .main-svg'
+    try:
+        driver.get(server + "/privacy")
+        try:
+            WebDriverWait(driver, 150).until(
+                lambda d: len({e.find_element(By.XPATH, "./ancestor::*[@data-testid='stPlotlyChart']").id
+                               for e in d.find_elements(By.CSS_SELECTOR, charts)}) >= 5)
+        finally:
+            driver.save_screenshot(str(shot))
+        assert "U-LiRA" in driver.page_source
+        assert driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .scatterlayer .trace path')
+        assert driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .barlayer .point')
+        assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    finally:
+        driver.quit()
+        _keep(shot)

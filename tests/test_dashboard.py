@@ -893,3 +893,174 @@ def test_every_read_goes_through_the_gate():
             assert f.name == "data.py" and m.group(1) == "f", f"{f.name}: {m.group(0)} reads without the gate"
     data = (REPO / "dashboard" / "data.py").read_text()
     assert data.count("os.open(") == 1 and "O_NONBLOCK" in data and "O_NOFOLLOW" in data
+
+
+# ----------------------------------------------------------------------------- privacy (U-LiRA audit), synthetic
+AUDIT_KEYS = ("auc", "tpr@0.01", "tpr@0.001", "bacc", "eps_mean", "eps_median")
+
+
+def _write_run(path: Path, stage: str, method: str, seed: int = 0, shadow: dict | None = None) -> Path:
+    path.mkdir(parents=True)
+    manifest = {"stage": stage, "status": "complete", "created": 1.7e9, "files": []}
+    if shadow:
+        manifest["shadow"] = shadow
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    (path / "config.json").write_text(json.dumps({"method": method, "dataset": "digits", "model": "cnn",
+                                                  "scenario": "CR", "forget_classes": [0], "seed": seed}))
+    return path
+
+
+def write_audit(run: Path, k: int = 16, n: int = 200, shift: float = 1.0, seed: int = 0, thumbs: bool = False) -> dict:
+    """Synthetic but well-formed audit files, as scarlab.audit writes them (audit.json, audit.parquet,
+    audit_scores.npz, audit_steps.csv), and the ulira/* metrics merged into metrics.json."""
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(10 * n, n, replace=False)).astype(np.int64)
+    labels = np.zeros(n, np.int64)
+    b = rng.normal(0, 1, (k, n))
+    a = rng.normal(shift, 1, (k, n))
+    target = rng.normal(shift / 2, 1, n)
+    lam = target - shift / 4
+    grid = np.logspace(-4, 0, 60)
+    tpr = np.minimum(1.0, grid ** (1 / (1 + shift)))
+    metrics = {}
+    for i, key in enumerate(AUDIT_KEYS):
+        v = {"auc": 0.5 + shift / 4, "tpr@0.01": 0.01 + shift / 20, "tpr@0.001": 0.001 + shift / 50,
+             "bacc": 0.5 + shift / 5, "eps_mean": shift, "eps_median": shift / 2}[key]
+        metrics.update({f"ulira/{key}": v, f"ulira/{key}_low": v * 0.8, f"ulira/{key}_high": v * 1.2})
+    metrics.update({"ulira/eps_ceiling": 2.5, "ulira/k": k, "ulira/n_examples": n})
+    doc = {"run": str(run), "k": k, "metrics": metrics, "roc": {"fpr": grid.tolist(), "tpr": tpr.tolist()},
+           "populations": {"a": "K unlearned shadows", "b": "K retrained shadows"}, "time": {"audit_s": 1.0}}
+    (run / "audit.json").write_text(json.dumps(doc))
+    pd.DataFrame({"index": idx, "label": labels, "target_score": target, "target_log_lr": lam,
+                  "eps": np.abs(rng.normal(shift, 0.5, n)), "example_auc": rng.uniform(0.3, 1, n),
+                  "flagged@0.01": lam > 2.0, "mean_a": a.mean(0), "mean_b": b.mean(0)}).to_parquet(
+        run / "audit.parquet", index=False)
+    np.savez_compressed(run / "audit_scores.npz", scores_a=a, scores_b=b, target=target, index=idx, labels=labels,
+                        log_lr_a=a - b, log_lr_b=b - a)
+    pd.DataFrame({"step": [0, 5, 10], "ulira/log_lr_mean": [2.0, 1.0, 0.2], "ulira/flagged@0.01": [0.5, 0.2, 0.02],
+                  "n_examples": [20, 20, 20]}).to_csv(run / "audit_steps.csv", index=False)
+    merged = {"aus": 0.9, **{k: v for k, v in metrics.items() if k.split("/")[1].split("_low")[0].split("_high")[0]
+                             in AUDIT_KEYS}}
+    (run / "metrics.json").write_text(json.dumps(merged))
+    if thumbs:
+        from PIL import Image
+        import base64
+
+        buf = io.BytesIO()
+        Image.new("L", (8, 8), 200).save(buf, format="PNG")
+        png = base64.b64encode(buf.getvalue()).decode()
+        pd.DataFrame({"point": np.arange(n), "group": np.zeros(n, np.int8), "index": idx,
+                      "png": [png] * n}).to_parquet(run / "thumbs.parquet", index=False)
+    return doc
+
+
+@pytest.fixture()
+def audit_root(tmp_path):
+    """Two audited results (scar, retrained) and an unaudited one on one forget set, plus a shadow folder."""
+    root = tmp_path / "runs"
+    write_audit(_write_run(root / "scar_cr0", "unlearn", "scar"), shift=1.0, thumbs=True)
+    write_audit(_write_run(root / "retrained_cr0", "train_retrained", "retrained"), shift=0.0, seed=1)
+    _write_run(root / "ng_cr0", "unlearn", "negative_gradient")
+    for role, stage in (("original", "train_original"), ("retrained", "train_retrained")):
+        _write_run(root / "shadows__abcd1234" / f"{role}__s0", stage, role,
+                   shadow={"role": role, "seed": 0, "fingerprint": "abcd1234"})
+    return root
+
+
+def _privacy(at, label: str = "scar"):
+    at.switch_page("views/privacy.py").run()
+    at.selectbox(key="privacy_label").set_value(label).run()
+    _ok(at)
+    return at
+
+
+def test_privacy_page(audit_root, monkeypatch):
+    from scarlab.results import METRIC
+
+    at = _privacy(_apptest(audit_root, monkeypatch))
+    table = at.dataframe[0].value.set_index("result")
+    assert set(table.index) == {"scar", "retrained"}  # both audited results of this forget set, no shadow
+    auc = METRIC["ulira/auc"].label
+    assert table.loc["scar", auc] == "0.750 [0.600, 0.900]"
+    assert table.loc["retrained", METRIC["ulira/tpr@0.01"].label] == "1.00 [0.80, 1.20]"
+    roc, tpr, eps, emap, dist = _chart_specs(at)
+    assert roc["layout"]["xaxis"]["type"] == "log" and {"scar", "retrained"} <= {t["name"] for t in roc["data"]}
+    assert any("chance" in t["name"] for t in roc["data"])
+    assert sum(t["type"] == "bar" for t in tpr["data"]) == 2 and "error_y" in tpr["data"][0]
+    assert any(t.get("name") == "ε ceiling for K" for t in eps["data"])
+    assert sum(_points(t) for t in emap["data"] if t["type"] == "scattergl") == 200
+    assert len(at.get("image")) == 1  # the picked example's thumbnail
+    assert any("K unlearned shadows" in t.value for t in at.text)
+    before = dist["data"]
+    at.selectbox(key="privacy_example_scar_cr0").set_value(3).run()
+    _ok(at)
+    assert _chart_specs(at)[-1]["data"] != before  # another example, other score distributions
+    # the retrained run: no thumbnails, its label and index shown instead
+    _privacy(at, "retrained")
+    assert not at.get("image") and any("training index" in t.value for t in at.text)
+
+
+def test_privacy_page_without_audit(audit_root, monkeypatch):
+    at = _privacy(_apptest(audit_root, monkeypatch), "negative_gradient")
+    assert any("scarlab audit RUN --shadows K" in i.value for i in at.info)
+    assert len(at.dataframe) == 1  # the comparable audited results are still shown
+
+
+def test_shadow_models_hidden_unless_asked(audit_root, monkeypatch):
+    at = _apptest(audit_root, monkeypatch)
+    assert not any(r.startswith("shadows__") for r in at.dataframe[0].value["run"])
+    _privacy(at)
+    assert "original" not in at.selectbox(key="privacy_label").options
+    at.switch_page("views/runs.py").run()
+    at.toggle(key="runs_shadows").set_value(True).run()
+    _ok(at)
+    assert sum(r.startswith("shadows__") for r in at.dataframe[0].value["run"]) == 2
+    at.switch_page("views/privacy.py").run()  # the choice holds on every page
+    _ok(at)
+    assert "original" in at.selectbox(key="privacy_label").options
+    at.switch_page("views/runs.py").run()
+    assert at.toggle(key="runs_shadows").value is True
+
+
+def test_privacy_downloads_curves_and_compare(audit_root, monkeypatch):
+    from scarlab.results import METRIC
+
+    at = _privacy(_apptest(audit_root, monkeypatch))
+    buttons = at.get("download_button")
+    assert all(b.proto.deferred_file_id for b in buttons)
+    assert sum(b.label == "CSV" for b in buttons) == len(at.dataframe) == 2
+    assert sum(b.label.startswith("HTML") for b in buttons) == len(at.get("plotly_chart")) == 5
+    at.switch_page("views/curves.py").run()
+    at.multiselect(key="curves_runs").set_value(["scar_cr0"]).run()
+    _ok(at)
+    assert {"ulira/log_lr_mean", "ulira/flagged@0.01"} <= set(at.multiselect(key="curves_metrics").value)
+    at.switch_page("views/compare.py").run()
+    _ok(at)
+    table = at.dataframe[0].value.set_index("label")
+    assert table.loc["scar", METRIC["ulira/auc"].label] == "0.750 [0.600, 0.900]"  # one run: its own interval
+    assert table.loc["scar", METRIC["ulira/tpr@0.01"].label] == "6.00 [4.80, 7.20]"
+
+
+def test_privacy_page_speed(tmp_path, monkeypatch):
+    """K = 16 shadow pairs and 2,000 forget examples: picking another example or another run stays under 2 s."""
+    import time
+
+    root = tmp_path / "runs"
+    for i, (name, stage, method) in enumerate((("scar", "unlearn", "scar"), ("scar2", "unlearn", "scar"),
+                                               ("retrained", "train_retrained", "retrained"))):
+        write_audit(_write_run(root / name, stage, method, seed=i), k=16, n=2000, shift=1.0 - i / 3, seed=i,
+                    thumbs=True)
+    at = _privacy(_apptest(root, monkeypatch))
+    assert sum(_points(t) for t in _chart_specs(at)[3]["data"] if t["type"] == "scattergl") == 2000
+    times = []
+    for j in range(6):
+        t0 = time.perf_counter()
+        at.selectbox(key=f"privacy_example_{at.selectbox(key='privacy_run_scar').value}").set_value(10 * j + 1).run()
+        times.append(("example", time.perf_counter() - t0))
+        _ok(at)
+        t0 = time.perf_counter()
+        at.selectbox(key="privacy_run_scar").set_value(("scar", "scar2")[j % 2]).run()
+        times.append(("run", time.perf_counter() - t0))
+        _ok(at)
+    print("privacy interactions (s):", [(w, round(t, 3)) for w, t in times])
+    assert max(t for _, t in times) < 2.0, times

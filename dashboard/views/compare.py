@@ -34,7 +34,8 @@ keys = R.GROUP_KEYS + (("forget",) if by_forget else ())
 sub = sub.assign(name=[lbl + (f" · {f}" if by_forget and f else "") for lbl, f in zip(sub["label"], sub["forget"])])
 names = dict(zip(sub["run"], sub["name"]))  # run id -> the row it counts in
 metrics = [k for k in R.METRIC_KEYS if k in sub.columns and sub[k].notna().any()]
-extra = sorted(c for c in sub.columns if "/" in c and c not in R.METRIC and sub[c].notna().any())
+extra = sorted(c for c in sub.columns if "/" in c and c not in R.METRIC and c not in R.INTERVAL_KEYS
+               and sub[c].notna().any())
 agg = R.aggregate(sub, keys + ("name",), tuple(metrics + extra)).set_index("name", drop=False)
 shown = ("label",) + (("forget",) if by_forget else ("forget_classes",)) + ("runs", "seeds")
 main = [k for k in R.SUMMARY_KEYS if k in metrics]
@@ -43,7 +44,8 @@ common.table(R.pm_table(agg, tuple(main), shown), f"compare_{d}_{m}_{s}", "compa
 with st.expander("all recorded metrics"):
     common.table(R.pm_table(agg, tuple(metrics + extra), shown), f"compare_all_{d}_{m}_{s}", "compare_all",
                  hide_index=True, width="stretch")
-st.caption("mean ± std over runs (seeds × forget sets), in each metric's unit; '–' = not recorded. Original and "
+st.caption("mean ± std over runs (seeds × forget sets), in each metric's unit; '–' = not recorded; value [low, high] "
+           "where one run stands for its row and recorded its own interval (the U-LiRA audit). Original and "
            "retrained rows are the reference points: the retrained oracle is what perfect unlearning looks like. Read "
            "each attack accuracy against its chance level: the SVC attack's chance is the majority fraction of its "
            "evaluation set (75 % for the 3:1 CR sets, 50 % in HR; its accuracy is the paper's micro-F1), the "

@@ -3,6 +3,7 @@ label, method · variant)."""
 import pandas as pd
 import streamlit as st
 
+from scarlab import results as R
 from scarlab_dashboard import common
 from scarlab_dashboard import data as D
 from scarlab_dashboard import plots as P
@@ -11,7 +12,9 @@ common.header("Curves",
               "Accuracies of the probe points at every feature snapshot (history.csv) and the cheap membership "
               "attacks on every snapshot (mia_steps.csv, written by `scarlab evaluate`). Both attacks are balanced, so "
               "their chance level is 0.5 (dashed line): an MIA accuracy near it means the attacker cannot tell "
-              "forget samples from unseen ones.")
+              "forget samples from unseen ones. Audited runs add the U-LiRA audit over steps (audit_steps.csv): the "
+              "mean log-LR of the forget examples (0: unlearned and retrained shadows alike) and the fraction "
+              "flagged at 1 % FPR (chance 0.01).")
 runs = common.load_runs()
 cands = [r for r in runs if r.stage == "unlearn"]
 if not cands:
@@ -45,6 +48,11 @@ for rid in chosen:
         problems.append(ms.error)
     if ms.value is not None and len(ms.value):
         frames.append(ms.value)
+    au = D.audit_steps(r)  # the U-LiRA audit over steps (scarlab audit), next to the cheap attacks
+    if au.error:
+        problems.append(au.error)
+    if au.value is not None and len(au.value):
+        frames.append(au.value.drop(columns=["n_examples"], errors="ignore"))
     if not frames:
         problems.append(f"{rid}: no history.csv or mia_steps.csv with a step column")
         continue
@@ -61,8 +69,8 @@ if not series:
 available = sorted({c for df in series.values() for c in df.columns
                     if c != "step" and c != "snapshot" and df[c].notna().any()})
 preferred = ["probe/acc/forget_train", "probe/acc/retain_test", "probe/acc/forget_test", "mia/loss_lr/acc",
-             "mia/conf_thr/acc", "acc/forget_train"]
-default_m = [m for m in preferred if m in available][:6] or available[:4]
+             "mia/conf_thr/acc", "ulira/log_lr_mean", "ulira/flagged@0.01", "acc/forget_train"]
+default_m = [m for m in preferred if m in available][:8] or available[:4]
 metrics = st.multiselect("Metrics", available, default=default_m, key="curves_metrics")
 if not any(c.startswith("mia/") for df in series.values() for c in df.columns):
     st.info("No MIA-over-steps values yet: `scarlab evaluate RUN` writes mia_steps.csv next to each run.")
@@ -70,6 +78,8 @@ colors = P.method_colors(methods, methods.values())  # one colour per label; run
 dashes = ({name: ("solid", "dash", "dot", "dashdot")[i % 4] for i, name in enumerate(sorted(series))}
           if len(set(labels.values())) < len(series) else None)
 key = (tuple(D.run_sig(lookup[r]) for r in chosen), tuple(metrics))
+chance = {**{m: R.chance_of(m, {}) for m in metrics}, "ulira/flagged@0.01": 0.01}  # flagged at 1 % FPR
 fig = common.figure("curves", key, lambda: P.curves_figure(series, metrics, colors={n: colors[lbl] for n, lbl in
-                                                                                   labels.items()}, dashes=dashes))
+                                                                                   labels.items()}, dashes=dashes,
+                                                           chance=chance))
 common.chart(fig, "curves", "curves_chart")

@@ -9,6 +9,10 @@ from scarlab_dashboard import data as D
 
 common.header("Runs", "Every run directory under the runs root: originals, retrained oracles, unlearning runs and "
                       "evaluations. Failed and running runs are listed too.")
+with st.sidebar:  # before the runs are loaded: the choice applies to every page (session key _show_shadows)
+    shadows = st.toggle("show shadow models", value=common.show_shadows(), key="runs_shadows",
+                        help="members of U-LiRA shadow populations (shadows__*/ folders, made by `scarlab audit`)")
+    st.session_state[common.SHOW_SHADOWS] = shadows
 runs = common.load_runs()
 table = D.runs_table(runs)
 
@@ -48,7 +52,10 @@ common.table(view, "runs", "runs_table", hide_index=True, width="stretch",
                             "embedded": st.column_config.CheckboxColumn("embedded"),
                             **{k: common.metric_column(k) for k in R.SUMMARY_KEYS},
                             "problem": st.column_config.TextColumn("problem", width="large")})
-st.caption(f"{len(view)} of {len(table)} runs shown. Key metrics come from each run's metrics.json "
+n_shadow = sum(r.shadow for r in runs)
+st.caption(f"{len(view)} of {len(table)} runs shown"
+           + (f" ({n_shadow} of them shadow models)" if n_shadow else " (shadow models hidden)"
+              if not shadows else "") + ". Key metrics come from each run's metrics.json "
            "(`scarlab evaluate` adds AUS and the attacks; the CSV holds them as fractions, as summary.csv does).")
 
 problems = [r for r in runs if r.problems or r.status not in ("complete", "running", "not evaluated")]
