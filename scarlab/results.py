@@ -13,7 +13,7 @@ CLI's closing reports and the dashboard — takes its meaning from here:
   variants of a method are never averaged together — with one ± convention (:func:`pm`).
 
 Intervals: a metric flagged ``interval`` (the U-LiRA audit's, see ``scarlab.audit``) may come with its own
-confidence interval in ``<key>_low`` / ``<key>_high`` (bootstrap, level 1 − alpha). The one convention
+confidence interval in ``<key>_low`` / ``<key>_high`` (level 1 − alpha, scarlab.metrics.ulira). The one convention
 (:func:`pm`): ``mean ± std`` is the spread over runs; ``value [low, high]`` is one run's own interval. A table cell
 shows the interval only where it stands for one run (a group of one run); a mean over several runs shows ± std and
 no interval (the mean of per-run bounds is no interval of anything).
