@@ -186,19 +186,15 @@ def test_stage_parameters_are_the_pipeline_contract(path):
 
 
 def test_notebooks_share_one_setup():
-    """The setup cell (the one after the parameters) starts with the same block everywhere: same renderer, same
-    thread count, same figure size."""
-    def setup(path):
+    """The setup cell (the one after the parameters) calls scarlab.notebook.setup_notebook, the one place that
+    chooses the renderer, the thread count and the figure size, and takes FIG from there."""
+    for path in ALL:
         nb = nbformat.read(path, as_version=4)
         cells = code_cells(nb)
         i = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
         src = cells[i + 1].source
-        return src[:src.index("\nFIG = ") + 1]
-
-    first = setup(ALL[0])
-    assert "pio.renderers.default" in first
-    for path in ALL[1:]:
-        assert setup(path) == first, f"{path.name}: its setup block differs from {ALL[0].name}'s"
+        assert "from scarlab.notebook import FIG, setup_notebook" in src and "\nsetup_notebook()" in src, path.name
+        assert "pio.renderers" not in src and "set_num_threads" not in src, f"{path.name}: setup written again"
 
 
 # ----------------------------------------------------------------------------------- execution, chained

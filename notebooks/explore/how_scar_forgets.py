@@ -33,23 +33,12 @@ epochs = 6  # training epochs of the original model
 seed = 0  # seeds training and unlearning
 
 # %%
-import os
-import warnings
-
 import numpy as np
 import pandas as pd
 import plotly.express as px
-import plotly.io as pio
 import torch
 
-# Every figure's output carries two views: the plotly JSON (JupyterLab's plotly renderer) and text/html (what
-# `jupyter nbconvert --to html` and viewers without plotly's extension show). "notebook" embeds plotly.js once per
-# notebook, at the first figure (about 4.8 MB), so an exported notebook works offline. SCARLAB_PLOTLY_RENDERER
-# overrides the choice, e.g. "plotly_mimetype+notebook_connected" (plotly.js from a CDN: KBs, needs the internet).
-pio.renderers.default = os.environ.get("SCARLAB_PLOTLY_RENDERER") or "plotly_mimetype+notebook"
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a kernel without ipywidgets
-torch.set_num_threads(int(os.environ.get("SCARLAB_THREADS") or torch.get_num_threads()))
-FIG = dict(width=640, height=340, margin=dict(l=40, r=20, t=50, b=40))  # small figures keep notebooks light
+from scarlab.notebook import FIG, setup_notebook
 
 import tempfile
 from pathlib import Path
@@ -66,6 +55,8 @@ from scarlab.unlearn.stage import run_unlearn
 
 work = Path(tempfile.mkdtemp(prefix="how_scar_forgets_"))
 ds = load_dataset("digits")
+
+setup_notebook()  # figures for Lab and exported HTML (plotly.js inline once); the pipeline's thread count
 
 # %% [markdown]
 # ## 1 · The data and the original model
