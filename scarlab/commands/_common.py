@@ -71,7 +71,3 @@ def report(result, what: str, cols: tuple[str, ...], digits: int = 4) -> None:
 def forget_classes(values) -> list[int]:
     """``0 3`` / ``0,3`` / ``[0, 3]`` as class indices."""
     return schema.coerce(values or [], list[int], "forget classes")
-
-
-def parse_value(text: str, typ):
-    return schema.parse_value(text, typ, "value")
