@@ -80,13 +80,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import AuditConfig
 from .errors import ScarlabError
 from .metrics import ulira
 from .runs import RunDir, read_json, write_json
 
 MIN_SHADOWS = 3  # the held-out attack fits on K − 1 pairs, and one std needs two models
-DEFAULT_SHADOWS = 8
-DEFAULT_SEED = 1000
+DEFAULT_SHADOWS, DEFAULT_SEED = AuditConfig.shadows, AuditConfig.seed
 SHADOW_SNAPSHOT_EVERY = 1_000_000  # shadows keep only the first and the last snapshot
 FLAG_FPR = 0.01
 TRAIN_KEYS = ("dataset", "model", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "augment",
@@ -115,29 +115,6 @@ FORMULAS = {
     "flagged@0.01": "share of forget examples whose audited-model Λ (fit on all K) exceeds the held-out B threshold "
                     "of FPR ≤ 1 %",
 }
-
-
-@dataclass
-class AuditConfig:
-    """Per-example privacy audit (U-LiRA) of runs against shadow models: audit.json, audit.parquet in each run."""
-
-    runs: list[str] = field(default_factory=list)
-    """run directories to audit: unlearn runs, retrained runs, or an original evaluated against a split
-    (scarlab evaluate ORIG --split S --out DIR)."""
-    shadows: int = DEFAULT_SHADOWS
-    """K, the shadow models per population (at least 3; 6 for a retrained run, whose K are split in halves)."""
-    seed: int = DEFAULT_SEED
-    """first shadow seed: shadow i trains (and unlearns) with seed + i; must not include the audited model's seed."""
-    shadow_dir: str | None = None
-    """folder of the shadow population; None = next to the run: <run>/../shadows__<fingerprint8>."""
-    delta: float = ulira.DEFAULT_DELTA
-    """δ of the per-example (ε, δ) estimate."""
-    alpha: float = ulira.DEFAULT_ALPHA
-    """every interval has level 1 − alpha (t intervals on the shadow pairs, Clopper–Pearson rates)."""
-    device: str = "auto"
-    """device for training, unlearning and scoring the shadows: auto, cpu, cuda, cuda:N or mps."""
-    quiet: bool = False
-    """no progress bars."""
 
 
 # ============================================================================================ the audited run

@@ -200,6 +200,29 @@ class OrganizeConfig:
 
 
 @dataclass
+class AuditConfig:
+    """Per-example privacy audit (U-LiRA) of runs against shadow models: audit.json, audit.parquet in each run."""
+
+    runs: list[str] = field(default_factory=list)
+    """run directories to audit: unlearn runs, retrained runs, or an original evaluated against a split
+    (scarlab evaluate ORIG --split S --out DIR)."""
+    shadows: int = 8
+    """K, the shadow models per population (at least 3; 6 for a retrained run, whose K are split in halves)."""
+    seed: int = 1000
+    """first shadow seed: shadow i trains (and unlearns) with seed + i; must not include the audited model's seed."""
+    shadow_dir: str | None = None
+    """folder of the shadow population; None = next to the run: <run>/../shadows__<fingerprint8>."""
+    delta: float = 1e-5
+    """δ of the per-example (ε, δ) estimate."""
+    alpha: float = 0.05
+    """every interval has level 1 − alpha (t intervals on the shadow pairs, Clopper–Pearson rates)."""
+    device: str = "auto"
+    """device for training, unlearning and scoring the shadows: auto, cpu, cuda, cuda:N or mps."""
+    quiet: bool = False
+    """no progress bars."""
+
+
+@dataclass
 class RunOptions:
     """Where a stage writes, for the commands that create one run directory."""
 

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from .errors import ScarlabError
-from .metrics import aus_with_uncertainty, mean_std
 
 
 # ============================================================================================ metrics
@@ -332,6 +331,8 @@ def aggregate(df, keys: tuple[str, ...] = GROUP_KEYS, metrics: tuple[str, ...] =
     propagated errors, falling back to mean ± std of the per-run AUS where a_or is unknown. ``runs`` counts the
     runs; ``forget_classes`` and ``seeds`` list what they cover.
     """
+    from .metrics import mean_std  # scikit-learn and scipy: imported when a table is made, not at start-up
+
     import pandas as pd
 
     ok = df[df["status"] == "complete"] if len(df) else df
@@ -370,6 +371,8 @@ def aggregate(df, keys: tuple[str, ...] = GROUP_KEYS, metrics: tuple[str, ...] =
 
 
 def _group_aus(g, scenario):
+    from .metrics import aus_with_uncertainty
+
     cols = ("acc/retain_test", "acc/forget_test") if scenario == "CR" else ("acc/test", "acc/forget_train")
     if scenario not in ("CR", "HR") or not all(c in g for c in ("aus/a_or", *cols)):
         return None

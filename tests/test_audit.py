@@ -268,3 +268,14 @@ def test_registered_in_the_cli():
     with pytest.raises(SystemExit) as exc:
         scarlab.cli.main(["audit", "--help"])
     assert exc.value.code == 0
+
+
+def test_command_defaults_are_the_estimators():
+    """AuditConfig (scarlab.config, light to import for the command line) states the estimator's own defaults."""
+    from scarlab.audit import DEFAULT_SEED, DEFAULT_SHADOWS
+    from scarlab.config import AuditConfig
+    from scarlab.metrics import ulira
+
+    cfg = AuditConfig()
+    assert (cfg.delta, cfg.alpha, cfg.shadows, cfg.seed) == (ulira.DEFAULT_DELTA, ulira.DEFAULT_ALPHA,
+                                                             DEFAULT_SHADOWS, DEFAULT_SEED)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from ..audit import AuditConfig
+from ..config import AuditConfig
 from . import _common
 
 
