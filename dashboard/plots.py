@@ -418,12 +418,25 @@ def assignment_matrix_figure(rows: np.ndarray, cols: np.ndarray, class_names: li
 
 
 # ----------------------------------------------------------------------------- curves
+def _translucent(color: str | None, alpha: float = 0.15) -> str:
+    """A plotly colour (hex or rgb) at ``alpha`` opacity, for interval bands (grey without one)."""
+    from plotly.colors import hex_to_rgb, unlabel_rgb
+
+    if not color:
+        return f"rgba(128,128,128,{alpha})"
+    rgb = hex_to_rgb(color) if color.startswith("#") else unlabel_rgb(color)
+    return f"rgba({int(rgb[0])},{int(rgb[1])},{int(rgb[2])},{alpha})"
+
+
 CURVE_TITLES = {
     "probe/acc/forget_train": "forget accuracy (train, probe)", "probe/acc/retain_test": "retain accuracy (test, probe)",
     "probe/acc/forget_test": "forget-class test accuracy (probe)", "acc/forget_train": "forget accuracy (train, all)",
     "mia/loss_lr/acc": "MIA: loss-based LR attack accuracy (chance 0.5)",
     "mia/conf_thr/acc": "MIA: confidence threshold accuracy (chance 0.5)",
     "dist/own": "mean distance to own class", "dist/target": "mean distance to target class",
+    "ulira/auc": "U-LiRA: attack AUC, unlearned vs retrained shadows (chance 0.5)",
+    "ulira/tpr@0.01": "U-LiRA: TPR at 1 % FPR (chance 0.01)",
+    "ulira/eps_mean": "U-LiRA: mean per-example ε (0: indistinguishable)",
     "ulira/log_lr_mean": "U-LiRA: mean log-LR of the forget examples (0: A and B alike)",
     "ulira/flagged@0.01": "U-LiRA: fraction flagged at 1 % FPR (chance 0.01)",
 }
@@ -454,6 +467,13 @@ def curves_figure(series: dict[str, pd.DataFrame], metrics: list[str], colors: d
             d = df[["step", m]].dropna().sort_values("step")
             if not len(d):
                 continue
+            if f"{m}_low" in df.columns and f"{m}_high" in df.columns:  # its interval (the audit's), as a band
+                band = df[["step", f"{m}_low", f"{m}_high"]].dropna().sort_values("step")
+                fig.add_trace(go.Scatter(
+                    x=np.r_[band["step"].to_numpy(), band["step"].to_numpy()[::-1]],
+                    y=np.r_[band[f"{m}_high"].to_numpy(float), band[f"{m}_low"].to_numpy(float)[::-1]],
+                    fill="toself", fillcolor=_translucent(colors.get(label)), line=dict(width=0),
+                    hoverinfo="skip", showlegend=False, legendgroup=label, name=f"{label} interval"), row=r, col=c)
             fig.add_trace(go.Scatter(x=d["step"].to_numpy(), y=d[m].to_numpy(float), mode="lines+markers",
                                      name=label, legendgroup=label, showlegend=label not in shown,
                                      line=dict(color=colors.get(label), width=2.5,
@@ -462,7 +482,7 @@ def curves_figure(series: dict[str, pd.DataFrame], metrics: list[str], colors: d
                                      hovertemplate=f"{label}<br>step %{{x}}<br>{m} %{{y:.3f}}<extra></extra>"),
                           row=r, col=c)
             shown.add(label)
-        if m.startswith(("acc/", "probe/acc/", "mia/", "ulira/flagged")):
+        if m.startswith(("acc/", "probe/acc/", "mia/", "ulira/flagged", "ulira/auc", "ulira/tpr")):
             fig.update_yaxes(range=[-0.03, 1.03], row=r, col=c)
         level = chance.get(m)
         if level is not None and math.isfinite(level):
@@ -644,8 +664,8 @@ def tpr_figure(table: pd.DataFrame, colors: dict[str, str] | None = None, height
 
 def eps_figure(table: pd.DataFrame, colors: dict[str, str] | None = None, height: int = 380) -> go.Figure:
     """ε mean and median per row of ``table`` (columns ``ulira/eps_mean``, ``ulira/eps_median`` with ``_low`` /
-    ``_high``, ``ulira/eps_ceiling``) with intervals; the ε ceiling of each row's K dashed across its bars (the
-    largest ε that K shadow pairs can show)."""
+    ``_high``, ``ulira/eps_ceiling``, ``ulira/eps_chance``) with intervals; the ε ceiling of each row's K dashed
+    across its bars (the largest ε that K shadow pairs can show), the mean ε by chance dotted."""
     keys = [k for k in ("ulira/eps_mean", "ulira/eps_median") if k in table.columns and table[k].notna().any()]
     if not keys:
         return empty_figure("no audited run records ε", height)
@@ -662,7 +682,14 @@ def eps_figure(table: pd.DataFrame, colors: dict[str, str] | None = None, height
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=CHANCE_LINE, name="ε ceiling for K", xaxis="x2",
                                  hovertemplate="ε ceiling %{y:.3g}<extra></extra>"))
         fig.update_layout(xaxis2=dict(overlaying="x", range=[-0.5, len(names) - 0.5], visible=False))
-    _base_layout(fig, height, "ε per result: mean (dark) and median (light) with intervals; dashed: ε ceiling for K")
+    if "ulira/eps_chance" in table.columns and table["ulira/eps_chance"].notna().any():
+        xs, ys = _segments(len(names), table["ulira/eps_chance"].to_numpy(float))
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#555", width=2, dash="dot"),
+                                 name="chance (mean ε)", xaxis="x2",
+                                 hovertemplate="mean ε by chance %{y:.3g}<extra></extra>"))
+        fig.update_layout(xaxis2=dict(overlaying="x", range=[-0.5, len(names) - 0.5], visible=False))
+    _base_layout(fig, height, "ε per result: mean (dark) and median (light) with intervals; dotted: chance; "
+                              "dashed: ε ceiling for K")
     fig.update_layout(barmode="group", legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom"))
     fig.update_yaxes(title="ε", rangemode="tozero")
     return fig

@@ -103,25 +103,37 @@ fig.update_layout(**FIG).show()
 
 # %% [markdown]
 # ## ε per example
-# The (ε, δ) one held-out threshold attack shows for each forget example (0: indistinguishable at this K).
+# The (ε, δ) one held-out threshold attack shows for each forget example (0: indistinguishable at this K). Even
+# identical populations read a small ε by chance (the best rule is picked on few scores): the dotted line.
 
 # %%
 table = pd.read_parquet(Path(run) / "audit.parquet")
-fig = px.histogram(table, x="eps", nbins=40, title=f"ε per example (ceiling at K = {doc['k']}: "
+fig = px.histogram(table, x="eps", nbins=40, title=f"ε per example (mean {m['ulira/eps_mean']:.3f}; by chance "
+                                                   f"{m['ulira/eps_chance']:.3f}; ceiling at K = {doc['k']}: "
                                                    f"{m['ulira/eps_ceiling']:.2f})")
+fig.add_vline(x=m["ulira/eps_chance"], line_dash="dot")
 fig.update_layout(**FIG).show()
 table.sort_values("eps", ascending=False).head(10)
 
 # %% [markdown]
 # ## The audit over the unlearning steps
-# Runs with feature snapshots: the model at each snapshot scored against the final shadows (forget probe points).
+# Unlearn runs: at each feature snapshot the same attack on the unlearned shadows at that step against the
+# retrained shadows (step 0 is the original), over the run's forget probe points: when do the forget examples
+# stop being distinguishable? And this run's own snapshot scored against that step's fit.
 
 # %%
 steps_file = Path(run) / "audit_steps.csv"
 if steps_file.is_file():
     steps = pd.read_csv(steps_file)
-    fig = px.line(steps, x="step", y=["ulira/log_lr_mean", "ulira/flagged@0.01"], markers=True,
-                  title="mean log-LR and share flagged at 1 % FPR over steps")
+    fig = px.line(steps, x="step", y="ulira/auc", markers=True, title="U-LiRA AUC over steps (band: its interval; "
+                                                                      "dotted: chance 0.5)")
+    fig.add_scatter(x=list(steps["step"]) + list(steps["step"][::-1]),
+                    y=list(steps["ulira/auc_high"]) + list(steps["ulira/auc_low"][::-1]), fill="toself",
+                    line_width=0, opacity=0.2, name="interval", hoverinfo="skip")
+    fig.add_hline(y=0.5, line_dash="dot")
+    fig.update_layout(**FIG).show()
+    fig = px.line(steps, x="step", y=["ulira/tpr@0.01", "ulira/flagged@0.01"], markers=True,
+                  title="TPR at 1 % FPR (shadows) and share of this run's forget examples flagged at 1 % FPR")
     fig.update_layout(**FIG).show()
 else:
-    print("no audit_steps.csv: this run has no feature snapshots")
+    print("no audit_steps.csv: only unlearn runs with feature snapshots are audited over steps")

@@ -75,7 +75,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("ulira/tpr@0.001", "U-LiRA TPR @ 0.1 % FPR (chance 0.1 %)", 100, 2, chance=0.001, summary=False,
            interval=True),
     Metric("ulira/bacc", "U-LiRA balanced acc. % (chance 50)", 100, 2, chance=0.5, summary=False, interval=True),
-    Metric("ulira/eps_mean", "ε mean (U-LiRA)", 1, 2, summary=False, interval=True),
+    Metric("ulira/eps_mean", "ε mean (U-LiRA)", 1, 2, summary=False, interval=True, chance="ulira/eps_chance"),
+    Metric("ulira/eps_chance", "ε mean by chance (U-LiRA, K pairs)", 1, 3, summary=False),
     Metric("ulira/eps_median", "ε median (U-LiRA)", 1, 2, summary=False, interval=True),
 )
 METRIC = {m.key: m for m in METRICS}

@@ -114,10 +114,19 @@ def test_files_manifest_and_over_steps(runs, audits):
                                                                 rel=0.05, abs=0.5)
     # at step 0 the model is the original: caught
     assert steps["ulira/flagged@0.01"].iloc[0] > 0.5
+    # the attack itself per step: at step 0 the unlearned shadows are their originals (caught); at the last step
+    # they are the final shadows, so it is the final audit's attack up to the float16 rounding of the snapshots
+    assert (steps["k"] == K).all()
+    assert steps["ulira/auc"].iloc[0] > 0.9
+    assert steps["ulira/auc"].iloc[-1] == pytest.approx(doc["metrics"]["ulira/auc"], abs=0.03)
+    assert (steps["ulira/auc_low"] <= steps["ulira/auc"]).all() and (steps["ulira/auc"] <= steps["ulira/auc_high"]).all()
+    assert list(steps.columns) == list(audit.STEP_COLUMNS)
 
 
-def test_members_are_ordinary_runs(audits):
+def test_members_are_ordinary_runs(runs, audits):
     folder = RunDir(audits["scar"]["shadows"]["folder"]).path
+    n_forget = len(np.load(RunDir(runs["scar"]).file("split.npz"))["forget_idx"])
+    target_steps = sorted(p.name for p in RunDir(runs["scar"]).file("features").glob("step_*.npz"))
     names = set(created(folder))
     assert {f"original__s{s}" for s in range(1000, 1000 + K)} <= names
     assert {f"retrained__s{s}" for s in range(1000, 1000 + K_RETRAINED)} <= names
@@ -126,8 +135,12 @@ def test_members_are_ordinary_runs(audits):
     for name in scar:
         run = RunDir(folder / name)
         assert run.status == "complete" and run.manifest["shadow"]["role"] == "unlearned"
-        assert run.config["params"]["epochs"] == 1 and run.config["snapshot_every"] == audit.SHADOW_SNAPSHOT_EVERY
-        assert len(list(run.file("features").glob("step_*.npz"))) == 2  # first and last step only
+        # snapshots at the audited run's steps, of every forget example and no retain-test point
+        assert run.config["params"]["epochs"] == 1
+        assert run.config["snapshot_every"] == RunDir(runs["scar"]).config["snapshot_every"]
+        assert run.config["probe_forget"] == n_forget and run.config["probe_retain"] == 0
+        steps = sorted(p.name for p in run.file("features").glob("step_*.npz"))
+        assert steps == target_steps
     record = json.loads((folder / "shadows.json").read_text())
     assert record["fingerprint"] == audits["scar"]["shadows"]["fingerprint"]
     assert len(record["members"]["retrained"]) == K_RETRAINED

@@ -927,7 +927,7 @@ def write_audit(run: Path, k: int = 16, n: int = 200, shift: float = 1.0, seed: 
         v = {"auc": 0.5 + shift / 4, "tpr@0.01": 0.01 + shift / 20, "tpr@0.001": 0.001 + shift / 50,
              "bacc": 0.5 + shift / 5, "eps_mean": shift, "eps_median": shift / 2}[key]
         metrics.update({f"ulira/{key}": v, f"ulira/{key}_low": v * 0.8, f"ulira/{key}_high": v * 1.2})
-    metrics.update({"ulira/eps_ceiling": 2.5, "ulira/k": k, "ulira/n_examples": n})
+    metrics.update({"ulira/eps_ceiling": 2.5, "ulira/eps_chance": 0.04, "ulira/k": k, "ulira/n_examples": n})
     doc = {"run": str(run), "k": k, "metrics": metrics, "roc": {"fpr": grid.tolist(), "tpr": tpr.tolist()},
            "populations": {"a": "K unlearned shadows", "b": "K retrained shadows"}, "time": {"audit_s": 1.0}}
     (run / "audit.json").write_text(json.dumps(doc))
@@ -937,8 +937,12 @@ def write_audit(run: Path, k: int = 16, n: int = 200, shift: float = 1.0, seed: 
         run / "audit.parquet", index=False)
     np.savez_compressed(run / "audit_scores.npz", scores_a=a, scores_b=b, target=target, index=idx, labels=labels,
                         log_lr_a=a - b, log_lr_b=b - a)
-    pd.DataFrame({"step": [0, 5, 10], "ulira/log_lr_mean": [2.0, 1.0, 0.2], "ulira/flagged@0.01": [0.5, 0.2, 0.02],
-                  "n_examples": [20, 20, 20]}).to_csv(run / "audit_steps.csv", index=False)
+    pd.DataFrame({"step": [0, 5, 10], "ulira/auc": [1.0, 0.8, 0.5 + shift / 4],
+                  "ulira/auc_low": [0.99, 0.7, 0.4], "ulira/auc_high": [1.0, 0.9, 0.7],
+                  "ulira/tpr@0.01": [1.0, 0.3, 0.05], "ulira/tpr@0.01_low": [0.9, 0.2, 0.0],
+                  "ulira/tpr@0.01_high": [1.0, 0.4, 0.1], "ulira/eps_mean": [1.3, 0.5, shift],
+                  "ulira/log_lr_mean": [2.0, 1.0, 0.2], "ulira/flagged@0.01": [0.5, 0.2, 0.02],
+                  "n_examples": [20, 20, 20], "k": [k, k, k]}).to_csv(run / "audit_steps.csv", index=False)
     merged = {"aus": 0.9, **{k: v for k, v in metrics.items() if k.split("/")[1].split("_low")[0].split("_high")[0]
                              in AUDIT_KEYS}}
     (run / "metrics.json").write_text(json.dumps(merged))
@@ -988,6 +992,7 @@ def test_privacy_page(audit_root, monkeypatch):
     assert any("chance" in t["name"] for t in roc["data"])
     assert sum(t["type"] == "bar" for t in tpr["data"]) == 2 and "error_y" in tpr["data"][0]
     assert any(t.get("name") == "ε ceiling for K" for t in eps["data"])
+    assert [t["y"][0] for t in eps["data"] if t.get("name") == "chance (mean ε)"] == [0.04]
     assert sum(_points(t) for t in emap["data"] if t["type"] == "scattergl") == 200
     assert len(at.get("image")) == 1  # the picked example's thumbnail
     assert any("K unlearned shadows" in t.value for t in at.text)
@@ -1033,7 +1038,11 @@ def test_privacy_downloads_curves_and_compare(audit_root, monkeypatch):
     at.switch_page("views/curves.py").run()
     at.multiselect(key="curves_runs").set_value(["scar_cr0"]).run()
     _ok(at)
-    assert {"ulira/log_lr_mean", "ulira/flagged@0.01"} <= set(at.multiselect(key="curves_metrics").value)
+    chosen = at.multiselect(key="curves_metrics")
+    assert {"ulira/auc", "ulira/tpr@0.01"} <= set(chosen.value)  # the attack over steps, by default
+    assert not any(m.endswith(("_low", "_high")) or m == "k" for m in chosen.options)  # intervals go with their metric
+    spec = _chart_specs(at)[0]
+    assert any(t.get("fill") == "toself" for t in spec["data"])  # the AUC interval as a band
     at.switch_page("views/compare.py").run()
     _ok(at)
     table = at.dataframe[0].value.set_index("label")

@@ -12,9 +12,10 @@ common.header("Curves",
               "Accuracies of the probe points at every feature snapshot (history.csv) and the cheap membership "
               "attacks on every snapshot (mia_steps.csv, written by `scarlab evaluate`). Both attacks are balanced, so "
               "their chance level is 0.5 (dashed line): an MIA accuracy near it means the attacker cannot tell "
-              "forget samples from unseen ones. Audited runs add the U-LiRA audit over steps (audit_steps.csv): the "
-              "mean log-LR of the forget examples (0: unlearned and retrained shadows alike) and the fraction "
-              "flagged at 1 % FPR (chance 0.01).")
+              "forget samples from unseen ones. Audited runs add the U-LiRA audit over steps (audit_steps.csv): at "
+              "each step the per-example attack on the unlearned shadows at that step against the retrained ones "
+              "(AUC, chance 0.5, and TPR at 1 % FPR, chance 0.01, with their intervals as bands; step 0 is the "
+              "original), the mean log-LR of this run's forget examples and the fraction flagged at 1 % FPR.")
 runs = common.load_runs()
 cands = [r for r in runs if r.stage == "unlearn"]
 if not cands:
@@ -66,10 +67,10 @@ common.warn(*problems)
 if not series:
     st.stop()
 
-available = sorted({c for df in series.values() for c in df.columns
-                    if c != "step" and c != "snapshot" and df[c].notna().any()})
+available = sorted({c for df in series.values() for c in df.columns  # an interval's ends go with its metric
+                    if c not in ("step", "snapshot", "k") and not c.endswith(("_low", "_high")) and df[c].notna().any()})
 preferred = ["probe/acc/forget_train", "probe/acc/retain_test", "probe/acc/forget_test", "mia/loss_lr/acc",
-             "mia/conf_thr/acc", "ulira/log_lr_mean", "ulira/flagged@0.01", "acc/forget_train"]
+             "mia/conf_thr/acc", "ulira/auc", "ulira/tpr@0.01", "acc/forget_train"]
 default_m = [m for m in preferred if m in available][:8] or available[:4]
 metrics = st.multiselect("Metrics", available, default=default_m, key="curves_metrics")
 if not any(c.startswith("mia/") for df in series.values() for c in df.columns):

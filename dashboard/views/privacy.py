@@ -10,7 +10,8 @@ from scarlab_dashboard import data as D
 from scarlab_dashboard import plots as P
 
 TABLE_KEYS = ("ulira/auc", "ulira/tpr@0.01", "ulira/tpr@0.001", "ulira/bacc", "ulira/eps_mean", "ulira/eps_median")
-NUMERIC = tuple(k + end for k in TABLE_KEYS for end in ("", "_low", "_high")) + ("ulira/eps_ceiling", "ulira/k")
+NUMERIC = tuple(k + end for k in TABLE_KEYS for end in ("", "_low", "_high")) + ("ulira/eps_ceiling", "ulira/eps_chance",
+                                                                             "ulira/k")
 HOW = ("`scarlab audit RUN --shadows K` (or `scarlab pipeline --shadows K`) audits a run against K shadow models "
        "and writes audit.json, audit.parquet and audit_scores.npz into it; use K ≥ 16.")
 
@@ -65,8 +66,9 @@ for key in TABLE_KEYS:
                                   zip(table[key], table[f"{key}_low"], table[f"{key}_high"])]
 st.subheader("Audited results on this data set, model and forget set")
 common.table(shown, f"privacy_{run.dataset}_{run.forget}", "privacy_table", hide_index=True, width="stretch")
-st.caption("value [low, high]: the audit's own interval (bootstrap over shadow pairs for the attack, over "
-           "examples for ε; level 1 − alpha). Chance: AUC 0.5, TPR at 1 % FPR 1 %, at 0.1 % FPR 0.1 %.")
+st.caption("value [low, high]: the audit's own interval (level 1 − alpha; the attack's: t interval from a "
+           "delete-one-pair jackknife plus an example bootstrap; ε's: bootstrap over examples). Chance: AUC 0.5, "
+           "TPR at 1 % FPR 1 %, at 0.1 % FPR 0.1 %, mean ε the dotted level of the ε chart (it grows with K).")
 
 c1, c2 = st.columns(2)
 with c1:
@@ -80,8 +82,10 @@ with c2:
     st.caption("TPR at 1 % and 0.1 % FPR with their intervals; the dashed line is chance (TPR = FPR).")
 common.chart(common.figure("privacy_eps", sig, lambda: P.eps_figure(table, colors)), "privacy_eps", "privacy_eps")
 st.caption("ε per forget example (a lower bound on the privacy loss, δ fixed), mean and median over examples with "
-           "intervals; 0 is what perfect unlearning shows. The dashed ε ceiling is the largest ε that K shadow pairs "
-           "can show at all: a value near it means the audit is saturated, not that leakage is bounded by it.")
+           "intervals. The dotted level is chance: the mean ε the same estimator reads on K pairs of identical "
+           "populations (it picks each example's best rule on few scores, so it is above 0 and grows with K); "
+           "perfect unlearning reads about that. The dashed ε ceiling is the largest ε that K shadow pairs can show "
+           "at all: a value near it means the audit is saturated, not that leakage is bounded by it.")
 
 # ----------------------------------------------------------------------------- the picked run, per example
 st.subheader("Forget examples of this run")
