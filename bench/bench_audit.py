@@ -1,7 +1,12 @@
-"""Cold time of the privacy audit (U-LiRA, scarlab.audit) on digits: original, retrained and methods, one CR split.
+"""Cold time of the privacy audit (U-LiRA, scarlab.audit): original, retrained and methods, one CR split.
 
     python bench/bench_audit.py --shadows 16 --out bench/out/audit                 # issue 17's measurement
+    python bench/bench_audit.py --data cifar10-mini --shadows 8 --jobs 2 --out bench/out/audit_cifar
     python bench/bench_audit.py --shadows 4 --methods scar --out /tmp/audit_smoke  # a quick smoke run
+
+--data digits: tinycnn at the digits defaults. --data cifar10-mini: $SCARLAB_SHARED_DATA/cifar10-mini (smallcnn, the
+data set's default 30 training epochs), surrogate $SCARLAB_SHARED_DATA/ood-mini. --jobs J: shadow members made in J
+worker processes (scarlab.audit.shadow_population), torch's threads shared out among them.
 
 Makes the audited runs first (not timed): an original tinycnn at the digits defaults (seed 0), the retrained
 oracle for --forget-class, the original evaluated against that split, and one unlearn run per method at its
@@ -35,6 +40,9 @@ from scarlab.config import TrainConfig, UnlearnConfig  # noqa: E402
 from scarlab.runs import RunDir  # noqa: E402
 
 METHODS = ("scar", "scar_self", "finetune", "negative_gradient")
+SHARED = Path(os.environ.get("SCARLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = {"digits": ("digits", "auto"),
+        "cifar10-mini": (f"imagefolder:{SHARED / 'cifar10-mini'}", f"imagefolder:{SHARED / 'ood-mini'}")}
 PAPER = ("aus", "mia/svc/acc", "mia/svc/chance")  # the paper's numbers, from each run's evaluation
 
 
@@ -42,18 +50,19 @@ def _complete(path: Path) -> bool:
     return (path / "manifest.json").is_file() and RunDir(path).status == "complete"
 
 
-def make_runs(out: Path, methods, forget_class: int, device: str) -> dict[str, Path]:
+def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "digits") -> dict[str, Path]:
     """The audited runs (reused when complete)."""
     from scarlab.evaluate import evaluate_run
     from scarlab.train import run_train
     from scarlab.unlearn.stage import run_unlearn
 
+    dataset, surrogate = DATA[data]
     runs = {"original": out / "original", "retrained": out / f"retrained_c{forget_class}",
             "original_eval": out / f"original_eval_c{forget_class}"}
     if not _complete(runs["original"]):
-        run_train(TrainConfig(dataset="digits", device=device), runs["original"], overwrite=True, progress=False)
+        run_train(TrainConfig(dataset=dataset, device=device), runs["original"], overwrite=True, progress=False)
     if not _complete(runs["retrained"]):
-        run_train(TrainConfig(dataset="digits", role="retrained", forget_classes=[forget_class], device=device),
+        run_train(TrainConfig(dataset=dataset, role="retrained", forget_classes=[forget_class], device=device),
                   runs["retrained"], overwrite=True, progress=False)
     if not _complete(runs["original_eval"]):
         evaluate_run(runs["original"], retrained=runs["retrained"], split=runs["retrained"],
@@ -62,7 +71,8 @@ def make_runs(out: Path, methods, forget_class: int, device: str) -> dict[str, P
         runs[m] = out / f"{m}_c{forget_class}"
         if not _complete(runs[m]):
             run_unlearn(UnlearnConfig(original=str(runs["original"]), retrained=str(runs["retrained"]),
-                                      split=str(runs["retrained"]), method=m, device=device), runs[m],
+                                      split=str(runs["retrained"]), method=m, device=device, surrogate=surrogate),
+                        runs[m],
                         overwrite=True, progress=False)
     for name in ["retrained", *methods]:  # the paper's attack and AUS beside the audit (evaluated in place)
         if "aus" not in RunDir(runs[name]).metrics:
@@ -81,6 +91,8 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods to audit")
     ap.add_argument("--forget-class", type=int, default=0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--data", choices=sorted(DATA), default="digits")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes making shadow members")
     ap.add_argument("--reuse", action="store_true", help="keep existing shadow folders (a warm audit)")
     args = ap.parse_args()
     if os.environ.get("SCARLAB_THREADS"):
@@ -90,7 +102,7 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m]
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    runs = make_runs(out, methods, args.forget_class, args.device)
+    runs = make_runs(out, methods, args.forget_class, args.device, args.data)
     setup_s = time.perf_counter() - t0
     if not args.reuse:
         for p in out.glob("shadows__*"):
@@ -99,7 +111,7 @@ def main() -> None:
     rows, t_audit = [], time.perf_counter()
     for name in ["original_eval", "retrained", *methods]:
         t = time.perf_counter()
-        doc = audit_run(runs[name], args.shadows, device=args.device, progress=False)
+        doc = audit_run(runs[name], args.shadows, device=args.device, progress=False, jobs=args.jobs)
         wall = time.perf_counter() - t
         m = doc["metrics"]
         paper = RunDir(runs[name]).metrics
@@ -115,11 +127,13 @@ def main() -> None:
               f"ε mean {m['ulira/eps_mean']:.3f}  flagged {m['ulira/target_flagged@0.01']:.3f}", flush=True)
     total = time.perf_counter() - t_audit
     load = f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after"
-    info = {"load": load, "shadows": args.shadows, "methods": methods, "forget_class": args.forget_class,
+    info = {"load": load, "data": args.data, "jobs": args.jobs, "shadows": args.shadows, "methods": methods,
+            "forget_class": args.forget_class,
             "threads": torch.get_num_threads(), "setup_s": round(setup_s, 1), "audit_total_s": round(total, 1),
             "cold": not args.reuse, "rows": rows}
     (out / "audit.json").write_text(json.dumps(info, indent=2))
-    lines = [f"digits, CR class {args.forget_class}, K = {args.shadows}, {torch.get_num_threads()} torch thread(s), "
+    lines = [f"{args.data}, CR class {args.forget_class}, K = {args.shadows}, {torch.get_num_threads()} torch thread(s), "
+             f"shadow members in {args.jobs} process(es), "
              f"cold: {not args.reuse}; total audit time {total:.1f} s (setup of the audited runs {setup_s:.1f} s, "
              f"not counted); {load} ({os.cpu_count()} cores)", "",
              "| run | seconds | shadows made | AUS | SVC MIA acc. (chance) | U-LiRA AUC | TPR@1 % FPR | TPR@0.1 % FPR "

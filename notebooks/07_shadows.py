@@ -31,6 +31,7 @@ seed = 1000  # first shadow seed: shadow i trains and unlearns with seed + i
 shadow_dir = None  # folder of the shadow population; None means <run>/../shadows__<fingerprint8>
 populations = None  # which populations to make (original, retrained, unlearned); None means all the run needs
 device = "auto"  # auto, cpu, cuda, cuda:N or mps
+jobs = 1  # worker processes making shadow members at once on the CPU (torch's threads shared out among them)
 members_file = None  # where to list the member run directories (JSON) for the pipeline's reuse check; None means nowhere
 
 # %%
@@ -55,7 +56,7 @@ if run is None and (original is None or split is None):
     raise ScarlabError("set run (an audited run) or original and split (the shadow originals and oracles of a split)")
 target = run if run is not None else split_target(original, split)
 pop = shadow_population(target, shadows, seed=seed, shadow_dir=shadow_dir, device=device, progress=False,
-                        populations=populations)
+                        populations=populations, jobs=jobs)
 members = [*pop.originals, *pop.retrained, *pop.unlearned]
 if members_file is not None:
     Path(members_file).parent.mkdir(parents=True, exist_ok=True)

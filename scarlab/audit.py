@@ -29,8 +29,9 @@ Reuse rule, member by member: a complete member whose listed files are intact an
 key by key with the expected one) is the same is reused; a failed, interrupted or damaged member is made again;
 a complete member made with another configuration (another split, data set, training option or method parameter)
 is refused with the keys that differ, as is a folder whose fingerprint differs. An unlearned member made from an
-earlier version of its shadow original (re-made since) is made again. Members are built one at a time in this
-process: seeding is process-global (``seed_everything``), so threads would race on the weight initialisation.
+earlier version of its shadow original (re-made since) is made again. Members are made one at a time in this
+process, or with ``jobs`` > 1 in that many worker processes (not threads: seeding is process-global,
+``seed_everything``, so threads would race on the weight initialisation); the checks and records stay here.
 
 What is compared
 ----------------
@@ -356,11 +357,12 @@ class _Builder:
         self.built: list[str] = []
         self.reused: list[str] = []
 
-    def ensure(self, role: str, path: Path, seed: int, make, depends: Path | None = None) -> None:
+    def start(self, role: str, path: Path, seed: int, depends: Path | None = None) -> tuple[dict, bool] | None:
+        """None when the member at ``path`` is reused; else (its expected identity, whether to overwrite)."""
         expect = _expected(role, self.a, seed, depends.name if depends is not None else None)
         if path.exists() and self._reusable(role, path, expect, depends):
             self.reused.append(path.name)
-            return
+            return None
         overwrite = path.exists()
         if overwrite and not (path / "manifest.json").is_file():
             if path.is_dir() and not any(path.iterdir()):
@@ -369,18 +371,20 @@ class _Builder:
             else:
                 raise ScarlabError(f"{path} is in the way of shadow member {path.name} and is not a scarlab run "
                                    "directory; move it away, then rerun the audit")
-        try:
-            run = make(path, overwrite)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure of a member is reported with where to resume
-            msg = str(exc) if isinstance(exc, ScarlabError) else f"{type(exc).__name__}: {exc}"
-            raise ScarlabError(f"shadow member {path} failed: {msg}. Rerunning the audit resumes: complete members "
-                               "are reused and this one is made again") from exc
+        return expect, overwrite
+
+    @staticmethod
+    def failure(path: Path, exc: BaseException) -> ScarlabError:
+        msg = str(exc) if isinstance(exc, ScarlabError) else f"{type(exc).__name__}: {exc}"
+        return ScarlabError(f"shadow member {path} failed: {msg}. Rerunning the audit resumes: complete members "
+                            "are reused and this one is made again")
+
+    def done(self, role: str, path: Path, seed: int, expect: dict, depends: Path | None = None) -> None:
+        """Mark a member just made as this folder's (its manifest's ``shadow`` entry)."""
         entry = {"role": role, "seed": seed, "folder_fingerprint": self.fp, "identity": _hash(expect)}
         if depends is not None:
             entry["original_created"] = RunDir(depends).manifest.get("created")
-        run.update_manifest(shadow=entry)
+        RunDir(path).update_manifest(shadow=entry)
         self.built.append(path.name)
 
     def _reusable(self, role: str, path: Path, expect: dict, depends: Path | None) -> bool:
@@ -449,22 +453,125 @@ def _record(folder: Path, fp: str, a: Audited, pop: ShadowPopulation) -> None:
 POPULATIONS = ("original", "retrained", "unlearned")
 
 
+@dataclass
+class _Member:
+    key: str
+    """its population's key in ShadowPopulation.seconds (original, retrained or the method key)."""
+    role: str
+    path: Path
+    seed: int
+    kind: str
+    """'train' or 'unlearn': what _make_member runs."""
+    cfg: dict
+    depends: Path | None = None
+    """the shadow original an unlearned member starts from (made first)."""
+
+
+def _make_member(kind: str, cfg: dict, path: str, overwrite: bool, threads: int | None = None) -> None:
+    """Make one shadow member: ``run_train`` (kind 'train') or ``run_unlearn`` ('unlearn') with configuration
+    ``cfg``. At module level so that a worker process runs it (``jobs`` > 1), with ``threads`` torch threads."""
+    from .config import TrainConfig, UnlearnConfig
+    from .train import run_train
+    from .unlearn.stage import run_unlearn
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    if kind == "train":
+        run_train(TrainConfig(**cfg), path, overwrite=overwrite, progress=False)
+    else:
+        run_unlearn(UnlearnConfig(**cfg), path, overwrite=overwrite, progress=False)
+
+
+def _build(b: _Builder, members: list[_Member], jobs: int, bar, seconds: dict) -> None:
+    """Make or reuse ``members``: one at a time in this process (jobs = 1), or in ``jobs`` worker processes with
+    torch's threads shared out among them, each member as soon as its shadow original is complete. After a failure
+    no new member starts; those running finish (and are kept), then the first failure is raised."""
+    spans: dict[str, list[float]] = {}
+
+    def timed(m: _Member, t0: float) -> None:
+        span = spans.setdefault(m.key, [t0, t0])
+        span[0], span[1] = min(span[0], t0), time.perf_counter()
+        bar.update(1)
+
+    if jobs <= 1:
+        for m in members:
+            t0 = time.perf_counter()
+            bar.set_postfix_str(m.path.name)
+            started = b.start(m.role, m.path, m.seed, m.depends)
+            if started is not None:
+                try:
+                    _make_member(m.kind, m.cfg, str(m.path), started[1])
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any failure of a member is reported with where to resume
+                    raise b.failure(m.path, exc) from exc
+                b.done(m.role, m.path, m.seed, started[0], m.depends)
+            timed(m, t0)
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        import torch
+
+        threads = max(1, torch.get_num_threads() // jobs)
+        waiting, complete, running, errors = list(members), set(), {}, []
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+            try:
+                while True:
+                    progressed = True
+                    while progressed and not errors:  # start what is ready (a reused original frees its dependant)
+                        progressed = False
+                        for m in [m for m in waiting if m.depends is None or m.depends in complete]:
+                            waiting.remove(m)
+                            progressed, t0 = True, time.perf_counter()
+                            started = b.start(m.role, m.path, m.seed, m.depends)
+                            if started is None:
+                                complete.add(m.path)
+                                timed(m, t0)
+                            else:
+                                running[pool.submit(_make_member, m.kind, m.cfg, str(m.path), started[1],
+                                                    threads)] = (m, started[0], t0)
+                    if not running:
+                        break
+                    bar.set_postfix_str(", ".join(m.path.name for m, *_ in running.values()))
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        m, expect, t0 = running.pop(f)
+                        try:
+                            f.result()
+                        except Exception as exc:  # noqa: BLE001 - reported with where to resume
+                            errors.append(b.failure(m.path, exc))
+                            continue
+                        b.done(m.role, m.path, m.seed, expect, m.depends)
+                        complete.add(m.path)
+                        timed(m, t0)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        if errors:
+            raise errors[0]
+    seconds.update({key: end - begin for key, (begin, end) in spans.items()})
+
+
 def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, shadow_dir=None,
-                      device: str = "auto", progress: bool = True, populations=None) -> ShadowPopulation:
+                      device: str = "auto", progress: bool = True, populations=None,
+                      jobs: int = 1) -> ShadowPopulation:
     """Make or reuse the K shadow members an audit of ``run`` needs (module docstring: layout and reuse rule).
 
     An unlearn run needs originals, retrained oracles and unlearned models; an original, the first two; a retrained
     run, only retrained oracles. ``run`` may also be an :class:`Audited` (e.g. :func:`split_target`).
     ``populations``: only these of the ones the run needs ("original", "retrained", "unlearned"; None = all of
     them) — the unlearned population is made from the originals, so it needs them complete (they are made or
-    reused with it). Returns the member paths (index i = seed + i in every population).
+    reused with it). ``jobs``: worker processes making members at once on the CPU (torch's threads shared out
+    among them; on a 2-core machine two 1-thread trainings made 1.3-1.5x the models per minute of one 2-thread
+    training); on an accelerator members are made one at a time. Returns the member paths (index i = seed + i in
+    every population).
     """
     from tqdm.auto import tqdm
 
-    from .config import TrainConfig, UnlearnConfig
     from .device import resolve_device
-    from .train import run_train
-    from .unlearn.stage import run_unlearn
 
     a = run if isinstance(run, Audited) else audited(run)
     _check_k(shadows, a.kind)
@@ -494,53 +601,34 @@ def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAUL
     pop = ShadowPopulation(folder, fp, seeds)
     b = _Builder(a, fp)
     _record(folder, fp, a, pop)  # first, so an interrupted build still leaves a recognisable shadow folder
-    base = {k: v for k, v in a.train.items()}
-
-    def train(role: str, s: int):
-        def make(path: Path, overwrite: bool):
-            cfg = TrainConfig(**base, role=role, seed=s, device=device,
-                              **({"split": str(split_file)} if role == "retrained" else {}))
-            return run_train(cfg, path, overwrite=overwrite, progress=False)
-        return make
-
-    def unlearn(s: int, original: Path, retrained: Path):
-        u = a.unlearn
-
-        def make(path: Path, overwrite: bool):
-            cfg = UnlearnConfig(original=str(original), method=u["method"], retrained=str(retrained),
-                                split=str(split_file), seed=s, surrogate=u["surrogate"],
-                                surrogate_chunks=u["surrogate_chunks"], surrogate_size=u["surrogate_size"],
-                                params=dict(u["params"]), device=device, retain_available=u["retain_available"],
-                                **_shadow_trace(a))
-            return run_unlearn(cfg, path, overwrite=overwrite, progress=False)
-        return make
-
-    plan = []  # (population key, role, list to fill, [(path, seed, make, depends)])
+    base = {**a.train, "device": device}
+    u = a.unlearn or {}
+    members: list[_Member] = []
     if "original" in wanted:
         pop.originals = [folder / f"original__s{s}" for s in seeds]
-        plan.append(("original", "original",
-                     [(p, s, train("original", s), None) for p, s in zip(pop.originals, seeds)]))
+        members += [_Member("original", "original", p, s, "train", {**base, "role": "original", "seed": s})
+                    for p, s in zip(pop.originals, seeds)]
     if "retrained" in wanted:
         pop.retrained = [folder / f"retrained__s{s}" for s in seeds]
-        plan.append(("retrained", "retrained",
-                     [(p, s, train("retrained", s), None) for p, s in zip(pop.retrained, seeds)]))
+        members += [_Member("retrained", "retrained", p, s, "train",
+                            {**base, "role": "retrained", "seed": s, "split": str(split_file)})
+                    for p, s in zip(pop.retrained, seeds)]
     if "unlearned" in wanted:
         pop.method_key = method_key(a.unlearn)
         pop.unlearned = [folder / f"{pop.method_key}__s{s}" for s in seeds]
-        plan.append((pop.method_key, "unlearned",
-                     [(p, s, unlearn(s, o, r), o) for p, s, o, r in zip(pop.unlearned, seeds, pop.originals,
-                                                                         pop.retrained)]))
-    total = sum(len(items) for *_, items in plan)
-    bar = tqdm(total=total, desc=f"shadows of {a.run.path.name}", unit="model", disable=not progress, leave=False)
+        members += [_Member(pop.method_key, "unlearned", p, s, "unlearn",
+                            {"original": str(o), "method": u["method"], "retrained": str(r), "split": str(split_file),
+                             "seed": s, "surrogate": u["surrogate"], "surrogate_chunks": u["surrogate_chunks"],
+                             "surrogate_size": u["surrogate_size"], "params": dict(u["params"]), "device": device,
+                             "retain_available": u["retain_available"], **_shadow_trace(a)}, depends=o)
+                    for p, s, o, r in zip(pop.unlearned, seeds, pop.originals, pop.retrained)]
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ScarlabError(f"jobs must be a whole number ≥ 1 (worker processes making shadow members), got {jobs!r}")
+    bar = tqdm(total=len(members), desc=f"shadows of {a.run.path.name}", unit="model", disable=not progress,
+               leave=False)
     try:
         with bar:
-            for key, role, items in plan:
-                t0 = time.perf_counter()
-                for path, s, make, depends in items:
-                    bar.set_postfix_str(path.name)
-                    b.ensure(role, path, s, make, depends)
-                    bar.update(1)
-                pop.seconds[key] = time.perf_counter() - t0
+            _build(b, members, min(jobs, len(members)) if device == "cpu" else 1, bar, pop.seconds)
     finally:
         pop.built, pop.reused = b.built, b.reused
         _record(folder, fp, a, pop)
@@ -669,517 +757,12 @@ def steps_audit(a: Audited, pop: ShadowPopulation, ds, device: str = "cpu", *, d
     return rows
 
 
-# ============================================================================================ the audited run
-@dataclass
-class Audited:
-    """What an audit needs to know about the audited run."""
-
-    run: RunDir
-    kind: str
-    """'unlearn', 'original' or 'retrained'."""
-    checkpoint: Path
-    split: object  # scarlab.data.Split
-    train: dict
-    """the resolved training configuration every shadow copies (TRAIN_KEYS, plus data_root)."""
-    model_seed: int
-    """the seed of the audited model's own training (its original's, for an unlearn run)."""
-    unlearn: dict | None = None
-    """UNLEARN_KEYS of an unlearn run."""
-    label: str = "?"
-
-
-def _rerun_hint(run: RunDir, stage: str) -> str:
-    return {"unlearn": f"rerun the unlearn stage for {run.path} (scarlab unlearn ... --out {run.path} --overwrite)",
-            "train_retrained": f"rerun the retrained training for {run.path} (scarlab train --retrained ... --out "
-                               f"{run.path} --overwrite)",
-            "evaluate": f"rerun the evaluation of the original against its split (scarlab evaluate ORIG --split "
-                        f"SPLIT --out {run.path} --overwrite)"}.get(stage, "rerun the stage that made it")
-
-
-def audited(path) -> Audited:
-    """Read an audited run: its kind, model checkpoint, split and the training configuration of its original."""
-    from .results import describe
-    from .train import load_split
-
-    run = RunDir(path.path if isinstance(path, RunDir) else path)
-    if not (run.path / "manifest.json").is_file():
-        raise ScarlabError(f"{run.path} is not a scarlab run directory (no manifest.json)")
-    run.require_complete("audited run")
-    m, cfg = run.manifest, run.config
-    stage = m.get("stage")
-    label = describe(run.path, m, cfg).label
-    if stage == "train_original":
-        raise ScarlabError(f"{run.path} is an original model without a split: the audit asks whether the forget "
-                           f"examples of a split look trained on. Evaluate it against the split first "
-                           f"(scarlab evaluate {run.path} --split SPLIT --out DIR; the pipeline's original_eval) and "
-                           "audit DIR")
-    if stage not in ("unlearn", "train_retrained", "evaluate"):
-        raise ScarlabError(f"{run.path} is a {stage!r} run; the audit takes unlearn runs, retrained runs and "
-                           "originals evaluated against a split (scarlab evaluate ORIG --split S --out DIR)")
-    split_file = run.file("split.npz")
-    if not split_file.is_file():
-        raise ScarlabError(f"{run.path} has no split.npz, so its forget set is unknown: {_rerun_hint(run, stage)}")
-    split = load_split(split_file)
-    if stage == "train_retrained":
-        return Audited(run, "retrained", _checkpoint(run, _rerun_hint(run, stage)), split,
-                       _train_identity(cfg, run.path), int(cfg.get("seed") or 0), label=label)
-    orig_path = (m.get("parents") or {}).get("original") or cfg.get("run")
-    if not orig_path:
-        raise ScarlabError(f"{run.path} records no original run (manifest parents.original): "
-                           f"{_rerun_hint(run, stage)}")
-    original = RunDir(orig_path)
-    if not (original.path / "manifest.json").is_file():
-        raise ScarlabError(f"the original run {original.path} of {run.path} is missing; the shadows copy its "
-                           "training configuration: restore it or audit runs whose original exists")
-    original.require_complete(f"original run of {run.path}:")
-    ocfg = original.config
-    train = _train_identity(ocfg, original.path)
-    if stage == "evaluate":
-        hint = (f"retrain the original {original.path} (scarlab train ... --out {original.path} --overwrite), then "
-                "evaluate it against the split and audit again")
-        return Audited(run, "original", _checkpoint(original, hint), split, train, int(ocfg.get("seed") or 0),
-                       label=label)
-    missing = [k for k in UNLEARN_KEYS if k not in cfg]
-    if missing:
-        raise ScarlabError(f"{run.path}/config.json lacks {', '.join(missing)}: {_rerun_hint(run, stage)}")
-    unlearn = {k: cfg[k] for k in UNLEARN_KEYS}
-    return Audited(run, "unlearn", _checkpoint(run, _rerun_hint(run, stage)), split, train,
-                   int(ocfg.get("seed") or 0), unlearn=unlearn, label=label)
-
-
-def split_target(original, split) -> Audited:
-    """The original model of ``original`` against the split ``split`` (a split run directory or split.npz), before
-    any evaluation run exists: what the pipeline's per-split shadow stage builds the shadow originals and retrained
-    oracles for. Its shadow folder is the one every audited run of that split shares: next to the split run,
-    ``<split>/../shadows__<fingerprint8>`` (the audited runs of a pipeline split are its siblings)."""
-    from .train import load_split
-
-    original = RunDir(original)
-    if not (original.path / "manifest.json").is_file():
-        raise ScarlabError(f"{original.path} is not a scarlab run directory (no manifest.json)")
-    original.require_complete("original run")
-    if original.manifest.get("stage") != "train_original":
-        raise ScarlabError(f"{original.path} is a {original.manifest.get('stage')!r} run, not an original model")
-    split_path = Path(split)
-    split_file = split_path / "split.npz" if split_path.is_dir() else split_path
-    if not split_file.is_file():
-        raise ScarlabError(f"{split_file} does not exist: make the split first (scarlab split ... --out DIR)")
-    holder = RunDir(split_file.parent)
-    hint = f"retrain the original {original.path} (scarlab train ... --out {original.path} --overwrite)"
-    return Audited(holder, "original", _checkpoint(original, hint), load_split(split_file),
-                   _train_identity(original.config, original.path), int(original.config.get("seed") or 0),
-                   label="original")
-
-
-def _checkpoint(holder: RunDir, hint: str) -> Path:
-    f = holder.file("checkpoints/model.pt")
-    if not f.is_file():
-        raise ScarlabError(f"{f} is missing, so the forget examples' logits cannot be computed: {hint}")
-    return f
-
-
-def _train_identity(cfg: dict, where: Path) -> dict:
-    missing = [k for k in TRAIN_KEYS if cfg.get(k) is None]
-    if missing:
-        raise ScarlabError(f"{where}/config.json lacks the training option(s) {', '.join(missing)} the shadows "
-                           "copy; retrain that run with this version of scarlab")
-    return {**{k: cfg[k] for k in TRAIN_KEYS}, "data_root": cfg.get("data_root")}
-
-
-# ============================================================================================ fingerprints
-def _hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _split_identity(split) -> dict:
-    forget = np.sort(np.asarray(split.forget_idx, np.int64))
-    return {"scenario": split.scenario, "n_forget": int(len(forget)),
-            "forget_sha256": hashlib.sha256(forget.tobytes()).hexdigest()}
-
-
-def _train_key(train: dict) -> dict:
-    return {k: train[k] for k in TRAIN_KEYS}
-
-
-def folder_identity(a: Audited) -> dict:
-    """What every member of a shadow folder shares: the training configuration and the forget set."""
-    return {"train": _train_key(a.train), "split": _split_identity(a.split)}
-
-
-def method_key(unlearn: dict) -> str:
-    """``<method>__<hash8>``: the unlearned population of one method and its resolved options."""
-    return f"{unlearn['method']}__{_hash(unlearn)[:8]}"
-
-
-def _differences(got: dict, want: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(got) | set(want)):
-        g, w = got.get(k, "<absent>"), want.get(k, "<absent>")
-        if isinstance(g, dict) and isinstance(w, dict):
-            out += _differences(g, w, f"{prefix}{k}.")
-        elif g != w:
-            out.append(f"{prefix}{k} = {g!r} there, {w!r} here")
-    return out
-
-
-# ============================================================================================ shadow population
-@dataclass
-class ShadowPopulation:
-    """The shadow members one audit uses (paths), and what making them cost."""
-
-    folder: Path
-    fingerprint: str
-    seeds: list[int]
-    originals: list[Path] = field(default_factory=list)
-    retrained: list[Path] = field(default_factory=list)
-    unlearned: list[Path] = field(default_factory=list)
-    method_key: str | None = None
-    built: list[str] = field(default_factory=list)
-    reused: list[str] = field(default_factory=list)
-    seconds: dict = field(default_factory=dict)
-    """seconds spent per population (original, retrained, the method key), building and checking."""
-
-
-def _check_k(k, kind: str) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < MIN_SHADOWS:
-        raise ScarlabError(f"--shadows K={k!r} is too small: the held-out U-LiRA attack fits each score on the other "
-                           f"K − 1 shadow pairs and one std needs two models, so K must be at least {MIN_SHADOWS} "
-                           "(8 or more for usable intervals; ε can exceed 0 only from K = 6)")
-    if kind == "retrained" and k < 2 * MIN_SHADOWS:
-        raise ScarlabError(f"--shadows K={k} is too small to audit a retrained run: its K retrained shadows are split "
-                           f"into two halves of at least {MIN_SHADOWS} (one plays 'unlearned', one 'retrained'), so K "
-                           f"must be at least {2 * MIN_SHADOWS}")
-
-
-def _intact(path: Path) -> bool:
-    from .pipeline.stage import _files_intact  # one implementation of "the listed files are readable"
-
-    return _files_intact(str(path))
-
-
-def _member_identity(role: str, path: Path) -> dict:
-    """The identity of an existing member, read from its config.json and split.npz (as :func:`_expected` builds it)."""
-    from .data import Split
-
-    run = RunDir(path)
-    cfg = run.config
-    if role in ("original", "retrained"):
-        ident = {"role": cfg.get("role"), "seed": cfg.get("seed"), "train": {k: cfg.get(k) for k in TRAIN_KEYS}}
-    else:
-        ident = {"seed": cfg.get("seed"), "original": Path(str(cfg.get("original") or "")).name,
-                 "unlearn": {k: cfg.get(k) for k in UNLEARN_KEYS},
-                 "trace": {k: cfg.get(k) for k in ("snapshot_every", "probe_forget", "probe_retain")}}
-    if role != "original":
-        f = run.file("split.npz")
-        ident["split"] = _split_identity(Split.load(f)) if f.is_file() else None
-    return ident
-
-
-def _shadow_trace(a: Audited) -> dict:
-    """How an unlearned shadow snapshots: at the audited run's steps, every forget example, no retain-test points
-    (the audit over steps reads only the forget examples' logits)."""
-    return {"snapshot_every": int(a.unlearn["snapshot_every"]), "probe_forget": int(len(a.split.forget_idx)),
-            "probe_retain": 0}
-
-
-def _expected(role: str, a: Audited, seed: int, original_name: str | None = None) -> dict:
-    if role in ("original", "retrained"):
-        ident = {"role": role, "seed": seed, "train": _train_key(a.train)}
-    else:
-        ident = {"seed": seed, "original": original_name, "unlearn": dict(a.unlearn), "trace": _shadow_trace(a)}
-    if role != "original":
-        ident["split"] = _split_identity(a.split)
-    return ident
-
-
-class _Builder:
-    """Makes or reuses the members of one shadow folder."""
-
-    def __init__(self, a: Audited, fingerprint: str):
-        self.a, self.fp = a, fingerprint
-        self.built: list[str] = []
-        self.reused: list[str] = []
-
-    def ensure(self, role: str, path: Path, seed: int, make, depends: Path | None = None) -> None:
-        expect = _expected(role, self.a, seed, depends.name if depends is not None else None)
-        if path.exists() and self._reusable(role, path, expect, depends):
-            self.reused.append(path.name)
-            return
-        overwrite = path.exists()
-        if overwrite and not (path / "manifest.json").is_file():
-            if path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
-                overwrite = False
-            else:
-                raise ScarlabError(f"{path} is in the way of shadow member {path.name} and is not a scarlab run "
-                                   "directory; move it away, then rerun the audit")
-        try:
-            run = make(path, overwrite)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any failure of a member is reported with where to resume
-            msg = str(exc) if isinstance(exc, ScarlabError) else f"{type(exc).__name__}: {exc}"
-            raise ScarlabError(f"shadow member {path} failed: {msg}. Rerunning the audit resumes: complete members "
-                               "are reused and this one is made again") from exc
-        entry = {"role": role, "seed": seed, "folder_fingerprint": self.fp, "identity": _hash(expect)}
-        if depends is not None:
-            entry["original_created"] = RunDir(depends).manifest.get("created")
-        run.update_manifest(shadow=entry)
-        self.built.append(path.name)
-
-    def _reusable(self, role: str, path: Path, expect: dict, depends: Path | None) -> bool:
-        run = RunDir(path)
-        if not (path / "manifest.json").is_file():
-            return False
-        try:
-            status = run.status
-        except ScarlabError:
-            return False  # an unreadable manifest: made again (overwrite checks it is scarlab's)
-        if status == "running" and run.live_holder():
-            holder = run.live_holder()
-            raise ScarlabError(f"shadow member {path} is being written by process {holder}; wait for it (another "
-                               "audit?) and rerun")
-        if status != "complete" or not _intact(path):
-            return False
-        got = _member_identity(role, path)
-        if got != expect:
-            diff = "; ".join(_differences(got, expect)) or "their configurations differ"
-            raise ScarlabError(f"shadow member {path} was made with another configuration (fingerprint "
-                               f"{_hash(got)[:8]} ≠ {_hash(expect)[:8]}: {diff}); it belongs to another split, data "
-                               "set or method parameters. Remove it or audit with another --shadow-dir")
-        if depends is not None:  # made from an earlier version of its shadow original?
-            made_from = (run.manifest.get("shadow") or {}).get("original_created")
-            if made_from is None or made_from != RunDir(depends).manifest.get("created"):
-                return False
-        return True
-
-
-def _folder(a: Audited, shadow_dir) -> tuple[Path, str]:
-    ident = folder_identity(a)
-    fp = _hash(ident)
-    folder = Path(shadow_dir) if shadow_dir else a.run.path.resolve().parent / f"shadows__{fp[:8]}"
-    rec = folder / "shadows.json"
-    if rec.is_file():
-        old = read_json(rec)
-        if old.get("fingerprint") != fp:
-            diff = "; ".join(_differences(old.get("identity") or {}, ident)) or "unknown"
-            raise ScarlabError(f"shadow folder {folder} holds shadows of another configuration (fingerprint "
-                               f"{str(old.get('fingerprint'))[:8]} ≠ {fp[:8]}: {diff}); another split, data set or "
-                               "training option. Audit with another --shadow-dir (or none: a folder per fingerprint)")
-    elif folder.is_dir() and any(p.name != "split.npz" for p in folder.iterdir()):
-        raise ScarlabError(f"{folder} exists and is not a scarlab shadow folder (no shadows.json); choose another "
-                           "--shadow-dir")
-    return folder, fp
-
-
-def _record(folder: Path, fp: str, a: Audited, pop: ShadowPopulation) -> None:
-    rec = folder / "shadows.json"
-    old = read_json(rec) if rec.is_file() else {"created": time.time()}
-    members = old.get("members") or {}
-    there = set(pop.built) | set(pop.reused)  # complete now (a failed build leaves the rest unlisted)
-    for key, paths in (("original", pop.originals), ("retrained", pop.retrained),
-                       (pop.method_key or "", pop.unlearned)):
-        names = {p.name for p in paths} & there
-        if names:
-            members[key] = sorted(set(members.get(key, [])) | names)
-    if pop.method_key:
-        methods = old.get("methods") or {}
-        methods[pop.method_key] = a.unlearn
-        old["methods"] = methods
-    write_json(rec, {**old, "fingerprint": fp, "identity": folder_identity(a), "members": members,
-                     "updated": time.time()})
-
-
-POPULATIONS = ("original", "retrained", "unlearned")
-
-
-def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, shadow_dir=None,
-                      device: str = "auto", progress: bool = True, populations=None) -> ShadowPopulation:
-    """Make or reuse the K shadow members an audit of ``run`` needs (module docstring: layout and reuse rule).
-
-    An unlearn run needs originals, retrained oracles and unlearned models; an original, the first two; a retrained
-    run, only retrained oracles. ``run`` may also be an :class:`Audited` (e.g. :func:`split_target`).
-    ``populations``: only these of the ones the run needs ("original", "retrained", "unlearned"; None = all of
-    them) — the unlearned population is made from the originals, so it needs them complete (they are made or
-    reused with it). Returns the member paths (index i = seed + i in every population).
-    """
-    from tqdm.auto import tqdm
-
-    from .config import TrainConfig, UnlearnConfig
-    from .device import resolve_device
-    from .train import run_train
-    from .unlearn.stage import run_unlearn
-
-    a = run if isinstance(run, Audited) else audited(run)
-    _check_k(shadows, a.kind)
-    needs = {"unlearn": POPULATIONS, "original": POPULATIONS[:2], "retrained": POPULATIONS[1:2]}[a.kind]
-    if populations is None:
-        wanted = set(needs)
-    else:
-        wanted = {populations} if isinstance(populations, str) else set(populations)
-        bad = sorted(wanted - set(needs))
-        if bad:
-            raise ScarlabError(f"populations {', '.join(bad)}: an audit of a {a.kind} run uses only "
-                               f"{', '.join(needs)}")
-        if "unlearned" in wanted:
-            wanted |= {"original", "retrained"}  # the unlearned shadows start from (and are compared with) these
-    seeds = [int(seed) + i for i in range(shadows)]
-    if a.model_seed in seeds:
-        raise ScarlabError(f"the shadow seeds {seeds[0]}..{seeds[-1]} include the audited model's own training seed "
-                           f"{a.model_seed}: a shadow would be its twin. Pass --seed outside that range")
-    device = resolve_device(device)
-    folder, fp = _folder(a, shadow_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    split_file = folder / "split.npz"
-    if not _split_ok(split_file, a.split):
-        tmp = folder / "split.tmp.npz"
-        a.split.save(tmp)
-        tmp.replace(split_file)
-    pop = ShadowPopulation(folder, fp, seeds)
-    b = _Builder(a, fp)
-    _record(folder, fp, a, pop)  # first, so an interrupted build still leaves a recognisable shadow folder
-    base = {k: v for k, v in a.train.items()}
-
-    def train(role: str, s: int):
-        def make(path: Path, overwrite: bool):
-            cfg = TrainConfig(**base, role=role, seed=s, device=device,
-                              **({"split": str(split_file)} if role == "retrained" else {}))
-            return run_train(cfg, path, overwrite=overwrite, progress=False)
-        return make
-
-    def unlearn(s: int, original: Path, retrained: Path):
-        u = a.unlearn
-
-        def make(path: Path, overwrite: bool):
-            cfg = UnlearnConfig(original=str(original), method=u["method"], retrained=str(retrained),
-                                split=str(split_file), seed=s, surrogate=u["surrogate"],
-                                surrogate_chunks=u["surrogate_chunks"], surrogate_size=u["surrogate_size"],
-                                params=dict(u["params"]), device=device, retain_available=u["retain_available"],
-                                **_shadow_trace(a))
-            return run_unlearn(cfg, path, overwrite=overwrite, progress=False)
-        return make
-
-    plan = []  # (population key, role, list to fill, [(path, seed, make, depends)])
-    if "original" in wanted:
-        pop.originals = [folder / f"original__s{s}" for s in seeds]
-        plan.append(("original", "original",
-                     [(p, s, train("original", s), None) for p, s in zip(pop.originals, seeds)]))
-    if "retrained" in wanted:
-        pop.retrained = [folder / f"retrained__s{s}" for s in seeds]
-        plan.append(("retrained", "retrained",
-                     [(p, s, train("retrained", s), None) for p, s in zip(pop.retrained, seeds)]))
-    if "unlearned" in wanted:
-        pop.method_key = method_key(a.unlearn)
-        pop.unlearned = [folder / f"{pop.method_key}__s{s}" for s in seeds]
-        plan.append((pop.method_key, "unlearned",
-                     [(p, s, unlearn(s, o, r), o) for p, s, o, r in zip(pop.unlearned, seeds, pop.originals,
-                                                                         pop.retrained)]))
-    total = sum(len(items) for *_, items in plan)
-    bar = tqdm(total=total, desc=f"shadows of {a.run.path.name}", unit="model", disable=not progress, leave=False)
-    try:
-        with bar:
-            for key, role, items in plan:
-                t0 = time.perf_counter()
-                for path, s, make, depends in items:
-                    bar.set_postfix_str(path.name)
-                    b.ensure(role, path, s, make, depends)
-                    bar.update(1)
-                pop.seconds[key] = time.perf_counter() - t0
-    finally:
-        pop.built, pop.reused = b.built, b.reused
-        _record(folder, fp, a, pop)
-    return pop
-
-
-def _split_ok(path: Path, split) -> bool:
-    from .data import Split
-
-    if not path.is_file():
-        return False
-    try:
-        return _split_identity(Split.load(path)) == _split_identity(split)
-    except Exception:  # noqa: BLE001 - a damaged copy is rewritten
-        return False
-
-
-# ============================================================================================ scores
-# (checkpoint, its mtime_ns, forget set) -> logits [N, C]: the audits of one process share their shadows' logits
-_LOGITS: dict[tuple, np.ndarray] = {}
-
-
-def forget_scores(checkpoint: Path, ds, split, device: str = "cpu", *, half: bool = False) -> np.ndarray:
-    """Scaled true-class logits φ [N] of a model on the forget examples ``split.forget_idx`` (training images).
-
-    ``half``: from the logits rounded to float16, as feature snapshots store them, so a checkpoint's scores and
-    snapshot scores compared in the audit over steps differ by the models and not by the rounding."""
-    import torch
-
-    from .features import extract
-    from .models import load_checkpoint
-
-    checkpoint = Path(checkpoint)
-    key = (str(checkpoint.resolve()), checkpoint.stat().st_mtime_ns, _split_identity(split)["forget_sha256"])
-    idx = np.asarray(split.forget_idx, np.int64)
-    if key not in _LOGITS:
-        model = load_checkpoint(checkpoint, device, expect={"num_classes": ds.num_classes})
-        logits = extract(model, ds, ds.train.images[torch.as_tensor(idx)], device, features=False)[1].numpy()
-        if len(_LOGITS) > 1024:
-            _LOGITS.clear()
-        _LOGITS[key] = logits
-    logits = _LOGITS[key].astype(np.float16) if half else _LOGITS[key]
-    return ulira.scaled_logit(logits.astype(np.float64), ds.train.labels[torch.as_tensor(idx)].numpy())
-
-
-def _populations(a: Audited, pop: ShadowPopulation) -> tuple[list[Path], list[Path], str, str]:
-    """(A members, B members, what A is, what B is) for the audited run's kind (module docstring)."""
-    if a.kind == "unlearn":
-        return pop.unlearned, pop.retrained, f"unlearned ({a.unlearn['method']})", "retrained"
-    if a.kind == "original":
-        return pop.originals, pop.retrained, "original", "retrained"
-    h = len(pop.retrained) // 2
-    return (pop.retrained[:h], pop.retrained[h:2 * h], "retrained (first half of the seeds)",
-            "retrained (second half of the seeds)")
-
-
-def _flag_threshold(lr_b: np.ndarray, fpr: float = FLAG_FPR) -> float:
-    """The held-out B log-LR above which at most ``fpr`` of the B scores lie (as ``ulira.audit_scores`` flags)."""
-    neg = np.sort(np.asarray(lr_b, float).ravel())[::-1]
-    m = int(np.floor(fpr * len(neg) + 1e-9))
-    return float(neg[m]) if m < len(neg) else -math.inf
-
-
-def steps_scores(run: RunDir, split, fit: ulira.GaussianFit, threshold: float) -> list[dict]:
-    """The audited model's log-LR at each ``features/step_*.npz`` snapshot, over its forget probe points (group 0)
-    that are in the forget set, against ``fit`` (the final shadows'): one row per step (STEP_COLUMNS)."""
-    forget = np.asarray(split.forget_idx, np.int64)
-    pos = {int(i): n for n, i in enumerate(forget)}
-    rows = []
-    for f in sorted(run.file("features").glob("step_*.npz")):
-        try:
-            with np.load(f, allow_pickle=False) as z:
-                logits, labels, group, index = z["logits"], z["labels"], z["group"], z["index"]
-                step = int(z["step"]) if "step" in z.files else int(f.stem.split("_")[1])
-        except Exception as exc:  # noqa: BLE001
-            raise ScarlabError(f"{f} cannot be read ({type(exc).__name__}: {exc}); rerun the unlearn stage for "
-                               f"{run.path}") from None
-        keep = [(k, pos[int(i)]) for k, (g, i) in enumerate(zip(group, index)) if g == 0 and int(i) in pos]
-        if not keep:
-            continue
-        rows_, cols = np.array([k for k, _ in keep]), np.array([c for _, c in keep])
-        phi = ulira.scaled_logit(logits[rows_].astype(np.float64), labels[rows_])
-        sub = ulira.GaussianFit(fit.mean_a[cols], fit.std_a[cols], fit.mean_b[cols], fit.std_b[cols], fit.variance,
-                                fit.k_a, fit.k_b)
-        lam = ulira.likelihood_ratio(phi, sub)
-        rows.append({"step": step, "ulira/log_lr_mean": float(lam.mean()),
-                     f"ulira/flagged@{FLAG_FPR:g}": float(np.mean(lam > threshold)), "n_examples": len(cols)})
-    return sorted(rows, key=lambda r: r["step"])
-
-
 # ============================================================================================ the audit
 def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, shadow_dir=None,
               delta: float = ulira.DEFAULT_DELTA, alpha: float = ulira.DEFAULT_ALPHA, device: str = "auto",
-              progress: bool = True) -> dict:
-    """Audit one run: make or reuse its shadows, score them and the run, write audit.json / audit.parquet /
+              progress: bool = True, jobs: int = 1) -> dict:
+    """Audit one run: make or reuse its shadows (``jobs`` worker processes, :func:`shadow_population`), score them
+    and the run, write audit.json / audit.parquet /
     audit_scores.npz (/ audit_steps.csv) into the run, list them in its manifest. Returns audit.json's contents."""
     import pandas as pd
 
@@ -1195,7 +778,8 @@ def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, 
     device = resolve_device(device)
     target_run = a.run
     try:
-        pop = shadow_population(a, shadows, seed=seed, shadow_dir=shadow_dir, device=device, progress=progress)
+        pop = shadow_population(a, shadows, seed=seed, shadow_dir=shadow_dir, device=device, progress=progress,
+                                jobs=jobs)
         t_scores = time.perf_counter()
         ds = load_dataset(a.train["dataset"], a.train.get("data_root"))
         members_a, members_b, what_a, what_b = _populations(a, pop)

@@ -218,6 +218,8 @@ class AuditConfig:
     """every interval has level 1 − alpha (t intervals on the shadow pairs, Clopper–Pearson rates)."""
     device: str = "auto"
     """device for training, unlearning and scoring the shadows: auto, cpu, cuda, cuda:N or mps."""
+    jobs: int = 1
+    """worker processes making shadow members at once on the CPU (torch's threads shared out among them)."""
     quiet: bool = False
     """no progress bars."""
 

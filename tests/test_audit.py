@@ -156,6 +156,25 @@ def test_a_second_audit_reuses_every_member(runs, audits):
     assert doc["metrics"]["ulira/auc"] == audits["scar"]["metrics"]["ulira/auc"]
 
 
+def test_worker_processes_make_the_same_population(runs, tmp_path):
+    """jobs = 2: members made in two worker processes (each unlearned one after its original), recorded as this
+    process would, and reused by a later one-process call."""
+    folder = tmp_path / "parallel"
+    pop = shadow_population(runs["scar"], 3, seed=3000, shadow_dir=folder, device="cpu", progress=False, jobs=2)
+    assert sorted(pop.built) == sorted(p.name for p in [*pop.originals, *pop.retrained, *pop.unlearned])
+    for p in [*pop.originals, *pop.retrained, *pop.unlearned]:
+        run = RunDir(p)
+        assert run.status == "complete" and run.manifest["shadow"]["folder_fingerprint"] == pop.fingerprint
+    for u, o in zip(pop.unlearned, pop.originals):
+        assert RunDir(u).manifest["shadow"]["original_created"] == RunDir(o).manifest["created"]
+        assert RunDir(u).manifest["created"] > RunDir(o).manifest["finished"]
+    assert set(pop.seconds) == {"original", "retrained", pop.method_key}
+    again = shadow_population(runs["scar"], 3, seed=3000, shadow_dir=folder, device="cpu", progress=False)
+    assert again.built == [] and len(again.reused) == 9
+    with pytest.raises(ScarlabError, match="jobs must be a whole number"):
+        shadow_population(runs["scar"], 3, seed=3000, shadow_dir=folder, device="cpu", progress=False, jobs=0)
+
+
 def test_a_damaged_member_is_made_again_and_a_failing_one_says_how_to_resume(runs, audits, monkeypatch):
     import scarlab.train
 

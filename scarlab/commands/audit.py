@@ -61,7 +61,7 @@ def run(args) -> int:
     for path in cfg.runs:
         try:
             doc = audit_run(path, cfg.shadows, seed=cfg.seed, shadow_dir=cfg.shadow_dir, delta=cfg.delta,
-                            alpha=cfg.alpha, device=cfg.device, progress=not cfg.quiet)
+                            alpha=cfg.alpha, device=cfg.device, progress=not cfg.quiet, jobs=cfg.jobs)
         except ScarlabError as exc:
             if len(cfg.runs) == 1:
                 raise

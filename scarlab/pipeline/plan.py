@@ -17,7 +17,7 @@ from .config import NEVER_AXES, STAGE_NOTEBOOKS, PipelineConfig, param_types, va
 # Parameters that say *where* things are or run, not *what* is computed: left out of fingerprints, so a
 # moved runs folder or another device still reuses its completed stages.
 LOCATION_PARAMS = frozenset({"out_dir", "original", "retrained", "split", "run", "runs", "data_root", "device",
-                             "overwrite", "shadow_dir", "members_file"})
+                             "overwrite", "shadow_dir", "members_file", "jobs"})
 # A retrained oracle's K shadows are split in halves of at least MIN_SHADOWS (scarlab.audit): audited from K = 6.
 RETRAINED_AUDIT_MIN = 6
 # Options that hold lists by nature (the plan expands them itself): never grid axes.
@@ -230,7 +230,7 @@ def _plan_point(cfg: PipelineConfig) -> tuple[list[StageSpec], list[str]]:
         only once the split exists); the stage's own record and executed notebook to sdir/shadow_stages/<name>/."""
         where = sdir / "shadow_stages" / name
         params = dict(params, shadows=cfg.shadows, seed=cfg.audit_seed, shadow_dir=None, device=cfg.device,
-                      members_file=str(where / "members.json"))
+                      members_file=str(where / "members.json"), jobs=cfg.jobs)
         return add("shadows", where, params, deps, creates_run=False, record=str(where / "stage.json"), **kw)
 
     def add_audit(evaluation: StageSpec, shadows: list[StageSpec], label: str, info: dict) -> StageSpec:
