@@ -45,7 +45,8 @@ ENV_RUNS = "SCARLAB_RUNS"
 GROUPS = ("forget_train", "retain_test", "forget_test")  # group codes 0, 1, 2 (scarlab.trace)
 EMBED_COLUMNS = ("step", "point", "group", "label", "pred", "x", "y")
 SNAPSHOT_KEYS = ("group", "labels", "preds", "index", "targets", "dist_own", "dist_target")
-AUDIT_FILES = ("audit.json", "audit.parquet", "audit_scores.npz", "audit_steps.csv")  # scarlab.audit writes them
+AUDIT_FILES = ("audit.json", "audit.parquet", "audit_scores.npz", "audit_steps.csv",  # scarlab.audit writes them
+               "audit_steps.npz")
 AUDIT_COLUMNS = ("index", "label", "target_log_lr", "eps", "example_auc", "flagged@0.01")
 AUDIT_SCORE_KEYS = ("scores_a", "scores_b", "target", "index", "labels")
 
@@ -678,6 +679,24 @@ def audit_steps(run: Run) -> Loaded:
     if got.value is not None and len(got.value) and "step" not in got.value.columns:
         return Loaded(None, f"{run.id}/audit_steps.csv has no step column")
     return got
+
+
+def audit_steps_examples(run: Run) -> Loaded:
+    """``audit_steps.npz``: step [S], index [P], log_lr [S, P], threshold [S] (the audit over steps per forget
+    example); ``Loaded(None, None)`` when the run has none, an error when its shapes do not match."""
+    if not (run.path / "audit_steps.npz").is_file():
+        return Loaded(None)
+    got = read_npz(run.path / "audit_steps.npz", run.root, ("step", "index", "log_lr", "threshold"))
+    if got.value is None:
+        return got
+    z = got.value
+    missing = [k for k in ("step", "index", "log_lr", "threshold") if k not in z]
+    if missing:
+        return Loaded(None, f"{run.id}/audit_steps.npz lacks {', '.join(missing)}")
+    if z["log_lr"].shape != (len(z["step"]), len(z["index"])) or z["threshold"].shape != z["step"].shape:
+        return Loaded(None, f"{run.id}/audit_steps.npz: shapes {z['log_lr'].shape}, {z['step'].shape}, "
+                            f"{z['index'].shape}, {z['threshold'].shape} do not match")
+    return Loaded(z)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)

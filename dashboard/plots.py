@@ -727,6 +727,21 @@ def example_map_figure(table: pd.DataFrame, height: int = 380) -> go.Figure:
     return fig
 
 
+def example_steps_figure(steps: np.ndarray, log_lr: np.ndarray, threshold: np.ndarray, height: int = 300) -> go.Figure:
+    """One forget example over the unlearning steps (audit_steps.npz): the audited snapshot's log-LR against that
+    step's fit, and the step's flag threshold (1 % FPR) dashed; above it the example still looks unlearned-like."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=steps, y=log_lr, mode="lines+markers", name="log-LR", line=dict(width=2.5),
+                             hovertemplate="step %{x}<br>log-LR %{y:.3g}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=steps, y=threshold, mode="lines", name="flag threshold (1 % FPR)", line=CHANCE_LINE,
+                             hovertemplate="step %{x}<br>threshold %{y:.3g}<extra></extra>"))
+    _base_layout(fig, height, "this example over the steps: log-LR (above the dashed line: flagged)")
+    fig.update_xaxes(title="unlearning step")
+    fig.update_yaxes(title="log-LR")
+    fig.update_layout(legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom"))
+    return fig
+
+
 def score_dist_figure(a: np.ndarray, b: np.ndarray, target: float, what_a: str = "A", what_b: str = "B",
                       height: int = 300) -> go.Figure:
     """One example's scores (scaled logits φ) under population A and B as strips (one point per shadow model)

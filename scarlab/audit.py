@@ -69,7 +69,9 @@ status, seconds and folder):
   (:func:`steps_audit`): A = the unlearned shadows at that step, B = the retrained shadows, over the run's forget
   probe points: ``step``, ``ulira/auc`` and ``ulira/tpr@0.01`` with ``_low`` / ``_high``, ``ulira/eps_mean``, the
   audited snapshot's ``ulira/log_lr_mean`` and ``ulira/flagged@0.01``, ``n_examples``, ``k``. Step 0 is the
-  original; the curve shows when (or whether) the forget examples stop being distinguishable.
+  original; the curve shows when (or whether) the forget examples stop being distinguishable;
+* ``audit_steps.npz``: the same per example: ``step`` [S], ``index`` [P] (training indices of the forget probe
+  points), ``log_lr`` [S, P] (the audited snapshot's Λ), ``threshold`` [S] (Λ above it: flagged at 1 % FPR).
 """
 from __future__ import annotations
 
@@ -102,7 +104,7 @@ METRIC_KEYS = tuple(f"ulira/{name}{end}" for name in ("auc", "tpr@0.01", "tpr@0.
                                                       "eps_median") for end in ("", "_low", "_high")) + (
     "ulira/eps_chance", "ulira/eps_ceiling", "ulira/k")
 """the audit.json scalars audit_run also merges into the run's metrics.json."""
-FILES = ("audit.json", "audit.parquet", "audit_scores.npz", "audit_steps.csv")
+FILES = ("audit.json", "audit.parquet", "audit_scores.npz", "audit_steps.csv", "audit_steps.npz")
 STEP_COLUMNS = ("step", "ulira/auc", "ulira/auc_low", "ulira/auc_high", "ulira/tpr@0.01", "ulira/tpr@0.01_low",
                 "ulira/tpr@0.01_high", "ulira/eps_mean", "ulira/log_lr_mean", f"ulira/flagged@{FLAG_FPR:g}",
                 "n_examples", "k")
@@ -710,8 +712,11 @@ def _forget_snapshots(run: RunDir, pos: dict[int, int]) -> dict[int, tuple[np.nd
 
 
 def steps_audit(a: Audited, pop: ShadowPopulation, ds, device: str = "cpu", *, delta: float = ulira.DEFAULT_DELTA,
-                alpha: float = ulira.DEFAULT_ALPHA) -> list[dict]:
-    """The audit at every feature snapshot of an unlearn run: one row per step (STEP_COLUMNS).
+                alpha: float = ulira.DEFAULT_ALPHA) -> tuple[list[dict], dict]:
+    """The audit at every feature snapshot of an unlearn run: (one row per step (STEP_COLUMNS), per-example arrays
+    for ``audit_steps.npz``: ``step`` [S], ``index`` [P] (training indices of the forget probe points), ``log_lr``
+    [S, P] (the audited snapshot's Λ per example), ``threshold`` [S] (that step's flag threshold)); ([], {})
+    for runs without snapshots.
 
     At step s the population A is the K unlearned shadows at their snapshot of step s (the shadows snapshot at the
     audited run's steps; a shadow that stopped earlier counts with its last one), B the K retrained shadows (they
@@ -720,12 +725,12 @@ def steps_audit(a: Audited, pop: ShadowPopulation, ds, device: str = "cpu", *, d
     is the original (every unlearned shadow starts as its original). Scores come from float16 logits on every
     side, as the snapshots keep them."""
     if a.kind != "unlearn" or not a.run.file("features").is_dir():
-        return []
+        return [], {}
     forget = np.asarray(a.split.forget_idx, np.int64)
     pos = {int(i): n for n, i in enumerate(forget)}
     target = {s: v for s, v in _forget_snapshots(a.run, pos).items() if len(v[0])}
     if not target:
-        return []
+        return [], {}
     shadows = []  # (sorted steps, φ [steps, N] with NaN where a snapshot lacks an example)
     for p in pop.unlearned:
         snaps = _forget_snapshots(RunDir(p), pos)
@@ -740,9 +745,13 @@ def steps_audit(a: Audited, pop: ShadowPopulation, ds, device: str = "cpu", *, d
         shadows.append((steps, dense))
     scores_b = np.stack([forget_scores(p / "checkpoints" / "model.pt", ds, a.split, device, half=True)
                          for p in pop.retrained])
-    rows = []
+    rows, lams, thresholds = [], [], []
+    probe = target[min(target)][0]  # the probe points are fixed: the same forget examples at every step
     for step in sorted(target):
         cols, phi = target[step]
+        if not np.array_equal(cols, probe):
+            raise ScarlabError(f"{a.run.path}: its snapshots hold different forget examples at steps {min(target)} and "
+                               f"{step}; rerun the unlearn stage for {a.run.path}")
         scores_a = np.stack([dense[np.searchsorted(steps, step, side="right") - 1, cols] for steps, dense in shadows])
         if np.isnan(scores_a).any():
             raise ScarlabError(f"the unlearned shadows in {pop.folder} lack snapshots of some forget examples at step "
@@ -750,11 +759,14 @@ def steps_audit(a: Audited, pop: ShadowPopulation, ds, device: str = "cpu", *, d
         res = ulira.audit_scores(scores_a, scores_b[:, cols], target=phi, delta=delta, alpha=alpha,
                                  n_boot=STEP_BOOT)
         lam = res["ulira/target_log_lr"]
+        lams.append(lam.astype(np.float32))
+        thresholds.append(_flag_threshold(res["ulira/log_lr_b"]))
         rows.append({"step": int(step), **{key: float(res[key]) for key in STEP_COLUMNS[1:8]},
                      "ulira/log_lr_mean": float(lam.mean()),
                      f"ulira/flagged@{FLAG_FPR:g}": float(res[f"ulira/target_flagged@{FLAG_FPR:g}"]),
                      "n_examples": int(len(cols)), "k": int(res["ulira/k"])})
-    return rows
+    return rows, {"step": np.array([r["step"] for r in rows], np.int64), "index": forget[probe],
+                  "log_lr": np.stack(lams), "threshold": np.array(thresholds, np.float64)}
 
 
 # ============================================================================================ the audit
@@ -789,7 +801,7 @@ def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, 
         res = ulira.audit_scores(scores_a, scores_b, target=target, delta=delta, alpha=alpha)
         k = int(res["ulira/k"])
         flagged = res["ulira/target_log_lr"] > _flag_threshold(res["ulira/log_lr_b"])
-        steps = steps_audit(a, pop, ds, device, delta=delta, alpha=alpha)
+        steps, per_example = steps_audit(a, pop, ds, device, delta=delta, alpha=alpha)
         scores_s = time.perf_counter() - t_scores
 
         metrics = {key: v for key, v in res.items() if np.isscalar(v)}
@@ -824,9 +836,13 @@ def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, 
             tmp = target_run.file("audit_steps.csv.tmp")
             pd.DataFrame(steps, columns=list(STEP_COLUMNS)).to_csv(tmp, index=False)
             tmp.replace(target_run.file("audit_steps.csv"))
-            written.append("audit_steps.csv")
-        elif target_run.file("audit_steps.csv").is_file():
-            target_run.file("audit_steps.csv").unlink()  # from an earlier audit; nothing to say now
+            tmp = target_run.file("audit_steps.tmp.npz")
+            np.savez_compressed(tmp, **per_example)
+            tmp.replace(target_run.file("audit_steps.npz"))
+            written += ["audit_steps.csv", "audit_steps.npz"]
+        else:
+            for name in ("audit_steps.csv", "audit_steps.npz"):  # from an earlier audit; nothing to say now
+                target_run.file(name).unlink(missing_ok=True)
         write_json(target_run.file("audit.json"), doc)
         # the main numbers beside the paper's in metrics.json: summary.csv and the dashboard read them there
         target_run.write_metrics({key: metrics[key] for key in METRIC_KEYS if key in metrics}, merge=True)

@@ -88,7 +88,7 @@ def test_files_manifest_and_over_steps(runs, audits):
     run = RunDir(runs["scar"])
     doc = audits["scar"]
     assert json.loads(run.file("audit.json").read_text())["k"] == K
-    assert {"audit.json", "audit.parquet", "audit_scores.npz", "audit_steps.csv"} <= set(run.manifest["files"])
+    assert set(audit.FILES) <= set(run.manifest["files"])
     assert run.manifest["audit"]["status"] == "complete"
     assert doc["populations"]["a"] == "unlearned (scar)" and len(doc["populations"]["a_members"]) == K
     assert set(doc["formulas"]) >= {"score", "attack", "eps"} and doc["delta"] == 1e-5 and doc["alpha"] == 0.05
@@ -121,6 +121,12 @@ def test_files_manifest_and_over_steps(runs, audits):
     assert steps["ulira/auc"].iloc[-1] == pytest.approx(doc["metrics"]["ulira/auc"], abs=0.03)
     assert (steps["ulira/auc_low"] <= steps["ulira/auc"]).all() and (steps["ulira/auc"] <= steps["ulira/auc_high"]).all()
     assert list(steps.columns) == list(audit.STEP_COLUMNS)
+    with np.load(run.file("audit_steps.npz"), allow_pickle=False) as z:  # the same per example
+        assert z["log_lr"].shape == (len(steps), len(z["index"])) and len(z["threshold"]) == len(steps)
+        np.testing.assert_array_equal(z["step"], steps["step"])
+        assert set(z["index"].tolist()) <= set(split["forget_idx"].tolist())
+        np.testing.assert_allclose(z["log_lr"].mean(1), steps["ulira/log_lr_mean"], rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose((z["log_lr"] > z["threshold"][:, None]).mean(1), steps["ulira/flagged@0.01"])
 
 
 def test_members_are_ordinary_runs(runs, audits):

@@ -943,6 +943,12 @@ def write_audit(run: Path, k: int = 16, n: int = 200, shift: float = 1.0, seed: 
                   "ulira/tpr@0.01_high": [1.0, 0.4, 0.1], "ulira/eps_mean": [1.3, 0.5, shift],
                   "ulira/log_lr_mean": [2.0, 1.0, 0.2], "ulira/flagged@0.01": [0.5, 0.2, 0.02],
                   "n_examples": [20, 20, 20], "k": [k, k, k]}).to_csv(run / "audit_steps.csv", index=False)
+    # the snapshot points: 20 of the first 21 forget examples, never the one with the largest log-LR (the page's
+    # default pick); each drops under the threshold at step 5
+    log_lr = np.tile(np.linspace(5.0, -1.0, 20, dtype=np.float32), (3, 1)) * np.array([[1.0], [0.3], [0.1]])
+    probe = idx[np.setdiff1d(np.arange(21), [int(np.argmax(lam))])[:20]]
+    np.savez_compressed(run / "audit_steps.npz", step=np.array([0, 5, 10]), index=probe, log_lr=log_lr,
+                        threshold=np.array([2.0, 2.0, 1.0]))
     merged = {"aus": 0.9, **{k: v for k, v in metrics.items() if k.split("/")[1].split("_low")[0].split("_high")[0]
                              in AUDIT_KEYS}}
     (run / "metrics.json").write_text(json.dumps(merged))
@@ -995,11 +1001,20 @@ def test_privacy_page(audit_root, monkeypatch):
     assert [t["y"][0] for t in eps["data"] if t.get("name") == "chance (mean ε)"] == [0.04]
     assert sum(_points(t) for t in emap["data"] if t["type"] == "scattergl") == 200
     assert len(at.get("image")) == 1  # the picked example's thumbnail
-    assert any("K unlearned shadows" in t.value for t in at.text)
-    before = dist["data"]
-    at.selectbox(key="privacy_example_scar_cr0").set_value(3).run()
+    # the picked example (the largest log-LR) is no snapshot point here: said, and no curve over steps
+    assert any("not among the run's snapshot" in c.value for c in at.caption)
+    first = int(np.flatnonzero(at.dataframe[-1].value["index"].isin(
+        np.load(audit_root / "scar_cr0" / "audit_steps.npz")["index"]))[0])
+    at.selectbox(key="privacy_example_scar_cr0").set_value(first).run()
     _ok(at)
-    assert _chart_specs(at)[-1]["data"] != before  # another example, other score distributions
+    steps = _chart_specs(at)[-1]
+    assert [t["name"] for t in steps["data"]] == ["log-LR", "flag threshold (1 % FPR)"]
+    assert any("first drops under the threshold at step 5" in c.value for c in at.caption)
+    assert any("K unlearned shadows" in t.value for t in at.text)
+    before = _chart_specs(at)[-2]["data"]
+    at.selectbox(key="privacy_example_scar_cr0").set_value(first + 1).run()
+    _ok(at)
+    assert _chart_specs(at)[-2]["data"] != before  # another example, other score distributions
     # the retrained run: no thumbnails, its label and index shown instead
     _privacy(at, "retrained")
     assert not at.get("image") and any("training index" in t.value for t in at.text)

@@ -139,5 +139,22 @@ with right:
             f"privacy_scores_{run.id}_{int(row['index'])}", "privacy_scores")
         st.caption("This example's score φ under each shadow model of A (red) and B (black), and the audited "
                    "model's score (blue line): the nearer it sits to B's cloud, the more it looks retrained.")
+    over = D.audit_steps_examples(run)
+    common.warn(over.error)
+    z = over.value
+    hit = np.flatnonzero(z["index"] == int(row["index"])) if z is not None else []
+    if len(hit):
+        j = int(hit[0])
+        common.chart(common.figure("privacy_example_steps", (rsig, j), lambda: P.example_steps_figure(
+            z["step"], z["log_lr"][:, j], z["threshold"])), f"privacy_steps_{run.id}_{int(row['index'])}",
+            "privacy_example_steps")
+        below = np.flatnonzero(z["log_lr"][:, j] <= z["threshold"])
+        st.caption("The audited run's snapshot of this example at every step, scored against the unlearned shadows "
+                   "at the same step and the retrained ones. " +
+                   (f"It first drops under the threshold at step {int(z['step'][below[0]])}"
+                    + ("." if z["log_lr"][-1, j] <= z["threshold"][-1] else ", but ends above it (still flagged).")
+                    if len(below) else "It stays above the threshold: distinguishable at every step."))
+    elif z is not None:
+        st.caption("This example is not among the run's snapshot (probe) points: no curve over steps.")
 with st.expander("every forget example (audit.parquet)"):
     common.table(df, f"privacy_examples_{run.id}", "privacy_examples", hide_index=True, width="stretch")
