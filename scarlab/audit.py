@@ -514,6 +514,7 @@ def _build(b: _Builder, members: list[_Member], jobs: int, bar, seconds: dict) -
     else:
         import multiprocessing as mp
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
 
         import torch
 
@@ -545,12 +546,18 @@ def _build(b: _Builder, members: list[_Member], jobs: int, bar, seconds: dict) -
                             f.result()
                         except Exception as exc:  # noqa: BLE001 - reported with where to resume
                             errors.append(b.failure(m.path, exc))
+                            for queued in [q for q in running if q.cancel()]:  # not started yet: never will be
+                                running.pop(queued)
                             continue
                         b.done(m.role, m.path, m.seed, expect, m.depends)
                         complete.add(m.path)
                         timed(m, t0)
-            except BaseException:
+            except BaseException as exc:
                 pool.shutdown(wait=True, cancel_futures=True)
+                if isinstance(exc, BrokenProcessPool):
+                    raise ScarlabError(f"a worker process making shadow members died ({exc}; out of memory?). "
+                                       "Rerunning the audit resumes: complete members are reused; try fewer "
+                                       "--jobs") from None
                 raise
         if errors:
             raise errors[0]

@@ -181,6 +181,16 @@ def test_worker_processes_make_the_same_population(runs, tmp_path):
         shadow_population(runs["scar"], 3, seed=3000, shadow_dir=folder, device="cpu", progress=False, jobs=0)
 
 
+def test_a_member_failing_in_a_worker_process_says_how_to_resume(runs, tmp_path):
+    import dataclasses
+
+    a = audit.audited(runs["scar"])
+    bad = dataclasses.replace(a, train={**a.train, "lr": -1.0})  # run_train refuses it, in the worker
+    with pytest.raises(ScarlabError, match=r"shadow member .*__s300[0-2] failed: learning rate must be positive, got "
+                                           r"-1\.0\. Rerunning the audit resumes"):
+        shadow_population(bad, 3, seed=3000, shadow_dir=tmp_path / "bad", device="cpu", progress=False, jobs=2)
+
+
 def test_a_damaged_member_is_made_again_and_a_failing_one_says_how_to_resume(runs, audits, monkeypatch):
     import scarlab.train
 
