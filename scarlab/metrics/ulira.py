@@ -468,8 +468,9 @@ def audit_scores(scores_target_pop, scores_retrained_pop, *, target=None, delta:
     Scalars (floats): ulira/auc, ulira/tpr@0.01, ulira/tpr@0.001, ulira/bacc, each with _low/_high (t interval:
     refitted delete-one-pair jackknife + example bootstrap, module docstring item 4); ulira/eps_mean,
     ulira/eps_median, ulira/eps_max with _low/_high (bootstrap over examples);
-    ulira/eps_ceiling, ulira/eps_chance (mean ε of indistinguishable populations), ulira/frac_eps_pos (share of examples with ε > 0), ulira/k, ulira/n_examples,
-    ulira/delta, ulira/alpha, ulira/variance ("global"/"per_example", as resolved for fits on K − 1).
+    ulira/eps_ceiling, ulira/eps_chance (mean ε of indistinguishable populations), ulira/frac_eps_pos (share
+    of examples with ε > 0), ulira/k, ulira/n_examples, ulira/delta, ulira/alpha, ulira/variance
+    ("global"/"per_example", as resolved for fits on K − 1).
     Arrays: ulira/roc_fpr, ulira/roc_tpr (ROC_GRID and the conservative TPR there, for log axes);
     ulira/log_lr_a, ulira/log_lr_b [K, N] (held-out Λ); ulira/eps [N]; ulira/example_auc [N].
     With target (its scaled logits [N]): ulira/target_log_lr [N] (fit on all K) and
