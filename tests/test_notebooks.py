@@ -56,7 +56,7 @@ CONTRACT = {
     "05_evaluate": dict(run=None, original=None, retrained=None, split=None, out_dir=None, embed=False, device="auto"),
     "06_compare": dict(runs=[], out_dir="runs/notebooks"),
     "07_shadows": dict(run=None, original=None, split=None, shadows=8, seed=1000, shadow_dir=None, populations=None,
-                       device="auto", members_file=None),
+                       device="auto", members_file=None, jobs=1),
     "07_audit": dict(run=None, shadows=8, seed=1000, shadow_dir=None, delta=1e-5, alpha=0.05, device="auto"),
 }
 CONFIGS = {"01_train_original": TrainConfig, "02_split": getattr(scarlab.config, "SplitConfig", None),
