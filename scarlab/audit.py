@@ -574,8 +574,9 @@ def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAUL
     ``populations``: only these of the ones the run needs ("original", "retrained", "unlearned"; None = all of
     them) — the unlearned population is made from the originals, so it needs them complete (they are made or
     reused with it). ``jobs``: worker processes making members at once on the CPU (torch's threads shared out
-    among them; on a 2-core machine two 1-thread trainings made 1.3-1.5x the models per minute of one 2-thread
-    training); on an accelerator members are made one at a time. Returns the member paths (index i = seed + i in
+    among them; on this project's 2-core machine two 1-thread workers made 1.3-1.5x the cifar10-mini trainings
+    per minute of one 2-thread process, and the digits K = 16 audit ran 1.85x faster, BENCHMARKS.md §7); on an
+    accelerator members are made one at a time. Returns the member paths (index i = seed + i in
     every population).
     """
     from tqdm.auto import tqdm
@@ -584,6 +585,8 @@ def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAUL
 
     a = run if isinstance(run, Audited) else audited(run)
     _check_k(shadows, a.kind)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ScarlabError(f"jobs must be a whole number ≥ 1 (worker processes making shadow members), got {jobs!r}")
     needs = {"unlearn": POPULATIONS, "original": POPULATIONS[:2], "retrained": POPULATIONS[1:2]}[a.kind]
     if populations is None:
         wanted = set(needs)
@@ -631,8 +634,6 @@ def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAUL
                              "surrogate_size": u["surrogate_size"], "params": dict(u["params"]), "device": device,
                              "retain_available": u["retain_available"], **_shadow_trace(a)}, depends=o)
                     for p, s, o, r in zip(pop.unlearned, seeds, pop.originals, pop.retrained)]
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ScarlabError(f"jobs must be a whole number ≥ 1 (worker processes making shadow members), got {jobs!r}")
     bar = tqdm(total=len(members), desc=f"shadows of {a.run.path.name}", unit="model", disable=not progress,
                leave=False)
     try:
