@@ -530,16 +530,8 @@ def metric_bar_figure(agg: pd.DataFrame, metric: str, colors: dict[str, str] | N
                            hovertemplate="%{x}<br>%{y:.4g}<extra></extra>", name=metric, showlegend=False))
     chance = chance_levels(agg, metric)
     if chance is not None:
-        # one dashed segment per bar (a bar spans its category ± 0.4), None breaks the line between bars
-        xs, ys = [], []
-        for i, c in enumerate(chance.to_numpy(float) * scale):
-            xs += [i - 0.45, i + 0.45, None]
-            ys += [c, c, None]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=CHANCE_LINE, name="chance", xaxis="x2",
-                                 hovertemplate="chance %{y:.4g}<extra></extra>"))
-        fig.update_layout(xaxis2=dict(overlaying="x", range=[-0.5, len(labels) - 0.5], visible=False),
-                          showlegend=True, legend=dict(orientation="h", x=1, xanchor="right", y=1.0,
-                                                       yanchor="bottom"))
+        _bar_levels(fig, chance.to_numpy(float) * scale, "chance", CHANCE_LINE, "chance %{y:.4g}")
+        fig.update_layout(showlegend=True, legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom"))
     _base_layout(fig, height, f"{title}: mean ± std" + (" (dashed: chance)" if chance is not None else ""))
     fig.update_yaxes(title=title)
     if scale == 100 or metric == "aus":  # accuracies and AUS live in [0, 1]
@@ -632,13 +624,16 @@ def _interval_bars(names: list[str], values, lows, highs, color, label: str, **b
                   + "</extra>", **bar)
 
 
-def _segments(n: int, levels) -> tuple[list, list]:
-    """Dashed segments across each of ``n`` categorical bars at ``levels`` (None breaks the line)."""
+def _bar_levels(fig: go.Figure, levels, name: str, line: dict, hover: str) -> None:
+    """One segment across each categorical bar at its level (a bar spans its category ± 0.4; None breaks the
+    line between bars), drawn on an overlaid numeric x axis: chance levels, ceilings."""
     xs, ys = [], []
     for i, c in enumerate(levels):
         xs += [i - 0.45, i + 0.45, None]
         ys += [c, c, None]
-    return xs, ys
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=line, name=name, xaxis="x2",
+                             hovertemplate=f"{hover}<extra></extra>"))
+    fig.update_layout(xaxis2=dict(overlaying="x", range=[-0.5, len(levels) - 0.5], visible=False))
 
 
 def tpr_figure(table: pd.DataFrame, colors: dict[str, str] | None = None, height: int = 380) -> go.Figure:
@@ -677,17 +672,11 @@ def eps_figure(table: pd.DataFrame, colors: dict[str, str] | None = None, height
         fig.add_trace(_interval_bars(names, col(key), col(f"{key}_low"), col(f"{key}_high"),
                                      [(colors or {}).get(n, "#1f77b4") for n in names], R.METRIC[key].label,
                                      opacity=shades[key], offsetgroup=key))
-    if "ulira/eps_ceiling" in table.columns and table["ulira/eps_ceiling"].notna().any():
-        xs, ys = _segments(len(names), table["ulira/eps_ceiling"].to_numpy(float))
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=CHANCE_LINE, name="ε ceiling for K", xaxis="x2",
-                                 hovertemplate="ε ceiling %{y:.3g}<extra></extra>"))
-        fig.update_layout(xaxis2=dict(overlaying="x", range=[-0.5, len(names) - 0.5], visible=False))
-    if "ulira/eps_chance" in table.columns and table["ulira/eps_chance"].notna().any():
-        xs, ys = _segments(len(names), table["ulira/eps_chance"].to_numpy(float))
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#555", width=2, dash="dot"),
-                                 name="chance (mean ε)", xaxis="x2",
-                                 hovertemplate="mean ε by chance %{y:.3g}<extra></extra>"))
-        fig.update_layout(xaxis2=dict(overlaying="x", range=[-0.5, len(names) - 0.5], visible=False))
+    for key, name, line, hover in (("ulira/eps_ceiling", "ε ceiling for K", CHANCE_LINE, "ε ceiling %{y:.3g}"),
+                                   ("ulira/eps_chance", "chance (mean ε)", dict(color="#555", width=2, dash="dot"),
+                                    "mean ε by chance %{y:.3g}")):
+        if key in table.columns and table[key].notna().any():
+            _bar_levels(fig, table[key].to_numpy(float), name, line, hover)
     _base_layout(fig, height, "ε per result: mean (dark) and median (light) with intervals; dotted: chance; "
                               "dashed: ε ceiling for K")
     fig.update_layout(barmode="group", legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom"))
