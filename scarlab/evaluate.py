@@ -14,7 +14,8 @@ derives from those softmax vectors and per-sample losses:
 * the loss-based MIA (``mia/loss_lr/*``) and a confidence-threshold MIA (``mia/conf_thr/acc``), both balanced
   (chance 0.5): members = forget-train samples, non-members = forget-class test samples (CR) or the test set (HR);
 * the privacy score against the retrained oracle (``privacy/*``; NaN without one);
-* AUS in its CR / HR form (``aus``, with the original's test accuracy ``aus/a_or``);
+* AUS in its CR / HR form (``aus``, with ``aus/a_or`` the original's retain-test accuracy in CR, as the authors
+  compute it, and its test accuracy in HR);
 * ``time/unlearn_s`` as the unlearning run recorded it (never mixed with evaluation: ``time/evaluate_s``);
 * ``mia_steps.csv``: the cheap attacks and probe accuracies on every feature snapshot of the run.
 
@@ -129,8 +130,8 @@ def evaluate_run(run, original=None, retrained=None, split=None, out=None, devic
 
     run: an unlearning run or a retrained run (evaluated in place: ``metrics.json`` is merged, ``perclass.json``
         and ``mia_steps.csv`` written next to it), or an original run together with ``out``.
-    original: the original run (default: the run's manifest parent); its ``metrics.json`` ``acc/test`` is a_or of
-        AUS. Without one AUS is NaN.
+    original: the original run (default: the run's manifest parent); a_or of AUS is its retain-test accuracy on
+        this split (CR) or its ``acc/test`` (HR). Without one AUS is NaN.
     retrained: the retrained oracle (default: the manifest parent; a retrained run is its own oracle); only the
         privacy score needs it, NaN without one. Its split must be the evaluated split.
     split: a split.npz or a run directory holding one; default the run's own ``split.npz``.
@@ -187,11 +188,7 @@ def evaluate_run(run, original=None, retrained=None, split=None, out=None, devic
         raise ScarlabError(f"{run.path}'s model has {model.fc.out_features} outputs but {ds.name} has "
                            f"{ds.num_classes} classes")
     scenario, seed = sp.scenario, int(cfg.get("seed") or 0)
-    a_or = float("nan")
-    if orig is not None and orig.metrics.get("acc/test") is not None:
-        a_or = float(orig.metrics["acc/test"])
-    else:
-        warnings.warn(f"no original run (or its acc/test) known for {run.path}: AUS is NaN; pass original=")
+    a_or = _a_or(orig, run, model, ds, sp, device)
 
     target = run
     if out is not None:
@@ -236,6 +233,22 @@ def evaluate_run(run, original=None, retrained=None, split=None, out=None, devic
         target.update_manifest(files=files, evaluation={"status": "complete", "finished": time.time(),
                                                         "evaluate_s": round(metrics["time/evaluate_s"], 3)})
     return {**target.metrics, **metrics}
+
+
+def _a_or(orig: RunDir | None, run: RunDir, model, ds: Dataset, sp: Split, device: str) -> float:
+    """AUS's a_or, as the authors compute it: CR the original's accuracy on the retain-test images (the test images
+    of the classes kept, measured like a_t), HR the original's test accuracy. NaN (with a warning) without one."""
+    if orig is None or orig.metrics.get("acc/test") is None:
+        warnings.warn(f"no original run (or its acc/test) known for {run.path}: AUS is NaN; pass original=")
+        return float("nan")
+    if sp.scenario != "CR":
+        return float(orig.metrics["acc/test"])
+    keep = np.ones(len(ds.test.labels), bool)
+    keep[sp.forget_test_idx] = False
+    original = model if orig.path.resolve() == run.path.resolve() else \
+        load_checkpoint(orig.file("checkpoints/model.pt"), device)
+    pred = _predict(original, ds, ds.test.images[torch.as_tensor(np.flatnonzero(keep))], device).argmax(1)
+    return float((pred == ds.test.labels.numpy()[keep]).mean())
 
 
 def _compute(model, ds: Dataset, sp: Split, retr: RunDir | None, run: RunDir, device: str, mia_repeats: int,

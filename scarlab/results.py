@@ -67,7 +67,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("mia/conf_thr/acc", "confidence-threshold MIA acc. % (balanced, chance 50)", 100, 2, chance=0.5,
            summary=False),
     Metric("privacy/eps", "privacy ε", 1, 3, summary=False),
-    Metric("aus/a_or", "original test acc. (AUS a_or)", 1, 3, summary=False),
+    Metric("aus/a_or", "original retain-test (CR) / test (HR) acc. (AUS a_or)", 1, 3, summary=False),
     Metric("time/evaluate_s", "evaluation time s", 1, 2, summary=False),
     # the per-example U-LiRA audit (scarlab.audit): held-out attack over K shadow pairs, intervals by bootstrap
     Metric("ulira/auc", "U-LiRA AUC (chance 0.5)", 1, 3, chance=0.5, interval=True),

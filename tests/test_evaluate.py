@@ -53,8 +53,10 @@ def test_expected_ordering(ev):
     # the retrained oracle is its own reference: indistinguishable; the original is far from it
     assert r["privacy/score"] == pytest.approx(1.0)
     assert o["privacy/score"] < s["privacy/score"]
+    # CR: a_or is the original's retain-test accuracy (the authors' choice), the same number for every run
     for m in (o, r, s):
-        assert m["aus/a_or"] == pytest.approx(read_json(ev["runs"]["original"] / "metrics.json")["acc/test"])
+        assert m["aus/a_or"] == pytest.approx(o["acc/retain_test"])
+    assert o["aus"] == pytest.approx(1 / (1 + o["acc/forget_test"]))
 
 
 def test_metrics_json_has_spelled_out_keys(ev):

@@ -363,3 +363,50 @@ def test_epsilon_chance_is_the_null_level_of_the_audit():
     assert epsilon_chance(4) == 0.0 < epsilon_chance(8) < chance < epsilon_chance(32) < epsilon_ceiling(32, 32)
     assert audit_scores(*populations(np.random.default_rng(0), 16, 50, 0.0), n_boot=0)["ulira/eps_chance"] == chance
 
+
+
+# ------------------------------------------------------------------------------------------ membership signal
+
+def _offset_populations(rng, k, n, model_shift, memory):
+    """A = μ + model_shift + memory + d_A + noise, B = μ + d_B + noise ([K, N] each): model_shift moves every example
+    of every A-model alike (a model-level difference), memory only the examples it is added to, and d ~ N(0, 0.5²)
+    is a per-model offset on both sides (real shadows differ model-wide)."""
+    mu = rng.normal(0, 3, n)
+    da, db = rng.normal(0, 0.5, (k, 1)), rng.normal(0, 0.5, (k, 1))
+    return mu + model_shift + memory + da + rng.normal(size=(k, n)), mu + db + rng.normal(size=(k, n))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_model_level_difference_is_no_membership_signal(seed):
+    """Unlearned and retrained models that differ by a model-wide shift only: the attack separates them on the forget
+    examples (AUC > 0.8) and equally on the control examples, and forget − control holds 0 in its interval.
+    Measured (K = 8, 150 + 150 examples, n_boot 100, seeds 0-39): forget AUC ≥ 0.835; the AUC difference's interval
+    held 0 for every statistic in 39 of 40 seeds (seeds 0-4 among them)."""
+    rng = np.random.default_rng(seed)
+    fa, fb = _offset_populations(rng, 8, 150, 2.0, 0.0)
+    ca, cb = _offset_populations(rng, 8, 150, 2.0, 0.0)
+    r = ulira.membership_signal(fa, fb, ca, cb, n_boot=100, seed=seed)
+    assert r["forget/auc"] > 0.8 and r["control/auc"] > 0.8
+    for s in ulira.MEMBERSHIP_STATS:
+        assert r[f"membership/{s}_low"] <= 0 <= r[f"membership/{s}_high"], (s, r)
+        assert r[f"membership/{s}"] == pytest.approx(r[f"forget/{s}"] - r[f"control/{s}"])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_per_example_memory_is_a_positive_membership_signal(seed):
+    """A-models that keep a per-example trace (+3σ) of the forget examples only, on top of a small model-wide shift:
+    forget − control is positive with its whole interval. Measured (as above, seeds 0-39): the AUC difference's
+    lower end ≥ 0.128 in all 40 seeds."""
+    rng = np.random.default_rng(1000 + seed)
+    fa, fb = _offset_populations(rng, 8, 150, 0.5, 3.0)
+    ca, cb = _offset_populations(rng, 8, 150, 0.5, 0.0)
+    r = ulira.membership_signal(fa, fb, ca, cb, n_boot=100, seed=seed)
+    assert r["membership/auc_low"] > 0.05, r
+    assert r["membership/auc"] > 0.2 and r["membership/eps_mean"] > 0
+
+
+def test_membership_signal_refuses_different_shadow_pairs():
+    rng = np.random.default_rng(0)
+    a, b = _offset_populations(rng, 8, 20, 0.0, 0.0)
+    with pytest.raises(ScarlabError, match="same models"):
+        ulira.membership_signal(a, b, a[:6], b[:6], n_boot=0)

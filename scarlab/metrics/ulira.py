@@ -103,10 +103,28 @@ What is implemented, exactly
 7. Target model (``audit_scores(target=...)``).  The main run's model is scored with the fit on all K models:
    per-example Λ, and the fraction of examples with Λ above the held-out threshold of FPR ≤ 1 % ("flagged at
    1 % FPR": ≈ 0.01 for a model indistinguishable from B; near the TPR for one like A).
+8. Membership signal (``membership_signal``).  The attack above asks "does this model look like an unlearned
+   one or a retrained one, judged on these examples?". A model-wide difference (all of a class's logits
+   lower, say) answers yes on *any* example of that class, trained on or not: that is model-level
+   distinguishability, not membership. So the same shadow pairs are also scored on *control* examples that no
+   model of either population trained on (class removal: the forget classes' test images; random removal:
+   test images), and the membership signal is forget − control for AUC, TPR at 1 % FPR and mean ε. Its
+   interval (level 1 − alpha, t on K − 1 df) adds the delete-one-pair jackknife variance of the *difference*
+   (pair k dropped from both attacks, every fit refitted, so a model-wide offset of pair k cancels) to the
+   example-bootstrap variances of both sides. Measured (K = 8, 150 + 150 examples, n_boot 100, seeds 0–39):
+   shadows that differ only by a model-wide shift (forget AUC ≥ 0.83) give an AUC difference whose interval
+   holds 0 in 39/40; a per-example trace of +3σ on the forget examples gives a lower end ≥ 0.13 in 40/40.
+9. Resolution.  With K·N held-out negatives the smallest FPR the ROC resolves is 1/(K·N) (one false positive):
+   ``ulira/min_fpr``. The reported ROC (``roc_fpr``) starts there, and TPR at an FPR below it is NaN ("not
+   resolvable"), with ``ulira/tpr@<f>_k_needed`` = ⌈1/(f·N)⌉ the K that would resolve it. A statistic whose every
+   jackknife and bootstrap replicate sits at 0 or 1 has a zero-width interval that K pairs cannot support: it is
+   reported as a one-sided (1 − alpha) bound instead, ≥ alpha^(1/K) (all K pairs agree; 0.69 at K = 8) for 1,
+   ≤ 1 − alpha^(1/K) for 0, with ``<key>_saturated`` = 1.
 """
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -338,6 +356,42 @@ def _roc_summary(lr_a: np.ndarray, lr_b: np.ndarray, low_fprs) -> tuple[dict, np
     return {**_summary(fpr, tpr, low_fprs), "auc": float(roc_auc_score(labels, scores))}, fpr, tpr
 
 
+def _t_half(var: np.ndarray, k: int, alpha: float) -> np.ndarray:
+    """Half-width of the t interval (K − 1 degrees of freedom) of an estimate with variance ``var``."""
+    return student_t.ppf(1 - alpha / 2, k - 1) * np.sqrt(var)
+
+
+def _attack(a: np.ndarray, b: np.ndarray, variance: str, std_floor: float, low_fprs, n_boot: int, seed: int):
+    """The held-out attack and its replicates: (point estimates {key: float}, keys, jackknife replicates [K, S]
+    or None, example-bootstrap replicates [n_boot, S] or None, fpr, tpr, lr_a, lr_b). Replicates hold the
+    statistics in ``keys`` order; a statistic's variance over shadow pairs is (K − 1)/K · Σ (θ₍₋ₖ₎ − mean)²."""
+    lr_a, lr_b = held_out_scores(a, b, variance=variance, std_floor=std_floor)
+    k, n = lr_a.shape
+    out, fpr, tpr = _roc_summary(lr_a, lr_b, low_fprs)
+    keys = list(out)
+    if not n_boot:
+        return out, keys, None, None, fpr, tpr, lr_a, lr_b
+    resolved = resolve_variance(variance, k - 1)
+    jack = np.array([[r[key] for key in keys] for r in
+                     (_summary(*_PooledROC(ja, jb).curve(np.ones(k - 1), np.ones(n)), low_fprs)
+                      for ja, jb in _jackknife_scores(a, b, resolved, std_floor))])
+    pooled, rng = _PooledROC(lr_a, lr_b), np.random.default_rng(seed)
+    ones = np.ones(k)
+    boots = np.array([[r[key] for key in keys] for r in
+                      (_summary(*pooled.curve(ones, np.bincount(rng.integers(0, n, n), minlength=n)), low_fprs)
+                       for _ in range(n_boot))])
+    return out, keys, jack, boots, fpr, tpr, lr_a, lr_b
+
+
+def _jack_var(jack: np.ndarray) -> np.ndarray:
+    k = len(jack)
+    return (k - 1) / k * ((jack - jack.mean(0)) ** 2).sum(0)
+
+
+def _boot_var(boots: np.ndarray) -> np.ndarray:
+    return boots.var(0, ddof=1) if len(boots) > 1 else np.zeros(boots.shape[1])
+
+
 def attack_roc(scores_a, scores_b, *, variance: str = "auto", std_floor: float = STD_FLOOR,
                low_fprs=LOW_FPRS, alpha: float = DEFAULT_ALPHA, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """The held-out U-LiRA attack over all (model, example) pairs: scores [K, N] of A and of B (K ≥ 3).
@@ -348,29 +402,73 @@ def attack_roc(scores_a, scores_b, *, variance: str = "auto", std_floor: float =
     n_neg, and the held-out log-LRs lr_a, lr_b [K, N] (see the module docstring, item 4).
     """
     a, b = _pair(scores_a, scores_b, _MIN_HELD_OUT, "the held-out (leave-one-pair-out) attack", paired=True)
-    lr_a, lr_b = held_out_scores(a, b, variance=variance, std_floor=std_floor)
-    k, n = lr_a.shape
-    out, fpr, tpr = _roc_summary(lr_a, lr_b, low_fprs)
-    keys = list(out)
+    out, keys, jack, boots, fpr, tpr, lr_a, lr_b = _attack(a, b, variance, std_floor, low_fprs, n_boot, seed)
+    k = len(a)
     if n_boot:
-        resolved = resolve_variance(variance, k - 1)
-        jack = np.array([[r[key] for key in keys] for r in
-                         (_summary(*_PooledROC(ja, jb).curve(np.ones(k - 1), np.ones(n)), low_fprs)
-                          for ja, jb in _jackknife_scores(a, b, resolved, std_floor))])
-        var_pairs = (k - 1) / k * ((jack - jack.mean(0)) ** 2).sum(0)
-        pooled, rng = _PooledROC(lr_a, lr_b), np.random.default_rng(seed)
-        ones = np.ones(k)
-        boots = np.array([[r[key] for key in keys] for r in
-                          (_summary(*pooled.curve(ones, np.bincount(rng.integers(0, n, n), minlength=n)), low_fprs)
-                           for _ in range(n_boot))])
-        var_examples = boots.var(0, ddof=1) if n_boot > 1 else np.zeros(len(keys))
-        half = student_t.ppf(1 - alpha / 2, k - 1) * np.sqrt(var_pairs + var_examples)
+        half = _t_half(_jack_var(jack) + _boot_var(boots), k, alpha)
     for j, key in enumerate(keys):
         out[f"{key}_low"], out[f"{key}_high"] = (
             (float(max(out[key] - half[j], 0.0)), float(min(out[key] + half[j], 1.0))) if n_boot else
             (float("nan"), float("nan")))
+        # every replicate at the bound: a zero-width interval would claim certainty K pairs cannot give
+        saturated = n_boot and half[j] == 0 and out[key] in (0.0, 1.0)
+        out[f"{key}_saturated"] = float(bool(saturated))
+        if saturated:  # one-sided (1 − alpha) bound: all K pairs agreeing is ≥ alpha-likely from p ≥ alpha^(1/K)
+            bound = float(alpha ** (1 / k))
+            out[f"{key}_low"], out[f"{key}_high"] = (bound, 1.0) if out[key] == 1.0 else (0.0, 1.0 - bound)
     return {**out, "fpr": fpr, "tpr": tpr, "n_pos": int(lr_a.size), "n_neg": int(lr_b.size),
             "lr_a": lr_a, "lr_b": lr_b}
+
+
+MEMBERSHIP_STATS = ("auc", "tpr@0.01", "eps_mean")  # forget − control is reported for these
+
+
+def membership_signal(forget_a, forget_b, control_a, control_b, *, variance: str = "auto",
+                      std_floor: float = STD_FLOOR, delta: float = DEFAULT_DELTA, alpha: float = DEFAULT_ALPHA,
+                      n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """Forget minus control: what the attack finds on the forget examples beyond what it finds on examples that
+    no model of either population trained on (module docstring, item 8).
+
+    forget_a, forget_b [K, N_f] and control_a, control_b [K, N_c]: the same K shadow pairs (row i of every
+    array is pair i) scored on the forget examples and on the control examples. Returns, for s in
+    MEMBERSHIP_STATS (AUC and TPR at 1 % FPR of the held-out attack, mean per-example ε): forget/<s>,
+    control/<s> and membership/<s> = forget − control, each membership value with _low/_high (level 1 − alpha):
+    t interval on K − 1 df, variance = delete-one-pair jackknife of the difference (pair k dropped from both
+    attacks at once, every fit refitted) + the example-bootstrap variance of each side (forget and control
+    examples resampled independently). Not clipped: the difference lies in [−1, 1] (ε: unbounded)."""
+    fa, fb = _pair(forget_a, forget_b, _MIN_HELD_OUT, "the membership signal", paired=True)
+    ca, cb = _pair(control_a, control_b, _MIN_HELD_OUT, "the membership signal", paired=True)
+    if len(fa) != len(ca):
+        raise ScarlabError(f"forget and control are scored by different shadow pairs (K={len(fa)} and "
+                           f"K={len(ca)}): score both with the same models")
+    low = tuple(float(s.split("@")[1]) for s in MEMBERSHIP_STATS if s.startswith("tpr@"))
+    k = len(fa)
+    resolved = resolve_variance(variance, k - 1)
+    sides = {}
+    for name, (a, b) in (("forget", (fa, fb)), ("control", (ca, cb))):
+        out, keys, jack, boots, _, _, lr_a, lr_b = _attack(a, b, variance, std_floor, low, n_boot, seed)
+        eps = epsilon(lr_a, lr_b, delta=delta, alpha=alpha)
+        point = np.array([out[s] for s in MEMBERSHIP_STATS[:-1]] + [eps.mean()])
+        cols = [keys.index(s) for s in MEMBERSHIP_STATS[:-1]]
+        if n_boot:
+            jack_eps = [epsilon(ja, jb, delta=delta, alpha=alpha).mean()
+                        for ja, jb in _jackknife_scores(a, b, resolved, std_floor)]
+            jack = np.column_stack([jack[:, cols], jack_eps])
+            rng = np.random.default_rng(seed + 1)
+            boot_eps = eps[rng.integers(0, len(eps), (n_boot, len(eps)))].mean(1)
+            boots = np.column_stack([boots[:, cols], boot_eps])
+        sides[name] = (point, jack, boots)
+    (pf, jf, bf), (pc, jc, bc) = sides["forget"], sides["control"]
+    diff = pf - pc
+    res = {}
+    if n_boot:
+        half = _t_half(_jack_var(jf - jc) + _boot_var(bf) + _boot_var(bc), k, alpha)
+    for j, s in enumerate(MEMBERSHIP_STATS):
+        res[f"forget/{s}"], res[f"control/{s}"] = float(pf[j]), float(pc[j])
+        res[f"membership/{s}"] = float(diff[j])
+        res[f"membership/{s}_low"], res[f"membership/{s}_high"] = (
+            (float(diff[j] - half[j]), float(diff[j] + half[j])) if n_boot else (float("nan"), float("nan")))
+    return res
 
 
 def example_auc(scores_a, scores_b) -> np.ndarray:
@@ -488,11 +586,18 @@ def audit_scores(scores_target_pop, scores_retrained_pop, *, target=None, delta:
         out[f"ulira/eps_{name}_low"], out[f"ulira/eps_{name}_high"] = _boot_interval(eps, stat, alpha, n_boot, rng)
     variance = resolve_variance(variance, k - 1)  # the held-out fits' choice, kept for the fit on all K
     fit = fit_populations(scores_target_pop, scores_retrained_pop, variance=variance, std_floor=std_floor)
-    out.update({"ulira/eps_ceiling": epsilon_ceiling(k, k, delta=delta, alpha=alpha),
+    min_fpr = 1.0 / lr_b.size  # one false positive among the K·N held-out negatives
+    for f in low_fprs:  # below one false positive, "TPR at f" is the TPR at zero false positives: not f's
+        out[f"ulira/tpr@{f:g}_k_needed"] = float(math.ceil(1 / (f * n)))
+        if f < min_fpr:
+            for end in ("", "_low", "_high"):
+                out[f"ulira/tpr@{f:g}{end}"] = float("nan")
+    grid = np.unique(np.r_[min_fpr, ROC_GRID[ROC_GRID >= min_fpr]])  # drawn only where the negatives resolve
+    out.update({"ulira/min_fpr": min_fpr, "ulira/eps_ceiling": epsilon_ceiling(k, k, delta=delta, alpha=alpha),
                 "ulira/eps_chance": epsilon_chance(k, delta=float(delta), alpha=float(alpha)),
                 "ulira/frac_eps_pos": float(np.mean(eps > 0)), "ulira/k": k, "ulira/n_examples": n,
                 "ulira/delta": float(delta), "ulira/alpha": float(alpha), "ulira/variance": fit.variance,
-                "ulira/roc_fpr": ROC_GRID.copy(), "ulira/roc_tpr": _roc_on_grid(roc["fpr"], roc["tpr"], ROC_GRID),
+                "ulira/roc_fpr": grid, "ulira/roc_tpr": _roc_on_grid(roc["fpr"], roc["tpr"], grid),
                 "ulira/log_lr_a": lr_a, "ulira/log_lr_b": lr_b, "ulira/eps": eps,
                 "ulira/example_auc": example_auc(lr_a, lr_b)})
     if target is not None:
