@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import fnmatch
 import json
 import math
 import os
@@ -26,12 +27,13 @@ import stat
 import subprocess
 import time
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ScarlabError
+from .interrupts import stage_lock
 
 STATUSES = ("running", "complete", "failed")
 
@@ -117,24 +119,50 @@ def _versions() -> dict:
             "numpy": np.__version__}
 
 
-def _check_replaceable(path: Path) -> None:
-    """``--overwrite`` deletes only a scarlab run directory (a manifest written by scarlab) that no live process is
-    running; any other non-empty folder (``--out .``, a folder of the user's files) is refused."""
-    f = path / "manifest.json"
-    if f.is_symlink() or not f.is_file():
-        raise ScarlabError(f"{path} is not a scarlab run directory (no manifest.json) and is not empty; refusing "
-                           "to delete it with --overwrite: choose another --out")
+# scarlab's own files in a run directory besides those its manifest lists (a run killed mid-stage lists none):
+# with them, everything --overwrite may delete
+OWN_FILES = ("manifest.json", "config.json", "error.txt", "split.npz", "history.csv", "metrics.json", "stats.npz",
+             "checkpoints/model.pt", "features/step_*.npz", "notebook.ipynb", "kernel_*.log", ".*.lock")
+
+
+def is_scarlab_manifest(m) -> bool:
+    """Whether ``m`` has the fields every manifest scarlab writes has, with their types."""
+    return (isinstance(m, dict) and isinstance(m.get("id"), str) and isinstance(m.get("stage"), str)
+            and m.get("status") in STATUSES and isinstance(m.get("files"), list)
+            and all(isinstance(f, str) for f in m["files"]))
+
+
+def clear_run(path: Path) -> None:
+    """Delete what scarlab wrote in the run directory ``path`` (``--overwrite``, a stage made again): the files its
+    manifest lists and :data:`OWN_FILES`, and only if it holds nothing else; a folder that is not a scarlab run, or
+    that holds anyone else's files, is refused and left as it was."""
     try:
-        m = read_json(f)
+        m = read_json(path / "manifest.json") if not (path / "manifest.json").is_symlink() else None
+    except FileNotFoundError:
+        raise ScarlabError(f"{path} is not a scarlab run directory (no manifest.json) and is not empty; refusing "
+                           "to delete it: choose another --out") from None
     except ScarlabError:
-        m = {}
-    if "stage" not in m or "status" not in m:
-        raise ScarlabError(f"{path}/manifest.json was not written by scarlab; refusing to delete {path} with "
-                           "--overwrite: choose another --out")
-    holder = RunDir(path).live_holder()
-    if holder:
-        raise ScarlabError(f"{path} is being written by process {holder} on this machine; wait for it to finish "
-                           "or stop it, then retry")
+        m = None
+    if not is_scarlab_manifest(m):
+        raise ScarlabError(f"{path}/manifest.json was not written by scarlab; refusing to replace {path}: choose "
+                           "another --out")
+    listed = set(m["files"])
+    ours, others = [], []
+    for top, dirs, names in os.walk(path):
+        for name in names + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
+            rel = os.path.relpath(os.path.join(top, name), path)
+            mine = rel in listed or any(fnmatch.fnmatchcase(rel, pattern) for pattern in OWN_FILES)
+            (ours if mine else others).append(rel)
+    if others:
+        shown = ", ".join(sorted(others)[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise ScarlabError(f"{path} holds files scarlab did not write ({shown}); scarlab deletes only its own files: "
+                           "move those elsewhere or choose another --out")
+    for rel in ours:
+        (path / rel).unlink()
+    for top, dirs, _ in sorted(os.walk(path), reverse=True):  # emptied sub-folders, deepest first
+        for d in dirs:
+            with suppress(OSError):
+                os.rmdir(os.path.join(top, d))
 
 
 class RunDir:
@@ -155,23 +183,43 @@ class RunDir:
         An existing run is never replaced without ``overwrite=True``.
         """
         run = cls(path)
-        if run.path.exists() and not run.path.is_dir():
-            raise ScarlabError(f"{run.path} exists and is a file, not a run directory; choose another --out")
-        if run.path.exists() and any(run.path.iterdir()):
-            if not overwrite:
-                raise ScarlabError(f"{run.path} already exists and is not empty; pass --overwrite to replace it "
-                                   "or choose another --out")
-            _check_replaceable(run.path)
-            import shutil
-            shutil.rmtree(run.path)
-        run.path.mkdir(parents=True, exist_ok=True)
-        manifest = {"id": run.path.name, "stage": stage, "status": "running", "created": time.time(),
-                    "pid": os.getpid(), "host": socket.gethostname(),
-                    "versions": _versions(), "git_sha": _git_sha(), "device": device,
-                    "parents": {k: str(v) for k, v in (parents or {}).items()}, "files": []}
-        write_json(run.path / "manifest.json", manifest)
-        if config is not None:
-            write_json(run.path / "config.json", config)
+        if run.path.is_symlink():
+            raise ScarlabError(f"{run.path} is a symbolic link (to {os.path.realpath(run.path)}); give the folder "
+                               "itself as --out")
+        where = Path(os.path.abspath(run.path))
+        where.parent.mkdir(parents=True, exist_ok=True)
+        # one creator at a time: the second waits here, then finds the first's manifest (and its PID) below
+        with stage_lock(where.parent / f".{where.name}.create.lock", str(run.path), say=lambda _: None,
+                        poll_s=0.02):
+            if run.path.exists() and not run.path.is_dir():
+                raise ScarlabError(f"{run.path} exists and is a file, not a run directory; choose another --out")
+            if run.path.exists() and any(run.path.iterdir()):
+                holder = run.live_holder()
+                if holder:
+                    raise ScarlabError(f"{run.path} is being written by process {holder} on this machine; wait for it "
+                                       "to finish or stop it, or choose another --out")
+                if not overwrite:
+                    raise ScarlabError(f"{run.path} already exists and is not empty; pass --overwrite to replace it "
+                                       "or choose another --out")
+                clear_run(run.path)
+            made = not run.path.exists()
+            run.path.mkdir(exist_ok=True)
+            manifest = {"id": run.path.name, "stage": stage, "status": "running", "created": time.time(),
+                        "pid": os.getpid(), "host": socket.gethostname(),
+                        "versions": _versions(), "git_sha": _git_sha(), "device": device,
+                        "parents": {k: str(v) for k, v in (parents or {}).items()}, "files": []}
+            try:
+                write_json(run.path / "manifest.json", manifest)
+                if config is not None:
+                    write_json(run.path / "config.json", config)
+            except BaseException:  # (a full disk) nothing half-made is left behind
+                for name in ("config.json", "manifest.json"):
+                    with suppress(OSError):
+                        (run.path / name).unlink()
+                if made:
+                    with suppress(OSError):
+                        run.path.rmdir()
+                raise
         return run
 
     @property

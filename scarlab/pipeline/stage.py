@@ -6,14 +6,13 @@ import dataclasses
 import functools
 import hashlib
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 from .. import interrupts
 from ..errors import ScarlabError
-from ..runs import RunDir, read_json, write_json
+from ..runs import RunDir, clear_run, read_json, write_json
 from .plan import StageSpec, fingerprint, notebook_hash, notebook_source
 
 
@@ -181,18 +180,19 @@ def _manifest_status(run_dir: str) -> str | None:
 
 # ============================================================================================ execution
 def _clear(run_dir: Path) -> None:
-    """Remove a previous attempt of a run directory — only one that is recognisably scarlab's and that no live
-    process is writing."""
+    """Remove a previous attempt of a run directory: only scarlab's own files (:func:`scarlab.runs.clear_run`),
+    and never while a live process is writing it."""
     if not run_dir.exists():
         return
     holder = RunDir(run_dir).live_holder() if run_dir.is_dir() else None
     if holder:
         raise ScarlabError(f"{run_dir} is being written by process {holder} on this machine; wait for it to finish "
                            "or stop it, then rerun")
-    if not run_dir.is_dir() or not ((run_dir / "manifest.json").is_file() or not any(run_dir.iterdir())):
+    if not run_dir.is_dir():
         raise ScarlabError(f"{run_dir} exists and is not a scarlab run directory; refusing to replace it — "
                            "choose another --out")
-    shutil.rmtree(run_dir)
+    if any(run_dir.iterdir()):
+        clear_run(run_dir)
 
 
 def _lock_path(spec: StageSpec) -> Path:
