@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ScarlabError
+from .errors import ScarlabError, disk_error
 from .interrupts import stage_lock
 
 STATUSES = ("running", "complete", "failed")
@@ -52,11 +52,26 @@ def _json_default(o):
     raise TypeError(f"cannot serialise {type(o).__name__}")
 
 
+@contextmanager
+def replacing(path: Path, tmp: Path | None = None):
+    """Yield a temporary path beside ``path`` (default ``path`` + ``.tmp``) to write; it is renamed onto ``path``
+    when the block succeeds and removed when it fails, so a full or read-only disk leaves no temporary file."""
+    path = Path(path)
+    tmp = tmp or path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
+        tmp.replace(path)
+    except BaseException:
+        with suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 def write_json(path: Path, obj) -> None:
     """Atomic JSON write (temp file + rename), NaN written as null so any JSON reader can parse it."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_nan_to_none(obj), indent=2, default=_json_default, allow_nan=False))
-    tmp.replace(path)
+    text = json.dumps(_nan_to_none(obj), indent=2, default=_json_default, allow_nan=False)
+    with replacing(path) as tmp:
+        tmp.write_text(text)
 
 
 def _nan_to_none(o):
@@ -281,21 +296,47 @@ class RunDir:
         extra = {"error": error} if error else {}
         self.update_manifest(status=status, finished=time.time(), files=files, **extra, **fields)
 
+    def mark_failed(self, error: str) -> None:
+        """Record ``failed`` with ``error``; when the disk is full the manifest is rewritten in place (its blocks
+        exist already), and when it cannot be written at all the run still reads failed once this process ends."""
+        try:
+            self.finish("failed", error=error)
+        except OSError:
+            with suppress(OSError, ValueError), (self.path / "manifest.json").open("r+") as fh:
+                m = json.load(fh)
+                fh.seek(0)
+                fh.write(json.dumps({**m, "status": "failed", "error": error, "finished": time.time()}))
+                fh.truncate()
+
     @contextmanager
     def running(self):
-        """Run a stage body; on any exception mark the run ``failed`` with the error, then re-raise."""
+        """Run a stage body, then mark the run ``complete``; on any exception (writing the status included) mark it
+        ``failed`` with the error and re-raise — a full or read-only disk, or a folder deleted meanwhile, as one
+        line (:class:`ScarlabError`)."""
         try:
             yield self
+            self.finish("complete")
         except BaseException as exc:
+            if not self.path.is_dir():  # nothing left to mark
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                raise ScarlabError(f"{self.path} was deleted while its stage was running; rerun the stage") from None
+            disk = disk_error(exc, self.path)
             if isinstance(exc, KeyboardInterrupt):
                 msg = "interrupted: stopped by the user (Ctrl-C or SIGTERM)"
+            elif disk or isinstance(exc, ScarlabError):
+                msg = str(disk or exc)
             else:
-                msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ScarlabError) else str(exc)
-            (self.path / "error.txt").write_text(traceback.format_exc())
-            self.finish("failed", error=msg or type(exc).__name__)
+                msg = f"{type(exc).__name__}: {exc}"
+            try:
+                (self.path / "error.txt").write_text(traceback.format_exc())
+            except OSError:  # no room for it: the manifest carries the error
+                with suppress(OSError):
+                    (self.path / "error.txt").unlink()
+            self.mark_failed(msg or type(exc).__name__)
+            if disk:
+                raise disk from None
             raise
-        else:
-            self.finish("complete")
 
     # ------------------------------------------------------------------ contents
     def file(self, name: str) -> Path:

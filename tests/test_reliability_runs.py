@@ -1,9 +1,14 @@
-"""Nothing mixed, nothing lost (issue 28): a run folder has one creator, and ``--overwrite`` deletes only scarlab's
-files."""
+"""Nothing mixed, nothing lost (issue 28): a run folder has one creator, ``--overwrite`` deletes only scarlab's
+files, and a full or read-only disk is one line. Full and read-only disks are simulated in-process (the tests run
+as root, where chmod does not stop writes, and cannot mount a tiny tmpfs)."""
 from __future__ import annotations
 
+import builtins
+import errno
+import io
 import multiprocessing
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -11,8 +16,9 @@ import pytest
 
 from scarlab.cli import main
 from scarlab.errors import ScarlabError
-from scarlab.runs import RunDir, write_json
+from scarlab.runs import RunDir, read_json, write_json
 
+REPO = Path(__file__).resolve().parents[1]
 SPLIT = ["split", "--dataset", "digits", "--forget-classes", "0"]
 
 
@@ -126,3 +132,101 @@ def test_a_stage_made_again_keeps_the_users_files_in_its_folder(tmp_path):
     (run.path / "notes.txt").unlink()
     _clear(run.path)
     assert list(run.path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------------- full and read-only disks
+@pytest.fixture
+def broken_disk(monkeypatch):
+    """``arm(folder, errno.ENOSPC | errno.EROFS)``: writing under ``folder`` then fails as on a full disk (a new file
+    is created, empty, and its first write fails; a file that exists may still be rewritten in place, its blocks
+    being allocated already) or a read-only one (nothing is created)."""
+    real_open, real_mkdir, armed = io.open, os.mkdir, {}
+
+    def hit(file) -> bool:
+        if not armed or not isinstance(file, (str, os.PathLike)):
+            return False
+        p = Path(os.path.abspath(os.fspath(file)))
+        return armed["folder"] == p or armed["folder"] in p.parents
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        if hit(file) and any(c in mode for c in "wax"):
+            if armed["errno"] == errno.ENOSPC:
+                real_open(file, mode, *args, **kwargs).close()
+            raise OSError(armed["errno"], os.strerror(armed["errno"]), os.fspath(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    def fake_mkdir(path, *args, **kwargs):
+        if hit(path) and armed["errno"] == errno.EROFS:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(io, "open", fake_open)
+    monkeypatch.setattr(os, "mkdir", fake_mkdir)
+    return lambda folder, err: armed.update(folder=Path(os.path.abspath(folder)), errno=err)
+
+
+def test_a_disk_filling_up_during_train_is_one_line_and_a_failed_run(tmp_path, capsys, monkeypatch, broken_disk):
+    import scarlab.train
+
+    out = tmp_path / "orig"
+    real_fit = scarlab.train.fit
+
+    def fit_then_fill(*args, **kwargs):  # the disk fills up once the run folder exists
+        broken_disk(out, errno.ENOSPC)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(scarlab.train, "fit", fit_then_fill)
+    code, err = _cli(capsys, ["train", "--dataset", "digits", "--epochs", "1", "--device", "cpu", "--out", out])
+    assert code == 2 and len(err) == 1, err
+    assert f"cannot write {out / 'history.csv'}: no space left" in err[0]
+    m = read_json(out / "manifest.json")  # rewritten in place: there was no room for a new file
+    assert m["status"] == "failed" and "no space left" in m["error"]
+    assert _leftovers(tmp_path) == [] and not (out / "error.txt").exists()
+
+
+def test_a_full_disk_before_the_run_starts_leaves_nothing(tmp_path, capsys, broken_disk):
+    broken_disk(tmp_path / "split", errno.ENOSPC)
+    code, err = _cli(capsys, SPLIT + ["--out", tmp_path / "split"])
+    assert code == 2 and len(err) == 1 and "manifest.json.tmp: no space left" in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_read_only_out_is_one_line(tmp_path, capsys, broken_disk):
+    (tmp_path / "ro").mkdir()
+    broken_disk(tmp_path / "ro", errno.EROFS)
+    code, err = _cli(capsys, SPLIT + ["--out", tmp_path / "ro" / "split"])
+    assert code == 2 and len(err) == 1 and "read-only file system; choose a folder you can write to" in err[0], err
+    assert list((tmp_path / "ro").iterdir()) == []
+
+
+def test_a_disk_filling_up_as_a_stage_ends_leaves_it_failed_not_complete(tmp_path, monkeypatch, broken_disk):
+    import papermill
+
+    from scarlab.pipeline.plan import StageSpec
+    from scarlab.pipeline.stage import StageFailed, execute_stage, stage_state
+
+    run_dir = tmp_path / "split"
+    spec = StageSpec(id="split:split", kind="split", notebook=str(REPO / "notebooks" / "02_split.ipynb"), params={},
+                     run_dir=str(run_dir), output=str(run_dir / "notebook.ipynb"),
+                     record=str(run_dir / "manifest.json"), fingerprint="f")
+
+    def notebook(nb, out, **kwargs):  # the notebook completes its run; then the disk is full
+        RunDir.create(run_dir, stage="split").finish("complete")
+        Path(out).write_text("{}")
+        broken_disk(run_dir, errno.ENOSPC)
+
+    monkeypatch.setattr(papermill, "execute_notebook", notebook)
+    with pytest.raises(StageFailed, match="manifest.json.tmp: no space left"):
+        execute_stage(spec, kernel_name="python3", say=lambda _: None)
+    assert read_json(run_dir / "manifest.json")["status"] == "failed"
+    assert stage_state(spec) == "failed"
+    assert _leftovers(tmp_path) == [] and not list(tmp_path.glob(".*.ipynb"))
+
+
+def test_a_run_folder_deleted_while_its_stage_runs_is_a_clear_line(tmp_path):
+    run = RunDir.create(tmp_path / "r", stage="train_original")
+    with pytest.raises(ScarlabError, match="was deleted while its stage was running; rerun the stage"):
+        with run.running():
+            shutil.rmtree(run.path)
+            run.append_history({"epoch": 1})

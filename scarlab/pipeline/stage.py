@@ -2,6 +2,7 @@
 previous execution can be reused (:func:`stage_state`)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -11,7 +12,7 @@ import time
 from pathlib import Path
 
 from .. import interrupts
-from ..errors import ScarlabError
+from ..errors import ScarlabError, disk_error
 from ..runs import RunDir, clear_run, read_json, write_json
 from .plan import StageSpec, fingerprint, notebook_hash, notebook_source
 
@@ -259,6 +260,25 @@ def _execute_locked(spec: StageSpec, kernel_name: str | None) -> RunDir:
     status = _manifest_status(spec.run_dir)
     if error is None and spec.creates_run and status != "complete":
         error = f"the notebook finished but {run_dir} has status {status!r}"
+    try:
+        _record_outcome(spec, error, status, seconds, str(source), tmp, kernel_log)
+    except OSError as exc:  # a full or read-only disk: one line, the run marked failed, no temporary file left
+        error = str(disk_error(exc, run_dir) or f"{type(exc).__name__}: {exc}")
+        if spec.creates_run and (run_dir / "manifest.json").is_file():
+            RunDir(run_dir).mark_failed(error)
+        for f in (tmp, kernel_log):
+            with contextlib.suppress(OSError):
+                f.unlink()
+    if error is not None:
+        raise StageFailed(spec.id, error)
+    return RunDir(run_dir)
+
+
+def _record_outcome(spec: StageSpec, error: str | None, status: str | None, seconds: float, source: str,
+                    tmp: Path, kernel_log: Path) -> None:
+    """After the notebook: the run marked failed on error, the executed notebook moved into place, the kernel log
+    kept on failure, and the stage's record written last."""
+    run_dir = Path(spec.run_dir)
     # mark failure in the run itself (creating a manifest if the notebook failed before making the run)
     if error is not None and spec.creates_run:
         if status is None:  # failed before the run existed (bad input, missing parent): make it visible
@@ -284,8 +304,5 @@ def _execute_locked(spec: StageSpec, kernel_name: str | None) -> RunDir:
     if Path(spec.record).name == "manifest.json":
         files["files"] = sorted(set(RunDir(run_dir).manifest.get("files", [])) | {output})
     _set_record(spec, {"status": "failed" if error else "complete", "error": error, "fingerprint": spec.fingerprint,
-                       "seconds": round(seconds, 3), "finished": time.time(), "notebook": str(source),
+                       "seconds": round(seconds, 3), "finished": time.time(), "notebook": source,
                        "output": output}, **files)
-    if error is not None:
-        raise StageFailed(spec.id, error)
-    return RunDir(run_dir)
