@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import fnmatch
+import io
 import json
 import math
 import os
@@ -103,6 +104,33 @@ def read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise CorruptFile(f"{path} does not hold a JSON object; rerun the stage that writes it")
     return data
+
+
+def intact(f: Path) -> bool:
+    """Whether run file ``f`` is a regular file that parses: JSON, CSV (a header, every row as wide as it, the last
+    one ended by a newline), Parquet (its footer), ``.npz``/``.pt`` archives (their CRC check). A truncated file
+    fails, so a stage whose files were damaged is made again instead of reused."""
+    import zipfile
+
+    f = Path(f)
+    try:
+        if not f.is_file():
+            return False
+        if f.suffix == ".json":
+            read_json(f)
+        elif f.suffix == ".csv":
+            text = f.read_text(encoding="utf-8")
+            rows = list(csv.reader(io.StringIO(text)))
+            return bool(rows) and text.endswith("\n") and all(len(r) == len(rows[0]) for r in rows)
+        elif f.suffix == ".parquet":
+            import pyarrow.parquet as pq
+            pq.read_metadata(f)
+        elif f.suffix in (".npz", ".pt"):
+            with zipfile.ZipFile(f) as z:
+                return z.testzip() is None
+    except (OSError, ValueError, UnicodeDecodeError, csv.Error, zipfile.BadZipFile):
+        return False
+    return True
 
 
 def pid_alive(pid) -> bool:

@@ -1,6 +1,6 @@
 """Nothing mixed, nothing lost (issue 28): a run folder has one creator, ``--overwrite`` deletes only scarlab's
-files, and a full or read-only disk is one line. Full and read-only disks are simulated in-process (the tests run
-as root, where chmod does not stop writes, and cannot mount a tiny tmpfs)."""
+files, a full or read-only disk is one line, and a reused stage's files must parse. Full and read-only disks are
+simulated in-process (the tests run as root, where chmod does not stop writes, and cannot mount a tiny tmpfs)."""
 from __future__ import annotations
 
 import builtins
@@ -16,6 +16,7 @@ import pytest
 
 from scarlab.cli import main
 from scarlab.errors import ScarlabError
+from scarlab.pipeline.stage import _files_intact
 from scarlab.runs import RunDir, read_json, write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -222,6 +223,24 @@ def test_a_disk_filling_up_as_a_stage_ends_leaves_it_failed_not_complete(tmp_pat
     assert read_json(run_dir / "manifest.json")["status"] == "failed"
     assert stage_state(spec) == "failed"
     assert _leftovers(tmp_path) == [] and not list(tmp_path.glob(".*.ipynb"))
+
+
+# ----------------------------------------------------------------------------------- reuse re-verified
+def test_a_stage_is_reused_only_if_its_csv_and_parquet_files_parse(tmp_path):
+    import pandas as pd
+
+    run = RunDir.create(tmp_path / "r", stage="unlearn")
+    for step in range(3):
+        run.append_history({"step": step, "loss/forget": 0.5 / (step + 1)})
+    pd.DataFrame({"x": range(50), "y": [0.5] * 50}).to_parquet(run.file("embedding.parquet"))
+    run.finish("complete")
+    assert _files_intact(run.path)
+    good = {name: run.file(name).read_bytes() for name in ("history.csv", "embedding.parquet")}
+    for name, data in good.items():
+        run.file(name).write_bytes(data[: len(data) - 7])  # truncated mid-row / mid-footer
+        assert not _files_intact(run.path), name
+        run.file(name).write_bytes(data)
+    assert _files_intact(run.path)
 
 
 def test_a_run_folder_deleted_while_its_stage_runs_is_a_clear_line(tmp_path):

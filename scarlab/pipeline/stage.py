@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import interrupts
 from ..errors import ScarlabError, disk_error
-from ..runs import RunDir, clear_run, read_json, write_json
+from ..runs import RunDir, clear_run, intact, read_json, write_json
 from .plan import StageSpec, fingerprint, notebook_hash, notebook_source
 
 
@@ -149,26 +149,12 @@ def _members_intact(members_file: str | None) -> bool:
 
 
 def _files_intact(run_dir: str) -> bool:
-    """Every file the run's manifest lists is still there and readable: JSON parses, .npz/.pt archives pass their
-    CRC check (a truncated split.npz or stats.npz is re-made, not trusted because the status says complete)."""
-    import zipfile
-
-    root = Path(run_dir)
+    """Every file the run's manifest lists is still there and parses (:func:`scarlab.runs.intact`): a truncated
+    history.csv or split.npz is re-made, not trusted because the status says complete."""
     try:
-        files = RunDir(root).manifest.get("files", [])
-        for name in files:
-            f = root / name
-            if not f.is_file():
-                return False
-            if f.suffix == ".json":
-                read_json(f)
-            elif f.suffix in (".npz", ".pt"):
-                with zipfile.ZipFile(f) as z:
-                    if z.testzip() is not None:
-                        return False
-    except (OSError, ValueError, ScarlabError, zipfile.BadZipFile):
+        return all(intact(Path(run_dir) / name) for name in RunDir(run_dir).manifest.get("files", []))
+    except (OSError, ValueError, ScarlabError):
         return False
-    return True
 
 
 def _manifest_status(run_dir: str) -> str | None:
