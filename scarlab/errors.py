@@ -14,18 +14,21 @@ def choose(kind: str, value: str, valid) -> None:
 
 
 _NO_SPACE = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded"}
-_NO_WRITE = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
-             errno.EPERM: "operation not permitted"}
+_DENIED = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted"}
 
 
 def disk_error(exc: BaseException, where=None) -> ScarlabError | None:
-    """A full or read-only disk as one line naming the path (``exc.filename``, else ``where``) and the fix; None
-    for any other error."""
-    if not isinstance(exc, OSError) or exc.errno not in {**_NO_SPACE, **_NO_WRITE}:
+    """A full or read-only disk, or a permission error, as one line naming the path (``exc.filename``, else
+    ``where``) and the fix; None for any other error."""
+    if not isinstance(exc, OSError) or exc.errno not in {errno.EROFS, *_NO_SPACE, *_DENIED}:
         return None
     path = exc.filename or where or "a file"
     if exc.errno in _NO_SPACE:
         return ScarlabError(f"cannot write {path}: {_NO_SPACE[exc.errno]}; free some space there or choose a folder "
                             "on another disk (--out)")
-    return ScarlabError(f"cannot write {path}: {_NO_WRITE[exc.errno]}; choose a folder you can write to (--out, "
-                        "--summary) or fix its permissions")
+    if exc.errno == errno.EROFS:
+        return ScarlabError(f"cannot write {path}: read-only file system; choose a folder you can write to (--out, "
+                            "--summary)")
+    # reading or writing, we cannot tell which
+    return ScarlabError(f"{path}: {_DENIED[exc.errno]}; fix its permissions or choose another folder (--out, "
+                        "--summary)")

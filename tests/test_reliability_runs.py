@@ -201,6 +201,26 @@ def test_a_read_only_out_is_one_line(tmp_path, capsys, broken_disk):
     assert list((tmp_path / "ro").iterdir()) == []
 
 
+def test_a_permission_error_does_not_claim_a_write_and_other_errors_are_not_disk_errors():
+    from scarlab.errors import disk_error
+
+    line = str(disk_error(PermissionError(errno.EACCES, "Permission denied", "/data/x.npz")))
+    assert line == "/data/x.npz: permission denied; fix its permissions or choose another folder (--out, --summary)"
+    assert disk_error(FileNotFoundError(errno.ENOENT, "No such file", "/x")) is None
+    assert disk_error(RuntimeError("boom")) is None
+
+
+def test_a_read_only_summary_folder_is_one_line(tmp_path, capsys, broken_disk):
+    (tmp_path / "ro").mkdir()
+    broken_disk(tmp_path / "ro", errno.EROFS)
+    missing = tmp_path / "no-run"  # reported on its own line; the summary is still written
+    code, err = _cli(capsys, ["evaluate", missing, "--summary", tmp_path / "ro" / "summary"])
+    assert code == 2 and err[0].startswith(f"scarlab: error: {missing}"), err
+    assert err[1:] == [f"scarlab: error: cannot write {tmp_path / 'ro' / 'summary'}: read-only file system; choose a "
+                       "folder you can write to (--out, --summary)"]
+    assert list((tmp_path / "ro").iterdir()) == []
+
+
 def test_a_disk_filling_up_as_a_stage_ends_leaves_it_failed_not_complete(tmp_path, monkeypatch, broken_disk):
     import papermill
 
