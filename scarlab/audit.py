@@ -87,7 +87,7 @@ import numpy as np
 from .config import AuditConfig
 from .errors import ScarlabError
 from .metrics import ulira
-from .runs import RunDir, read_json, write_json
+from .runs import RunDir, read_json, replacing, write_json
 
 MIN_SHADOWS = 3  # the held-out attack fits on K − 1 pairs, and one std needs two models
 DEFAULT_SHADOWS, DEFAULT_SEED = AuditConfig.shadows, AuditConfig.seed
@@ -607,9 +607,8 @@ def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAUL
     folder.mkdir(parents=True, exist_ok=True)
     split_file = folder / "split.npz"
     if not _split_ok(split_file, a.split):
-        tmp = folder / "split.tmp.npz"
-        a.split.save(tmp)
-        tmp.replace(split_file)
+        with replacing(split_file, folder / "split.tmp.npz") as tmp:
+            a.split.save(tmp)
     pop = ShadowPopulation(folder, fp, seeds)
     b = _Builder(a, fp)
     _record(folder, fp, a, pop)  # first, so an interrupted build still leaves a recognisable shadow folder

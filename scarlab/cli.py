@@ -1,6 +1,7 @@
 """`scarlab` command line: one module per sub-command under ``scarlab.commands``.
 
-Every user mistake raises ``ScarlabError``; it is printed as one line (no traceback) with exit status 2.
+Every user mistake raises ``ScarlabError``; it is printed as one line (no traceback) with exit status 2, and so is
+a full or read-only disk (``errors.disk_error``).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import os
 import signal
 import sys
 
-from .errors import ScarlabError
+from .errors import ScarlabError, disk_error
 
 # Sub-command modules, each exposing ``register(subparsers)``; order = order in --help.
 COMMANDS = ["train", "split", "unlearn", "stats", "surrogate", "pipeline", "sweep", "demo", "lab", "evaluate", "embed",
@@ -52,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("scarlab: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full or read-only disk is one line too; any other OSError is a bug to report
+        if disk_error(exc) is None:
+            raise
+        print(f"scarlab: error: {disk_error(exc)}", file=sys.stderr)
+        return 2
 
 
 def _unrecognized(parser, args, extra: list[str]) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import ScarlabError
-from .runs import RunDir, write_json
+from .runs import RunDir, replacing, write_json
 
 EMBED_VERSION = 1
 REFERENCE_POINTS = 2000
@@ -210,9 +210,8 @@ def reducer_for(model_run: str | Path, ds=None, device: str = "cpu", force: bool
     xy = _fit_umap(feats)
     t_fit = time.perf_counter() - t0
     _REFITTED.add(str(run.path.resolve()))
-    tmp = ref_f.with_suffix(".tmp.npz")
-    np.savez(tmp, features=feats.astype(np.float16), xy=xy, positions=pos)
-    tmp.replace(ref_f)
+    with replacing(ref_f, ref_f.with_suffix(".tmp.npz")) as tmp:
+        np.savez(tmp, features=feats.astype(np.float16), xy=xy, positions=pos)
     write_json(info_f, {"key": key, "fitted_on": f"penultimate features of {len(pos)} reference images of "
                                                  f"{cfg.get('dataset')} (train ++ test positions in umap_reference.npz)",
                         "time/features_s": t_feat, "time/fit_s": t_fit, "created": time.time()})
@@ -262,9 +261,8 @@ def _write_parquet(df, path: Path, meta: dict) -> None:
     table = pa.Table.from_pandas(df, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            b"scarlab": json.dumps(meta, default=str).encode()})
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
 
 
 def _softmax_conf(logits: np.ndarray) -> np.ndarray:

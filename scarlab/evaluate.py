@@ -42,7 +42,7 @@ from .metrics import (aus_from_metrics, cheap_mia, confusion_matrix, mia_loss_lr
 from .metrics.mia import _best_threshold_bacc  # cheap_mia's threshold attack, without refitting its loss-LR
 from .models import load_checkpoint
 from .results import describe
-from .runs import RunDir, write_json
+from .runs import RunDir, replacing, write_json
 from .train import load_split
 
 STEP_COLUMNS = ("step", "mia/loss_lr/acc", "mia/conf_thr/acc", "probe/acc/forget_train", "probe/acc/retain_test",
@@ -114,13 +114,11 @@ def mia_over_steps(run: RunDir | str, scenario: str, seed: int = 0) -> list[dict
 
 
 def _write_csv(path: Path, rows: list[dict], columns) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as fh:
+    with replacing(path) as tmp, tmp.open("w", newline="") as fh:
         w = csv.DictWriter(fh, list(columns), extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: ("" if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()})
-    tmp.replace(path)
 
 
 # ============================================================================================ evaluate one run

@@ -5,6 +5,7 @@ Add a model with ``@register_model("name")`` on a builder ``(num_classes, in_cha
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Callable
@@ -60,7 +61,11 @@ def default_model(dataset_name: str) -> str:
 
 
 def save_checkpoint(model: Classifier, path: str | os.PathLike) -> None:
-    torch.save({"spec": model.spec, "state_dict": model.state_dict()}, path)
+    # serialised in memory, written by Python: a full or read-only disk is then an OSError naming the file (torch's
+    # own file writer reports it as a RuntimeError without the cause)
+    buf = io.BytesIO()
+    torch.save({"spec": model.spec, "state_dict": model.state_dict()}, buf)
+    Path(path).write_bytes(buf.getbuffer())
 
 
 def load_checkpoint(path: str | os.PathLike, device="cpu", expect: dict | None = None) -> Classifier:

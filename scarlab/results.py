@@ -444,13 +444,17 @@ def summarize(run_paths, out_dir):
     * ``summary.md``: those rows in the paper's look (accuracies in %, the SVC attack's chance beside its accuracy),
       plus the runs left out with their status and error.
     """
+    from .runs import replacing
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     df = frame([row(*read_run(p)) for p in run_paths])
     agg = aggregate(df)
-    df.to_csv(out / "summary.csv", index=False)
-    agg.to_csv(out / "summary_agg.csv", index=False)
-    (out / "summary.md").write_text(_markdown(agg, df))
+    for name, write in (("summary.csv", lambda f: df.to_csv(f, index=False)),
+                        ("summary_agg.csv", lambda f: agg.to_csv(f, index=False)),
+                        ("summary.md", lambda f: f.write_text(_markdown(agg, df)))):
+        with replacing(out / name) as tmp:
+            write(tmp)
     df.attrs["aggregate"] = agg
     return df
 

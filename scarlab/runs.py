@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import fnmatch
+import io
 import json
 import math
 import os
@@ -26,12 +28,13 @@ import stat
 import subprocess
 import time
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ScarlabError
+from .errors import ScarlabError, disk_error
+from .interrupts import stage_lock
 
 STATUSES = ("running", "complete", "failed")
 
@@ -50,11 +53,26 @@ def _json_default(o):
     raise TypeError(f"cannot serialise {type(o).__name__}")
 
 
+@contextmanager
+def replacing(path: Path, tmp: Path | None = None):
+    """Yield a temporary path beside ``path`` (default ``path`` + ``.tmp``) to write; it is renamed onto ``path``
+    when the block succeeds and removed when it fails, so a full or read-only disk leaves no temporary file."""
+    path = Path(path)
+    tmp = tmp or path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
+        tmp.replace(path)
+    except BaseException:
+        with suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 def write_json(path: Path, obj) -> None:
     """Atomic JSON write (temp file + rename), NaN written as null so any JSON reader can parse it."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_nan_to_none(obj), indent=2, default=_json_default, allow_nan=False))
-    tmp.replace(path)
+    text = json.dumps(_nan_to_none(obj), indent=2, default=_json_default, allow_nan=False)
+    with replacing(path) as tmp:
+        tmp.write_text(text)
 
 
 def _nan_to_none(o):
@@ -88,6 +106,33 @@ def read_json(path: Path) -> dict:
     return data
 
 
+def intact(f: Path) -> bool:
+    """Whether run file ``f`` is a regular file that parses: JSON, CSV (a header, every row as wide as it, the last
+    one ended by a newline), Parquet (its footer), ``.npz``/``.pt`` archives (their CRC check). A truncated file
+    fails, so a stage whose files were damaged is made again instead of reused."""
+    import zipfile
+
+    f = Path(f)
+    try:
+        if not f.is_file():
+            return False
+        if f.suffix == ".json":
+            read_json(f)
+        elif f.suffix == ".csv":
+            text = f.read_text(encoding="utf-8")
+            rows = list(csv.reader(io.StringIO(text)))
+            return bool(rows) and text.endswith("\n") and all(len(r) == len(rows[0]) for r in rows)
+        elif f.suffix == ".parquet":
+            import pyarrow.parquet as pq
+            pq.read_metadata(f)
+        elif f.suffix in (".npz", ".pt"):
+            with zipfile.ZipFile(f) as z:
+                return z.testzip() is None
+    except (OSError, ValueError, UnicodeDecodeError, csv.Error, zipfile.BadZipFile):
+        return False
+    return True
+
+
 def pid_alive(pid) -> bool:
     """Whether process ``pid`` exists on this machine."""
     try:
@@ -117,24 +162,50 @@ def _versions() -> dict:
             "numpy": np.__version__}
 
 
-def _check_replaceable(path: Path) -> None:
-    """``--overwrite`` deletes only a scarlab run directory (a manifest written by scarlab) that no live process is
-    running; any other non-empty folder (``--out .``, a folder of the user's files) is refused."""
-    f = path / "manifest.json"
-    if f.is_symlink() or not f.is_file():
-        raise ScarlabError(f"{path} is not a scarlab run directory (no manifest.json) and is not empty; refusing "
-                           "to delete it with --overwrite: choose another --out")
+# scarlab's own files in a run directory besides those its manifest lists (a run killed mid-stage lists none):
+# with them, everything --overwrite may delete
+OWN_FILES = ("manifest.json", "config.json", "error.txt", "split.npz", "history.csv", "metrics.json", "stats.npz",
+             "checkpoints/model.pt", "features/step_*.npz", "notebook.ipynb", "kernel_*.log", ".*.lock")
+
+
+def is_scarlab_manifest(m) -> bool:
+    """Whether ``m`` has the fields every manifest scarlab writes has, with their types."""
+    return (isinstance(m, dict) and isinstance(m.get("id"), str) and isinstance(m.get("stage"), str)
+            and m.get("status") in STATUSES and isinstance(m.get("files"), list)
+            and all(isinstance(f, str) for f in m["files"]))
+
+
+def clear_run(path: Path) -> None:
+    """Delete what scarlab wrote in the run directory ``path`` (``--overwrite``, a stage made again): the files its
+    manifest lists and :data:`OWN_FILES`, and only if it holds nothing else; a folder that is not a scarlab run, or
+    that holds anyone else's files, is refused and left as it was."""
     try:
-        m = read_json(f)
+        m = read_json(path / "manifest.json") if not (path / "manifest.json").is_symlink() else None
+    except FileNotFoundError:
+        raise ScarlabError(f"{path} is not a scarlab run directory (no manifest.json) and is not empty; refusing "
+                           "to delete it: choose another --out") from None
     except ScarlabError:
-        m = {}
-    if "stage" not in m or "status" not in m:
-        raise ScarlabError(f"{path}/manifest.json was not written by scarlab; refusing to delete {path} with "
-                           "--overwrite: choose another --out")
-    holder = RunDir(path).live_holder()
-    if holder:
-        raise ScarlabError(f"{path} is being written by process {holder} on this machine; wait for it to finish "
-                           "or stop it, then retry")
+        m = None
+    if not is_scarlab_manifest(m):
+        raise ScarlabError(f"{path}/manifest.json was not written by scarlab; refusing to replace {path}: choose "
+                           "another --out")
+    listed = set(m["files"])
+    ours, others = [], []
+    for top, dirs, names in os.walk(path):
+        for name in names + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
+            rel = os.path.relpath(os.path.join(top, name), path)
+            mine = rel in listed or any(fnmatch.fnmatchcase(rel, pattern) for pattern in OWN_FILES)
+            (ours if mine else others).append(rel)
+    if others:
+        shown = ", ".join(sorted(others)[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise ScarlabError(f"{path} holds files scarlab did not write ({shown}); scarlab deletes only its own files: "
+                           "move those elsewhere or choose another --out")
+    for rel in ours:
+        (path / rel).unlink()
+    for top, dirs, _ in sorted(os.walk(path), reverse=True):  # emptied sub-folders, deepest first
+        for d in dirs:
+            with suppress(OSError):
+                os.rmdir(os.path.join(top, d))
 
 
 class RunDir:
@@ -155,23 +226,43 @@ class RunDir:
         An existing run is never replaced without ``overwrite=True``.
         """
         run = cls(path)
-        if run.path.exists() and not run.path.is_dir():
-            raise ScarlabError(f"{run.path} exists and is a file, not a run directory; choose another --out")
-        if run.path.exists() and any(run.path.iterdir()):
-            if not overwrite:
-                raise ScarlabError(f"{run.path} already exists and is not empty; pass --overwrite to replace it "
-                                   "or choose another --out")
-            _check_replaceable(run.path)
-            import shutil
-            shutil.rmtree(run.path)
-        run.path.mkdir(parents=True, exist_ok=True)
-        manifest = {"id": run.path.name, "stage": stage, "status": "running", "created": time.time(),
-                    "pid": os.getpid(), "host": socket.gethostname(),
-                    "versions": _versions(), "git_sha": _git_sha(), "device": device,
-                    "parents": {k: str(v) for k, v in (parents or {}).items()}, "files": []}
-        write_json(run.path / "manifest.json", manifest)
-        if config is not None:
-            write_json(run.path / "config.json", config)
+        if run.path.is_symlink():
+            raise ScarlabError(f"{run.path} is a symbolic link (to {os.path.realpath(run.path)}); give the folder "
+                               "itself as --out")
+        where = Path(os.path.abspath(run.path))
+        where.parent.mkdir(parents=True, exist_ok=True)
+        # one creator at a time: the second waits here, then finds the first's manifest (and its PID) below
+        with stage_lock(where.parent / f".{where.name}.create.lock", str(run.path), say=lambda _: None,
+                        poll_s=0.02):
+            if run.path.exists() and not run.path.is_dir():
+                raise ScarlabError(f"{run.path} exists and is a file, not a run directory; choose another --out")
+            if run.path.exists() and any(run.path.iterdir()):
+                holder = run.live_holder()
+                if holder:
+                    raise ScarlabError(f"{run.path} is being written by process {holder} on this machine; wait for it "
+                                       "to finish or stop it, or choose another --out")
+                if not overwrite:
+                    raise ScarlabError(f"{run.path} already exists and is not empty; pass --overwrite to replace it "
+                                       "or choose another --out")
+                clear_run(run.path)
+            made = not run.path.exists()
+            run.path.mkdir(exist_ok=True)
+            manifest = {"id": run.path.name, "stage": stage, "status": "running", "created": time.time(),
+                        "pid": os.getpid(), "host": socket.gethostname(),
+                        "versions": _versions(), "git_sha": _git_sha(), "device": device,
+                        "parents": {k: str(v) for k, v in (parents or {}).items()}, "files": []}
+            try:
+                write_json(run.path / "manifest.json", manifest)
+                if config is not None:
+                    write_json(run.path / "config.json", config)
+            except BaseException:  # (a full disk) nothing half-made is left behind
+                for name in ("config.json", "manifest.json"):
+                    with suppress(OSError):
+                        (run.path / name).unlink()
+                if made:
+                    with suppress(OSError):
+                        run.path.rmdir()
+                raise
         return run
 
     @property
@@ -233,21 +324,47 @@ class RunDir:
         extra = {"error": error} if error else {}
         self.update_manifest(status=status, finished=time.time(), files=files, **extra, **fields)
 
+    def mark_failed(self, error: str) -> None:
+        """Record ``failed`` with ``error``; when the disk is full the manifest is rewritten in place (its blocks
+        exist already), and when it cannot be written at all the run still reads failed once this process ends."""
+        try:
+            self.finish("failed", error=error)
+        except OSError:
+            with suppress(OSError, ValueError), (self.path / "manifest.json").open("r+") as fh:
+                m = json.load(fh)
+                fh.seek(0)
+                fh.write(json.dumps({**m, "status": "failed", "error": error, "finished": time.time()}))
+                fh.truncate()
+
     @contextmanager
     def running(self):
-        """Run a stage body; on any exception mark the run ``failed`` with the error, then re-raise."""
+        """Run a stage body, then mark the run ``complete``; on any exception (writing the status included) mark it
+        ``failed`` with the error and re-raise — a full or read-only disk, or a folder deleted meanwhile, as one
+        line (:class:`ScarlabError`)."""
         try:
             yield self
+            self.finish("complete")
         except BaseException as exc:
+            if not self.path.is_dir():  # nothing left to mark
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                raise ScarlabError(f"{self.path} was deleted while its stage was running; rerun the stage") from None
+            disk = disk_error(exc, self.path)
             if isinstance(exc, KeyboardInterrupt):
                 msg = "interrupted: stopped by the user (Ctrl-C or SIGTERM)"
+            elif disk or isinstance(exc, ScarlabError):
+                msg = str(disk or exc)
             else:
-                msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ScarlabError) else str(exc)
-            (self.path / "error.txt").write_text(traceback.format_exc())
-            self.finish("failed", error=msg or type(exc).__name__)
+                msg = f"{type(exc).__name__}: {exc}"
+            try:
+                (self.path / "error.txt").write_text(traceback.format_exc())
+            except OSError:  # no room for it: the manifest carries the error
+                with suppress(OSError):
+                    (self.path / "error.txt").unlink()
+            self.mark_failed(msg or type(exc).__name__)
+            if disk:
+                raise disk from None
             raise
-        else:
-            self.finish("complete")
 
     # ------------------------------------------------------------------ contents
     def file(self, name: str) -> Path:

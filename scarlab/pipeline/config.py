@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..config import ModelOptions
 from ..errors import ScarlabError, choose
+from ..runs import replacing
 from ..schema import coerce, nearest
 
 # The checkout's notebooks/ (editable install), else the copy a wheel ships as scarlab/notebooks.
@@ -336,9 +337,9 @@ def write_yaml(path: Path, data: dict, header: str) -> None:
     """``data`` as YAML below a ``# header`` line, written to a temp file and renamed into place."""
     import yaml
 
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"# {header}\n" + yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False))
-    tmp.replace(path)
+    text = f"# {header}\n" + yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False)
+    with replacing(path) as tmp:
+        tmp.write_text(text)
 
 
 def _train_size(dataset: str) -> int | None:

@@ -2,18 +2,18 @@
 previous execution can be reused (:func:`stage_state`)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 from .. import interrupts
-from ..errors import ScarlabError
-from ..runs import RunDir, read_json, write_json
+from ..errors import ScarlabError, disk_error
+from ..runs import RunDir, clear_run, intact, read_json, write_json
 from .plan import StageSpec, fingerprint, notebook_hash, notebook_source
 
 
@@ -149,26 +149,12 @@ def _members_intact(members_file: str | None) -> bool:
 
 
 def _files_intact(run_dir: str) -> bool:
-    """Every file the run's manifest lists is still there and readable: JSON parses, .npz/.pt archives pass their
-    CRC check (a truncated split.npz or stats.npz is re-made, not trusted because the status says complete)."""
-    import zipfile
-
-    root = Path(run_dir)
+    """Every file the run's manifest lists is still there and parses (:func:`scarlab.runs.intact`): a truncated
+    history.csv or split.npz is re-made, not trusted because the status says complete."""
     try:
-        files = RunDir(root).manifest.get("files", [])
-        for name in files:
-            f = root / name
-            if not f.is_file():
-                return False
-            if f.suffix == ".json":
-                read_json(f)
-            elif f.suffix in (".npz", ".pt"):
-                with zipfile.ZipFile(f) as z:
-                    if z.testzip() is not None:
-                        return False
-    except (OSError, ValueError, ScarlabError, zipfile.BadZipFile):
+        return all(intact(Path(run_dir) / name) for name in RunDir(run_dir).manifest.get("files", []))
+    except (OSError, ValueError, ScarlabError):
         return False
-    return True
 
 
 def _manifest_status(run_dir: str) -> str | None:
@@ -181,18 +167,19 @@ def _manifest_status(run_dir: str) -> str | None:
 
 # ============================================================================================ execution
 def _clear(run_dir: Path) -> None:
-    """Remove a previous attempt of a run directory — only one that is recognisably scarlab's and that no live
-    process is writing."""
+    """Remove a previous attempt of a run directory: only scarlab's own files (:func:`scarlab.runs.clear_run`),
+    and never while a live process is writing it."""
     if not run_dir.exists():
         return
     holder = RunDir(run_dir).live_holder() if run_dir.is_dir() else None
     if holder:
         raise ScarlabError(f"{run_dir} is being written by process {holder} on this machine; wait for it to finish "
                            "or stop it, then rerun")
-    if not run_dir.is_dir() or not ((run_dir / "manifest.json").is_file() or not any(run_dir.iterdir())):
+    if not run_dir.is_dir():
         raise ScarlabError(f"{run_dir} exists and is not a scarlab run directory; refusing to replace it — "
                            "choose another --out")
-    shutil.rmtree(run_dir)
+    if any(run_dir.iterdir()):
+        clear_run(run_dir)
 
 
 def _lock_path(spec: StageSpec) -> Path:
@@ -259,6 +246,25 @@ def _execute_locked(spec: StageSpec, kernel_name: str | None) -> RunDir:
     status = _manifest_status(spec.run_dir)
     if error is None and spec.creates_run and status != "complete":
         error = f"the notebook finished but {run_dir} has status {status!r}"
+    try:
+        _record_outcome(spec, error, status, seconds, str(source), tmp, kernel_log)
+    except OSError as exc:  # a full or read-only disk: one line, the run marked failed, no temporary file left
+        error = str(disk_error(exc, run_dir) or f"{type(exc).__name__}: {exc}")
+        if spec.creates_run and (run_dir / "manifest.json").is_file():
+            RunDir(run_dir).mark_failed(error)
+        for f in (tmp, kernel_log):
+            with contextlib.suppress(OSError):
+                f.unlink()
+    if error is not None:
+        raise StageFailed(spec.id, error)
+    return RunDir(run_dir)
+
+
+def _record_outcome(spec: StageSpec, error: str | None, status: str | None, seconds: float, source: str,
+                    tmp: Path, kernel_log: Path) -> None:
+    """After the notebook: the run marked failed on error, the executed notebook moved into place, the kernel log
+    kept on failure, and the stage's record written last."""
+    run_dir = Path(spec.run_dir)
     # mark failure in the run itself (creating a manifest if the notebook failed before making the run)
     if error is not None and spec.creates_run:
         if status is None:  # failed before the run existed (bad input, missing parent): make it visible
@@ -284,8 +290,5 @@ def _execute_locked(spec: StageSpec, kernel_name: str | None) -> RunDir:
     if Path(spec.record).name == "manifest.json":
         files["files"] = sorted(set(RunDir(run_dir).manifest.get("files", [])) | {output})
     _set_record(spec, {"status": "failed" if error else "complete", "error": error, "fingerprint": spec.fingerprint,
-                       "seconds": round(seconds, 3), "finished": time.time(), "notebook": str(source),
+                       "seconds": round(seconds, 3), "finished": time.time(), "notebook": source,
                        "output": output}, **files)
-    if error is not None:
-        raise StageFailed(spec.id, error)
-    return RunDir(run_dir)
