@@ -53,21 +53,27 @@ The competition's procedure (facts, each from [code] unless said otherwise)
      the score (main.py).
 
 What this module does, and where it differs
-  * competition_epsilon implements 2–9 with one change: instead of a grid of thresholds it takes every split
-    the two rule families can make on the example's scores (a cut or interval end between any two *distinct*
-    scores; tied scores can never be split), and the interval family is not limited to the code's ±2 window
-    around the peakier population (7.). Every rule the code scans is one of these, so this ε is ≥ the code's;
-    they are equal whenever the code's grid reaches the best split — neighbouring scores more than ~0.01 apart
-    and the best interval within the window, the usual case (a wider window only adds intervals that reach far
-    from the peakier population's own scores). Rates are float64 (the code uses float32 means).
+  * competition_epsilon implements 2–9 exactly but for the grid: instead of scanning thresholds every ~0.01
+    it takes every split the two rule families can make on the example's scores — a cut between any two
+    *distinct* sorted scores (ties are never split), and every run of sorted scores that some interval
+    [t1, t2] inside the code's window (t2 within ±window of the peakier population's max, t2 − t1 within
+    ±window of its range; window = 2) holds. Every rule the code scans is one of these, so this ε is ≥ the
+    code's, and equal whenever its grid reaches the best split. Checked against a grid scan written from the
+    description above (Gaussian scores, K = 8–32, 240 examples): equal on 232; the 8 others had neighbouring
+    scores 0.0015–0.008 apart, and a grid 20× finer matched all 8. Rates are float64 (the code: float32).
   * If no rule survives (e.g. both populations constant and equal), ε = 0 here; the code stops on an
     assertion there. (The released metric.py also asserts on a NumPy array of kept values, which raises for
-    more than one kept rule; the evident intent, max over kept rules, is what is implemented.)
+    more than one kept rule; the evident intent, the max over the kept rules, is what is implemented.)
   * cap: clip(ε, 0, cap) as in 9.; the peakiness shortcut returns cap. cap=np.inf keeps ∞ visible.
   * epsilon_max_finite(K_U, K_R): the largest ε below ∞ a rule can reach with these K — one error on each side,
     max(ln(K_U (1 − δ − 1/K_R)), ln(K_R (1 − δ − 1/K_U))) (≈ ln(K − 1) for K_U = K_R = K: 6.236 at K = 512,
-    1.946 at K = 8). A finite rule needs an error on both sides (4.), so any ε above it is 50 (cap/∞): read
-    such an ε as "at least the ceiling", and show the ceiling beside it.
+    1.946 at K = 8). A finite rule needs an error on both sides (4.), so an ε above it is the cap (∞ or the
+    peakiness shortcut): read it as "at least the ceiling", and show the ceiling beside every ε.
+  * Chance level (measured here; not in the sources): the best rule is chosen on the same scores, and a cut in
+    a tail that passes a few models of one population and one of the other (TPR/FPR = a few; FPR = 0 would be
+    discarded) already gives ε = ln(a few). Two identical Gaussian populations read median ε ≈ ln 5 = 1.61 and
+    F ≈ 0.18 at every K from 8 to 512 (3 seeds, 1,000 examples; 100 at K = 512). So F ≈ 0.18, not 1, is what
+    a method indistinguishable from retraining scores on such data; compare methods with that, not with 1.
 """
 from __future__ import annotations
 
@@ -81,8 +87,9 @@ DELTA = 1e-5
 EPSILON_CAP = 50.0
 BIN_WIDTH = 0.5
 PEAKY_RATIO = 0.01  # range ratio below which ε = cap without testing any rule (8.)
+WINDOW = 2.0  # the code's "buffer": how far an interval's ends may stray from the peakier population's (7.)
 _DISCARDED = -1.0  # a rule with exactly one error rate 0 (below any kept ε, which is ≥ 0)
-_CHUNK = 256  # examples per block in the interval search (bounds memory to ~ (K_U + K_R)² · _CHUNK values)
+_CHUNK = 1024  # examples per block (bounds memory to a few (K_U + K_R + 1) × _CHUNK arrays)
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -125,10 +132,10 @@ def epsilon_max_finite(k_u: int, k_r: int, delta: float = DELTA) -> float:
     return float(rule_epsilon_table(k_u, k_r, delta)[1:, 1:].max())
 
 
-def _cut_codes(u: np.ndarray, r: np.ndarray, k_r: int) -> tuple[np.ndarray, np.ndarray]:
-    """Both populations sorted together per example; for each cut c = 0..M (the sorted scores [:c] below it),
-    A[c] = (unlearned below)·(K_R + 1) − (retrained below), and whether a threshold can fall there (not
-    between two equal scores). Both [M + 1, N]."""
+def _cuts(u: np.ndarray, r: np.ndarray, k_r: int):
+    """Both populations sorted together per example. For each cut c = 0..M (the sorted scores v[:c] below it):
+    A[c] = (unlearned below)·(K_R + 1) − (retrained below); whether a threshold can fall there (not between two
+    equal scores); and the scores either side of it, v[c − 1] (−∞ at c = 0) and v[c] (+∞ at c = M). [M + 1, N]."""
     k_u, n = u.shape
     m = k_u + len(r)
     both = np.concatenate([u, r])
@@ -139,16 +146,18 @@ def _cut_codes(u: np.ndarray, r: np.ndarray, k_r: int) -> tuple[np.ndarray, np.n
     below_r = np.arange(m + 1)[:, None] - below_u
     ok = np.ones((m + 1, n), dtype=bool)
     ok[1:m] = v[1:] > v[:-1]
-    return below_u * (k_r + 1) - below_r, ok
+    inf = np.full((1, n), np.inf)
+    return below_u * (k_r + 1) - below_r, ok, np.concatenate([-inf, v]), np.concatenate([v, inf])
 
 
-def competition_epsilon(scores_unlearned, scores_retrained, *, delta: float = DELTA,
-                        cap: float = EPSILON_CAP) -> np.ndarray:
+def competition_epsilon(scores_unlearned, scores_retrained, *, delta: float = DELTA, cap: float = EPSILON_CAP,
+                        window: float = WINDOW) -> np.ndarray:
     """Per-example ε of the NeurIPS 2023 unlearning competition: [K_U, N] and [K_R, N] scores -> [N] in [0, cap].
 
-    Max over every single cut (the larger-median population above) and every interval (the peakier population
-    inside) of the rule's ε (rule_epsilon_table); ∞ (perfect separation) and the peakiness shortcut give cap;
-    0 if no rule survives. Module docstring: items 4–9 and the differences from the code's grid."""
+    Max over every single cut (the larger-median population above) and every interval within the window (the
+    peakier population inside) of the rule's ε (rule_epsilon_table); ∞ (perfect separation) and the peakiness
+    shortcut give cap; 0 if no rule survives. window=np.inf drops the code's window (more intervals: ε ≥).
+    Module docstring: items 4–9 and the one difference from the code (no grid). ≈ 0.25 s at K = 64, N = 3,000."""
     u = _population(scores_unlearned, "unlearned")
     r = _population(scores_retrained, "retrained")
     if u.shape[1] != r.shape[1]:
@@ -156,10 +165,8 @@ def competition_epsilon(scores_unlearned, scores_retrained, *, delta: float = DE
                            f"(unlearned N={u.shape[1]}, retrained N={r.shape[1]})")
     k_u, k_r, n = len(u), len(r), u.shape[1]
     table = rule_epsilon_table(k_u, k_r, delta).ravel()
-    size = table.size
-    table = np.append(table, _DISCARDED)  # index `size`: a rule that would split tied scores
     # A rule that misclassifies x_u unlearned and x_r retrained models is table[x_u·(K_R + 1) + x_r]. With
-    # A[c] from _cut_codes (below_u, below_r = the counts below cut c):
+    # A[c] from _cuts (below_u, below_r = the counts below cut c):
     #   single cut, unlearned above:  (below_u, K_R − below_r)               -> K_R + A[c]
     #   single cut, retrained above:  (K_U − below_u, below_r)               -> K_U·(K_R + 1) − A[c]
     #   interval c1 < c2, U inside:   (K_U − in_u, in_r), in = below[c2] − below[c1]
@@ -175,19 +182,32 @@ def competition_epsilon(scores_unlearned, scores_retrained, *, delta: float = DE
     with np.errstate(divide="ignore", invalid="ignore"):
         peaky = (hi > 0) & (lo / hi < PEAKY_RATIO)  # item 8
 
-    c1, c2 = np.triu_indices(k_u + k_r + 1, 1)  # every interval: the sorted scores [c1:c2]
+    # the interval window (item 7): t2 within `window` of the peakier population's max, t2 − t1 within `window`
+    # of its range w
+    top = np.where(inside_u, u.max(0), r.max(0))
+    t2_lo, t2_hi, w = top - window, top + window, lo
+
+    m = k_u + k_r
     eps = np.empty(n)
     for s in range(0, n, _CHUNK):
         sl = slice(s, s + _CHUNK)
-        a, ok = _cut_codes(u[:, sl], r[:, sl], k_r)
-        bad = np.where(ok, 0, 4 * size)  # pushes a split of tied scores past the table: clipped to `size`
+        a, ok, below, above = _cuts(u[:, sl], r[:, sl], k_r)
         single = np.where(above_u[sl], base_r + a, base_u - a)
-        e_single = table[np.minimum(single + bad, size)].max(0)
-        sign = np.where(inside_u[sl], -1, 1)
-        first, second = sign * a + bad, -sign * a + bad  # interval index = base + first[c2] + second[c1]
+        best = np.where(ok, table[single], _DISCARDED).max(0)
+        # Intervals v[c1:c2]: can the code's window realise one? t1 ∈ (below[c1], above[c1]], t2 ∈ [below[c2],
+        # above[c2]) ∩ [t2_lo, t2_hi] =: [l2, h2] (h2 excluded when it is above[c2]), t2 − t1 ∈ w ± window.
+        l2 = np.maximum(below, t2_lo[sl])
+        h2 = np.minimum(above, t2_hi[sl])
+        t2_ok = ok & ((l2 < h2) | ((l2 == h2) & (t2_hi[sl] < above)))
+        sign = np.where(inside_u[sl], -1, 1)  # index = base + sign·(A[c2] − A[c1])
         base = np.where(inside_u[sl], base_u, base_r)
-        e_int = table[np.minimum(base + first[c2] + second[c1], size)].max(0)
-        eps[sl] = np.maximum(e_single, e_int)
+        w_lo, w_hi = w[sl] - window, w[sl] + window
+        for c1 in range(m):  # c2 = c1 + 1 .. M, as slices
+            c2 = slice(c1 + 1, None)
+            fits = (ok[c1] & t2_ok[c2] & (l2[c2] - above[c1] <= w_hi) & (h2[c2] - below[c1] > w_lo))
+            x = table[base + sign * (a[c2] - a[c1])]
+            best = np.maximum(best, np.where(fits, x, _DISCARDED).max(0))
+        eps[sl] = best
     eps[peaky] = cap
     return np.clip(eps, 0.0, cap)  # _DISCARDED (no rule survived) -> 0; ∞ -> cap
 
