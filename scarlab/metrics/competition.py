@@ -10,14 +10,17 @@ Sources
   [paper] Triantafillou et al., "Are we making progress in unlearning? Findings from the first NeurIPS
           unlearning competition", arXiv:2406.09073, 2024; and the organisers' note "Evaluation for the NeurIPS
           Machine Unlearning Competition" (August 2023). Only their opening parts were at hand: they give the
-          (ε, δ)-unlearning notion and the attack-based per-example estimate, not the constants below, which
-          all come from [code].
+          (ε, δ)-unlearning notion, the attack-based per-example estimate aggregated into a forget score, and a
+          final score that "aside from forgetting quality, also takes into account model utility and
+          efficiency" — not the constants below, which all come from [code]. Efficiency does not enter the
+          code's formula (12.); how the competition accounted for it is not settled here.
 
 The competition's procedure (facts, each from [code] unless said otherwise)
   1. Scores.  Per model and forget example, the logit-scaled confidence of the true class,
      log(p_y + 1e-45) − log(Σ_{j≠y} p_j + 1e-45) (metric.compute_logit_scaled_confidence) — the scaled logit φ
-     of scarlab.metrics.ulira.scaled_logit. The attack works on these raw per-model scores: no Gaussian fit, no
-     likelihood ratio, no held-out models. K = 512 unlearned and 512 retrained models (main.py, --num_models).
+     of scarlab.metrics.ulira.scaled_logit (which floors at 1e-45 instead of adding it). The attack works on
+     these raw per-model scores: no Gaussian fit, no likelihood ratio, no held-out models. K = 512 unlearned
+     and 512 retrained models (main.py, --num_models).
   2. δ = 1e-5 (metric.DELTA); cap = 50 (metric.EPSILON_CAP).
   3. Rates are empirical: a rule's FPR and FNR are the fractions of each population's models it misclassifies
      (means over models; no confidence bounds).
