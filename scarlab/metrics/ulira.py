@@ -10,10 +10,12 @@ Sources (written from the papers' descriptions):
   * U-LiRA — Hayes et al., "Inexact unlearning needs more careful evaluations to avoid a false sense of
     privacy", 2024: the two hypotheses are "the model was *unlearned* (the example was trained on, then
     forgotten)" and "the model was *retrained* without the example"; the attack is per example.
-  * ε — the NeurIPS 2023 Machine Unlearning competition's per-example estimate (Triantafillou et al.,
-    "Are we making progress in unlearning?", 2024): from an attack's false-positive and false-negative rates
-    over many (unlearned, retrained) model pairs, ε = max over decision rules of the (ε, δ)-DP bound the rates
-    imply, with the rates at Clopper–Pearson bounds.
+  * ε — a Clopper–Pearson-bounded ε estimate (scarlab's, conservative; not a certified bound; not the
+    competition's), built on the idea of the NeurIPS 2023 Machine Unlearning competition's per-example ε
+    (Triantafillou et al., "Are we making progress in unlearning?", 2024): ε = max over decision rules of the
+    (ε, δ)-DP bound an attack's false-positive and false-negative rates imply — here with the rates at their
+    upper Clopper–Pearson bounds, on held-out likelihood ratios. The competition's own estimator (empirical
+    rates, its rule families and discards, F and the final score) is scarlab.metrics.competition.
 
 Notation. Population A ("target population": K unlearned models of one method, or K originals) is the positive
 class; population B (K retrained oracles) the negative class. A score array has shape [K, N]: K shadow models ×
@@ -74,18 +76,20 @@ What is implemented, exactly
 5. Clopper–Pearson (``clopper_pearson``).  Two-sided exact binomial interval at level 1 − alpha for k successes
    out of n: low = Beta⁻¹(alpha/2; k, n − k + 1) (0 when k = 0), high = Beta⁻¹(1 − alpha/2; k + 1, n − k)
    (1 when k = n). E.g. k = 0, n = 10, alpha = 0.05: high = 1 − 0.025^(1/10) = 0.3085.
-6. ε per example (``epsilon``, ``epsilon_from_counts``).  For example n, the K held-out scores of the A-models
-   (positives) and the K of the B-models (negatives) are split by every threshold t of the form "A iff s ≥ t"
-   (t over all observed values and +∞) and by the reversed rule "A iff s < t". Each rule has FP false
-   positives of K_B negatives and FN false negatives of K_A positives; its rates are replaced by the *upper*
-   end of their Clopper–Pearson interval (item 5, level 1 − alpha, so each bound holds with probability
-   ≥ 1 − alpha/2):
+6. ε per example (``epsilon``, ``epsilon_from_counts``): a Clopper–Pearson-bounded ε estimate (scarlab's,
+   conservative; not a certified bound; not the competition's — that one, with empirical rates, discarded
+   one-sided rules and single-cut and interval rules on the raw scores, is scarlab.metrics.competition).
+   For example n, the K held-out scores of the A-models (positives) and the K of the B-models (negatives) are
+   split by every threshold t of the form "A iff s ≥ t" (t over all observed values and +∞) and by the
+   reversed rule "A iff s < t". Each rule has FP false positives of K_B negatives and FN false negatives of
+   K_A positives; its rates are replaced by the *upper* end of their Clopper–Pearson interval (item 5, level
+   1 − alpha, so each bound holds with probability ≥ 1 − alpha/2):
         FPR⁺ = CP_high(FP, K_B),   FNR⁺ = CP_high(FN, K_A),
         ε[n] = max(0, max over rules of max( log((1 − δ − FPR⁺) / FNR⁺), log((1 − δ − FNR⁺) / FPR⁺) )),
    a log of a non-positive number counting as −∞. Upper bounds on the error rates make ε smaller, so the
    estimate is conservative: identical populations give ε ≈ 0, and no rate is ever 0 in a denominator. It is an
-   estimate, not a certified lower bound: the best rule is chosen on the same scores it is evaluated on (as in
-   the competition). With K pairs ε cannot exceed the *ceiling* ε of perfect separation,
+   estimate, not a certified lower bound: the best rule is chosen on the same scores it is evaluated on (the
+   competition does the same). With K pairs ε cannot exceed the *ceiling* ε of perfect separation,
    log((1 − δ − u) / u) with u = CP_high(0, K) = 1 − (alpha/2)^(1/K) (≈ 1.35 at K = 16, alpha = 0.05): report
    it next to ε. An *upper* confidence bound on ε is not reported: with zero observed errors the lower CP
    bound of a rate is 0 and the bound is infinite at any finite K.
@@ -95,11 +99,10 @@ What is implemented, exactly
    for a given K, δ, alpha through the same held-out attack; audit_scores reports it as ulira/eps_chance.
    Aggregates over examples (mean, median, max) carry a percentile bootstrap interval over examples (level
    1 − alpha) — the spread due to which examples are in the forget set, not the per-example uncertainty.
-   δ: DEFAULT_DELTA = 1e-5, the usual "≪ 1/n" DP choice. The competition's evaluation note also fixes a δ; I
-   could not verify its numerical value from the sources at hand, so δ is a parameter (pass the competition's
-   value to reproduce it). δ enters only through 1 − δ − rate⁺, which moves a rule's term by
-   log(1 − δ/(1 − rate⁺)): < 0.005 whenever 1 − rate⁺ ≥ 0.2 and δ ≤ 1e-3. The rates can never be small
-   enough for a small δ to matter: rate⁺ ≥ CP_high(0, K) ≈ 0.056 even at K = 64.
+   δ: DEFAULT_DELTA = 1e-5, the usual "≪ 1/n" DP choice and the competition's value (its evaluation code,
+   metric.DELTA; see scarlab.metrics.competition); δ is a parameter. δ enters only through 1 − δ − rate⁺,
+   which moves a rule's term by log(1 − δ/(1 − rate⁺)): < 0.005 whenever 1 − rate⁺ ≥ 0.2 and δ ≤ 1e-3. The
+   rates can never be small enough for a small δ to matter: rate⁺ ≥ CP_high(0, K) ≈ 0.056 even at K = 64.
 7. Target model (``audit_scores(target=...)``).  The main run's model is scored with the fit on all K models:
    per-example Λ, and the fraction of examples with Λ above the held-out threshold of FPR ≤ 1 % ("flagged at
    1 % FPR": ≈ 0.01 for a model indistinguishable from B; near the TPR for one like A).
@@ -510,7 +513,9 @@ def epsilon_from_counts(fp, fn, n_neg: int, n_pos: int, *, delta: float = DEFAUL
 
 
 def epsilon(scores_a, scores_b, *, delta: float = DEFAULT_DELTA, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
-    """Per-example ε (the competition's estimator, conservative): scores [K_A, N] (A = positive) and [K_B, N] -> [N].
+    """Per-example Clopper–Pearson-bounded ε estimate (scarlab's, conservative; not a certified bound; not the
+    competition's, which is scarlab.metrics.competition.competition_epsilon):
+    [K_A, N] (A = positive), [K_B, N] -> [N].
 
     Every threshold rule "A iff s ≥ t" and its reverse on each example's K_A + K_B scores; ε ≥ 0."""
     a = _population(scores_a, "population A (target)", 1, "ε")
