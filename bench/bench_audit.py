@@ -1,6 +1,9 @@
-"""Cold time of the privacy audit (U-LiRA, scarlab.audit): original, retrained and methods, one CR split.
+"""The privacy audit (U-LiRA, scarlab.audit) of original, retrained and methods on one split: forget, control and
+the membership signal per run, and the cold time.
 
     python bench/bench_audit.py --shadows 16 --out bench/out/audit                 # issue 17's measurement
+    python bench/bench_audit.py --shadows 8 --out bench/out/audit_digits_cr8       # digits CR, K = 8
+    python bench/bench_audit.py --scenario HR --forget-size 150 --shadows 8 --out bench/out/audit_digits_hr8
     python bench/bench_audit.py --data cifar10-mini --shadows 8 --jobs 2 --out bench/out/audit_cifar
     python bench/bench_audit.py --shadows 4 --methods scar --out /tmp/audit_smoke  # a quick smoke run
 
@@ -50,25 +53,29 @@ def _complete(path: Path) -> bool:
     return (path / "manifest.json").is_file() and RunDir(path).status == "complete"
 
 
-def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "digits") -> dict[str, Path]:
-    """The audited runs (reused when complete)."""
+def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "digits", scenario: str = "CR",
+              forget_size: int = 150) -> dict[str, Path]:
+    """The audited runs (reused when complete): CR forgets ``forget_class``, HR a random ``forget_size`` images."""
     from scarlab.evaluate import evaluate_run
     from scarlab.train import run_train
     from scarlab.unlearn.stage import run_unlearn
 
     dataset, surrogate = DATA[data]
-    runs = {"original": out / "original", "retrained": out / f"retrained_c{forget_class}",
-            "original_eval": out / f"original_eval_c{forget_class}"}
+    tag = f"c{forget_class}" if scenario == "CR" else f"hr{forget_size}"
+    forget = ({"forget_classes": [forget_class]} if scenario == "CR" else
+              {"scenario": "HR", "forget_size": forget_size})
+    runs = {"original": out / "original", "retrained": out / f"retrained_{tag}",
+            "original_eval": out / f"original_eval_{tag}"}
     if not _complete(runs["original"]):
         run_train(TrainConfig(dataset=dataset, device=device), runs["original"], overwrite=True, progress=False)
     if not _complete(runs["retrained"]):
-        run_train(TrainConfig(dataset=dataset, role="retrained", forget_classes=[forget_class], device=device),
+        run_train(TrainConfig(dataset=dataset, role="retrained", device=device, **forget),
                   runs["retrained"], overwrite=True, progress=False)
     if not _complete(runs["original_eval"]):
         evaluate_run(runs["original"], retrained=runs["retrained"], split=runs["retrained"],
                      out=runs["original_eval"], overwrite=True, mia_repeats=1)
     for m in methods:
-        runs[m] = out / f"{m}_c{forget_class}"
+        runs[m] = out / f"{m}_{tag}"
         if not _complete(runs[m]):
             run_unlearn(UnlearnConfig(original=str(runs["original"]), retrained=str(runs["retrained"]),
                                       split=str(runs["retrained"]), method=m, device=device, surrogate=surrogate),
@@ -81,7 +88,15 @@ def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "d
 
 
 def _fmt(m: dict, key: str) -> str:
-    return f"{m[key]:.3f} [{m[key + '_low']:.3f}, {m[key + '_high']:.3f}]"
+    """value [low, high]; a one-sided bound where every shadow pair agrees; what K cannot resolve or measure."""
+    if m.get(key + "_masked"):
+        return "n/m (control at 1)"
+    v = m.get(key)
+    if v is None or v != v:
+        return "n/r" if m.get(key + "_k_needed") else "–"
+    if m.get(key + "_saturated"):
+        return f"{v:.3f} (≥ {m[key + '_low']:.3f})" if v >= 1 else f"{v:.3f} (≤ {m[key + '_high']:.3f})"
+    return f"{v:.3f} [{m[key + '_low']:.3f}, {m[key + '_high']:.3f}]"
 
 
 def main() -> None:
@@ -90,6 +105,8 @@ def main() -> None:
     ap.add_argument("--shadows", type=int, default=16, help="K")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods to audit")
     ap.add_argument("--forget-class", type=int, default=0)
+    ap.add_argument("--scenario", choices=("CR", "HR"), default="CR")
+    ap.add_argument("--forget-size", type=int, default=150, help="HR: random forget images")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--data", choices=sorted(DATA), default="digits")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes making shadow members")
@@ -102,7 +119,7 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m]
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    runs = make_runs(out, methods, args.forget_class, args.device, args.data)
+    runs = make_runs(out, methods, args.forget_class, args.device, args.data, args.scenario, args.forget_size)
     setup_s = time.perf_counter() - t0
     if not args.reuse:
         for p in out.glob("shadows__*"):
@@ -124,7 +141,8 @@ def main() -> None:
                          if k.startswith("shadows/") and v > 0.5)
         print(f"{name:18s} {wall:6.1f}s  (built {row['built']:2d}, reused {row['reused']:2d}; {pops or 'all reused'}; "
               f"scores {doc['time']['scores_s']:.1f}s)  AUC {_fmt(m, 'ulira/auc')}  TPR@1% {m['ulira/tpr@0.01']:.3f}  "
-              f"ε mean {m['ulira/eps_mean']:.3f}  flagged {m['ulira/target_flagged@0.01']:.3f}", flush=True)
+              f"ε mean {m['ulira/eps_mean']:.3f}  flagged {m['ulira/target_flagged@0.01']:.3f}  control AUC "
+              f"{_fmt(m, 'ulira/control/auc')}  membership {_fmt(m, 'ulira/membership/auc')}", flush=True)
     total = time.perf_counter() - t_audit
     load = f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after"
     info = {"load": load, "data": args.data, "jobs": args.jobs, "shadows": args.shadows, "methods": methods,
@@ -132,26 +150,35 @@ def main() -> None:
             "threads": torch.get_num_threads(), "setup_s": round(setup_s, 1), "audit_total_s": round(total, 1),
             "cold": not args.reuse, "rows": rows}
     (out / "audit.json").write_text(json.dumps(info, indent=2))
-    lines = [f"{args.data}, CR class {args.forget_class}, K = {args.shadows}, {torch.get_num_threads()} torch thread(s), "
+    split = f"CR class {args.forget_class}" if args.scenario == "CR" else f"HR {args.forget_size} random images"
+    lines = [f"{args.data}, {split}, K = {args.shadows}, {torch.get_num_threads()} torch thread(s), "
              f"shadow members in {args.jobs} process(es), "
              f"cold: {not args.reuse}; total audit time {total:.1f} s (setup of the audited runs {setup_s:.1f} s, "
              f"not counted); {load} ({os.cpu_count()} cores)", "",
-             "| run | seconds | shadows made | AUS | SVC MIA acc. (chance) | U-LiRA AUC | TPR@1 % FPR | TPR@0.1 % FPR "
-             "| ε mean | ε median | ε ceiling | flagged @ 1 % |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Forget = the forget examples (model-level distinguishability); control = examples no model trained on "
+             "(CR: the forget class's test images; HR: test images); membership = forget − control (none: 0). "
+             "n/r: not resolvable with this K; n/m: not measurable (control at 1); (≥ x): one-sided bound.", "",
+             "| run | seconds | shadows made | AUS | SVC MIA acc. (chance) | AUC forget | AUC control | AUC membership "
+             "| TPR@1 % forget | TPR@1 % control | TPR@1 % membership | TPR@0.1 % forget | ε mean forget (CP) "
+             "| ε ceiling | member @ 1 % |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         svc = (f"{r['mia/svc/acc']:.3f} ({r['mia/svc/chance']:.2f})" if r.get("mia/svc/acc") is not None else "–")
         aus = f"{r['aus']:.3f}" if r.get("aus") is not None else "–"
         lines.append(f"| {r['label']} | {r['wall_s']:.1f} | {r['built']} | {aus} | {svc} | {_fmt(r, 'ulira/auc')} | "
-                     f"{_fmt(r, 'ulira/tpr@0.01')} | {_fmt(r, 'ulira/tpr@0.001')} | {_fmt(r, 'ulira/eps_mean')} | "
-                     f"{r['ulira/eps_median']:.3f} | {r['ulira/eps_ceiling']:.3f} | "
-                     f"{r['ulira/target_flagged@0.01']:.3f} |")
+                     f"{_fmt(r, 'ulira/control/auc')} | {_fmt(r, 'ulira/membership/auc')} | "
+                     f"{_fmt(r, 'ulira/tpr@0.01')} | {_fmt(r, 'ulira/control/tpr@0.01')} | "
+                     f"{_fmt(r, 'ulira/membership/tpr@0.01')} | {_fmt(r, 'ulira/tpr@0.001')} | "
+                     f"{_fmt(r, 'ulira/eps_mean')} | {r['ulira/eps_ceiling']:.3f} | "
+                     f"{r.get('ulira/member@0.01', float('nan')):.3f} |")
     ranked = [r for r in rows if r["run"] in methods]
     if len(ranked) > 1:
         by_aus = sorted(ranked, key=lambda r: -(r.get("aus") or float("-inf")))
         by_auc = sorted(ranked, key=lambda r: r["ulira/auc"])
+        by_mem = sorted(ranked, key=lambda r: r.get("ulira/membership/auc", float("nan")))
         lines += ["", "Ranking of the methods (best first): by AUS " + " > ".join(r["label"] for r in by_aus)
-                  + "; by U-LiRA AUC (closest to the retrained oracle's 0.5 first) "
-                  + " > ".join(r["label"] for r in by_auc) + "."]
+                  + "; by model-level U-LiRA AUC (closest to the retrained oracle's 0.5 first) "
+                  + " > ".join(r["label"] for r in by_auc) + "; by membership signal (smallest first) "
+                  + " > ".join(r["label"] for r in by_mem) + "."]
     (out / "audit.md").write_text("\n".join(lines) + "\n")
     print(f"total audit time {total:.1f}s for {len(rows)} runs (K={args.shadows}); {load}; {out / 'audit.md'}")
 

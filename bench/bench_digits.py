@@ -1,9 +1,12 @@
-"""SCAR and SCAR-self on every digits class: forget-test and retain-test against the original, per seed and
-torch thread count (the margins the digits tests and the demo rely on).
+"""Unlearning methods (default: SCAR and SCAR-self) on every digits class: forget-test and retain-test against the
+original, per seed and torch thread count (the margins the digits tests and the demo rely on).
 
     python bench/bench_digits.py                                    # classes 0-9, seed 0, 2 threads
     python bench/bench_digits.py --seeds 0 1 2 --threads 1 2 --classes 0 3 7
     python bench/bench_digits.py --set lr=0.0005 --set batch_size=64 --name lr5e-4_b64   # a candidate default
+    python bench/bench_digits.py --classes 0 --epochs 8 --original-seed 0 --seeds 0 1 2 3 4 --threads 1 2 \
+        --methods scar scar_self finetune negative_gradient random_labels duck scrub bad_teacher ssd salun \
+        --name methods_c0_e8_o0     # the setting of tests/test_methods.py (its thresholds cite this)
 
 One original per (seed, threads) is trained with the digits defaults (``--epochs``, 12 as in the demo); every
 class is forgotten from it. Writes OUT/<name>.csv (one row per run) and OUT/<name>.md (per method: worst and
@@ -42,6 +45,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[2])
     ap.add_argument("--methods", nargs="+", default=["scar", "scar_self"])
     ap.add_argument("--epochs", type=int, default=12, help="epochs of the original (tests use 8, the demo 12)")
+    ap.add_argument("--original-seed", type=int, default=None,
+                    help="one original of this seed for every method seed (as tests/test_methods.py: 0); default: "
+                         "each seed trains its own original")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method parameter override")
     ap.add_argument("--name", default="digits")
     ap.add_argument("--out", default="bench/out/digits")
@@ -52,8 +58,9 @@ def main() -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         for seed in args.seeds:
-            orig = run_train(TrainConfig(dataset="digits", epochs=args.epochs, seed=seed, device="cpu"),
-                             out / "runs" / f"original_s{seed}_t{threads}_e{args.epochs}", overwrite=True,
+            o_seed = seed if args.original_seed is None else args.original_seed
+            orig = run_train(TrainConfig(dataset="digits", epochs=args.epochs, seed=o_seed, device="cpu"),
+                             out / "runs" / f"original_s{o_seed}_t{threads}_e{args.epochs}", overwrite=True,
                              progress=False)
             a_or = orig.metrics["acc/test"]
             for c in args.classes:
@@ -67,7 +74,8 @@ def main() -> None:
                         err = ""
                     except ScarlabError as e:
                         m, err = {}, str(e)
-                    rows.append({"method": method, "class": c, "seed": seed, "threads": threads,
+                    rows.append({"method": method, "class": c, "seed": seed, "original_seed": o_seed,
+                                 "threads": threads,
                                  "original_test": a_or, "forget_test": m.get("acc/forget_test"),
                                  "retain_test": m.get("acc/retain_test"), "steps": m.get("steps"),
                                  "seconds": time.perf_counter() - t0, "error": err})

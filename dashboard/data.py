@@ -624,23 +624,29 @@ def audit(run: Run) -> Loaded:
     raw = doc.get("metrics") if isinstance(doc.get("metrics"), dict) else {}
     metrics = {k: _finite(v) for k, v in raw.items() if isinstance(k, str)}
     metrics = {k: v for k, v in metrics.items() if v == v}
-    roc, problem = None, None
-    r = doc.get("roc")
-    if isinstance(r, dict):
-        try:
-            fpr = np.asarray(r.get("fpr"), float).ravel()
-            tpr = np.asarray(r.get("tpr"), float).ravel()
-            if len(fpr) and len(fpr) == len(tpr):
-                roc = (fpr, tpr)
-            else:
-                problem = f"{run.id}/audit.json: roc fpr and tpr differ in length"
-        except (TypeError, ValueError):
-            problem = f"{run.id}/audit.json: roc is not numeric"
+    roc, problem = _roc(doc.get("roc"), f"{run.id}/audit.json: roc")
+    ctl = doc.get("control") if isinstance(doc.get("control"), dict) else {}
+    control_roc, control_problem = _roc(ctl.get("roc"), f"{run.id}/audit.json: control roc")
     pops = doc.get("populations") if isinstance(doc.get("populations"), dict) else {}
     k = doc.get("k", metrics.get("ulira/k"))
-    return Loaded({"metrics": metrics, "roc": roc, "k": int(k) if isinstance(k, (int, float)) and
+    return Loaded({"metrics": metrics, "roc": roc, "control_roc": control_roc,
+                   "control": str(ctl.get("what", "")), "k": int(k) if isinstance(k, (int, float)) and
                    not isinstance(k, bool) and math.isfinite(k) else None,
-                   "populations": {s: str(pops.get(s, "")) for s in ("a", "b")}}, problem)
+                   "populations": {s: str(pops.get(s, "")) for s in ("a", "b")}}, problem or control_problem)
+
+
+def _roc(r, what: str) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None]:
+    """(fpr, tpr) float arrays of equal length from an audit.json ROC entry, or (None, the problem)."""
+    if not isinstance(r, dict):
+        return None, None
+    try:
+        fpr = np.asarray(r.get("fpr"), float).ravel()
+        tpr = np.asarray(r.get("tpr"), float).ravel()
+    except (TypeError, ValueError):
+        return None, f"{what} is not numeric"
+    if len(fpr) and len(fpr) == len(tpr):
+        return (fpr, tpr), None
+    return None, f"{what}: fpr and tpr differ in length"
 
 
 def audit_table(run: Run) -> Loaded:

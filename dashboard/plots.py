@@ -588,25 +588,27 @@ def figure_html(fig: go.Figure) -> str:
 
 # ----------------------------------------------------------------------------- privacy (U-LiRA audit)
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], colors: dict[str, str] | None = None,
-               height: int = 420) -> go.Figure:
-    """ROC of the held-out U-LiRA attack per name (``name -> (fpr, tpr)`` on audit.json's log grid), both axes
-    logarithmic, with the chance diagonal TPR = FPR dashed."""
+               height: int = 420, control: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> go.Figure:
+    """ROC of the held-out U-LiRA attack per name (``name -> (fpr, tpr)`` on audit.json's grid, which starts at
+    the smallest FPR the K·N negatives resolve), both axes logarithmic, with the chance diagonal TPR = FPR dashed;
+    ``control``: the same attack on the control examples, dotted in the same colour."""
     curves = {n: (f, t) for n, (f, t) in curves.items() if len(f)}
     if not curves:
         return empty_figure("no audited run has a ROC", height)
     fig = go.Figure()
     lo = 1.0
-    for name, (fpr, tpr) in curves.items():
+    for name, (fpr, tpr), dash, suffix in [(n, c, "solid", "") for n, c in curves.items()] + \
+            [(n, c, "dot", " · control") for n, c in (control or {}).items() if len(c[0])]:
         ok = (fpr > 0) & (tpr > 0)
         if not ok.any():
             continue
         lo = min(lo, float(fpr[ok].min()))
-        fig.add_trace(go.Scatter(x=fpr[ok], y=tpr[ok], mode="lines", name=name,
-                                 line=dict(color=(colors or {}).get(name), width=2.5),
-                                 hovertemplate=f"{name}<br>FPR %{{x:.2g}}<br>TPR %{{y:.3g}}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=fpr[ok], y=tpr[ok], mode="lines", name=name + suffix,
+                                 line=dict(color=(colors or {}).get(name), width=2.5, dash=dash),
+                                 hovertemplate=f"{name}{suffix}<br>FPR %{{x:.2g}}<br>TPR %{{y:.3g}}<extra></extra>"))
     fig.add_trace(go.Scatter(x=[lo, 1.0], y=[lo, 1.0], mode="lines", line=CHANCE_LINE, name="chance (TPR = FPR)",
                              hoverinfo="skip"))
-    _base_layout(fig, height, "U-LiRA ROC (held-out; dashed: chance)")
+    _base_layout(fig, height, "U-LiRA ROC from the smallest resolvable FPR (dotted: control; dashed: chance)")
     fig.update_xaxes(type="log", title="false positive rate", range=[math.log10(lo), 0])
     fig.update_yaxes(type="log", title="true positive rate", range=[math.log10(lo), 0])
     fig.update_layout(legend=BOTTOM_LEGEND, margin=dict(b=40))
@@ -640,8 +642,8 @@ def tpr_figure(table: pd.DataFrame, colors: dict[str, str] | None = None, height
     """TPR at 1 % and at 0.1 % FPR per row of ``table`` (index: names; columns ``ulira/tpr@0.01`` and
     ``ulira/tpr@0.001`` with ``_low`` / ``_high``), in %, with the chance level (the FPR itself) dashed."""
     keys = [k for k in ("ulira/tpr@0.01", "ulira/tpr@0.001") if k in table.columns and table[k].notna().any()]
-    if not keys:
-        return empty_figure("no audited run records TPR at low FPR", height)
+    if not keys:  # an unresolvable TPR is NaN (ulira, item 9)
+        return empty_figure("no audited run resolves TPR at these FPRs with its K", height)
     fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[R.METRIC[k].label for k in keys],
                         horizontal_spacing=0.1)
     names = [str(i) for i in table.index]
@@ -654,7 +656,9 @@ def tpr_figure(table: pd.DataFrame, colors: dict[str, str] | None = None, height
         fig.add_hline(y=chance * scale, line=CHANCE_LINE, row=1, col=c, annotation_text=f"chance {chance * scale:g} %",
                       annotation_position="top right", annotation_font=dict(size=12, color="#555"))
         fig.update_yaxes(title="TPR %", rangemode="tozero", row=1, col=c)
-    return _base_layout(fig, height, "TPR at low FPR with its interval (dashed: chance)")
+    _base_layout(fig, height)  # the subplot titles name each panel; a figure title above them overlapped
+    fig.update_layout(margin=dict(t=50))
+    return fig
 
 
 def eps_figure(table: pd.DataFrame, colors: dict[str, str] | None = None, height: int = 380) -> go.Figure:
@@ -684,6 +688,34 @@ def eps_figure(table: pd.DataFrame, colors: dict[str, str] | None = None, height
     return fig
 
 
+def membership_figure(table: pd.DataFrame, colors: dict[str, str] | None = None, height: int = 380) -> go.Figure:
+    """Left: the attack's AUC on the forget examples (dark) and on the control examples (light), with intervals
+    and chance 0.5 dashed; right: the membership signal, AUC forget − control, with its interval and 0 dashed."""
+    need = ("ulira/auc", "ulira/control/auc", "ulira/membership/auc")
+    if not all(k in table.columns for k in need) or not table["ulira/membership/auc"].notna().any():
+        return empty_figure("no audited run has a control set (audits made before it existed: rerun them)", height)
+    names = [str(i) for i in table.index]
+    fill = [(colors or {}).get(n, "#1f77b4") for n in names]
+    col = lambda k: table.get(k, pd.Series(np.nan, index=table.index)).to_numpy(float)  # noqa: E731
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, subplot_titles=[
+        "AUC: forget (dark) vs control (light)", "membership signal: AUC forget − control"])
+    for key, shade, label in (("ulira/auc", 1.0, "forget"), ("ulira/control/auc", 0.45, "control")):
+        fig.add_trace(_interval_bars(names, col(key), col(f"{key}_low"), col(f"{key}_high"), fill, label,
+                                     opacity=shade, offsetgroup=key, showlegend=False), row=1, col=1)
+    key = "ulira/membership/auc"
+    fig.add_trace(_interval_bars(names, col(key), col(f"{key}_low"), col(f"{key}_high"), fill, "membership",
+                                 showlegend=False), row=1, col=2)
+    fig.add_hline(y=0.5, line=CHANCE_LINE, row=1, col=1, annotation_text="chance 0.5",
+                  annotation_position="bottom right", annotation_font=dict(size=12, color="#555"))
+    fig.add_hline(y=0.0, line=CHANCE_LINE, row=1, col=2, annotation_text="no membership signal",
+                  annotation_position="top right", annotation_font=dict(size=12, color="#555"))
+    fig.update_yaxes(title="AUC", range=[0, 1.05], row=1, col=1)
+    fig.update_yaxes(title="Δ AUC", row=1, col=2)
+    _base_layout(fig, height)
+    fig.update_layout(barmode="group", margin=dict(t=50))
+    return fig
+
+
 FLAG_COLORS = {False: "#9ecae1", True: "#d62728"}
 
 
@@ -693,7 +725,10 @@ def example_map_figure(table: pd.DataFrame, height: int = 380) -> go.Figure:
     if not len(table):
         return empty_figure("the audit has no examples", height)
     fig = go.Figure()
-    flagged = table["flagged@0.01"].to_numpy().astype(bool)
+    by_member = "member@0.01" in table.columns
+    flagged = table["member@0.01" if by_member else "flagged@0.01"].to_numpy().astype(bool)
+    names = (("like never-seen examples", "above the control's 99th percentile") if by_member else
+             ("not flagged", "flagged at 1 % FPR (model-level)"))
     lam = table["target_log_lr"].to_numpy(float)
     rows = np.arange(len(table))
     for flag in (False, True):
@@ -701,7 +736,7 @@ def example_map_figure(table: pd.DataFrame, height: int = 380) -> go.Figure:
         if not m.any():
             continue
         fig.add_trace(go.Scattergl(
-            x=rows[m], y=lam[m], mode="markers", name="flagged at 1 % FPR" if flag else "not flagged",
+            x=rows[m], y=lam[m], mode="markers", name=names[flag],
             marker=dict(color=FLAG_COLORS[flag], size=6 if flag else 5, line=dict(width=0)),
             customdata=np.c_[rows[m], table["index"].to_numpy()[m], table["label"].to_numpy()[m],
                              table["eps"].to_numpy(float)[m]],

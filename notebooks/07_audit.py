@@ -15,12 +15,15 @@
 
 # %% [markdown]
 # # 07 · Privacy audit of a run (U-LiRA)
-# Is each forget example of the run's split still recognisable as trained on? A per-example likelihood-ratio
-# attack (U-LiRA) fitted on K shadow models per population — unlearned (or original) shadows A against
-# retrained shadows B — scores held-out shadow models (the attack's ROC and ε per example) and the audited
-# model itself. Writes `audit.json`, `audit.parquet`, `audit_scores.npz` (and `audit_steps.csv`) into the
-# run and merges the `ulira/*` scalars into its `metrics.json`. The shadows are made or reused in
-# `<run>/../shadows__<fingerprint8>/` (`07_shadows` makes them as pipeline stages).
+# Can the run's kind of model be told from a retrained one, and are its forget examples remembered? A per-example
+# likelihood-ratio attack (U-LiRA) fitted on K shadow models per population — unlearned (or original) shadows A
+# against retrained shadows B — scores held-out shadow models on the **forget examples** (model-level
+# distinguishability) and on **control examples** no model trained on (CR: the forget classes' test images; HR:
+# test images). Only their difference, the **membership signal**, speaks of remembered forget examples: models
+# that differ as a whole are told apart on the control just as well. Writes `audit.json`, `audit.parquet`,
+# `audit_scores.npz` (and `audit_steps.csv`) into the run and merges the `ulira/*` scalars into its
+# `metrics.json`. The shadows are made or reused in `<run>/../shadows__<fingerprint8>/` (`07_shadows` makes them
+# as pipeline stages).
 
 # %% tags=["parameters"]
 run = None  # run directory to audit: unlearn run, retrained run (shadows at least 6) or an evaluated original; required
@@ -60,27 +63,37 @@ print(f"{doc['label']} ({doc['kind']}): {doc['populations']['a']} (A) vs {doc['p
       f"K = {doc['k']}, {doc['n_examples']} forget examples; shadows in {doc['shadows']['folder']}")
 
 # %% [markdown]
-# ## The attack: AUC, TPR at low FPR, balanced accuracy, ε
-# Each with its interval at level 1 − alpha. Chance: AUC 0.5, TPR@f = f, balanced accuracy 0.5, ε 0.
+# ## Forget, control and the membership signal
+# Each with its interval at level 1 − alpha. Chance: AUC 0.5, TPR@f = f; membership 0. A statistic on which every
+# shadow pair agrees is a one-sided bound (`_saturated`); a TPR below one false positive among K·N is NaN (not
+# resolvable); a membership signal over a control already at 1 is not measurable (`_masked`).
 
 # %%
-rows = [("AUC", "ulira/auc"), ("TPR @ 1 % FPR", "ulira/tpr@0.01"), ("TPR @ 0.1 % FPR", "ulira/tpr@0.001"),
-        ("balanced accuracy", "ulira/bacc"), ("ε mean", "ulira/eps_mean"), ("ε median", "ulira/eps_median")]
-numbers = pd.DataFrame([{"metric": name, "value": m.get(key), "low": m.get(f"{key}_low"),
-                         "high": m.get(f"{key}_high")} for name, key in rows])
-fig = go.Figure(go.Bar(x=numbers["metric"], y=numbers["value"],
-                       error_y=dict(type="data", symmetric=False, array=numbers["high"] - numbers["value"],
-                                    arrayminus=numbers["value"] - numbers["low"])))
-fig.update_layout(title=f"U-LiRA, K = {doc['k']}: {round(100 * (1 - alpha))} % intervals", **FIG).show()
+rows = [("AUC", "auc"), ("TPR @ 1 % FPR", "tpr@0.01"), ("ε mean (CP estimate)", "eps_mean")]
+numbers = pd.DataFrame([{"metric": name, "set": side, "value": m.get(f"ulira/{pre}{key}"),
+                         "low": m.get(f"ulira/{pre}{key}_low"), "high": m.get(f"ulira/{pre}{key}_high"),
+                         "one-sided": bool(m.get(f"ulira/{pre}{key}_saturated")),
+                         "not measurable": bool(m.get(f"ulira/{pre}{key}_masked"))}
+                        for name, key in rows for side, pre in (("forget (model-level)", ""), ("control", "control/"),
+                                                                ("membership = forget − control", "membership/"))])
+fig = px.bar(numbers, x="metric", y="value", color="set", barmode="group",
+             error_y=numbers["high"] - numbers["value"], error_y_minus=numbers["value"] - numbers["low"],
+             title=f"U-LiRA, K = {doc['k']}: forget vs control, {round(100 * (1 - alpha))} % intervals")
+fig.update_layout(**FIG).show()
+print(f"forget examples above the control's 99th percentile: {m['ulira/member@0.01']:.3f} (chance ≈ 0.01)")
 numbers
 
 # %% [markdown]
 # ## ROC of the held-out attack
-# Log-scaled FPR: the low-FPR end is where a confident attack shows; the diagonal is chance.
+# Log-scaled FPR from the smallest FPR the negatives resolve: the low-FPR end is where a confident attack shows;
+# forget solid, control dotted; the diagonal is chance.
 
 # %%
 fpr, tpr = np.asarray(doc["roc"]["fpr"]), np.asarray(doc["roc"]["tpr"])
-fig = go.Figure([go.Scatter(x=fpr, y=tpr, mode="lines", name=f"U-LiRA (AUC {m['ulira/auc']:.3f})"),
+cf, ct = np.asarray(doc["control"]["roc"]["fpr"]), np.asarray(doc["control"]["roc"]["tpr"])
+fig = go.Figure([go.Scatter(x=fpr, y=tpr, mode="lines", name=f"forget (AUC {m['ulira/auc']:.3f})"),
+                 go.Scatter(x=cf, y=ct, mode="lines", line=dict(dash="dot"),
+                            name=f"control (AUC {m['ulira/control/auc']:.3f})"),
                  go.Scatter(x=fpr, y=fpr, mode="lines", name="chance", line=dict(dash="dash", color="gray"))])
 fig.update_xaxes(type="log", title="false positive rate")
 fig.update_yaxes(type="log", title="true positive rate")
@@ -103,8 +116,10 @@ fig.update_layout(**FIG).show()
 
 # %% [markdown]
 # ## ε per example
-# The (ε, δ) one held-out threshold attack shows for each forget example (0: indistinguishable at this K). Even
-# identical populations read a small ε by chance (the best rule is picked on few scores): the dotted line.
+# scarlab's Clopper–Pearson-bounded ε estimate (not a certified bound, not the NeurIPS 2023 competition's) of the
+# best held-out threshold attack on each forget example (0: indistinguishable at this K; model-level, like the
+# AUC). Even identical populations read a small ε by chance (the best rule is picked on few scores): the dotted
+# line; ε cannot exceed its ceiling for K.
 
 # %%
 table = pd.read_parquet(Path(run) / "audit.parquet")
@@ -118,8 +133,9 @@ table.sort_values("eps", ascending=False).head(10)
 # %% [markdown]
 # ## The audit over the unlearning steps
 # Unlearn runs: at each feature snapshot the same attack on the unlearned shadows at that step against the
-# retrained shadows (step 0 is the original), over the run's forget probe points: when do the forget examples
-# stop being distinguishable? And this run's own snapshot scored against that step's fit.
+# retrained shadows (step 0 is the original), over the run's forget probe points: when do the unlearned models
+# stop being distinguishable on them? Forget examples only (no control over steps), so this is model-level. And
+# this run's own snapshot scored against that step's fit.
 
 # %%
 steps_file = Path(run) / "audit_steps.csv"

@@ -48,6 +48,16 @@ the training images), one per model. The target population A and reference popul
   scatters widely around 0.5 (digits, 2-epoch models: 0.18-0.59 at h = 3, 0.39-0.56 at h = 8) and its interval
   misses 0.5 more often than alpha says (4 of 8 seed ranges at h = 3, 1 of 9 at h = 8).
 
+Control and membership. The attack asks whether a model looks unlearned or retrained *judged on the forget
+examples*. In class removal a model-wide change of the forgotten class's logits answers that on any image of the
+class, trained on or not (measured on digits, CR class 0, K = 8: SCAR's AUC 0.976 on the forget images and on the
+class's test images alike). So every audit also scores a *control* set with the same shadows and fits
+(:func:`control_indices`: CR the forget classes' test images, HR as many test images), and reports
+``ulira/control/*`` beside the forget numbers and the *membership signal* ``ulira/membership/*`` = forget −
+control (``ulira.membership_signal``). The forget numbers alone are **model-level distinguishability**; only the
+membership signal, and per example ``member@0.01`` (Λ above the control examples' 99th percentile), speak of
+remembered examples.
+
 ``ulira.audit_scores(A, B, target=φ of the audited model)`` gives the held-out attack (ROC, AUC, TPR at 1 % and
 0.1 % FPR, balanced accuracy, intervals), per-example ε and the audited model's per-example log-LR.
 
@@ -59,11 +69,14 @@ status, seconds and folder):
   log axes), ``formulas`` (what each number is), ``shadows`` (folder, fingerprint, seeds), ``time``;
 * ``audit.parquet``: one row per forget example: ``index`` (into the training set), ``label``, ``target_score``
   (φ), ``target_log_lr``, ``eps``, ``example_auc``, ``flagged@0.01`` (the audited model's log-LR above the held-out
-  threshold of FPR ≤ 1 %), ``mean_a``, ``mean_b`` (population means of φ);
+  threshold of FPR ≤ 1 %: model-level), ``member@0.01`` (its Λ above the control examples' 99th percentile: a
+  per-example membership flag), ``mean_a``, ``mean_b`` (population means of φ);
 * ``audit_scores.npz``: the raw arrays: ``scores_a``, ``scores_b`` [K, N], ``target`` [N], ``index``, ``labels``
-  [N], ``log_lr_a``, ``log_lr_b`` [K, N] (held-out), for score-distribution plots;
+  [N], ``log_lr_a``, ``log_lr_b`` [K, N] (held-out), and the control's ``control_a``, ``control_b`` [K, N_c],
+  ``control_target``, ``control_index``, ``control_log_lr`` [N_c], for score-distribution plots;
 * ``metrics.json``: the main scalars (``METRIC_KEYS``: ``ulira/auc``, ``ulira/tpr@0.01``, ``ulira/tpr@0.001``,
-  ``ulira/bacc``, ``ulira/eps_mean``, ``ulira/eps_median``, each with ``_low`` / ``_high``, and ``ulira/k``) merged
+  ``ulira/bacc``, ``ulira/eps_mean``, ``ulira/eps_median``, ``ulira/control/*`` and ``ulira/membership/*``
+  (AUC, TPR @ 1 % FPR, mean ε), each with ``_low`` / ``_high``, ``ulira/member@0.01`` and ``ulira/k``) merged
   into the run's metrics, beside the evaluation's (summary.csv and the dashboard read them there);
 * ``audit_steps.csv`` (unlearn runs with ``features/step_*.npz``): the same attack at every snapshot step
   (:func:`steps_audit`): A = the unlearned shadows at that step, B = the retrained shadows, over the run's forget
@@ -92,6 +105,7 @@ from .runs import RunDir, read_json, replacing, write_json
 MIN_SHADOWS = 3  # the held-out attack fits on K − 1 pairs, and one std needs two models
 DEFAULT_SHADOWS, DEFAULT_SEED = AuditConfig.shadows, AuditConfig.seed
 FLAG_FPR = 0.01
+MIN_CONTROL = 10  # control examples the membership signal's example bootstrap needs at the least
 TRAIN_KEYS = ("dataset", "model", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "augment",
               "stats_delta")
 """the training options every shadow copies from the audited run (its identity; device and data_root are not)."""
@@ -101,8 +115,10 @@ UNLEARN_KEYS = ("method", "params", "surrogate", "surrogate_chunks", "surrogate_
 on the audited run's steps, for the audit over steps)."""
 STEP_BOOT = 50  # bootstrap resamples per step of the audit over steps (the final audit uses ulira.N_BOOT)
 METRIC_KEYS = tuple(f"ulira/{name}{end}" for name in ("auc", "tpr@0.01", "tpr@0.001", "bacc", "eps_mean",
-                                                      "eps_median") for end in ("", "_low", "_high")) + (
-    "ulira/eps_chance", "ulira/eps_ceiling", "ulira/k")
+                                                      "eps_median") for end in ("", "_low", "_high")) + tuple(
+    f"ulira/{side}/{name}{end}" for side in ("control", "membership") for name in ulira.MEMBERSHIP_STATS
+    for end in ("", "_low", "_high")) + (
+    "ulira/eps_chance", "ulira/eps_ceiling", "ulira/k", f"ulira/member@{FLAG_FPR:g}")
 """the audit.json scalars audit_run also merges into the run's metrics.json."""
 FILES = ("audit.json", "audit.parquet", "audit_scores.npz", "audit_steps.csv", "audit_steps.npz")
 STEP_COLUMNS = ("step", "ulira/auc", "ulira/auc_low", "ulira/auc_high", "ulira/tpr@0.01", "ulira/tpr@0.01_low",
@@ -118,8 +134,18 @@ FORMULAS = {
     "tpr@f": "largest TPR among ROC points with FPR ≤ f (no interpolation upward)",
     "intervals": "estimate ± t(K−1, 1−alpha/2)·SE, SE² = refitted delete-one-pair jackknife variance + example "
                  "bootstrap variance (scarlab.metrics.ulira, item 4); ε aggregates over examples",
-    "eps": "per example, NeurIPS 2023 unlearning competition: max over threshold rules of "
-           "max(log((1−δ−FPR⁺)/FNR⁺), log((1−δ−FNR⁺)/FPR⁺)), rates at their upper Clopper–Pearson bound, ≥ 0",
+    "eps": "per example, scarlab's Clopper–Pearson-bounded ε estimate (not the competition's, not a certified "
+           "bound): max over threshold rules of max(log((1−δ−FPR⁺)/FNR⁺), log((1−δ−FNR⁺)/FPR⁺)), rates at their "
+           "upper Clopper–Pearson bound, ≥ 0",
+    "control": "the same shadows and fits on examples no model of either population trained on (CR: the forget "
+               "classes' test images; HR: test images): what the attack finds without membership",
+    "membership": "forget − control for AUC, TPR @ 1 % FPR and mean ε, interval: t(K−1) with the delete-one-pair "
+                  "jackknife of the difference + both example bootstraps (ulira, item 8); ≈ 0 when the models "
+                  "differ only model-wide",
+    f"member@{FLAG_FPR:g}": "share of forget examples whose audited-model Λ exceeds the 99th percentile of the "
+                            "control examples' Λ (≈ 0.01 when forget examples look like never-seen ones)",
+    "resolution": "ROC drawn from FPR 1/(K·N); TPR at a lower FPR is not resolvable (NaN); a statistic at 0 or 1 "
+                  "in every replicate is a one-sided bound (ulira, item 9)",
     "eps_ceiling": "ε of a rule with no errors on K pairs: the largest ε K shadows can show",
     "eps_chance": "mean ε of K pairs of indistinguishable (same Gaussian) populations through the same held-out "
                   "attack: the level a mean ε is read against (ulira.epsilon_chance)",
@@ -660,27 +686,58 @@ def _split_ok(path: Path, split) -> bool:
 _LOGITS: dict[tuple, np.ndarray] = {}
 
 
-def forget_scores(checkpoint: Path, ds, split, device: str = "cpu", *, half: bool = False) -> np.ndarray:
-    """Scaled true-class logits φ [N] of a model on the forget examples ``split.forget_idx`` (training images).
-
-    ``half``: from the logits rounded to float16, as feature snapshots store them, so a checkpoint's scores and
-    snapshot scores compared in the audit over steps differ by the models and not by the rounding."""
+def _scores(checkpoint: Path, ds, part: str, idx: np.ndarray, device: str, half: bool) -> np.ndarray:
+    """Scaled true-class logits φ [N] of a model on images ``idx`` of ``ds.<part>`` ("train" or "test")."""
     import torch
 
     from .features import extract
     from .models import load_checkpoint
 
     checkpoint = Path(checkpoint)
-    key = (str(checkpoint.resolve()), checkpoint.stat().st_mtime_ns, _split_identity(split)["forget_sha256"])
-    idx = np.asarray(split.forget_idx, np.int64)
+    idx = np.asarray(idx, np.int64)
+    key = (str(checkpoint.resolve()), checkpoint.stat().st_mtime_ns, part, hashlib.sha256(idx.tobytes()).hexdigest())
+    data = getattr(ds, part)
     if key not in _LOGITS:
         model = load_checkpoint(checkpoint, device, expect={"num_classes": ds.num_classes})
-        logits = extract(model, ds, ds.train.images[torch.as_tensor(idx)], device, features=False)[1].numpy()
+        logits = extract(model, ds, data.images[torch.as_tensor(idx)], device, features=False)[1].numpy()
         if len(_LOGITS) > 1024:
             _LOGITS.clear()
         _LOGITS[key] = logits
     logits = _LOGITS[key].astype(np.float16) if half else _LOGITS[key]
-    return ulira.scaled_logit(logits.astype(np.float64), ds.train.labels[torch.as_tensor(idx)].numpy())
+    return ulira.scaled_logit(logits.astype(np.float64), data.labels[torch.as_tensor(idx)].numpy())
+
+
+def forget_scores(checkpoint: Path, ds, split, device: str = "cpu", *, half: bool = False) -> np.ndarray:
+    """Scaled true-class logits φ [N] of a model on the forget examples ``split.forget_idx`` (training images).
+
+    ``half``: from the logits rounded to float16, as feature snapshots store them, so a checkpoint's scores and
+    snapshot scores compared in the audit over steps differ by the models and not by the rounding."""
+    return _scores(checkpoint, ds, "train", split.forget_idx, device, half)
+
+
+def control_indices(split, ds, seed: int = DEFAULT_SEED) -> np.ndarray:
+    """Test-set indices of the control examples, which no model of either population trained on: class removal,
+    every test image of the forget classes (``split.forget_test_idx``); random removal, a sample of test images
+    (seeded by ``seed``) as large as the forget set, or the whole test set if smaller. Raises a one-line error when
+    fewer than MIN_CONTROL are available."""
+    if split.scenario == "CR":
+        idx = np.sort(np.asarray(split.forget_test_idx, np.int64))
+        what = f"the test images of forget class(es) {list(split.forget_classes)}"
+    else:
+        n_test = len(ds.test.labels)
+        size = min(len(split.forget_idx), n_test)
+        idx = np.sort(np.random.default_rng(seed).choice(n_test, size, replace=False)).astype(np.int64)
+        what = "test images"
+    if len(idx) < MIN_CONTROL:
+        raise ScarlabError(f"the audit's control set ({what}) has {len(idx)} examples, fewer than the "
+                           f"{MIN_CONTROL} its intervals need (forget set: {len(split.forget_idx)}); audit a split "
+                           "whose forget classes have more test images")
+    return idx
+
+
+def control_scores(checkpoint: Path, ds, idx: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """Scaled true-class logits φ [N_c] of a model on the control examples (test images ``idx``)."""
+    return _scores(checkpoint, ds, "test", idx, device, False)
 
 
 def _populations(a: Audited, pop: ShadowPopulation) -> tuple[list[Path], list[Path], str, str]:
@@ -808,18 +865,39 @@ def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, 
         res = ulira.audit_scores(scores_a, scores_b, target=target, delta=delta, alpha=alpha)
         k = int(res["ulira/k"])
         flagged = res["ulira/target_log_lr"] > _flag_threshold(res["ulira/log_lr_b"])
+        # the control: the same models on examples none of them trained on (module docstring, "Control")
+        ctl = control_indices(a.split, ds, seed)
+        ctl_a = np.stack([control_scores(p / "checkpoints" / "model.pt", ds, ctl, device) for p in members_a])
+        ctl_b = np.stack([control_scores(p / "checkpoints" / "model.pt", ds, ctl, device) for p in members_b])
+        ctl_target = control_scores(a.checkpoint, ds, ctl, device)
+        res_c = ulira.audit_scores(ctl_a, ctl_b, target=ctl_target, delta=delta, alpha=alpha)
+        membership = ulira.membership_signal(scores_a, scores_b, ctl_a, ctl_b, delta=delta, alpha=alpha)
+        # a forget example is a member at FLAG_FPR when its Λ tops that share of the control examples' Λ
+        member_thr = float(np.quantile(res_c["ulira/target_log_lr"], 1 - FLAG_FPR))
+        member = res["ulira/target_log_lr"] > member_thr
         steps, per_example = steps_audit(a, pop, ds, device, delta=delta, alpha=alpha)
         scores_s = time.perf_counter() - t_scores
 
         metrics = {key: v for key, v in res.items() if np.isscalar(v)}
         metrics["ulira/target_log_lr_mean"] = float(np.mean(res["ulira/target_log_lr"]))
         metrics["ulira/target_log_lr_median"] = float(np.median(res["ulira/target_log_lr"]))
+        metrics.update({f"ulira/control/{key[6:]}": v for key, v in res_c.items()
+                        if np.isscalar(v) and key.startswith(("ulira/auc", "ulira/tpr@", "ulira/eps_mean",
+                                                              "ulira/bacc", "ulira/target_flagged"))})
+        metrics["ulira/control/n_examples"] = int(len(ctl))
+        metrics.update({f"ulira/membership/{key[11:]}": v for key, v in membership.items()
+                        if key.startswith("membership/")})
+        metrics[f"ulira/member@{FLAG_FPR:g}"] = float(member.mean())
         idx = np.asarray(a.split.forget_idx, np.int64)
         labels = ds.train.labels[idx].numpy().astype(np.int64)
         doc = {"run": str(target_run.path), "kind": a.kind, "label": a.label, "k": k, "delta": float(delta),
                "alpha": float(alpha), "flag_fpr": FLAG_FPR, "n_examples": int(len(idx)), "metrics": metrics,
                "populations": {"a": what_a, "b": what_b, "a_members": [p.name for p in members_a],
                                "b_members": [p.name for p in members_b]},
+               "control": {"what": ("test images of the forget classes" if a.split.scenario == "CR" else
+                                    "test images (a sample as large as the forget set)"),
+                           "n_examples": int(len(ctl)), "member_threshold": member_thr,
+                           "roc": {"fpr": res_c["ulira/roc_fpr"].tolist(), "tpr": res_c["ulira/roc_tpr"].tolist()}},
                "shadows": {"k": shadows, "folder": str(pop.folder), "fingerprint": pop.fingerprint,
                            "seeds": pop.seeds, "built": pop.built, "reused": len(pop.reused)},
                "roc": {"fpr": res["ulira/roc_fpr"].tolist(), "tpr": res["ulira/roc_tpr"].tolist()},
@@ -830,13 +908,16 @@ def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, 
         table = pd.DataFrame({"index": idx, "label": labels, "target_score": target,
                               "target_log_lr": res["ulira/target_log_lr"], "eps": res["ulira/eps"],
                               "example_auc": res["ulira/example_auc"], f"flagged@{FLAG_FPR:g}": flagged,
+                              f"member@{FLAG_FPR:g}": member,
                               "mean_a": scores_a.mean(0), "mean_b": scores_b.mean(0)})
         tmp = target_run.file("audit.parquet.tmp")
         table.to_parquet(tmp, index=False)
         tmp.replace(target_run.file("audit.parquet"))
         tmp = target_run.file("audit_scores.tmp.npz")
         np.savez_compressed(tmp, scores_a=scores_a, scores_b=scores_b, target=target, index=idx, labels=labels,
-                            log_lr_a=res["ulira/log_lr_a"], log_lr_b=res["ulira/log_lr_b"])
+                            log_lr_a=res["ulira/log_lr_a"], log_lr_b=res["ulira/log_lr_b"], control_a=ctl_a,
+                            control_b=ctl_b, control_target=ctl_target, control_index=ctl,
+                            control_log_lr=res_c["ulira/target_log_lr"])
         tmp.replace(target_run.file("audit_scores.npz"))
         written = ["audit.json", "audit.parquet", "audit_scores.npz"]
         if steps:

@@ -56,13 +56,21 @@ def created(folder) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ quality
-def test_the_original_is_caught(audits):
+def test_the_original_is_told_apart_model_level_not_by_membership(audits):
     m = audits["original_eval"]["metrics"]
     # measured on 8 shadow seed ranges × 1 and 2 threads: AUC 1.000, TPR@1 % 1.000, flagged 1.000 every time; the
     # original has seen class 0 and the retrained models never have, so the margins below are wide
-    assert m["ulira/auc_low"] > 0.9
-    assert m["ulira/tpr@0.01"] > 0.5  # ≫ 0.01
+    assert m["ulira/auc"] == 1.0 and m["ulira/tpr@0.01"] > 0.5  # ≫ 0.01
     assert m["ulira/target_flagged@0.01"] > 0.5
+    # every one of the K pairs agrees: a one-sided bound alpha^(1/K), not a zero-width [1, 1]
+    assert m["ulira/auc_saturated"] == 1 and m["ulira/auc_low"] == pytest.approx(0.05 ** (1 / K))
+    assert m["ulira/auc_high"] == 1.0
+    # ... and it is told apart just as well on class 0's test images, which no model trained on: the difference is
+    # the model (it knows class 0), not memory of the forget images; with the control at 1 the membership signal
+    # has no room to show, and says so. Per example, its forget images look like never-seen ones (measured 0.015
+    # with 2 threads, seeds 1000-1003).
+    assert m["ulira/control/auc"] == 1.0 and m["ulira/membership/auc_masked"] == 1
+    assert m["ulira/member@0.01"] < 0.1
     assert audits["original_eval"]["populations"]["a"] == "original"
 
 
@@ -83,6 +91,17 @@ def test_the_retrained_oracle_reads_chance(audits):
     assert m["ulira/target_flagged@0.01"] <= 0.05  # measured 0.000 here; 0.000-0.023 and once 0.196 elsewhere
 
 
+def test_scar_in_class_removal_is_model_level_not_membership(audits):
+    """CR: the attack tells SCAR's models from retrained ones about as well on class 0's test images as on its
+    forget images, so the membership signal (forget − control) holds 0. Measured here (K = 4, 1-epoch SCAR, shadow
+    seeds 1000-1003): forget AUC 0.775 / 0.778, control 0.769 / 0.772, membership 0.006 [−0.121, 0.133] /
+    0.006 [−0.116, 0.128], member@1 % 0.008 / 0.008 with 2 / 1 torch threads."""
+    m = audits["scar"]["metrics"]
+    assert m["ulira/membership/auc_low"] <= 0 <= m["ulira/membership/auc_high"]
+    assert abs(m["ulira/membership/auc"]) < 0.1
+    assert m["ulira/member@0.01"] < 0.1
+
+
 # ------------------------------------------------------------------------------------------ files
 def test_files_manifest_and_over_steps(runs, audits):
     run = RunDir(runs["scar"])
@@ -97,13 +116,23 @@ def test_files_manifest_and_over_steps(runs, audits):
     table = pd.read_parquet(run.file("audit.parquet"))
     split = np.load(run.file("split.npz"))
     assert list(table.columns) == ["index", "label", "target_score", "target_log_lr", "eps", "example_auc",
-                                   "flagged@0.01", "mean_a", "mean_b"]
+                                   "flagged@0.01", "member@0.01", "mean_a", "mean_b"]
+    assert table["member@0.01"].mean() == pytest.approx(doc["metrics"]["ulira/member@0.01"])
+    assert doc["control"]["what"] == "test images of the forget classes"
+    n_control = doc["control"]["n_examples"]
+    assert n_control == doc["metrics"]["ulira/control/n_examples"] == len(split["forget_test_idx"])
     np.testing.assert_array_equal(table["index"], split["forget_idx"])
     assert (table["label"] == 0).all()
     assert table["flagged@0.01"].mean() == pytest.approx(doc["metrics"]["ulira/target_flagged@0.01"])
     with np.load(run.file("audit_scores.npz"), allow_pickle=False) as z:
         assert z["scores_a"].shape == z["scores_b"].shape == (K, len(table))
         np.testing.assert_allclose(z["target"], table["target_score"])
+        assert z["control_a"].shape == z["control_b"].shape == (K, n_control)
+        np.testing.assert_array_equal(np.sort(z["control_index"]), np.sort(split["forget_test_idx"]))
+    # the membership signal is the difference of the forget and control attacks
+    m = doc["metrics"]
+    assert m["ulira/membership/auc"] == pytest.approx(m["ulira/auc"] - m["ulira/control/auc"], abs=1e-9)
+    assert m["ulira/membership/auc_low"] <= m["ulira/membership/auc"] <= m["ulira/membership/auc_high"]
 
     steps = pd.read_csv(run.file("audit_steps.csv"))
     snaps = sorted(run.file("features").glob("step_*.npz"))
@@ -327,3 +356,24 @@ def test_command_defaults_are_the_estimators():
     cfg = AuditConfig()
     assert (cfg.delta, cfg.alpha, cfg.shadows, cfg.seed) == (ulira.DEFAULT_DELTA, ulira.DEFAULT_ALPHA,
                                                              DEFAULT_SHADOWS, DEFAULT_SEED)
+
+
+def test_control_examples_are_never_trained_on_and_too_few_is_one_line():
+    """CR: the forget classes' test images; HR: a seeded sample of test images as large as the forget set (all of
+    them if fewer); fewer than MIN_CONTROL: one line naming both sizes."""
+    from types import SimpleNamespace
+
+    from scarlab.data import Split
+
+    ds = SimpleNamespace(test=SimpleNamespace(labels=np.zeros(300)))
+    cr = Split("CR", 0, [3], forget_idx=np.arange(40), forget_test_idx=np.array([7, 2, 11] + list(range(20, 40))))
+    np.testing.assert_array_equal(audit.control_indices(cr, ds), np.sort(cr.forget_test_idx))
+    hr = Split("HR", 0, [], forget_idx=np.arange(1000, 1150))
+    idx = audit.control_indices(hr, ds, seed=5)
+    assert len(idx) == 150 == len(np.unique(idx)) and idx.max() < 300
+    np.testing.assert_array_equal(idx, audit.control_indices(hr, ds, seed=5))  # seeded: the same every audit
+    assert len(audit.control_indices(Split("HR", 0, [], forget_idx=np.arange(500)), ds)) == 300
+    small = Split("CR", 0, [3], forget_idx=np.arange(40), forget_test_idx=np.arange(4))
+    with pytest.raises(ScarlabError, match=r"has 4 examples, fewer than the 10 .*\(forget set: 40\)") as err:
+        audit.control_indices(small, ds)
+    assert "\n" not in str(err.value)

@@ -928,12 +928,24 @@ def write_audit(run: Path, k: int = 16, n: int = 200, shift: float = 1.0, seed: 
              "bacc": 0.5 + shift / 5, "eps_mean": shift, "eps_median": shift / 2}[key]
         metrics.update({f"ulira/{key}": v, f"ulira/{key}_low": v * 0.8, f"ulira/{key}_high": v * 1.2})
     metrics.update({"ulira/eps_ceiling": 2.5, "ulira/eps_chance": 0.04, "ulira/k": k, "ulira/n_examples": n})
+    # the control: the model-level part of the shift (3/4 of it), and forget − control for the membership signal
+    for key in ("auc", "tpr@0.01", "eps_mean"):
+        v = metrics[f"ulira/{key}"]
+        c = 0.5 + (v - 0.5) * 0.75 if key == "auc" else v * 0.75
+        metrics.update({f"ulira/control/{key}": c, f"ulira/control/{key}_low": c * 0.8,
+                        f"ulira/control/{key}_high": min(c * 1.2, 1.0), f"ulira/membership/{key}": v - c,
+                        f"ulira/membership/{key}_low": (v - c) - 0.0421,
+                        f"ulira/membership/{key}_high": (v - c) + 0.0421})
+    metrics.update({"ulira/member@0.01": 0.01 + shift / 10, "ulira/control/n_examples": n})
     doc = {"run": str(run), "k": k, "metrics": metrics, "roc": {"fpr": grid.tolist(), "tpr": tpr.tolist()},
+           "control": {"what": "test images of the forget classes", "n_examples": n,
+                       "roc": {"fpr": grid.tolist(), "tpr": np.sqrt(tpr * grid).tolist()}},
            "populations": {"a": "K unlearned shadows", "b": "K retrained shadows"}, "time": {"audit_s": 1.0}}
     (run / "audit.json").write_text(json.dumps(doc))
     pd.DataFrame({"index": idx, "label": labels, "target_score": target, "target_log_lr": lam,
                   "eps": np.abs(rng.normal(shift, 0.5, n)), "example_auc": rng.uniform(0.3, 1, n),
-                  "flagged@0.01": lam > 2.0, "mean_a": a.mean(0), "mean_b": b.mean(0)}).to_parquet(
+                  "flagged@0.01": lam > 2.0, "member@0.01": lam > 2.5, "mean_a": a.mean(0),
+                  "mean_b": b.mean(0)}).to_parquet(
         run / "audit.parquet", index=False)
     np.savez_compressed(run / "audit_scores.npz", scores_a=a, scores_b=b, target=target, index=idx, labels=labels,
                         log_lr_a=a - b, log_lr_b=b - a)
@@ -950,7 +962,7 @@ def write_audit(run: Path, k: int = 16, n: int = 200, shift: float = 1.0, seed: 
     np.savez_compressed(run / "audit_steps.npz", step=np.array([0, 5, 10]), index=probe, log_lr=log_lr,
                         threshold=np.array([2.0, 2.0, 1.0]))
     merged = {"aus": 0.9, **{k: v for k, v in metrics.items() if k.split("/")[1].split("_low")[0].split("_high")[0]
-                             in AUDIT_KEYS}}
+                             in AUDIT_KEYS or k.startswith(("ulira/control/", "ulira/membership/"))}}
     (run / "metrics.json").write_text(json.dumps(merged))
     if thumbs:
         from PIL import Image
@@ -993,9 +1005,15 @@ def test_privacy_page(audit_root, monkeypatch):
     auc = METRIC["ulira/auc"].label
     assert table.loc["scar", auc] == "0.750 [0.600, 0.900]"
     assert table.loc["retrained", METRIC["ulira/tpr@0.01"].label] == "1.00 [0.80, 1.20]"
-    roc, tpr, eps, emap, dist = _chart_specs(at)
+    # forget and control side by side, and the membership signal between them
+    assert table.loc["scar", METRIC["ulira/control/auc"].label] == "0.688 [0.550, 0.825]"
+    assert table.loc["scar", METRIC["ulira/membership/auc"].label] == "0.062 [0.020, 0.105]"
+    mem, roc, tpr, eps, emap, dist = _chart_specs(at)
+    assert [t["name"] for t in mem["data"] if t["type"] == "bar"] == ["forget", "control", "membership"]
     assert roc["layout"]["xaxis"]["type"] == "log" and {"scar", "retrained"} <= {t["name"] for t in roc["data"]}
+    assert {"scar · control", "retrained · control"} <= {t["name"] for t in roc["data"]}
     assert any("chance" in t["name"] for t in roc["data"])
+    assert not tpr["layout"].get("title", {}).get("text")  # only the panels' titles: they overlapped a figure title
     assert sum(t["type"] == "bar" for t in tpr["data"]) == 2 and "error_y" in tpr["data"][0]
     assert any(t.get("name") == "ε ceiling for K" for t in eps["data"])
     assert [t["y"][0] for t in eps["data"] if t.get("name") == "chance (mean ε)"] == [0.04]
@@ -1018,6 +1036,25 @@ def test_privacy_page(audit_root, monkeypatch):
     # the retrained run: no thumbnails, its label and index shown instead
     _privacy(at, "retrained")
     assert not at.get("image") and any("training index" in t.value for t in at.text)
+
+
+def test_privacy_cells_say_only_what_k_pairs_show(audit_root, monkeypatch):
+    """A saturated statistic reads as a one-sided bound, an FPR below one false positive as not resolvable (with the
+    K that would resolve it), a membership signal over a control at 1 as not measurable: never a zero-width
+    interval."""
+    from scarlab.results import METRIC
+
+    path = audit_root / "scar_cr0" / "audit.json"
+    doc = json.loads(path.read_text())
+    m = doc["metrics"]
+    m.update({"ulira/auc": 1.0, "ulira/auc_low": 0.688, "ulira/auc_high": 1.0, "ulira/auc_saturated": 1.0,
+              "ulira/tpr@0.001": None, "ulira/tpr@0.001_low": None, "ulira/tpr@0.001_high": None,
+              "ulira/tpr@0.001_k_needed": 5.0, "ulira/membership/auc_masked": 1.0})
+    path.write_text(json.dumps(doc))
+    table = _privacy(_apptest(audit_root, monkeypatch)).dataframe[0].value.set_index("result")
+    assert table.loc["scar", METRIC["ulira/auc"].label] == "1.000 (≥ 0.688, one-sided)"
+    assert table.loc["scar", METRIC["ulira/tpr@0.001"].label] == "not resolvable with K = 16 (needs K ≥ 5)"
+    assert table.loc["scar", METRIC["ulira/membership/auc"].label] == "not measurable: control at 1"
 
 
 def test_privacy_page_without_audit(audit_root, monkeypatch):
@@ -1049,7 +1086,7 @@ def test_privacy_downloads_curves_and_compare(audit_root, monkeypatch):
     buttons = at.get("download_button")
     assert all(b.proto.deferred_file_id for b in buttons)
     assert sum(b.label == "CSV" for b in buttons) == len(at.dataframe) == 2
-    assert sum(b.label.startswith("HTML") for b in buttons) == len(at.get("plotly_chart")) == 5
+    assert sum(b.label.startswith("HTML") for b in buttons) == len(at.get("plotly_chart")) == 6
     at.switch_page("views/curves.py").run()
     at.multiselect(key="curves_runs").set_value(["scar_cr0"]).run()
     _ok(at)
@@ -1075,7 +1112,7 @@ def test_privacy_page_speed(tmp_path, monkeypatch):
         write_audit(_write_run(root / name, stage, method, seed=i), k=16, n=2000, shift=1.0 - i / 3, seed=i,
                     thumbs=True)
     at = _privacy(_apptest(root, monkeypatch))
-    assert sum(_points(t) for t in _chart_specs(at)[3]["data"] if t["type"] == "scattergl") == 2000
+    assert sum(_points(t) for t in _chart_specs(at)[4]["data"] if t["type"] == "scattergl") == 2000
     times = []
     for j in range(6):
         t0 = time.perf_counter()

@@ -1,5 +1,7 @@
-"""Privacy: the per-example U-LiRA audit (scarlab audit) of the picked run and of the runs comparable to it (same data
-set, model and forget set): ROC, TPR at low FPR, ε, and every forget example with its score distributions."""
+"""Privacy: the U-LiRA audit (scarlab audit) of the picked run and of the runs comparable to it (same data set, model
+and forget set). Forget and control side by side: on the forget examples the attack measures whether the *model* can
+be told from retrained ones (model-level); the membership signal (forget − control) and the per-example map speak of
+remembered examples."""
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -9,16 +11,42 @@ from scarlab_dashboard import common
 from scarlab_dashboard import data as D
 from scarlab_dashboard import plots as P
 
-TABLE_KEYS = ("ulira/auc", "ulira/tpr@0.01", "ulira/tpr@0.001", "ulira/bacc", "ulira/eps_mean", "ulira/eps_median")
-NUMERIC = tuple(k + end for k in TABLE_KEYS for end in ("", "_low", "_high")) + ("ulira/eps_ceiling", "ulira/eps_chance",
-                                                                             "ulira/k")
+TABLE_KEYS = ("ulira/auc", "ulira/control/auc", "ulira/membership/auc", "ulira/tpr@0.01", "ulira/control/tpr@0.01",
+              "ulira/membership/tpr@0.01", "ulira/tpr@0.001", "ulira/eps_mean", "ulira/membership/eps_mean")
+FLAGS = ("_saturated", "_masked", "_k_needed")
+NUMERIC = tuple(k + end for k in TABLE_KEYS for end in ("", "_low", "_high", *FLAGS)) + (
+    "ulira/eps_ceiling", "ulira/eps_chance", "ulira/k", "ulira/member@0.01", "ulira/control/n_examples")
 HOW = ("`scarlab audit RUN --shadows K` (or `scarlab pipeline --shadows K`) audits a run against K shadow models "
-       "and writes audit.json, audit.parquet and audit_scores.npz into it; use K ≥ 16.")
+       "and writes audit.json, audit.parquet and audit_scores.npz into it.")
+
+
+def cell(m, key: str) -> str:
+    """A table cell that says only what K shadow pairs can show: a value with its interval; a one-sided bound
+    where every pair agrees; "not resolvable" below one false positive; "not measurable" where the control is
+    already at the top."""
+    v, lo, hi = (m.get(key + end, np.nan) for end in ("", "_low", "_high"))
+    metric = R.METRIC[key]
+    if m.get(f"{key}_masked", 0) == 1:
+        return "not measurable: control at 1"
+    if pd.isna(v):
+        need = m.get(f"{key}_k_needed", np.nan)
+        return f"not resolvable with K = {m.get('ulira/k', '?'):.0f} (needs K ≥ {need:.0f})" if pd.notna(need) else ""
+    if m.get(f"{key}_saturated", 0) == 1:
+        f = lambda x: f"{x * metric.scale:.{metric.digits}f}"  # noqa: E731
+        return f"{f(v)} (≥ {f(lo)}, one-sided)" if v >= 1 else f"{f(v)} (≤ {f(hi)}, one-sided)"
+    return R.pm(key, v, None, lo, hi)
+
 
 common.header("Privacy (U-LiRA audit)",
-              "A held-out likelihood-ratio attack per forget example: K shadow models of population A (made like the "
-              "audited model, e.g. unlearned) against K of population B (retrained without the forget set). An attack "
-              "that cannot tell A from B reads chance: AUC 0.5, TPR = FPR, ε near 0.")
+              "K shadow models made like the audited one (population A: e.g. unlearned by the same method) against K "
+              "retrained without the forget set (B); a held-out likelihood-ratio attack asks of each example which "
+              "population a model comes from. **What it can conclude:** on the forget examples, whether the audited "
+              "*kind of model* can be told from a retrained one (model-level). The same attack on control examples, "
+              "which no model of either population trained on, shows how much of that needs no memory of the "
+              "examples at all (in class removal a model that still scores the class differently is told apart on "
+              "any image of it). Only the **membership signal**, forget − control, speaks of remembered forget "
+              "examples. **What it cannot conclude:** that a model with no signal is private (K pairs bound what "
+              "can be seen), or anything at an FPR its K·N negatives cannot resolve.")
 runs = common.load_runs()
 run = common.pick_run(runs, "privacy", lambda r: r.stage in ("unlearn", "train_retrained", "evaluate",
                                                              "train_original"), "a model to audit")
@@ -51,41 +79,55 @@ def peer_table():
                      "K": got.value["k"], **{k: m.get(k, np.nan) for k in NUMERIC}})
         if got.value["roc"] is not None:
             curves[names[r.id]] = got.value["roc"]
+        if got.value["control_roc"] is not None:
+            control[names[r.id]] = got.value["control_roc"]
     df = pd.DataFrame(rows, columns=["name", "label", "method", "run", "K", *NUMERIC]).set_index("name", drop=False)
-    return df, curves, problems
+    return df, curves, control, problems
 
 
-table, curves, problems = common.figure("privacy_peers", sig, peer_table)
+control: dict = {}
+table, curves, control, problems = common.figure("privacy_peers", sig, peer_table)
 common.warn(*problems)
 if not len(table):
     st.stop()
 colors = P.method_colors(table.index, table["method"])
 shown = pd.DataFrame({"result": table["label"], "run": table["run"], "K": table["K"].astype("Int64")})
 for key in TABLE_KEYS:
-    shown[R.METRIC[key].label] = [R.pm(key, v, None, lo, hi) for v, lo, hi in
-                                  zip(table[key], table[f"{key}_low"], table[f"{key}_high"])]
+    shown[R.METRIC[key].label] = [cell(m, key) for _, m in table.iterrows()]
+shown["ε ceiling at K (CP)"] = table["ulira/eps_ceiling"].round(3)
+shown[R.METRIC["ulira/member@0.01"].label] = (table["ulira/member@0.01"] * 100).round(1)
 st.subheader("Audited results on this data set, model and forget set")
 common.table(shown, f"privacy_{run.dataset}_{run.forget}", "privacy_table", hide_index=True, width="stretch")
-st.caption("value [low, high]: the audit's own interval (level 1 − alpha; the attack's: t interval from a "
-           "delete-one-pair jackknife plus an example bootstrap; ε's: bootstrap over examples). Chance: AUC 0.5, "
-           "TPR at 1 % FPR 1 %, at 0.1 % FPR 0.1 %, mean ε the dotted level of the ε chart (it grows with K).")
+st.caption("value [low, high]: the audit's own interval (level 1 − alpha: t interval from a delete-one-pair "
+           "jackknife plus an example bootstrap; for the membership signal the jackknife of the difference). "
+           "Chance: AUC 0.5, TPR at 1 % FPR 1 %, membership 0, members 1 %. \"one-sided\": every shadow pair agrees, "
+           "so only a bound follows from K pairs. \"not resolvable\": the FPR is below one false positive among "
+           "the K·N negatives. ε here is scarlab's Clopper–Pearson-bounded estimate, not the NeurIPS 2023 "
+           "competition's, and not a certified bound; it cannot exceed its ceiling for K (0 means: not measurable "
+           "with this K).")
 
+common.chart(common.figure("privacy_membership", sig, lambda: P.membership_figure(table, colors)),
+             "privacy_membership", "privacy_membership")
+st.caption("Left: the attack's AUC on the forget examples and on the control examples with the same shadow models. "
+           "Equal bars mean the models differ as a whole (model-level), not by remembering forget examples. "
+           "Right: their difference, the membership signal, with its interval; 0 (dashed) is no membership signal. "
+           "With the control at AUC 1 the difference cannot show anything (not measurable).")
 c1, c2 = st.columns(2)
 with c1:
-    common.chart(common.figure("privacy_roc", sig, lambda: P.roc_figure(curves, colors)), "privacy_roc",
-                 "privacy_roc")
-    st.caption("ROC of the held-out attack, both axes logarithmic: the low-FPR corner is where a confident "
-               "attack shows. The dashed diagonal (TPR = FPR) is chance.")
+    common.chart(common.figure("privacy_roc", sig, lambda: P.roc_figure(curves, colors, control=control)),
+                 "privacy_roc", "privacy_roc")
+    st.caption("ROC of the held-out attack on log axes, forget solid and control dotted, each drawn only down to "
+               "the smallest FPR its negatives resolve (one false positive among K·N). Dashed: chance.")
 with c2:
     common.chart(common.figure("privacy_tpr", sig, lambda: P.tpr_figure(table, colors)), "privacy_tpr",
                  "privacy_tpr")
-    st.caption("TPR at 1 % and 0.1 % FPR with their intervals; the dashed line is chance (TPR = FPR).")
+    st.caption("TPR at 1 % and 0.1 % FPR on the forget examples (model-level) with their intervals; the dashed "
+               "line is chance (TPR = FPR). A missing bar: not resolvable with that K (see the table).")
 common.chart(common.figure("privacy_eps", sig, lambda: P.eps_figure(table, colors)), "privacy_eps", "privacy_eps")
-st.caption("ε per forget example (a lower bound on the privacy loss, δ fixed), mean and median over examples with "
-           "intervals. The dotted level is chance: the mean ε the same estimator reads on K pairs of identical "
-           "populations (it picks each example's best rule on few scores, so it is above 0 and grows with K); "
-           "perfect unlearning reads about that. The dashed ε ceiling is the largest ε that K shadow pairs can show "
-           "at all: a value near it means the audit is saturated, not that leakage is bounded by it.")
+st.caption("ε per forget example (scarlab's Clopper–Pearson-bounded estimate, δ fixed; model-level like the "
+           "AUC), mean and median over examples with intervals. Dotted: chance, the mean ε the estimator reads "
+           "on K pairs of identical populations (above 0, it grows with K). Dashed: the ε ceiling, the largest ε K "
+           "pairs can show at all; a value at it means the audit is saturated, not that leakage is bounded.")
 
 # ----------------------------------------------------------------------------- the picked run, per example
 st.subheader("Forget examples of this run")
@@ -106,8 +148,9 @@ rsig = D.run_sig(run)
 event = common.chart(common.figure("privacy_map", rsig, lambda: P.example_map_figure(df)), f"privacy_map_{run.id}",
                      "privacy_map", on_select="rerun", selection_mode=("points",))
 st.caption("Each point is a forget example; y is the audited model's log-likelihood ratio (above 0: its score looks "
-           "more like population A's than B's). Red: flagged, above the threshold at which 1 % of B's held-out "
-           "scores are (so about 1 % of examples are flagged by chance). Click a point, or pick it below.")
+           "more like population A's than B's). Red: a membership flag, its log-LR above the 99th percentile of the "
+           "control examples' (images no model trained on), so about 1 % are red by chance; a high log-LR shared "
+           "by the control examples is the model-level difference, not memory. Click a point, or pick it below.")
 
 pick_key = f"privacy_example_{run.id}"
 points = (event.selection.get("points") if event is not None and hasattr(event, "selection") else None) or []
@@ -127,7 +170,9 @@ with left:
     if img is not None:
         st.image(img, width=120)
     st.text(f"training index {int(row['index'])} · label {row['label']}\n"
-            f"log-LR {float(row['target_log_lr']):.3g} · {'flagged' if bool(row['flagged@0.01']) else 'not flagged'}"
+            f"log-LR {float(row['target_log_lr']):.3g} · "
+            f"{'member-like' if bool(row.get('member@0.01', False)) else 'like never-seen examples'}"
+            f" · model-level {'flagged' if bool(row['flagged@0.01']) else 'not flagged'}"
             f"\nε {float(row['eps']):.3g} · example AUC {float(row['example_auc']):.3g}")
     if img is None:
         st.caption("No thumbnail (thumbs.parquet is written by `scarlab embed`).")
@@ -150,7 +195,7 @@ with right:
             "privacy_example_steps")
         below = np.flatnonzero(z["log_lr"][:, j] <= z["threshold"])
         st.caption("The audited run's snapshot of this example at every step, scored against the unlearned shadows "
-                   "at the same step and the retrained ones. " +
+                   "at the same step and the retrained ones (model-level: no control over steps). " +
                    (f"It first drops under the threshold at step {int(z['step'][below[0]])}"
                     + ("." if z["log_lr"][-1, j] <= z["threshold"][-1] else ", but ends above it (still flagged).")
                     if len(below) else "It stays above the threshold: distinguishable at every step."))

@@ -21,33 +21,49 @@ def register(sub) -> None:
 
 
 def _interval(m: dict, key: str, digits: int = 3) -> str:
-    lo, hi = m.get(f"{key}_low"), m.get(f"{key}_high")
-    v = m.get(key)
+    """value [low, high]; a saturated statistic as its one-sided bound; an unresolvable TPR says what K it needs."""
+    v, lo, hi = m.get(key), m.get(f"{key}_low"), m.get(f"{key}_high")
     if v is None:
-        return "n/a"
+        need = m.get(f"{key}_k_needed")
+        return f"not resolvable with K={m.get('ulira/k')} (needs K ≥ {need:.0f})" if need is not None else "n/a"
+    if m.get(f"{key}_masked"):
+        return f"{v:.{digits}f}: not measurable, the control is already at 1 (the models differ on every example)"
+    if m.get(f"{key}_saturated"):
+        return (f"{v:.{digits}f}: every shadow pair agrees, so ≥ {lo:.{digits}f} (one-sided)" if v >= 1 else
+                f"{v:.{digits}f}: every shadow pair agrees, so ≤ {hi:.{digits}f} (one-sided)")
     bounds = f" [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None and hi is not None else ""
     return f"{v:.{digits}f}{bounds}"
 
 
 def print_audit(doc: dict) -> None:
-    """The main numbers of one audit (audit.json's contents)."""
+    """The main numbers of one audit (audit.json's contents): model-level on the forget examples, the same on the
+    control examples, and the membership signal (forget − control)."""
     m, sh = doc["metrics"], doc["shadows"]
     level = round(100 * (1 - doc["alpha"]))
     print(f"audited {doc['run']} ({doc['label']}, {doc['kind']}): K={sh['k']} shadows in {sh['folder']} "
           f"({len(sh['built'])} made, {sh['reused']} reused), {doc['time']['audit_s']:.1f}s")
+    ctl = doc.get("control", {})
     print(f"  {doc['populations']['a']} vs {doc['populations']['b']}, {doc['n_examples']} forget examples, "
-          f"{level} % intervals")
-    rows = [("U-LiRA AUC", _interval(m, "ulira/auc")),
-            ("TPR @ 1 % FPR", _interval(m, "ulira/tpr@0.01")),
-            ("TPR @ 0.1 % FPR", _interval(m, "ulira/tpr@0.001")),
-            ("balanced accuracy", _interval(m, "ulira/bacc")),
-            ("ε mean", _interval(m, "ulira/eps_mean")),
-            ("ε median", _interval(m, "ulira/eps_median")),
-            ("ε ceiling at this K", f"{m['ulira/eps_ceiling']:.3f}  (δ = {doc['delta']:g})"),
-            ("this model flagged @ 1 % FPR", f"{m['ulira/target_flagged@0.01']:.3f} of the forget examples "
-                                             "(≈ 0.01 for a model like the retrained ones)")]
+          f"{ctl.get('n_examples', '?')} control examples ({ctl.get('what', '?')}), {level} % intervals")
+    rows = [("model-level, forget examples:", ""),
+            ("  U-LiRA AUC", _interval(m, "ulira/auc")),
+            ("  TPR @ 1 % FPR", _interval(m, "ulira/tpr@0.01")),
+            ("  TPR @ 0.1 % FPR", _interval(m, "ulira/tpr@0.001")),
+            ("  ε mean (CP estimate)", _interval(m, "ulira/eps_mean")),
+            ("  ε median (CP estimate)", _interval(m, "ulira/eps_median")),
+            ("  ε ceiling at this K", f"{m['ulira/eps_ceiling']:.3f}  (δ = {doc['delta']:g}; chance "
+                                      f"{m.get('ulira/eps_chance', float('nan')):.3f})"),
+            ("model-level, control examples:", ""),
+            ("  U-LiRA AUC", _interval(m, "ulira/control/auc")),
+            ("  TPR @ 1 % FPR", _interval(m, "ulira/control/tpr@0.01")),
+            ("membership signal (forget − control; none: 0):", ""),
+            ("  AUC", _interval(m, "ulira/membership/auc")),
+            ("  TPR @ 1 % FPR", _interval(m, "ulira/membership/tpr@0.01")),
+            ("  ε mean", _interval(m, "ulira/membership/eps_mean")),
+            ("  members @ 1 %", f"{m.get('ulira/member@0.01', float('nan')):.3f} of the forget examples above the "
+                                "control's 99th percentile (≈ 0.01 without membership)")]
     for name, text in rows:
-        print(f"  {name:30s} {text}")
+        print(f"  {name:32s} {text}" if text else f"  {name}")
 
 
 def run(args) -> int:

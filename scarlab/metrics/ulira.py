@@ -117,6 +117,9 @@ What is implemented, exactly
    example-bootstrap variances of both sides. Measured (K = 8, 150 + 150 examples, n_boot 100, seeds 0–39):
    shadows that differ only by a model-wide shift (forget AUC ≥ 0.83) give an AUC difference whose interval
    holds 0 in 39/40; a per-example trace of +3σ on the forget examples gives a lower end ≥ 0.13 in 40/40.
+   When the control side is already at 1 (AUC or TPR: the models are told apart on every control example) the
+   forget side has no room above it, so the difference is 0 whatever the models remember:
+   ``membership/<s>_masked`` = 1 says so, and it must be read as "not measurable here", not as "no membership".
 9. Resolution.  With K·N held-out negatives the smallest FPR the ROC resolves is 1/(K·N) (one false positive):
    ``ulira/min_fpr``. The reported ROC (``roc_fpr``) starts there, and TPR at an FPR below it is NaN ("not
    resolvable"), with ``ulira/tpr@<f>_k_needed`` = ⌈1/(f·N)⌉ the K that would resolve it. A statistic whose every
@@ -414,7 +417,7 @@ def attack_roc(scores_a, scores_b, *, variance: str = "auto", std_floor: float =
             (float(max(out[key] - half[j], 0.0)), float(min(out[key] + half[j], 1.0))) if n_boot else
             (float("nan"), float("nan")))
         # every replicate at the bound: a zero-width interval would claim certainty K pairs cannot give
-        saturated = n_boot and half[j] == 0 and out[key] in (0.0, 1.0)
+        saturated = bool(n_boot) and half[j] < 1e-9 and out[key] in (0.0, 1.0)
         out[f"{key}_saturated"] = float(bool(saturated))
         if saturated:  # one-sided (1 − alpha) bound: all K pairs agreeing is ≥ alpha-likely from p ≥ alpha^(1/K)
             bound = float(alpha ** (1 / k))
@@ -471,6 +474,8 @@ def membership_signal(forget_a, forget_b, control_a, control_b, *, variance: str
         res[f"membership/{s}"] = float(diff[j])
         res[f"membership/{s}_low"], res[f"membership/{s}_high"] = (
             (float(diff[j] - half[j]), float(diff[j] + half[j])) if n_boot else (float("nan"), float("nan")))
+        # a control already at the top (AUC or TPR 1) leaves the forget side no room: the signal cannot show
+        res[f"membership/{s}_masked"] = float(s != "eps_mean" and pc[j] >= 1.0)
     return res
 
 
