@@ -51,9 +51,11 @@ def show_shadows() -> bool:
     return bool(st.session_state.get(SHOW_SHADOWS, False))
 
 
-def load_runs() -> list[D.Run]:
+def load_runs(unusable: bool = False) -> list[D.Run]:
     """Every run under the root — less the U-LiRA shadow members (``scarlab audit`` makes them) unless the Runs
-    page's "show shadow models" toggle is on; stops the page with an error when there is no usable root."""
+    page's "show shadow models" toggle is on, and less the runs whose manifest, config or metrics cannot be read or
+    hold a field of the wrong type (``Run.usable``) unless ``unusable`` (the Runs page lists them with their
+    problem); stops the page with an error when there is no usable root."""
     root = D.runs_root()
     with st.sidebar:
         st.caption("Runs root: " + (md(root) if root else "not set"))
@@ -61,11 +63,11 @@ def load_runs() -> list[D.Run]:
     if got.error:
         st.error(md(got.error))
         st.stop()
-    runs = got.value if show_shadows() else [r for r in got.value or [] if not r.shadow]
+    runs = [r for r in got.value or [] if (show_shadows() or not r.shadow) and (unusable or r.usable)]
     if not runs:
         hidden = len(got.value or [])
         st.warning(f"No runs under {md(root)} yet"
-                   + (f" (only {hidden} shadow models, hidden: show them on the Runs page)" if hidden else "")
+                   + (f" (only {hidden} hidden ones: shadow models or unusable runs, see the Runs page)" if hidden else "")
                    + ". Create some with `scarlab demo` or `scarlab pipeline`, then reload this page.")
         st.stop()
     return runs
