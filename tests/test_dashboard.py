@@ -716,6 +716,33 @@ def test_dashboard_command(tmp_path):
     assert main(["dashboard", "--runs", str(tmp_path / "missing")]) == 2
 
 
+def test_dashboard_command_names_the_real_problem(tmp_path, capsys):
+    """--runs a file, an address that is no IP address or does not resolve or is not this machine's, a port in
+    use: one line each saying so, exit status 2, before any server starts."""
+    import socket
+
+    from scarlab.cli import main
+
+    (tmp_path / "runs.txt").write_text("not a folder")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = str(busy.getsockname()[1])
+    cases = [(["--runs", str(tmp_path / "runs.txt")], "is a file, not a folder"),
+             (["--address", "999.1.1.1"], "'999.1.1.1' is not a valid IP address"),
+             (["--address", "no-such-host.invalid"], "'no-such-host.invalid' does not resolve"),
+             (["--address", "192.0.2.1"], "'192.0.2.1' is not an address of this machine"),  # TEST-NET-1
+             (["--port", port], f"port {port} on 127.0.0.1 is in use")]
+    try:
+        for extra, problem in cases:
+            assert main(["dashboard", "--runs", str(tmp_path), "--port", "8599", *extra]) == 2, extra
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and err[0].startswith("scarlab: error: ") and problem in err[0], (extra, err)
+            assert "in use" not in err[0] or "--port" in extra
+    finally:
+        busy.close()
+
+
 # ----------------------------------------------------------------------------- received run folders
 SECRET = "-----BEGIN OPENSSH PRIVATE KEY----- not-for-the-dashboard"
 
