@@ -900,16 +900,37 @@ def test_run_text_is_shown_as_text_not_markdown(tmp_path, dash_root, monkeypatch
 
 
 def test_md_escapes_every_markdown_construct():
-    from scarlab_dashboard.common import md
+    from scarlab_dashboard.common import WORD_JOINER, md
 
     for text in ("![x](http://example.invalid/a.png)", "[a](javascript:alert(1))", "<http://example.invalid>",
                  "<img src=x>", "**b** _i_ `c` ~~s~~", "# h\n---\n| a | b |", ":red[x] $x^2$", "[r]: http://e.invalid",
-                 "a\\\\b"):
+                 "a\\\\b", "see HTTPS://example.invalid/a, WWW.example.invalid, me@example.invalid, mailto:x"):
         out = md(text)
         # every ASCII punctuation character is escaped: no Markdown construct can start
         assert not re.search(r"[!\[\]()<>*_`~#|:$\\]", re.sub(r"\\.", "", out)), out
-        assert re.sub(r"\\(.)", r"\1", out) == " ".join(text.split())
+        # and GFM's literal autolinks (scheme:, www., e-mail) cannot either: an invisible joiner breaks each
+        shown = re.sub(r"\\(.)", r"\1", out)
+        assert not re.search(r"[A-Za-z]:|www\.|[\w.+-]@", shown, re.I), out
+        assert shown.replace(WORD_JOINER, "") == " ".join(text.split())
     assert "\n" not in md("a\nb\r\nc") and len(md("x" * 5000, 100)) == 100
+
+
+def test_run_text_in_figures_is_no_link():
+    """plotly renders an <a href> tag in any text of a figure as a link: one from a run (a method name in a legend,
+    a tick, customdata shown on hover) is escaped and shows as its characters."""
+    import plotly.graph_objects as go
+
+    tag = '<a href="http://example.invalid/p">m</a>'
+    fig = go.Figure(go.Bar(x=[tag, "b"], y=[1, 2], name=f"x {tag}", customdata=np.array([[tag], ["c"]], object)),
+                    layout={"title": {"text": tag}})
+    clean = P.without_links(fig)
+    shown = '&lt;a href="http://example.invalid/p">m&lt;/a>'  # plotly shows &lt; as <, as text
+    trace = clean.data[0]
+    assert (trace.x[0], trace.name, trace.customdata[0][0], clean.layout.title.text) == (shown, f"x {shown}", shown,
+                                                                                       shown)
+    assert trace.x[1] == "b" and list(trace.y) == [1, 2]
+    plain = go.Figure(go.Scatter(x=np.arange(3.0), y=np.arange(3.0), name="scar · lr=5e-4 <br>"))
+    assert P.without_links(plain) is plain  # scarlab's own markup (<br>, <b>) is left alone
 
 
 def test_every_read_goes_through_the_gate():
