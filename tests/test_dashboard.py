@@ -136,8 +136,8 @@ def _rendered(at) -> tuple[list[str], list[str], list[str]]:
 
 
 def _shown(at) -> str:
-    """Every string on the page with Markdown escapes removed (what a reader sees)."""
-    return re.sub(r"\\(.)", r"\1", " ".join(_rendered(at)[2]))
+    """Every string on the page with Markdown escapes and invisible word joiners removed (what a reader sees)."""
+    return re.sub(r"\\(.)", r"\1", " ".join(_rendered(at)[2])).replace("\u2060", "")
 
 
 def _chart_specs(at) -> list[dict]:
@@ -896,7 +896,7 @@ def test_run_text_is_shown_as_text_not_markdown(tmp_path, dash_root, monkeypatch
         check(at, page)
     # the run's warning on the unlearning pages shows the error as its characters
     at.switch_page("views/migration.py").run()
-    assert any(image in w.value.replace("\\", "") for w in at.warning)
+    assert any(image in w.value.replace("\\", "").replace("\u2060", "") for w in at.warning)
 
 
 def test_md_escapes_every_markdown_construct():
