@@ -39,7 +39,7 @@ import streamlit as st
 
 from scarlab import results as R
 from scarlab.results import RunInfo, describe
-from scarlab.runs import MAX_JSON_BYTES, CorruptFile, parse_json
+from scarlab.runs import MAX_JSON_BYTES, CorruptFile, check_json_size, parse_json
 
 ENV_RUNS = "SCARLAB_RUNS"
 GROUPS = ("forget_train", "retain_test", "forget_test")  # group codes 0, 1, 2 (scarlab.trace)
@@ -189,9 +189,8 @@ def _refused(root: str, sig: FileSig, exc: BaseException) -> Loaded:
 def _json(root: str, sig: FileSig) -> Loaded:
     p = Path(sig.path)
     name = f"{p.parent.name}/{p.name}"
-    if sig.size > MAX_JSON_BYTES:  # refused before it is opened
-        return Loaded(None, f"{name} is larger than the {MAX_JSON_BYTES >> 20} MiB a JSON record may hold; not read")
     try:
+        check_json_size(sig.size, name)  # before it is opened
         with open_checked(root, sig) as f:
             return Loaded(parse_json(f.read(MAX_JSON_BYTES + 1), name))
     except CorruptFile as exc:

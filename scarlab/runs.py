@@ -90,12 +90,18 @@ def _depth(data) -> int:
     return deepest
 
 
+def check_json_size(size: int, name) -> None:
+    """A one-line :class:`CorruptFile` when a JSON file of ``size`` bytes is over :data:`MAX_JSON_BYTES` (call it
+    with the file's ``stat`` size to refuse it before reading)."""
+    if size > MAX_JSON_BYTES:
+        raise CorruptFile(f"{name} is larger than the {MAX_JSON_BYTES >> 20} MiB a JSON record may hold; not read")
+
+
 def parse_json(raw: bytes | str, name) -> dict:
     """The JSON object in ``raw`` (the contents of file ``name``), within :data:`MAX_JSON_BYTES` and
     :data:`MAX_JSON_DEPTH`; anything else is a one-line :class:`CorruptFile` naming the file. Every reader of run
     folders (this module, ``scarlab.results``, the dashboard's gated reader) parses JSON here."""
-    if len(raw) > MAX_JSON_BYTES:
-        raise CorruptFile(f"{name} is larger than the {MAX_JSON_BYTES >> 20} MiB a JSON record may hold; not read")
+    check_json_size(len(raw), name)
     try:
         data = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
     except RecursionError:
@@ -115,8 +121,10 @@ def read_json(path: Path) -> dict:
     not an object, too large or deep, a FIFO or device) is a one-line :class:`CorruptFile` naming the file — never
     a hang."""
     path = Path(path)
-    if not stat.S_ISREG(path.stat().st_mode):  # FileNotFoundError when missing
+    info = path.stat()  # FileNotFoundError when missing
+    if not stat.S_ISREG(info.st_mode):
         raise CorruptFile(f"{path} is not a regular file; remove it or rerun the stage that writes it")
+    check_json_size(info.st_size, path)
     try:
         with path.open("rb") as f:
             raw = f.read(MAX_JSON_BYTES + 1)  # a larger file is never read whole
