@@ -18,7 +18,7 @@ if getattr(sys.modules.get("scarlab_dashboard"), "__path__", [None])[0] != str(H
         del sys.modules[name]
     spec.loader.exec_module(module)
 
-st.set_page_config(page_title="scarlab · unlearning dashboard", page_icon=":material/auto_fix_high:", layout="wide")
+st.set_page_config(page_title="scarlab · unlearning dashboard", page_icon="🪄", layout="wide")
 pages = [
     st.Page(HERE / "views" / "runs.py", title="Runs", icon=":material/table_rows:", url_path="runs", default=True),
     st.Page(HERE / "views" / "migration.py", title="Feature migration", icon=":material/scatter_plot:", url_path="migration"),

@@ -23,6 +23,8 @@ from scarlab_dashboard import plots as P
 METHOD_ORDER = ("scar", "scar_self", "original", "retrained")  # first in the run pickers
 _MD_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_AUTOLINK = re.compile(r"(?<=[A-Za-z])(?=:)|(?<=[Ww]{3})(?=\.)|(?=@)")  # scheme:, www., user@host
+WORD_JOINER = "\u2060"  # invisible, and no letter, dot or @: GFM's literal autolinks (http://, www., emails) cannot form
 
 
 def md(text, limit: int = 600) -> str:
@@ -30,12 +32,14 @@ def md(text, limit: int = 600) -> str:
 
     Every ASCII punctuation character is backslash-escaped (CommonMark lets any of them be), so no image, link,
     autolink, HTML, emphasis, heading, table, code span, LaTeX (``$``) or Streamlit directive (``:red[...]``)
-    can form; newlines and control characters become spaces."""
+    can form; newlines and control characters become spaces. Escapes do not stop GitHub-flavoured Markdown from
+    linking a bare ``http://…``, ``www.…`` or e-mail address, so an invisible word joiner goes before every ``:``
+    that follows a letter, every ``.`` after ``www`` and every ``@``: the text reads the same and is no link."""
     s = _CONTROL.sub(" ", str(text))
     s = " ".join(s.split())
     if len(s) > limit:
         s = s[:limit - 1] + "…"
-    return _MD_SPECIAL.sub(r"\\\1", s)
+    return _MD_SPECIAL.sub(r"\\\1", _AUTOLINK.sub(WORD_JOINER, s))
 
 
 def header(title: str, intro: str | None = None) -> None:
@@ -51,9 +55,11 @@ def show_shadows() -> bool:
     return bool(st.session_state.get(SHOW_SHADOWS, False))
 
 
-def load_runs() -> list[D.Run]:
+def load_runs(unusable: bool = False) -> list[D.Run]:
     """Every run under the root — less the U-LiRA shadow members (``scarlab audit`` makes them) unless the Runs
-    page's "show shadow models" toggle is on; stops the page with an error when there is no usable root."""
+    page's "show shadow models" toggle is on, and less the runs whose manifest, config or metrics cannot be read or
+    hold a field of the wrong type (``Run.usable``) unless ``unusable`` (the Runs page lists them with their
+    problem); stops the page with an error when there is no usable root."""
     root = D.runs_root()
     with st.sidebar:
         st.caption("Runs root: " + (md(root) if root else "not set"))
@@ -61,11 +67,11 @@ def load_runs() -> list[D.Run]:
     if got.error:
         st.error(md(got.error))
         st.stop()
-    runs = got.value if show_shadows() else [r for r in got.value or [] if not r.shadow]
+    runs = [r for r in got.value or [] if (show_shadows() or not r.shadow) and (unusable or r.usable)]
     if not runs:
         hidden = len(got.value or [])
         st.warning(f"No runs under {md(root)} yet"
-                   + (f" (only {hidden} shadow models, hidden: show them on the Runs page)" if hidden else "")
+                   + (f" (only {hidden} hidden ones: shadow models or unusable runs, see the Runs page)" if hidden else "")
                    + ". Create some with `scarlab demo` or `scarlab pipeline`, then reload this page.")
         st.stop()
     return runs
@@ -152,12 +158,16 @@ def legend_names(runs: list[D.Run]) -> dict[str, str]:
 
 @st.cache_resource(show_spinner=False, max_entries=256)
 def _figure(name: str, key: tuple, _build: Callable):
-    return _build()
+    built = _build()
+    if isinstance(built, tuple):
+        return tuple(P.without_links(b) if isinstance(b, P.go.Figure) else b for b in built)
+    return P.without_links(built) if isinstance(built, P.go.Figure) else built
 
 
 def figure(name: str, key: tuple, build: Callable):
     """``build()`` cached as a shared object under (name, key): a rerun with the same inputs reuses the figure.
-    ``key`` must capture every input (use ``D.run_sig`` for run files); the figure must not be mutated."""
+    ``key`` must capture every input (use ``D.run_sig`` for run files); the figure must not be mutated. Every
+    figure a page shows is made here: run text in it never becomes a link (``plots.without_links``)."""
     return _figure(name, key, build)
 
 

@@ -24,7 +24,6 @@ Rules this module enforces (the dashboard's pages read through it, never directl
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -40,6 +39,7 @@ import streamlit as st
 
 from scarlab import results as R
 from scarlab.results import RunInfo, describe
+from scarlab.runs import MAX_JSON_BYTES, CorruptFile, check_json_size, parse_json
 
 ENV_RUNS = "SCARLAB_RUNS"
 GROUPS = ("forget_train", "retain_test", "forget_test")  # group codes 0, 1, 2 (scarlab.trace)
@@ -185,21 +185,17 @@ def _refused(root: str, sig: FileSig, exc: BaseException) -> Loaded:
 
 
 # ----------------------------------------------------------------------------- cached file readers
-MAX_JSON_BYTES = 64 << 20  # a manifest, config or metrics file is kilobytes; a larger one is not parsed
-
-
 @st.cache_data(show_spinner=False, max_entries=2048)
 def _json(root: str, sig: FileSig) -> Loaded:
     p = Path(sig.path)
-    if sig.size > MAX_JSON_BYTES:
-        return Loaded(None, f"{p.parent.name}/{p.name}: {sig.size} bytes, too large for a JSON record; not read")
+    name = f"{p.parent.name}/{p.name}"
     try:
+        check_json_size(sig.size, name)  # before it is opened
         with open_checked(root, sig) as f:
-            value = json.loads(f.read(MAX_JSON_BYTES + 1).decode("utf-8"))
-        if not isinstance(value, dict):
-            return Loaded(None, f"{p.parent.name}/{p.name}: expected a JSON object, found {type(value).__name__}")
-        return Loaded(value)
-    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+            return Loaded(parse_json(f.read(MAX_JSON_BYTES + 1), name))
+    except CorruptFile as exc:
+        return Loaded(None, str(exc))
+    except OSError as exc:
         return _refused(root, sig, exc)
 
 
@@ -227,8 +223,8 @@ def _parquet(root: str, sig: FileSig, columns: tuple[str, ...] | None) -> Loaded
         raw = (table.schema.metadata or {}).get(b"scarlab")
         if raw:
             try:
-                meta = json.loads(raw)
-            except ValueError:
+                meta = parse_json(raw, "scarlab metadata")
+            except CorruptFile:
                 meta = {}
         return Loaded((table.to_pandas(), meta if isinstance(meta, dict) else {}))
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, KeyError (missing column), ...
@@ -298,6 +294,9 @@ class Run(RunInfo):
     n_snapshots: int = 0
     has_embedding: bool = False
     has_audit: bool = False  # an audit.json (scarlab audit) that may be read
+    usable: bool = True
+    """its manifest, config and metrics parse and hold fields of the right types (else it is listed on the Runs
+    page with its problem and left out of the others)."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -349,8 +348,9 @@ def _summary(root: str, rel: str, sigs: tuple) -> Run:
               problems=[e for e in errors.values() if e])
     if docs["manifest"] is None and not errors["manifest"]:
         run.problems.insert(0, "no manifest.json (a partial or foreign folder)")  # status "missing"
-    elif errors["manifest"] or (run.problems and run.status not in ("failed", "running")):
+    elif errors["manifest"] or (run.problems and run.status not in ("failed", "running", "invalid")):
         run.status = "unreadable"  # as summary.csv says of a run whose files cannot be read
+    run.usable = run.status != "invalid" and not any(errors.values())
     run.metrics = {k: v for k, v in (docs["metrics"] or {}).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
     snaps, refused = snapshot_files(path, root_p)

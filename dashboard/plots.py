@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -584,6 +585,35 @@ def figure_html(fig: go.Figure) -> str:
     animation frame included, nothing played until its play button is pressed."""
     return fig.to_html(include_plotlyjs=True, full_html=True, auto_play=False,
                        config={"displaylogo": False, "responsive": True})
+
+
+_LINK_TAG = re.compile(r"<(?=\s*/?\s*a\b)", re.IGNORECASE)
+
+
+def without_links(fig: go.Figure) -> go.Figure:
+    """``fig`` with every plotly link tag (``<a href=…>``) in its text — names, ticks, titles, hover text and
+    customdata — escaped so that it shows as characters. These builders make no links, so one in a figure came
+    from run text (a method, run or class name), which plotly would otherwise render as a clickable link. Returns
+    ``fig`` itself when it holds none."""
+    found = []
+
+    def text(v):
+        if isinstance(v, str) and _LINK_TAG.search(v):
+            found.append(v)
+            return _LINK_TAG.sub("&lt;", v)
+        return v
+
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, np.ndarray) and v.dtype.kind in "OU":
+            return np.frompyfunc(text, 1, 1)(v)
+        return text(v)
+
+    cleaned = clean(fig.to_dict())
+    return go.Figure(cleaned) if found else fig
 
 
 # ----------------------------------------------------------------------------- privacy (U-LiRA audit)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from .errors import ScarlabError
+from .runs import read_json, read_record, record_problem
 
 
 # ============================================================================================ metrics
@@ -197,7 +198,8 @@ class RunInfo:
     path: str
     stage: str = "?"
     status: str = "missing"
-    """complete, running, failed, or: missing, unreadable, not evaluated, evaluation failed."""
+    """complete, running, failed, or: missing, unreadable, invalid (a field of the wrong type: see ``error``), not
+    evaluated, evaluation failed."""
     error: str | None = None
     method: str = "?"
     variant: dict = field(default_factory=dict)
@@ -237,46 +239,50 @@ EVALUATED_IN_PLACE = ("train_retrained", "unlearn", "evaluate")  # an original i
 
 def describe(path, manifest: dict | None, config: dict | None, metrics: dict | None = None) -> RunInfo:
     """A run from its already-read ``manifest.json``, ``config.json`` (and ``metrics.json``, to tell an evaluated
-    run from one that was not). Pure: it opens nothing, so readers with their own safety rules can use it."""
+    run from one that was not). Pure: it opens nothing, so readers with their own safety rules can use it.
+
+    Every field is checked before it is used (``scarlab.runs.record_problem``): a record with a field of the wrong
+    type makes the run ``invalid``, with that one-line problem as its error and nothing else read from it."""
     info = RunInfo(path=str(path))
     if not isinstance(manifest, dict):
         return info
+    records = (("manifest.json", manifest), ("config.json", config), ("metrics.json", metrics))
+    problem = next(filter(None, (record_problem(n, d) for n, d in records if isinstance(d, dict))), None)
+    if problem:
+        info.status, info.error = "invalid", problem
+        return info
     cfg = config if isinstance(config, dict) else {}
-    info.stage = str(manifest.get("stage") or "?")
-    info.status = str(manifest.get("status") or "unknown")
-    info.error = None if manifest.get("error") in (None, "") else str(manifest["error"])
-    info.created = manifest.get("created") if isinstance(manifest.get("created"), (int, float)) else None
-    info.parents = {k: v for k, v in (manifest.get("parents") or {}).items() if isinstance(v, str)}
+    info.stage = manifest.get("stage") or "?"
+    info.status = manifest.get("status") or "unknown"
+    info.error = manifest.get("error") or None
+    info.created = manifest.get("created")
+    info.parents = dict(manifest.get("parents") or {})
     info.shadow = bool(manifest.get("shadow"))
     # an in-place evaluation records its outcome in the pipeline's stage entry and/or evaluate_run's own section
-    stages = manifest.get("stages") if isinstance(manifest.get("stages"), dict) else {}
+    stages = manifest.get("stages") or {}
     evaluation = [e for e in (stages.get("evaluate"), manifest.get("evaluation")) if isinstance(e, dict)]
     failed = next((e for e in evaluation if e.get("status") == "failed"), None)
     if info.status == "complete" and failed is not None:
-        info.status, info.error = "evaluation failed", failed.get("error")
+        info.status, info.error = "evaluation failed", str(failed.get("error") or "") or None
     elif (info.status == "complete" and metrics is not None and "aus" not in metrics
           and info.stage in EVALUATED_IN_PLACE):
         info.status = "not evaluated"
-    info.method = str(cfg.get("method") or STAGE_METHOD.get(info.stage) or info.stage)
-    variant = cfg.get("variant")
-    info.variant = dict(variant) if isinstance(variant, dict) else {}
+    info.method = cfg.get("method") or STAGE_METHOD.get(info.stage) or info.stage
+    info.variant = dict(cfg.get("variant") or {})
     info.label = variant_label(info.method, info.variant)
-    info.dataset = cfg.get("dataset") if isinstance(cfg.get("dataset"), str) else None
-    info.model = cfg.get("model") if isinstance(cfg.get("model"), str) else None
+    info.dataset = cfg.get("dataset")
+    info.model = cfg.get("model")
     if info.stage != "train_original":
-        info.scenario = str(cfg.get("scenario") or "")
-        fc = cfg.get("forget_classes")
-        info.forget_classes = [int(c) for c in fc] if isinstance(fc, list) and info.scenario == "CR" else []
-        info.forget_size = cfg.get("forget_size") if isinstance(cfg.get("forget_size"), int) else None
-    if isinstance(cfg.get("seed"), int) and not isinstance(cfg.get("seed"), bool):
-        info.seed = cfg["seed"]
+        info.scenario = cfg.get("scenario") or ""
+        fc = cfg.get("forget_classes") or []
+        info.forget_classes = list(fc) if info.scenario == "CR" else []
+        info.forget_size = cfg.get("forget_size")
+    info.seed = cfg.get("seed")
     return info
 
 
 def read_run(path) -> tuple[RunInfo, dict]:
     """(RunInfo, metrics) of a run directory, reading its JSON files; never raises for a broken run."""
-    from .runs import read_json
-
     p = Path(path)
     docs = {}
     for name in ("manifest", "config", "metrics"):
@@ -292,9 +298,11 @@ def read_run(path) -> tuple[RunInfo, dict]:
         return RunInfo(path=str(p), error=f"no manifest.json in {p}"), {}
     metrics = docs["metrics"] or {}
     info = describe(p, docs["manifest"], docs["config"], metrics)
+    if info.status == "invalid":
+        return info, {}
     if (not info.dataset or not info.model) and info.parents.get("original"):
         try:  # an evaluation of the original against a split records the original as its parent
-            ocfg = read_json(Path(info.parents["original"]) / "config.json")
+            ocfg = read_record(Path(info.parents["original"]) / "config.json")
             info.dataset, info.model = info.dataset or ocfg.get("dataset"), info.model or ocfg.get("model")
         except (ScarlabError, OSError, ValueError):
             pass

@@ -90,19 +90,137 @@ class CorruptFile(ScarlabError, ValueError):
     treat unreadable records as missing keep doing so."""
 
 
+MAX_JSON_BYTES = 64 << 20
+"""a run's JSON records (manifest, config, metrics, audit) are kilobytes: a larger file is refused before parsing."""
+MAX_JSON_DEPTH = 64
+"""scarlab's records nest a few levels: a deeper one is refused, so no reader recurses into it."""
+
+
+def _depth(data) -> int:
+    """How deeply ``data`` nests lists and objects (iterative: never recurses)."""
+    deepest, todo = 0, [(data, 1)]
+    while todo:
+        node, d = todo.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, d)
+            if d <= MAX_JSON_DEPTH:
+                todo += [(v, d + 1) for v in (node.values() if isinstance(node, dict) else node)]
+    return deepest
+
+
+def check_json_size(size: int, name) -> None:
+    """A one-line :class:`CorruptFile` when a JSON file of ``size`` bytes is over :data:`MAX_JSON_BYTES` (call it
+    with the file's ``stat`` size to refuse it before reading)."""
+    if size > MAX_JSON_BYTES:
+        raise CorruptFile(f"{name} is larger than the {MAX_JSON_BYTES >> 20} MiB a JSON record may hold; not read")
+
+
+def parse_json(raw: bytes | str, name) -> dict:
+    """The JSON object in ``raw`` (the contents of file ``name``), within :data:`MAX_JSON_BYTES` and
+    :data:`MAX_JSON_DEPTH`; anything else is a one-line :class:`CorruptFile` naming the file. Every reader of run
+    folders (this module, ``scarlab.results``, the dashboard's gated reader) parses JSON here."""
+    check_json_size(len(raw), name)
+    try:
+        data = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except RecursionError:
+        data = None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptFile(f"{name} cannot be read ({type(e).__name__}: {e}); rerun the stage that writes it "
+                          "(or delete the run directory)") from None
+    if data is None or _depth(data) > MAX_JSON_DEPTH:
+        raise CorruptFile(f"{name} nests lists or objects deeper than {MAX_JSON_DEPTH} levels; not read")
+    if not isinstance(data, dict):
+        raise CorruptFile(f"{name} does not hold a JSON object; rerun the stage that writes it")
+    return data
+
+
 def read_json(path: Path) -> dict:
     """A JSON object from a regular file. A missing file raises FileNotFoundError; anything else unusable (corrupt,
-    not an object, a FIFO or device) is a one-line :class:`CorruptFile` naming the file — never a hang."""
+    not an object, too large or deep, a FIFO or device) is a one-line :class:`CorruptFile` naming the file — never
+    a hang."""
     path = Path(path)
-    if not stat.S_ISREG(path.stat().st_mode):  # FileNotFoundError when missing
+    info = path.stat()  # FileNotFoundError when missing
+    if not stat.S_ISREG(info.st_mode):
         raise CorruptFile(f"{path} is not a regular file; remove it or rerun the stage that writes it")
+    check_json_size(info.st_size, path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        with path.open("rb") as f:
+            raw = f.read(MAX_JSON_BYTES + 1)  # a larger file is never read whole
+    except OSError as e:
         raise CorruptFile(f"{path} cannot be read ({type(e).__name__}: {e}); rerun the stage that writes it "
                           "(or delete the run directory)") from None
-    if not isinstance(data, dict):
-        raise CorruptFile(f"{path} does not hold a JSON object; rerun the stage that writes it")
+    return parse_json(raw, path)
+
+
+# ------------------------------------------------------------------ what each field of a run record must hold
+def _text(v) -> bool:
+    return isinstance(v, str)
+
+
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _object(v) -> bool:
+    return isinstance(v, dict)
+
+
+def _optional(check):
+    return lambda v: v is None or check(v)
+
+
+_TEXT, _OPT_TEXT = (_text, "text"), (_optional(_text), "text or null")
+RECORD_FIELDS = {
+    "manifest.json": {
+        "stage": _TEXT, "status": _TEXT, "error": _OPT_TEXT, "created": (_optional(_number), "a number"),
+        "parents": (lambda v: _object(v) and all(map(_text, v.values())), "an object of role: path (text)"),
+        "files": (lambda v: isinstance(v, list) and all(map(_text, v)), "a list of file names (text)"),
+        "stages": (lambda v: _object(v) and all(map(_object, v.values())), "an object of stage: object"),
+        "evaluation": (_object, "an object"),
+    },
+    "config.json": {
+        **{k: _OPT_TEXT for k in ("method", "dataset", "model", "scenario", "data_root", "original", "retrained",
+                                  "split", "run")},
+        "variant": (_optional(_object), "an object"), "params": (_optional(_object), "an object"),
+        "forget_classes": (_optional(lambda v: isinstance(v, list) and all(map(_whole, v))),
+                           "a list of whole numbers"),
+        "forget_size": (_optional(_whole), "a whole number"), "seed": (_optional(_whole), "a whole number"),
+    },
+}
+"""The fields of ``manifest.json`` and ``config.json`` that scarlab reads, with what each must hold when present
+(a missing field takes its default); every value of ``metrics.json`` is a number or null."""
+
+
+def _shown(v, limit: int = 40) -> str:
+    """A value as short JSON text, for messages."""
+    text = json.dumps(v, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def record_problem(name: str, doc: dict) -> str | None:
+    """The first field of the run record ``name`` (manifest.json, config.json or metrics.json, already parsed into
+    ``doc``) whose value a reader cannot use, as one line; None when every field is usable (see
+    :data:`RECORD_FIELDS`)."""
+    if name == "metrics.json":
+        bad = next((k for k, v in doc.items() if v is not None and not _number(v)), None)
+        return None if bad is None else f"{name}: {bad} must be a number, found {_shown(doc[bad])}"
+    for key, (ok, what) in RECORD_FIELDS.get(name, {}).items():
+        if key in doc and not ok(doc[key]):
+            return f"{name}: {key} must be {what}, found {_shown(doc[key])}"
+    return None
+
+
+def read_record(path: Path) -> dict:
+    """:func:`read_json` of a run record, its fields checked by :func:`record_problem` (a one-line
+    :class:`CorruptFile` naming the file and the field)."""
+    data = read_json(path)
+    problem = record_problem(Path(path).name, data)
+    if problem:
+        raise CorruptFile(f"{Path(path).parent}/{problem}; rerun the stage that writes it")
     return data
 
 
@@ -270,7 +388,7 @@ class RunDir:
         f = self.path / "manifest.json"
         if not f.is_file():
             raise ScarlabError(f"{self.path} is not a scarlab run directory (no manifest.json)")
-        return read_json(f)
+        return read_record(f)
 
     @property
     def status(self) -> str:
@@ -310,7 +428,7 @@ class RunDir:
     @property
     def config(self) -> dict:
         f = self.path / "config.json"
-        return read_json(f) if f.is_file() else {}
+        return read_record(f) if f.is_file() else {}
 
     def update_manifest(self, **fields) -> None:
         m = self.manifest
@@ -405,7 +523,7 @@ class RunDir:
     @property
     def metrics(self) -> dict:
         f = self.path / "metrics.json"
-        return read_json(f) if f.exists() else {}
+        return read_record(f) if f.exists() else {}
 
     def save_arrays(self, name: str, **arrays) -> Path:
         f = self.path / name
@@ -421,11 +539,12 @@ class RunDir:
             return {k: z[k] for k in z.files}
 
     def require_complete(self, what: str) -> "RunDir":
-        """Raise a clear error unless this is a completed run (used on parent runs)."""
+        """Raise a clear error unless this is a completed run with usable records (used on parent runs)."""
         if not (self.path / "manifest.json").is_file():
             raise ScarlabError(f"{what} {self.path} is not a scarlab run directory (no manifest.json)")
         if self.status != "complete":
             raise ScarlabError(f"{what} {self.path} has status {self.status!r}; rerun that stage first")
+        _ = self.config, self.metrics  # their fields are checked too: a bad one is a line here, before any work
         return self
 
 

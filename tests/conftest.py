@@ -72,3 +72,43 @@ def digits_scar(runs_root, digits_original, digits_retrained) -> Path:
     cfg = UnlearnConfig(original=str(digits_original), retrained=str(digits_retrained), split=str(digits_retrained),
                         method="scar", device="cpu")
     return run_unlearn(cfg, runs_root / "digits_scar_cr0", progress=False).path
+
+
+MALFORMED = {  # run folder -> (what makes it malformed, the one-line problem a reader reports)
+    "parents_list": ("manifest.json parents [\"x\"]", "parents must be an object"),
+    "parents_null": ("manifest.json parents null", "parents must be an object"),
+    "forget_classes_null": ("config.json forget_classes [null]", "forget_classes must be a list of whole numbers"),
+    "metric_text": ("metrics.json aus \"high\"", "aus must be a number"),
+    "deep_manifest": ("manifest.json nested 200,000 levels", "nests lists or objects deeper than"),
+    "huge_metrics": ("metrics.json over the size cap (sparse)", "larger than the"),
+}
+
+
+@pytest.fixture()
+def malformed_runs(tmp_path) -> Path:
+    """A folder of the runs in :data:`MALFORMED`: each an unlearning run ("scar" on digits, CR class 0, complete)
+    but for the one field or file that makes it malformed."""
+    import json
+
+    root = tmp_path / "malformed"
+    manifest = {"stage": "unlearn", "status": "complete", "created": 1.7e9, "files": []}
+    config = {"method": "scar", "dataset": "digits", "model": "cnn", "scenario": "CR", "forget_classes": [0],
+              "seed": 0}
+    docs = {"parents_list": ({**manifest, "parents": ["x"]}, config, {}),
+            "parents_null": ({**manifest, "parents": None}, config, {}),
+            "forget_classes_null": (manifest, {**config, "forget_classes": [None]}, {}),
+            "metric_text": (manifest, config, {"aus": "high"}),
+            "deep_manifest": (None, config, {}),
+            "huge_metrics": (manifest, config, None)}
+    assert docs.keys() == MALFORMED.keys()
+    for name, (m, c, metrics) in docs.items():
+        run = root / name
+        run.mkdir(parents=True)
+        (run / "manifest.json").write_text(json.dumps(m) if m is not None else "[" * 200_000 + "]" * 200_000)
+        (run / "config.json").write_text(json.dumps(c))
+        if metrics is not None:
+            (run / "metrics.json").write_text(json.dumps(metrics))
+        else:
+            with (run / "metrics.json").open("wb") as f:
+                f.truncate((64 << 20) + 1)  # sparse: no disk space used
+    return root

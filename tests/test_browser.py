@@ -24,6 +24,10 @@ CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-qu
                 "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1500,1150"]
 
 
+URL_TEXT = "http://example.invalid/a, www.example.invalid and me@example.invalid"
+LINK_TAG = '<a href="http://example.invalid/p">m</a>'  # plotly renders this tag in a name as a link
+
+
 def _browser() -> tuple[str, str]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
@@ -41,7 +45,8 @@ def _browser() -> tuple[str, str]:
 
 
 def _chrome():
-    """Headless Chromium driven by selenium (skips or fails as :func:`_browser` says when there is none)."""
+    """Headless Chromium driven by selenium (skips or fails as :func:`_browser` says when there is none); its
+    performance log records every network request of the page (:func:`_requests`)."""
     chromium, driver_path = _browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -51,7 +56,20 @@ def _chrome():
     opts.binary_location = chromium
     for flag in CHROME_FLAGS:
         opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     return webdriver.Chrome(service=Service(driver_path), options=opts)
+
+
+def _requests(driver) -> list[str]:
+    """The URLs the page requested (documents, scripts, images, fonts, fetches, web sockets) since the last call."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg["method"] == "Network.requestWillBeSent":
+            urls.append(msg["params"]["request"]["url"])
+        elif msg["method"] == "Network.webSocketCreated":
+            urls.append(msg["params"]["url"])
+    return urls
 
 
 def _keep(shot: Path) -> None:
@@ -80,6 +98,12 @@ def browser_runs(tmp_path_factory, digits_original, digits_retrained, digits_sca
     from test_dashboard import write_audit  # synthetic audit files (scarlab audit's formats) for the Privacy page
 
     write_audit(scar, k=16, n=300)
+    received = shutil.copytree(scar, root / "received")  # run text with web addresses: shown, never a link
+    m.update(status="failed", error=f"see {URL_TEXT}")
+    (received / "manifest.json").write_text(json.dumps(m))
+    cfg = json.loads((received / "config.json").read_text())
+    cfg["method"] = LINK_TAG  # in the Curves legend, next to SCAR (same original and forget set)
+    (received / "config.json").write_text(json.dumps(cfg))
     return root
 
 
@@ -211,3 +235,40 @@ def test_privacy_page_renders(server, tmp_path):
     finally:
         driver.quit()
         _keep(shot)
+
+
+def test_every_page_stays_on_the_dashboards_host(server, tmp_path):
+    """Every page of the app (read from app.py) loads with no request to a host other than the dashboard's own (the
+    page icon and every asset are served locally; data: and blob: URLs stay in the browser), and a run's text that
+    holds web addresses is shown without a link to them."""
+    from urllib.parse import urlsplit
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from test_dashboard import PAGES
+
+    own = urlsplit(server).netloc
+    driver = _chrome()
+    seen, outside, links = 0, [], []
+    try:
+        for path in PAGES.values():
+            driver.get(f"{server}/{path}")
+            WebDriverWait(driver, 150).until(lambda d: d.find_elements(By.CSS_SELECTOR, "h1"))
+            time.sleep(3)  # late requests: charts, fonts, the page icon
+            for url in _requests(driver):
+                seen += 1
+                parts = urlsplit(url)
+                if parts.scheme not in ("data", "blob") and parts.netloc != own:
+                    outside.append((path, url[:120]))
+            hrefs = driver.execute_script(  # HTML and SVG (plotly) anchors
+                "return [...document.querySelectorAll('a')].map(a => a.href && a.href.baseVal !== undefined ? "
+                "a.href.baseVal : a.href).filter(h => h)")
+            links += [(path, h) for h in hrefs if urlsplit(h).netloc != own]  # mailto: too
+            assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'), path
+            if path in ("runs", "curves"):  # the text is shown: the error on Runs, the method in the legend
+                assert "example.invalid" in driver.find_element(By.TAG_NAME, "body").text.replace("\u2060", ""), path
+    finally:
+        driver.quit()
+    assert seen > 20, "the performance log recorded no requests"
+    assert not outside, outside
+    assert not links, links

@@ -16,6 +16,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "dashboard" / "app.py"
+PAGES = dict(re.findall(r'"views" / "(\w+)\.py".*?url_path="(\w+)"', APP.read_text()))
+"""Every page of the app, as app.py declares them: view file name -> URL path."""
 
 
 def _dashboard_modules():
@@ -134,8 +136,8 @@ def _rendered(at) -> tuple[list[str], list[str], list[str]]:
 
 
 def _shown(at) -> str:
-    """Every string on the page with Markdown escapes removed (what a reader sees)."""
-    return re.sub(r"\\(.)", r"\1", " ".join(_rendered(at)[2]))
+    """Every string on the page with Markdown escapes and invisible word joiners removed (what a reader sees)."""
+    return re.sub(r"\\(.)", r"\1", " ".join(_rendered(at)[2])).replace("\u2060", "")
 
 
 def _chart_specs(at) -> list[dict]:
@@ -384,7 +386,7 @@ def test_forget_set_is_the_recorded_one(tmp_path, dash_root, monkeypatch):
     at.toggle(key="compare_by_forget").set_value(True).run()
     _ok(at)
     assert set(at.dataframe[0].value["forget"]) == {"class 3"}
-    for page in ("runs", "migration", "distances", "curves", "compare"):
+    for page in PAGES:
         at.switch_page(f"views/{page}.py").run()
         _ok(at)
         shown = _shown(at) + " ".join(" ".join(map(str, df.value.to_numpy().ravel())) for df in at.dataframe)
@@ -586,8 +588,11 @@ def _malformed_root(root: Path, dash_root) -> Path:
     partial = root / "partial_no_manifest"
     partial.mkdir()
     (partial / "config.json").write_text('{"method": "scar"')
-    bad = _copy_run(dash_root["ng"], root / "bad_ng")
-    (bad / "metrics.json").write_text("{truncated")
+    truncated = root / "truncated_metrics"  # unusable records: listed on the Runs page only
+    truncated.mkdir()
+    (truncated / "manifest.json").write_text(json.dumps({"stage": "unlearn", "status": "complete"}))
+    (truncated / "metrics.json").write_text("{truncated")
+    bad = _copy_run(dash_root["ng"], root / "bad_ng")  # its records are fine, every other file is broken
     (bad / "history.csv").write_bytes(b"\x00\x01garbage,\n\"unterminated")
     (bad / "embedding.parquet").write_bytes(b"PAR1 not really")
     (bad / "thumbs.parquet").write_text("nope")
@@ -615,10 +620,10 @@ def test_malformed_runs_never_crash_and_warn(tmp_path, dash_root, monkeypatch):
     at.run()
     _ok(at)
     warnings = _shown(at)
-    assert "bad_ng" in warnings and "weird_manifest" in warnings
+    assert "truncated_metrics" in warnings and "weird_manifest" in warnings
     table = at.dataframe[0].value
-    assert {"partial_no_manifest", "still_running", "weird_manifest", "bad_ng"} <= set(table["run"])
-    for page in ("migration", "distances", "curves", "compare"):
+    assert {"partial_no_manifest", "still_running", "weird_manifest", "bad_ng", "truncated_metrics"} <= set(table["run"])
+    for page in PAGES:
         at.switch_page(f"views/{page}.py").run()
         _ok(at)
     # the broken unlearning run selected: a visible warning, no exception
@@ -648,7 +653,7 @@ def test_missing_or_empty_root(tmp_path, monkeypatch, content):
     at.run()
     _ok(at)
     assert at.error or at.warning
-    for page in ("migration", "distances", "curves", "compare"):
+    for page in PAGES:
         at.switch_page(f"views/{page}.py").run()
         _ok(at)
         assert at.error or at.warning
@@ -711,6 +716,33 @@ def test_dashboard_command(tmp_path):
     assert main(["dashboard", "--runs", str(tmp_path / "missing")]) == 2
 
 
+def test_dashboard_command_names_the_real_problem(tmp_path, capsys):
+    """--runs a file, an address that is no IP address or does not resolve or is not this machine's, a port in
+    use: one line each saying so, exit status 2, before any server starts."""
+    import socket
+
+    from scarlab.cli import main
+
+    (tmp_path / "runs.txt").write_text("not a folder")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = str(busy.getsockname()[1])
+    cases = [(["--runs", str(tmp_path / "runs.txt")], "is a file, not a folder"),
+             (["--address", "999.1.1.1"], "'999.1.1.1' is not a valid IP address"),
+             (["--address", "no-such-host.invalid"], "'no-such-host.invalid' does not resolve"),
+             (["--address", "192.0.2.1"], "'192.0.2.1' is not an address of this machine"),  # TEST-NET-1
+             (["--port", port], f"port {port} on 127.0.0.1 is in use")]
+    try:
+        for extra, problem in cases:
+            assert main(["dashboard", "--runs", str(tmp_path), "--port", "8599", *extra]) == 2, extra
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and err[0].startswith("scarlab: error: ") and problem in err[0], (extra, err)
+            assert "in use" not in err[0] or "--port" in extra
+    finally:
+        busy.close()
+
+
 # ----------------------------------------------------------------------------- received run folders
 SECRET = "-----BEGIN OPENSSH PRIVATE KEY----- not-for-the-dashboard"
 
@@ -765,7 +797,7 @@ def test_file_symlinks_out_of_the_root_are_refused(tmp_path, monkeypatch):
     assert D.read_json(run / "metrics.json", None).value is None  # no root: nothing is read
 
     at = _apptest(root, monkeypatch)
-    for page in ("runs", "migration", "distances", "curves", "compare"):
+    for page in PAGES:
         at.switch_page(f"views/{page}.py").run()
         _ok(at)
         assert SECRET not in " ".join(_rendered(at)[2]), page
@@ -821,7 +853,7 @@ def test_fifo_run_files_never_block(tmp_path, monkeypatch):
 
     at = _apptest(root, monkeypatch, timeout=60)
     try:
-        for page in ("runs", "migration", "distances", "curves", "compare"):
+        for page in PAGES:
             at.switch_page(f"views/{page}.py").run()
             _ok(at)
         at.switch_page("views/runs.py").run()
@@ -858,26 +890,47 @@ def test_run_text_is_shown_as_text_not_markdown(tmp_path, dash_root, monkeypatch
     _ok(at)
     plain = check(at, "runs")
     assert image in plain and "**bold**" in plain  # the characters themselves, in text / code elements
-    for page in ("migration", "distances", "curves", "compare"):
+    for page in PAGES:
         at.switch_page(f"views/{page}.py").run()
         _ok(at)
         check(at, page)
     # the run's warning on the unlearning pages shows the error as its characters
     at.switch_page("views/migration.py").run()
-    assert any(image in w.value.replace("\\", "") for w in at.warning)
+    assert any(image in w.value.replace("\\", "").replace("\u2060", "") for w in at.warning)
 
 
 def test_md_escapes_every_markdown_construct():
-    from scarlab_dashboard.common import md
+    from scarlab_dashboard.common import WORD_JOINER, md
 
     for text in ("![x](http://example.invalid/a.png)", "[a](javascript:alert(1))", "<http://example.invalid>",
                  "<img src=x>", "**b** _i_ `c` ~~s~~", "# h\n---\n| a | b |", ":red[x] $x^2$", "[r]: http://e.invalid",
-                 "a\\\\b"):
+                 "a\\\\b", "see HTTPS://example.invalid/a, WWW.example.invalid, me@example.invalid, mailto:x"):
         out = md(text)
         # every ASCII punctuation character is escaped: no Markdown construct can start
         assert not re.search(r"[!\[\]()<>*_`~#|:$\\]", re.sub(r"\\.", "", out)), out
-        assert re.sub(r"\\(.)", r"\1", out) == " ".join(text.split())
+        # and GFM's literal autolinks (scheme:, www., e-mail) cannot either: an invisible joiner breaks each
+        shown = re.sub(r"\\(.)", r"\1", out)
+        assert not re.search(r"[A-Za-z]:|www\.|[\w.+-]@", shown, re.I), out
+        assert shown.replace(WORD_JOINER, "") == " ".join(text.split())
     assert "\n" not in md("a\nb\r\nc") and len(md("x" * 5000, 100)) == 100
+
+
+def test_run_text_in_figures_is_no_link():
+    """plotly renders an <a href> tag in any text of a figure as a link: one from a run (a method name in a legend,
+    a tick, customdata shown on hover) is escaped and shows as its characters."""
+    import plotly.graph_objects as go
+
+    tag = '<a href="http://example.invalid/p">m</a>'
+    fig = go.Figure(go.Bar(x=[tag, "b"], y=[1, 2], name=f"x {tag}", customdata=np.array([[tag], ["c"]], object)),
+                    layout={"title": {"text": tag}})
+    clean = P.without_links(fig)
+    shown = '&lt;a href="http://example.invalid/p">m&lt;/a>'  # plotly shows &lt; as <, as text
+    trace = clean.data[0]
+    assert (trace.x[0], trace.name, trace.customdata[0][0], clean.layout.title.text) == (shown, f"x {shown}", shown,
+                                                                                       shown)
+    assert trace.x[1] == "b" and list(trace.y) == [1, 2]
+    plain = go.Figure(go.Scatter(x=np.arange(3.0), y=np.arange(3.0), name="scar · lr=5e-4 <br>"))
+    assert P.without_links(plain) is plain  # scarlab's own markup (<br>, <b>) is left alone
 
 
 def test_every_read_goes_through_the_gate():
@@ -1077,6 +1130,37 @@ def test_shadow_models_hidden_unless_asked(audit_root, monkeypatch):
     assert "original" in at.selectbox(key="privacy_label").options
     at.switch_page("views/runs.py").run()
     assert at.toggle(key="runs_shadows").value is True
+
+
+def test_malformed_records_are_listed_and_skipped(audit_root, malformed_runs, monkeypatch):
+    """Runs whose records hold a field of the wrong type (parents ["x"] or null, forget_classes [null], a metric in
+    words), nest 200,000 levels or exceed the size cap: each is one row with its one-line problem on the Runs page
+    and left out of every other page, where the good runs still show."""
+    from conftest import MALFORMED
+
+    for name in MALFORMED:
+        shutil.move(malformed_runs / name, audit_root / name)
+    at = _apptest(audit_root, monkeypatch)
+    assert "privacy" in PAGES and len(PAGES) >= 6  # the page list is read from app.py
+    table = at.dataframe[0].value.set_index("run")
+    for name, (_, problem) in MALFORMED.items():
+        assert table.loc[name, "status"] in ("⚠ invalid", "⚠ unreadable"), name
+        assert problem in table.loc[name, "problem"] and "\n" not in table.loc[name, "problem"], name
+    assert (table.loc[["scar_cr0", "retrained_cr0", "ng_cr0"], "status"] != "⚠ invalid").all()
+    for page in PAGES:
+        at.switch_page(f"views/{page}.py").run()
+        _ok(at)
+        if page != "runs":  # every picker, table and chart holds only the good runs
+            shown = _shown(at) + " ".join(" ".join(map(str, df.value.to_numpy().ravel())) for df in at.dataframe)
+            shown += " ".join(" ".join(map(str, w.options)) for w in [*at.selectbox, *at.multiselect])
+            assert not any(name in shown for name in MALFORMED), page
+    at.switch_page("views/compare.py").run()
+    assert {"scar", "retrained"} <= set(at.dataframe[0].value["label"])
+    _privacy(at)
+    assert len(at.get("plotly_chart")) >= 3  # the audited run still draws
+    at.switch_page("views/curves.py").run()
+    titles = at.multiselect(key="curves_runs").options  # the two good unlearning runs, and only they
+    assert len(titles) == 2 and {t.split(" · ")[-1] for t in titles} == {"scar_cr0", "ng_cr0"}
 
 
 def test_privacy_downloads_curves_and_compare(audit_root, monkeypatch):

@@ -184,7 +184,7 @@ def test_docker_image_command_listens_on_every_interface(in_image, tmp_path, mon
     started = []
     monkeypatch.setattr("scarlab.pipeline.run_pipeline", lambda cfg, progress=True: None)
     monkeypatch.setattr("scarlab.commands._common.report", lambda *a, **k: None)
-    monkeypatch.setattr(dashboard, "port_free", lambda port, address: True)
+    monkeypatch.setattr(dashboard, "check_listen", lambda address, port: None)
     monkeypatch.setattr(dashboard, "supervise", lambda line, env=None: started.append(line) or 0)
     assert main(cmd[1:]) == 0
     (line,) = started

@@ -84,6 +84,24 @@ def test_batch_evaluation_reports_a_bad_run_and_carries_on(capsys, tmp_path, dig
     assert (tmp_path / "sum" / "summary.csv").is_file()
 
 
+def test_batch_evaluation_reports_each_malformed_run_in_one_line(capsys, tmp_path, malformed_runs):
+    """Fields of the wrong type, a manifest nested 200,000 levels, an oversized metrics.json: one line each, the
+    batch carries on to the summary, which lists every run with its problem."""
+    import pandas as pd
+    from conftest import MALFORMED
+
+    runs = [str(malformed_runs / name) for name in MALFORMED]
+    assert main(["evaluate", *runs, "--summary", str(tmp_path / "sum"), "--mia-repeats", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == len(MALFORMED), err
+    for line, (name, (_, problem)) in zip(err, MALFORMED.items()):
+        assert line.startswith(f"scarlab: error: {malformed_runs / name}: ") and problem in line, line
+    summary = pd.read_csv(tmp_path / "sum" / "summary.csv").set_index("run")
+    for name, (_, problem) in MALFORMED.items():
+        row = summary.loc[str(malformed_runs / name)]
+        assert row["status"] in ("invalid", "unreadable") and problem in row["error"], (name, row["error"])
+
+
 @pytest.mark.parametrize("yaml_text,match", [
     ("dataset: 5\nforget_classes: [0]\n", "dataset must be a text value, got 5"),
     ("dataset: digits\nforget_classes: [0]\nsurrogate: null\n", "surrogate must be a text value, got None"),

@@ -13,7 +13,7 @@ with st.sidebar:  # before the runs are loaded: the choice applies to every page
     shadows = st.toggle("show shadow models", value=common.show_shadows(), key="runs_shadows",
                         help="members of U-LiRA shadow populations (shadows__*/ folders, made by `scarlab audit`)")
     st.session_state[common.SHOW_SHADOWS] = shadows
-runs = common.load_runs()
+runs = common.load_runs(unusable=True)
 table = D.runs_table(runs)
 
 with st.sidebar:

@@ -18,7 +18,10 @@ is killed outright (``PR_SET_PDEATHSIG``).
 from __future__ import annotations
 
 import atexit
+import errno
+import ipaddress
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -210,19 +213,47 @@ def app_path() -> Path:
                        f"({candidates[-2]}) or scarlab/dashboard_app/app.py; set SCARLAB_DASHBOARD_APP to its app.py")
 
 
-def port_free(port: int, address: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def _sockaddr(address: str, port: int) -> tuple:
+    """(family, socket address) to bind ``address:port``; a one-line ScarlabError when ``address`` is no IP address
+    and no host name that resolves (checked first: a bad address must not read as a port in use)."""
+    if re.fullmatch(r"[\d.]+", address):  # digits and dots: an IPv4 address or nothing (no name lookup)
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            raise ScarlabError(f"address {address!r} is not a valid IP address; pass one of this machine's, such "
+                               "as 127.0.0.1 (--address)") from None
+    try:
+        family, _, _, _, sockaddr = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM,
+                                                       flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ScarlabError(f"address {address!r} does not resolve ({reason}); pass an IP address or host name of "
+                           "this machine, such as 127.0.0.1 (--address)") from None
+    return family, sockaddr
+
+
+def check_listen(address: str, port: int) -> None:
+    """That a server can listen on ``address:port`` now; else one ScarlabError line naming the real problem: an
+    address that is not valid or does not resolve, one that is not this machine's, a port in use, or no
+    permission."""
+    family, sockaddr = _sockaddr(address, port)
+    with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((address, port))
-        except OSError:
-            return False
-    return True
+            s.bind(sockaddr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ScarlabError(f"port {port} on {address} is in use; pass --port with another number") from None
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise ScarlabError(f"address {address!r} is not an address of this machine; pass one of its own, "
+                                   "such as 127.0.0.1 (--address)") from None
+            raise ScarlabError(f"cannot listen on {address} port {port}: {exc.strerror or exc}") from None
 
 
 def free_port(address: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((address, 0))
+    family, sockaddr = _sockaddr(address, 0)
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind(sockaddr)
         return s.getsockname()[1]
 
 
@@ -276,6 +307,8 @@ def serve(runs: str | os.PathLike, port: int | None = None, address: str | None 
     until the server is healthy and returns a :class:`Server` (``.url``, ``.stop()``).
     """
     root = Path(runs).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise ScarlabError(f"--runs {root} is a file, not a folder: pass the folder holding run directories")
     if not root.is_dir():
         raise ScarlabError(f"runs folder {root} does not exist; create runs with `scarlab demo` or `scarlab pipeline`")
     if port == 0:
@@ -283,8 +316,7 @@ def serve(runs: str | os.PathLike, port: int | None = None, address: str | None 
         port = free_port(address)
     else:
         address, port = server_settings(address, port)
-    if not port_free(port, address):
-        raise ScarlabError(f"port {port} on {address} is in use; pass --port with another number")
+    check_listen(address, port)
     cmd = streamlit_command(root, port, address)
     env = {**os.environ, "SCARLAB_RUNS": str(root)}
     url = url_of(address, port)
