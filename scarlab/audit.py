@@ -70,13 +70,15 @@ status, seconds and folder):
 * ``audit.parquet``: one row per forget example: ``index`` (into the training set), ``label``, ``target_score``
   (φ), ``target_log_lr``, ``eps``, ``example_auc``, ``flagged@0.01`` (the audited model's log-LR above the held-out
   threshold of FPR ≤ 1 %: model-level), ``member@0.01`` (its Λ above the control examples' 99th percentile: a
-  per-example membership flag), ``mean_a``, ``mean_b`` (population means of φ);
+  per-example membership flag), ``eps_competition`` (the NeurIPS 2023 competition's ε), ``mean_a``, ``mean_b``
+  (population means of φ);
 * ``audit_scores.npz``: the raw arrays: ``scores_a``, ``scores_b`` [K, N], ``target`` [N], ``index``, ``labels``
   [N], ``log_lr_a``, ``log_lr_b`` [K, N] (held-out), and the control's ``control_a``, ``control_b`` [K, N_c],
   ``control_target``, ``control_index``, ``control_log_lr`` [N_c], for score-distribution plots;
 * ``metrics.json``: the main scalars (``METRIC_KEYS``: ``ulira/auc``, ``ulira/tpr@0.01``, ``ulira/tpr@0.001``,
   ``ulira/bacc``, ``ulira/eps_mean``, ``ulira/eps_median``, ``ulira/control/*`` and ``ulira/membership/*``
-  (AUC, TPR @ 1 % FPR, mean ε), each with ``_low`` / ``_high``, ``ulira/member@0.01`` and ``ulira/k``) merged
+  (AUC, TPR @ 1 % FPR, mean ε), each with ``_low`` / ``_high``, ``ulira/member@0.01``, ``ulira/k`` and the
+  competition's ``competition/F``, ``F_control``, ``F_chance`` and ``score``) merged
   into the run's metrics, beside the evaluation's (summary.csv and the dashboard read them there);
 * ``audit_steps.csv`` (unlearn runs with ``features/step_*.npz``): the same attack at every snapshot step
   (:func:`steps_audit`): A = the unlearned shadows at that step, B = the retrained shadows, over the run's forget
@@ -99,7 +101,7 @@ import numpy as np
 
 from .config import AuditConfig
 from .errors import ScarlabError
-from .metrics import ulira
+from .metrics import competition, ulira
 from .runs import RunDir, read_json, replacing, write_json
 
 MIN_SHADOWS = 3  # the held-out attack fits on K − 1 pairs, and one std needs two models
@@ -117,7 +119,8 @@ STEP_BOOT = 50  # bootstrap resamples per step of the audit over steps (the fina
 METRIC_KEYS = tuple(f"ulira/{name}{end}" for name in ("auc", "tpr@0.01", "tpr@0.001", "bacc", "eps_mean",
                                                       "eps_median") for end in ("", "_low", "_high")) + tuple(
     f"ulira/{side}/{name}{end}" for side in ("control", "membership") for name in ulira.MEMBERSHIP_STATS
-    for end in ("", "_low", "_high")) + (
+    for end in ("", "_low", "_high")) + ("competition/F", "competition/F_control", "competition/F_chance",
+                                          "competition/score") + (
     "ulira/eps_chance", "ulira/eps_ceiling", "ulira/k", f"ulira/member@{FLAG_FPR:g}")
 """the audit.json scalars audit_run also merges into the run's metrics.json."""
 FILES = ("audit.json", "audit.parquet", "audit_scores.npz", "audit_steps.csv", "audit_steps.npz")
@@ -144,6 +147,10 @@ FORMULAS = {
                   "differ only model-wide",
     f"member@{FLAG_FPR:g}": "share of forget examples whose audited-model Λ exceeds the 99th percentile of the "
                             "control examples' Λ (≈ 0.01 when forget examples look like never-seen ones)",
+    "competition": "NeurIPS 2023 unlearning competition (scarlab.metrics.competition): per-example ε of the raw "
+                   "scaled logits of A's against B's models, empirical rates, single-cut and interval rules, δ 1e-5, "
+                   "cap 50; F = mean 2^−bin (0.5-wide bins); score = F · retain-acc ratio · test-acc ratio (A / B); "
+                   "F_chance = F of two identical populations of K models (a perfect unlearner reads about that)",
     "resolution": "ROC drawn from FPR 1/(K·N); TPR at a lower FPR is not resolvable (NaN); a statistic at 0 or 1 "
                   "in every replicate is a one-sided bound (ulira, item 9)",
     "eps_ceiling": "ε of a rule with no errors on K pairs: the largest ε K shadows can show",
@@ -740,6 +747,43 @@ def control_scores(checkpoint: Path, ds, idx: np.ndarray, device: str = "cpu") -
     return _scores(checkpoint, ds, "test", idx, device, False)
 
 
+def _accuracies(paths: list[Path], ds, split, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """(retain-train accuracy, test accuracy) [K] of the models in ``paths``, for the competition's final score."""
+    import torch
+
+    from .features import accuracy_on
+    from .models import load_checkpoint
+
+    retain = torch.as_tensor(np.asarray(split.retain_idx, np.int64))
+    out = []
+    for p in paths:
+        model = load_checkpoint(p / "checkpoints" / "model.pt", device, expect={"num_classes": ds.num_classes})
+        out.append((accuracy_on(model, ds, ds.train.images[retain], ds.train.labels[retain], device),
+                    accuracy_on(model, ds, ds.test.images, ds.test.labels, device)))
+    return np.array([r for r, _ in out]), np.array([t for _, t in out])
+
+
+def _competition(scores_a, scores_b, ctl_a, ctl_b, members_a, members_b, ds, split, device) -> tuple[dict, np.ndarray]:
+    """The NeurIPS 2023 competition's numbers on the same shadows (scarlab.metrics.competition): its per-example ε of
+    the raw scaled logits (no fit, no held-out models: population A against B as it scored 512 + 512 models), F on
+    the forget and on the control examples, F's chance level at K, and the final score F · retain-accuracy ratio ·
+    test-accuracy ratio of A's models against B's. Returns (metrics, per-example ε [N])."""
+    k = len(scores_a)
+    eps = competition.competition_epsilon(scores_a, scores_b)
+    eps_c = competition.competition_epsilon(ctl_a, ctl_b)
+    forget_f = competition.forget_score(eps, k)
+    ra_a, ta_a = _accuracies(members_a, ds, split, device)
+    ra_b, ta_b = _accuracies(members_b, ds, split, device)
+    return {"competition/F": forget_f, "competition/F_control": competition.forget_score(eps_c, k),
+            "competition/F_chance": competition.forget_score_chance(k),
+            "competition/score": competition.final_score(forget_f, ra_a, ra_b, ta_a, ta_b),
+            "competition/eps_mean": float(np.mean(eps)),
+            "competition/eps_capped": float(np.mean(eps >= competition.EPSILON_CAP)),
+            "competition/eps_max_finite": competition.epsilon_max_finite(k, len(scores_b)),
+            "competition/retain_acc_ratio": float(ra_a.mean() / ra_b.mean()),
+            "competition/test_acc_ratio": float(ta_a.mean() / ta_b.mean())}, eps
+
+
 def _populations(a: Audited, pop: ShadowPopulation) -> tuple[list[Path], list[Path], str, str]:
     """(A members, B members, what A is, what B is) for the audited run's kind (module docstring)."""
     if a.kind == "unlearn":
@@ -875,6 +919,7 @@ def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, 
         # a forget example is a member at FLAG_FPR when its Λ tops that share of the control examples' Λ
         member_thr = float(np.quantile(res_c["ulira/target_log_lr"], 1 - FLAG_FPR))
         member = res["ulira/target_log_lr"] > member_thr
+        comp, comp_eps = _competition(scores_a, scores_b, ctl_a, ctl_b, members_a, members_b, ds, a.split, device)
         steps, per_example = steps_audit(a, pop, ds, device, delta=delta, alpha=alpha)
         scores_s = time.perf_counter() - t_scores
 
@@ -888,6 +933,7 @@ def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, 
         metrics.update({f"ulira/membership/{key[11:]}": v for key, v in membership.items()
                         if key.startswith("membership/")})
         metrics[f"ulira/member@{FLAG_FPR:g}"] = float(member.mean())
+        metrics.update(comp)
         idx = np.asarray(a.split.forget_idx, np.int64)
         labels = ds.train.labels[idx].numpy().astype(np.int64)
         doc = {"run": str(target_run.path), "kind": a.kind, "label": a.label, "k": k, "delta": float(delta),
@@ -908,7 +954,7 @@ def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, 
         table = pd.DataFrame({"index": idx, "label": labels, "target_score": target,
                               "target_log_lr": res["ulira/target_log_lr"], "eps": res["ulira/eps"],
                               "example_auc": res["ulira/example_auc"], f"flagged@{FLAG_FPR:g}": flagged,
-                              f"member@{FLAG_FPR:g}": member,
+                              f"member@{FLAG_FPR:g}": member, "eps_competition": comp_eps,
                               "mean_a": scores_a.mean(0), "mean_b": scores_b.mean(0)})
         tmp = target_run.file("audit.parquet.tmp")
         table.to_parquet(tmp, index=False)

@@ -96,6 +96,12 @@ METRICS: tuple[Metric, ...] = (
            summary=False, interval=True),
     Metric("ulira/member@0.01", "forget examples above the control's 99th pct. % (chance 1 %)", 100, 1,
            chance=0.01, summary=False),
+    # the NeurIPS 2023 unlearning competition's scoring on the same shadows (scarlab.metrics.competition)
+    Metric("competition/F", "competition forget score F (1: best)", 1, 3, better=+1, summary=False,
+           chance="competition/F_chance"),
+    Metric("competition/F_chance", "competition F of identical populations at K", 1, 3, summary=False),
+    Metric("competition/F_control", "competition F on the control examples", 1, 3, summary=False),
+    Metric("competition/score", "competition final score", 1, 3, better=+1, summary=False),
 )
 METRIC = {m.key: m for m in METRICS}
 METRIC_KEYS = tuple(m.key for m in METRICS)

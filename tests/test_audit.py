@@ -116,7 +116,7 @@ def test_files_manifest_and_over_steps(runs, audits):
     table = pd.read_parquet(run.file("audit.parquet"))
     split = np.load(run.file("split.npz"))
     assert list(table.columns) == ["index", "label", "target_score", "target_log_lr", "eps", "example_auc",
-                                   "flagged@0.01", "member@0.01", "mean_a", "mean_b"]
+                                   "flagged@0.01", "member@0.01", "eps_competition", "mean_a", "mean_b"]
     assert table["member@0.01"].mean() == pytest.approx(doc["metrics"]["ulira/member@0.01"])
     assert doc["control"]["what"] == "test images of the forget classes"
     n_control = doc["control"]["n_examples"]
@@ -131,6 +131,11 @@ def test_files_manifest_and_over_steps(runs, audits):
         np.testing.assert_array_equal(np.sort(z["control_index"]), np.sort(split["forget_test_idx"]))
     # the membership signal is the difference of the forget and control attacks
     m = doc["metrics"]
+    # the competition's scoring on the same shadows: F in [0, 1], its chance level at K, the final score from it
+    assert 0 <= m["competition/F"] <= 1 and 0 <= m["competition/F_control"] <= 1 and 0 < m["competition/F_chance"] < 1
+    assert m["competition/score"] == pytest.approx(m["competition/F"] * m["competition/retain_acc_ratio"]
+                                                   * m["competition/test_acc_ratio"])
+    assert ((table["eps_competition"] >= 0) & (table["eps_competition"] <= 50)).all()
     assert m["ulira/membership/auc"] == pytest.approx(m["ulira/auc"] - m["ulira/control/auc"], abs=1e-9)
     assert m["ulira/membership/auc_low"] <= m["ulira/membership/auc"] <= m["ulira/membership/auc_high"]
 

@@ -15,7 +15,8 @@ TABLE_KEYS = ("ulira/auc", "ulira/control/auc", "ulira/membership/auc", "ulira/t
               "ulira/membership/tpr@0.01", "ulira/tpr@0.001", "ulira/eps_mean", "ulira/membership/eps_mean")
 FLAGS = ("_saturated", "_masked", "_k_needed")
 NUMERIC = tuple(k + end for k in TABLE_KEYS for end in ("", "_low", "_high", *FLAGS)) + (
-    "ulira/eps_ceiling", "ulira/eps_chance", "ulira/k", "ulira/member@0.01", "ulira/control/n_examples")
+    "ulira/eps_ceiling", "ulira/eps_chance", "ulira/k", "ulira/member@0.01", "ulira/control/n_examples",
+    "competition/F", "competition/F_chance", "competition/F_control", "competition/score")
 HOW = ("`scarlab audit RUN --shadows K` (or `scarlab pipeline --shadows K`) audits a run against K shadow models "
        "and writes audit.json, audit.parquet and audit_scores.npz into it.")
 
@@ -96,6 +97,10 @@ for key in TABLE_KEYS:
     shown[R.METRIC[key].label] = [cell(m, key) for _, m in table.iterrows()]
 shown["ε ceiling at K (CP)"] = table["ulira/eps_ceiling"].round(3)
 shown[R.METRIC["ulira/member@0.01"].label] = (table["ulira/member@0.01"] * 100).round(1)
+shown["competition F forget / control (identical: chance)"] = [
+    f"{f:.3f} / {c:.3f} ({z:.3f})" if pd.notna(f) else "" for f, c, z in
+    zip(table["competition/F"], table["competition/F_control"], table["competition/F_chance"])]
+shown[R.METRIC["competition/score"].label] = table["competition/score"].round(3)
 st.subheader("Audited results on this data set, model and forget set")
 common.table(shown, f"privacy_{run.dataset}_{run.forget}", "privacy_table", hide_index=True, width="stretch")
 st.caption("value [low, high]: the audit's own interval (level 1 − alpha: t interval from a delete-one-pair "
@@ -104,7 +109,9 @@ st.caption("value [low, high]: the audit's own interval (level 1 − alpha: t in
            "so only a bound follows from K pairs. \"not resolvable\": the FPR is below one false positive among "
            "the K·N negatives. ε here is scarlab's Clopper–Pearson-bounded estimate, not the NeurIPS 2023 "
            "competition's, and not a certified bound; it cannot exceed its ceiling for K (0 means: not measurable "
-           "with this K).")
+           "with this K). The competition's F (1 best) and final score are computed exactly as its evaluation "
+           "code does, on these K shadows instead of its 512: with few models even identical populations read the "
+           "F in brackets, not 1.")
 
 common.chart(common.figure("privacy_membership", sig, lambda: P.membership_figure(table, colors)),
              "privacy_membership", "privacy_membership")

@@ -61,7 +61,13 @@ def print_audit(doc: dict) -> None:
             ("  TPR @ 1 % FPR", _interval(m, "ulira/membership/tpr@0.01")),
             ("  ε mean", _interval(m, "ulira/membership/eps_mean")),
             ("  members @ 1 %", f"{m.get('ulira/member@0.01', float('nan')):.3f} of the forget examples above the "
-                                "control's 99th percentile (≈ 0.01 without membership)")]
+                                "control's 99th percentile (≈ 0.01 without membership)"),
+            ("NeurIPS 2023 competition's scoring (same shadows):", ""),
+            ("  forget score F", f"{m.get('competition/F', float('nan')):.3f} (control "
+                                 f"{m.get('competition/F_control', float('nan')):.3f}; identical populations at this "
+                                 f"K read {m.get('competition/F_chance', float('nan')):.3f}, not 1)"),
+            ("  final score", f"{m.get('competition/score', float('nan')):.3f} (F · retain-acc ratio · test-acc "
+                              "ratio)")]
     for name, text in rows:
         print(f"  {name:32s} {text}" if text else f"  {name}")
 

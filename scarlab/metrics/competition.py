@@ -80,6 +80,7 @@ What this module does, and where it differs
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -239,6 +240,18 @@ def forget_score(eps, k_unlearned: int, *, bin_width: float = BIN_WIDTH) -> floa
     if p.size == 0:
         raise ScarlabError("forget score: no forget examples")
     return float(p.mean())
+
+
+@functools.lru_cache(maxsize=32)
+def forget_score_chance(k: int, *, n: int = 2000, seed: int = 0) -> float:
+    """F of two *identical* populations of K models each (one Gaussian per example, unit variance, n examples): the
+    level a perfect unlearner reads with K models, not 1. The best rule is picked on the same 2K scores, so a cut with
+    one error on each side already gives ε ≈ ln(K/…) > 0 (module docstring: median ε ≈ 1.6 at every K from 8 to
+    512, F ≈ 0.18 at K = 512)."""
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(0.0, 3.0, n)
+    eps = competition_epsilon(mu + rng.standard_normal((k, n)), mu + rng.standard_normal((k, n)))
+    return forget_score(eps, k)
 
 
 def final_score(forget, retain_acc_unlearned, retain_acc_retrained, test_acc_unlearned,
