@@ -100,7 +100,7 @@ import numpy as np
 from .config import AuditConfig
 from .errors import ScarlabError
 from .metrics import ulira
-from .runs import RunDir, read_json, replacing, write_json
+from .runs import ORIGINAL, RunDir, read_json, replacing, write_json
 
 MIN_SHADOWS = 3  # the held-out attack fits on K − 1 pairs, and one std needs two models
 DEFAULT_SHADOWS, DEFAULT_SEED = AuditConfig.shadows, AuditConfig.seed
@@ -198,9 +198,7 @@ def audited(path) -> Audited:
                            f"examples of a split look trained on. Evaluate it against the split first "
                            f"(scarlab evaluate {run.path} --split SPLIT --out DIR; the pipeline's original_eval) and "
                            "audit DIR")
-    if stage not in ("unlearn", "train_retrained", "evaluate"):
-        raise ScarlabError(f"{run.path} is a {stage!r} run; the audit takes unlearn runs, retrained runs and "
-                           "originals evaluated against a split (scarlab evaluate ORIG --split S --out DIR)")
+    run.require_role("audited run", ("unlearn", "train_retrained", "evaluate"))
     split_file = run.file("split.npz")
     if not split_file.is_file():
         raise ScarlabError(f"{run.path} has no split.npz, so its forget set is unknown: {_rerun_hint(run, stage)}")
@@ -216,7 +214,7 @@ def audited(path) -> Audited:
     if not (original.path / "manifest.json").is_file():
         raise ScarlabError(f"the original run {original.path} of {run.path} is missing; the shadows copy its "
                            "training configuration: restore it or audit runs whose original exists")
-    original.require_complete(f"original run of {run.path}:")
+    original.require_complete(f"original run of {run.path}:", ORIGINAL)
     ocfg = original.config
     train = _train_identity(ocfg, original.path)
     if stage == "evaluate":
@@ -242,9 +240,7 @@ def split_target(original, split) -> Audited:
     original = RunDir(original)
     if not (original.path / "manifest.json").is_file():
         raise ScarlabError(f"{original.path} is not a scarlab run directory (no manifest.json)")
-    original.require_complete("original run")
-    if original.manifest.get("stage") != "train_original":
-        raise ScarlabError(f"{original.path} is a {original.manifest.get('stage')!r} run, not an original model")
+    original.require_complete("original run", ORIGINAL)
     split_path = Path(split)
     split_file = split_path / "split.npz" if split_path.is_dir() else split_path
     if not split_file.is_file():

@@ -37,6 +37,12 @@ from .errors import ScarlabError, disk_error
 from .interrupts import stage_lock
 
 STATUSES = ("running", "complete", "failed")
+ROLES = {"train_original": "original", "train_retrained": "retrained oracle", "unlearn": "unlearned model",
+         "split": "split", "evaluate": "evaluated original"}
+"""the role a run plays for the stages that read it, by the stage that made it (its manifest's ``stage``)."""
+ORIGINAL, RETRAINED = ("train_original",), ("train_retrained",)
+HOLDS_SPLIT = ("split", "train_retrained", "unlearn", "evaluate")
+"""the stages whose runs hold a split.npz (any of them can be passed as a split)."""
 
 
 def _json_default(o):
@@ -538,13 +544,26 @@ class RunDir:
         with np.load(f, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
-    def require_complete(self, what: str) -> "RunDir":
-        """Raise a clear error unless this is a completed run with usable records (used on parent runs)."""
+    def require_complete(self, what: str, stages: tuple[str, ...] = ()) -> "RunDir":
+        """Raise a clear error unless this is a completed run with usable records (used on parent runs) made by one
+        of ``stages``."""
         if not (self.path / "manifest.json").is_file():
             raise ScarlabError(f"{what} {self.path} is not a scarlab run directory (no manifest.json)")
         if self.status != "complete":
             raise ScarlabError(f"{what} {self.path} has status {self.status!r}; rerun that stage first")
         _ = self.config, self.metrics  # their fields are checked too: a bad one is a line here, before any work
+        return self.require_role(what, stages)
+
+    def require_role(self, what: str, stages: tuple[str, ...]) -> "RunDir":
+        """Raise a clear error if this run was made by another stage than ``stages`` (a retrained run passed as
+        the original would give a wrong AUS without a word); a folder without a manifest passes (not made yet)."""
+        if not stages or not (self.path / "manifest.json").is_file():
+            return self
+        stage = self.manifest.get("stage")
+        if stage not in stages:
+            expected = " or ".join(repr(ROLES.get(s, s)) for s in stages)
+            raise ScarlabError(f"{what} {self.path} has role {ROLES.get(stage, stage)!r} (stage {stage}); "
+                               f"expected {expected}")
         return self
 
 

@@ -30,3 +30,49 @@ def test_surrogate_folder_overlapping_its_source_is_refused(capsys, tmp_path, ds
     before = _tree(tmp_path)
     msg = _err(capsys, ["surrogate", "organize", tmp_path / "src", tmp_path / dst, "--overwrite"])
     assert "overlap" in msg and _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("argv,what,role,expected", [
+    (["unlearn", "--from", "{retrained}", "--forget-classes", "0", "--out", "{out}"],
+     "original run", "retrained oracle", "'original'"),
+    (["unlearn", "--from", "{original}", "--retrained", "{original}", "--forget-classes", "0", "--out", "{out}"],
+     "retrained run", "original", "'retrained oracle'"),
+    (["unlearn", "--from", "{original}", "--split", "{original}", "--out", "{out}"], "split run", "original",
+     "'split' or 'retrained oracle'"),
+    (["evaluate", "{scar}", "--original", "{retrained}"], "original run", "retrained oracle", "'original'"),
+    (["evaluate", "{scar}", "--retrained", "{original}"], "retrained run", "original", "'retrained oracle'"),
+    (["evaluate", "{original}", "--split", "{retrained}", "--retrained", "{scar}", "--out", "{out}"],
+     "retrained run", "unlearned model", "'retrained oracle'"),
+    (["embed", "{scar}", "--original", "{retrained}"], "original run", "retrained oracle", "'original'"),
+    (["stats", "{retrained}"], "original run", "retrained oracle", "'original'"),
+])
+def test_a_run_in_the_wrong_role_is_refused(capsys, tmp_path, digits_original, digits_retrained, digits_scar,
+                                             argv, what, role, expected):
+    import shutil
+
+    scar = tmp_path / "scar"  # a copy: a refused in-place evaluation must leave the session's run as it was
+    shutil.copytree(digits_scar, scar)
+    before = {p: p.read_bytes() for p in scar.rglob("*") if p.is_file()}
+    paths = dict(original=digits_original, retrained=digits_retrained, scar=scar, out=tmp_path / "out")
+    msg = _err(capsys, [a.format(**paths) for a in argv])
+    assert f"{what} " in msg and f"has role {role!r}" in msg and f"expected {expected}" in msg, msg
+    assert not (tmp_path / "out").exists()
+    assert {p: p.read_bytes() for p in scar.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("command", ["evaluate", "audit"])
+def test_a_recorded_original_that_is_a_retrained_run_is_refused(capsys, tmp_path, digits_retrained, digits_scar,
+                                                                command):
+    """A run unlearned from a retrained model (before unlearn checked roles) must not be evaluated or audited with
+    that model as its original (AUS 1.108 instead of 0.981, without a word)."""
+    import shutil
+
+    from scarlab.runs import RunDir
+
+    run = tmp_path / "scar"
+    shutil.copytree(digits_scar, run)
+    RunDir(run).update_manifest(parents={"original": str(digits_retrained), "retrained": str(digits_retrained)})
+    before = (run / "manifest.json").read_bytes()
+    msg = _err(capsys, [command, run, "--shadow-dir", tmp_path / "sh"] if command == "audit" else [command, run])
+    assert "has role 'retrained oracle' (stage train_retrained); expected 'original'" in msg
+    assert not (tmp_path / "sh").exists() and (run / "manifest.json").read_bytes() == before
