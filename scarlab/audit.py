@@ -97,7 +97,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import AuditConfig
+from .config import SEED_MAX, AuditConfig
 from .errors import ScarlabError
 from .metrics import ulira
 from .runs import ORIGINAL, RunDir, read_json, replacing, write_json
@@ -319,6 +319,14 @@ class ShadowPopulation:
     reused: list[str] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
     """seconds spent per population (original, retrained, the method key), building and checking."""
+
+
+def shadow_seeds(seed: int, k: int) -> list[int]:
+    """The K shadow seeds seed, seed + 1, ..., each a valid seed (0..SEED_MAX)."""
+    if not 0 <= seed <= seed + k - 1 <= SEED_MAX:
+        raise ScarlabError(f"the shadow seeds {seed}..{seed + k - 1} must lie from 0 to {SEED_MAX}; choose another "
+                           "shadow seed")
+    return [int(seed) + i for i in range(k)]
 
 
 def _check_k(k, kind: str) -> None:
@@ -620,7 +628,7 @@ def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAUL
                                f"{', '.join(needs)}")
         if "unlearned" in wanted:
             wanted |= {"original", "retrained"}  # the unlearned shadows start from (and are compared with) these
-    seeds = [int(seed) + i for i in range(shadows)]
+    seeds = shadow_seeds(seed, shadows)
     if a.model_seed in seeds:
         raise ScarlabError(f"the shadow seeds {seeds[0]}..{seeds[-1]} include the audited model's own training seed "
                            f"{a.model_seed}: a shadow would be its twin. Pass --seed outside that range")

@@ -76,3 +76,51 @@ def test_a_recorded_original_that_is_a_retrained_run_is_refused(capsys, tmp_path
     msg = _err(capsys, [command, run, "--shadow-dir", tmp_path / "sh"] if command == "audit" else [command, run])
     assert "has role 'retrained oracle' (stage train_retrained); expected 'original'" in msg
     assert not (tmp_path / "sh").exists() and (run / "manifest.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["train", "--weight-decay", "-1"], "weight_decay must be ≥ 0, got -1.0"),
+    (["train", "--seed", "99999999999999999999"], "seed must be from 0 to 4294967295, got 99999999999999999999"),
+    (["train", "--retrained", "--scenario", "HR", "--forget-size", "50", "--seed", "-5"],
+     "seed must be from 0 to 4294967295, got -5"),
+    (["split", "--scenario", "HR", "--forget-size", "50", "--seed", "-5"], "seed must be from 0 to 4294967295"),
+    (["train", "--lr", "inf"], "lr must be a finite number, got inf"),
+    (["train", "--lr", "nan"], "lr must be a finite number, got nan"),
+    (["unlearn", "--from", "{original}", "--forget-classes", "0", "--lr", "inf"], "lr must be a finite number"),
+    (["unlearn", "--from", "{original}", "--forget-classes", "0", "--surrogate", "gaussian_noise",
+      "--surrogate-size", "0"], "surrogate_size must be ≥ 1, got 0"),
+    (["unlearn", "--from", "{original}", "--forget-classes", "0", "--surrogate-size", "-3"],
+     "surrogate_size must be ≥ 1, got -3"),
+    (["unlearn", "--from", "{original}", "--forget-classes", "0", "--seed", "4294967296"],
+     "seed must be from 0 to 4294967295, got 4294967296"),
+    (["unlearn", "--from", "{original}", "--forget-classes", "0", "--snapshot-every", "0"],
+     "snapshot_every must be ≥ 1, got 0"),
+    (["audit", "{scar}", "--seed", "4294967290", "--shadows", "8"], "shadow seeds 4294967290..4294967297"),
+    (["evaluate", "{scar}", "--mia-repeats", "0"], "mia_repeats must be ≥ 1, got 0"),
+    (["pipeline", "--forget-classes", "0", "--seeds", "0", "-1", "--dry-run"], "seeds must be from 0 to 4294967295"),
+    (["pipeline", "--forget-classes", "0", "--set", "train.lr=inf", "--dry-run"], "train.lr must be a finite"),
+    (["pipeline", "--forget-classes", "0", "--shadows", "4", "--audit-seed", "4294967294", "--dry-run"],
+     "shadow seeds 4294967294..4294967297"),
+])
+def test_out_of_range_and_non_finite_values_are_refused_before_any_work(capsys, tmp_path, digits_original,
+                                                                       digits_scar, argv, match):
+    paths = dict(original=digits_original, scar=digits_scar)
+    out = tmp_path / "out"
+    argv = [a.format(**paths) for a in argv] + (["--out", out] if argv[0] in ("train", "split", "unlearn",
+                                                                               "pipeline") else [])
+    assert match in _err(capsys, argv)
+    assert not out.exists()
+
+
+def test_images_too_small_for_the_model_are_one_line(capsys, tmp_path):
+    from PIL import Image
+
+    for part in ("train", "test"):
+        for c in ("a", "b"):
+            (tmp_path / "tiny" / part / c).mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (1, 1), (100 * i, 50, 0)).save(tmp_path / "tiny" / part / c / f"{i}.png")
+    msg = _err(capsys, ["train", "--dataset", f"imagefolder:{tmp_path / 'tiny'}", "--epochs", "1",
+                        "--out", tmp_path / "out"])
+    assert "1x1 pixels are too small for smallcnn, which needs at least 8x8" in msg
+    assert not (tmp_path / "out").exists()

@@ -32,8 +32,6 @@ def run(args) -> int:
         raise ScarlabError("give at least one run directory: scarlab evaluate RUN [RUN ...]")
     if cfg.out and len(cfg.runs) != 1:
         raise ScarlabError("--out evaluates one run (an original model against --split); pass a single RUN")
-    if cfg.mia_repeats < 1:
-        raise ScarlabError("--mia-repeats must be at least 1")
     evaluated, failed = [], 0
     for path in cfg.runs:
         try:
