@@ -100,7 +100,7 @@ import numpy as np
 from .config import SEED_MAX, AuditConfig
 from .errors import ScarlabError
 from .metrics import ulira
-from .runs import ORIGINAL, RunDir, read_json, replacing, write_json
+from .runs import ORIGINAL, RunDir, make_folder, read_json, replacing, write_json
 
 MIN_SHADOWS = 3  # the held-out attack fits on K − 1 pairs, and one std needs two models
 DEFAULT_SHADOWS, DEFAULT_SEED = AuditConfig.shadows, AuditConfig.seed
@@ -634,7 +634,7 @@ def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAUL
                            f"{a.model_seed}: a shadow would be its twin. Pass --seed outside that range")
     device = resolve_device(device)
     folder, fp = _folder(a, shadow_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, "shadow folder")
     split_file = folder / "split.npz"
     if not _split_ok(split_file, a.split):
         with replacing(split_file, folder / "split.tmp.npz") as tmp:
@@ -856,6 +856,8 @@ def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, 
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v < hi:
             raise ScarlabError(f"{name} must lie strictly between {lo:g} and {hi:g}, got {v!r}")
     device = resolve_device(device)
+    if shadow_dir is not None:  # before the try: a folder that cannot be made is no failed audit of the run
+        make_folder(shadow_dir, "shadow folder")
     target_run = a.run
     try:
         pop = shadow_population(a, shadows, seed=seed, shadow_dir=shadow_dir, device=device, progress=progress,

@@ -257,6 +257,18 @@ def intact(f: Path) -> bool:
     return True
 
 
+def make_folder(path, what: str) -> Path:
+    """Create the folder ``path`` (and its parents) for ``what`` (e.g. "--summary"), or raise one line saying why it
+    cannot be made (a file in the way, a read-only or virtual file system such as /proc)."""
+    p = Path(path).expanduser()
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a full or read-only disk, or no permission, is said as everywhere (disk_error)
+        why = "it is a file, not a folder" if p.is_file() else exc.strerror or type(exc).__name__
+        raise disk_error(exc, p) or ScarlabError(f"{what} {p} cannot be made ({why}); choose another folder") from None
+    return p
+
+
 def pid_alive(pid) -> bool:
     """Whether process ``pid`` exists on this machine."""
     try:
@@ -354,7 +366,9 @@ class RunDir:
             raise ScarlabError(f"{run.path} is a symbolic link (to {os.path.realpath(run.path)}); give the folder "
                                "itself as --out")
         where = Path(os.path.abspath(run.path))
-        where.parent.mkdir(parents=True, exist_ok=True)
+        made = not run.path.exists()
+        if made:  # before the lock, whose file lies beside it: a folder that cannot be made is one line
+            make_folder(run.path, "run directory")
         # one creator at a time: the second waits here, then finds the first's manifest (and its PID) below
         with stage_lock(where.parent / f".{where.name}.create.lock", str(run.path), say=lambda _: None,
                         poll_s=0.02):
@@ -369,7 +383,7 @@ class RunDir:
                     raise ScarlabError(f"{run.path} already exists and is not empty; pass --overwrite to replace it "
                                        "or choose another --out")
                 clear_run(run.path)
-            made = not run.path.exists()
+            made = made or not run.path.exists()
             run.path.mkdir(exist_ok=True)
             manifest = {"id": run.path.name, "stage": stage, "status": "running", "created": time.time(),
                         "pid": os.getpid(), "host": socket.gethostname(),

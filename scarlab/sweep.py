@@ -34,7 +34,7 @@ from pathlib import Path
 from .errors import ScarlabError
 from .pipeline import KINDS, PipelineConfig, StageSpec, config_from_dict, plan
 from .pipeline.config import write_yaml
-from .runs import write_json
+from .runs import make_folder, write_json
 from .schedule import RAY_NAMES, RESOURCE_KEYS, Local, PipelineResult, Ray, schedule
 
 PLURALS = {"datasets": "dataset", "models": "model", "scenarios": "scenario", "forget_sizes": "forget_size"}
@@ -254,10 +254,9 @@ def run_sweep(sc: SweepConfig, sequential: bool = False, progress: bool = True,
     stage's status, times and host also go to ``sweep.json`` at the sweep root."""
     t0 = time.perf_counter()
     specs = plan_sweep(sc, remote=not sequential)
-    root = Path(sc.out).expanduser().resolve()
+    root = make_folder(Path(sc.out).expanduser().resolve(), "sweep folder (--out)")
     executor = Local(1, sc.grid.get("threads"), name="sequential") if sequential else _ray(sc, specs)
     with executor:
-        root.mkdir(parents=True, exist_ok=True)
         write_yaml(root / "sweep.yaml", {**sc.grid, "out": sc.out, "resources": sc.resources, "num_cpus": sc.num_cpus,
                                          "address": sc.address, "unschedulable_timeout": sc.unschedulable_timeout},
                    "the configuration of the last `scarlab sweep` in this folder")

@@ -124,3 +124,25 @@ def test_images_too_small_for_the_model_are_one_line(capsys, tmp_path):
                         "--out", tmp_path / "out"])
     assert "1x1 pixels are too small for smallcnn, which needs at least 8x8" in msg
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["afile", "afile/below", "/proc/x"])
+@pytest.mark.parametrize("argv,what", [
+    (["audit", "{scar}", "--shadows", "3", "--shadow-dir", "{folder}"], "shadow folder"),
+    (["evaluate", "{scar}", "--mia-repeats", "1", "--summary", "{folder}"], "--summary"),
+    (["train", "--epochs", "1", "--out", "{folder}"], "run directory"),
+])
+def test_a_folder_that_cannot_be_made_is_one_line_before_any_work(capsys, tmp_path, digits_scar, where, argv, what):
+    import shutil
+    import sys
+
+    if where.startswith("/proc") and not sys.platform.startswith("linux"):
+        pytest.skip("/proc is Linux's")
+    scar = tmp_path / "scar"
+    shutil.copytree(digits_scar, scar)
+    (tmp_path / "afile").write_text("not a folder")
+    before = _tree(tmp_path)
+    folder = where if where.startswith("/") else tmp_path / where
+    msg = _err(capsys, [a.format(scar=scar, folder=folder) for a in argv])
+    assert f"{what} {folder} cannot be made" in msg or (where == "afile" and f"{folder} exists and is a file" in msg)
+    assert _tree(tmp_path) == before  # nothing evaluated, audited or created
