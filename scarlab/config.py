@@ -114,9 +114,9 @@ class UnlearnConfig:
     """method hyper-parameters by name (see each method's Params dataclass); unknown names are an error."""
     snapshot_every: int = bounded(5, low=1)
     """save a feature snapshot every k optimiser steps (plus the first and the last)."""
-    probe_forget: int = 500
+    probe_forget: int = bounded(500, low=0)
     """forget-train points in each snapshot (and forget-test points, CR)."""
-    probe_retain: int = 1000
+    probe_retain: int = bounded(1000, low=0)
     """retain-test points (HR: test points) in each snapshot."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
