@@ -13,10 +13,11 @@ SEED_MAX = 2**32 - 1
 """the largest seed: NumPy's seeding (np.random.seed, default_rng) takes 0..2**32 − 1 and no negative seed."""
 
 
-def bounded(default=None, *, low=None, high=None, factory=None):
-    """A field whose value (each value, for a list) must lie in [low, high] (None = unbounded); the command line,
-    config files and the pipeline refuse any other before anything runs (:func:`scarlab.schema.check_bounds`)."""
-    meta = {"bounds": (low, high)}
+def bounded(default=None, *, low=None, high=None, above=None, factory=None):
+    """A field whose value (each value, for a list) must lie in [low, high] and exceed ``above`` (None = unbounded);
+    the command line, config files and the pipeline refuse any other before anything runs
+    (:func:`scarlab.schema.check_bounds`)."""
+    meta = {"bounds": (low, high, above)}
     return field(default_factory=factory, metadata=meta) if factory else field(default=default, metadata=meta)
 
 
@@ -70,7 +71,7 @@ class TrainConfig(ModelOptions):
     """random crop (and horizontal flip, except digits) on training batches."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
-    stats_delta: float = 0.5
+    stats_delta: float = bounded(0.5, above=0)
     """original only: Tukey exponent of the stored per-class feature statistics SCAR uses."""
 
     def resolved(self, dataset_name: str) -> "TrainConfig":
@@ -187,7 +188,7 @@ class StatsConfig:
 
     run: str = ""
     """run directory of the original model."""
-    delta: float = 0.5
+    delta: float = bounded(0.5, above=0)
     """Tukey exponent of the feature transform."""
     signed: bool = False
     """sign-preserving Tukey transform, for backbones whose features can be negative."""

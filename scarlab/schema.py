@@ -186,13 +186,14 @@ def check_bounds(obj):
     for f in dataclasses.fields(obj):
         if "bounds" not in f.metadata:
             continue
-        low, high = f.metadata["bounds"]
+        low, high, above = f.metadata["bounds"]
         value = getattr(obj, f.name)
         for v in value if isinstance(value, (list, tuple)) else [value]:
-            if v is None or ((low is None or v >= low) and (high is None or v <= high)):
+            if v is None or ((low is None or v >= low) and (high is None or v <= high)
+                             and (above is None or v > above)):
                 continue
-            span = f"from {low} to {high}" if low is not None and high is not None else (
-                f"≥ {low}" if low is not None else f"≤ {high}")
+            span = (f"from {low} to {high}" if low is not None and high is not None else
+                    f"≥ {low}" if low is not None else f"> {above}" if above is not None else f"≤ {high}")
             raise ScarlabError(f"{f.name} must be {span}, got {v!r}")
     return obj
 

@@ -103,6 +103,8 @@ def test_a_recorded_original_that_is_a_retrained_run_is_refused(capsys, tmp_path
      "momentum must be ≥ 0, got -1.0"),
     (["audit", "{scar}", "--seed", "4294967290", "--shadows", "8"], "shadow seeds 4294967290..4294967297"),
     (["evaluate", "{scar}", "--mia-repeats", "0"], "mia_repeats must be ≥ 1, got 0"),
+    (["train", "--stats-delta", "0"], "stats_delta must be > 0, got 0.0"),
+    (["stats", "{original}", "--delta", "-1"], "delta must be > 0, got -1.0"),
     (["pipeline", "--forget-classes", "0", "--seeds", "0", "-1", "--dry-run"], "seeds must be from 0 to 4294967295"),
     (["pipeline", "--forget-classes", "0", "--set", "train.lr=inf", "--dry-run"], "train.lr must be a finite"),
     (["pipeline", "--forget-classes", "0", "--methods", "finetune", "--set", "finetune.weight_decay=-1", "--dry-run"],
