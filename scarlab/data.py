@@ -194,6 +194,22 @@ def _imagefolder(path: Path, name: str) -> Dataset:
     return Dataset(name, parts["train"], parts["test"], classes, mean, std)
 
 
+def image_folder_side(path: Path) -> int | None:
+    """The image height of an image-folder data set (its first training image's, which every image is resized to),
+    read without loading the set; None when it holds no image."""
+    from PIL import Image
+
+    first = next((f for c in sorted(p for p in (path / "train").iterdir() if p.is_dir()) for f in _image_files(c)),
+                 None)
+    if first is None:
+        return None
+    try:
+        with Image.open(first) as im:
+            return im.size[1]
+    except (OSError, ValueError) as exc:
+        raise ScarlabError(f"cannot read image {first} ({type(exc).__name__}: {exc}); remove or replace it") from None
+
+
 def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
 

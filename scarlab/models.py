@@ -52,15 +52,20 @@ class Classifier(nn.Module):
 
 def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: int = 32, **kwargs) -> Classifier:
     """Build a registered model; ``name`` is one of ``MODELS``."""
+    check_image_size(name, image_size)
+    model = MODELS[name](num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
+    model.spec = dict(name=name, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
+    return model
+
+
+def check_image_size(name: str, image_size: int) -> None:
+    """Refuse a registered model ``name`` for images whose side is below its :data:`MIN_IMAGE_SIZE`."""
     choose("model", name, MODELS)
     if image_size < MIN_IMAGE_SIZE[name]:
         fits = ", ".join(m for m, low in MIN_IMAGE_SIZE.items() if low <= image_size)
         raise ScarlabError(f"images of {image_size}x{image_size} pixels are too small for {name}, which needs at "
                            f"least {MIN_IMAGE_SIZE[name]}x{MIN_IMAGE_SIZE[name]}; use larger images or a model "
                            f"that takes them ({fits})")
-    model = MODELS[name](num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
-    model.spec = dict(name=name, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
-    return model
 
 
 def default_model(dataset_name: str) -> str:

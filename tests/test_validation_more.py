@@ -122,7 +122,8 @@ def test_out_of_range_and_non_finite_values_are_refused_before_any_work(capsys, 
     assert not out.exists()
 
 
-def test_images_too_small_for_the_model_are_one_line(capsys, tmp_path):
+@pytest.mark.parametrize("command", ["train", "pipeline"])
+def test_images_too_small_for_the_model_are_one_line(capsys, tmp_path, command):
     from PIL import Image
 
     for part in ("train", "test"):
@@ -130,7 +131,8 @@ def test_images_too_small_for_the_model_are_one_line(capsys, tmp_path):
             (tmp_path / "tiny" / part / c).mkdir(parents=True)
             for i in range(3):
                 Image.new("RGB", (1, 1), (100 * i, 50, 0)).save(tmp_path / "tiny" / part / c / f"{i}.png")
-    msg = _err(capsys, ["train", "--dataset", f"imagefolder:{tmp_path / 'tiny'}", "--epochs", "1",
+    extra = ["--forget-classes", "0"] if command == "pipeline" else []
+    msg = _err(capsys, [command, "--dataset", f"imagefolder:{tmp_path / 'tiny'}", "--epochs", "1", *extra,
                         "--out", tmp_path / "out"])
     assert "1x1 pixels are too small for smallcnn, which needs at least 8x8" in msg
     assert not (tmp_path / "out").exists()

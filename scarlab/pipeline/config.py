@@ -175,9 +175,9 @@ def param_types(owner: str, names) -> dict:
 def validate(cfg: PipelineConfig, check_device: bool = True) -> PipelineConfig:
     """Check every name and value of one grid point before anything runs; returns a copy with typed, resolved
     parameters. ``check_device=False``: the stages run on other machines, which check the device themselves."""
-    from ..data import DATASETS, SURROGATES
+    from ..data import DATASETS, SURROGATES, image_folder_side
     from ..device import resolve_device
-    from ..models import MODELS, default_model
+    from ..models import MODELS, check_image_size, default_model
     from ..unlearn import METHODS
 
     cfg = dataclasses.replace(cfg)
@@ -217,6 +217,9 @@ def validate(cfg: PipelineConfig, check_device: bool = True) -> PipelineConfig:
         cfg.forget_classes = []
     cfg.model = cfg.model or default_model(cfg.dataset)
     choose("model", cfg.model, MODELS)
+    side = image_folder_side(Path(cfg.dataset.split(":", 1)[1])) if cfg.dataset.startswith("imagefolder:") else None
+    if side is not None:  # else the train stages would fail on images too small for the model
+        check_image_size(cfg.model, side)
     # methods, their parameters, the retain set
     if isinstance(cfg.methods, str):
         cfg.methods = [m for m in cfg.methods.split(",") if m.strip()]
