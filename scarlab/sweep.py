@@ -254,9 +254,10 @@ def run_sweep(sc: SweepConfig, sequential: bool = False, progress: bool = True,
     stage's status, times and host also go to ``sweep.json`` at the sweep root."""
     t0 = time.perf_counter()
     specs = plan_sweep(sc, remote=not sequential)
-    root = make_folder(Path(sc.out).expanduser().resolve(), "sweep folder (--out)")
+    root = Path(sc.out).expanduser().resolve()
     executor = Local(1, sc.grid.get("threads"), name="sequential") if sequential else _ray(sc, specs)
-    with executor:
+    with executor:  # made once the cluster can run the stages: a refused request leaves no folder
+        make_folder(root, "sweep folder (--out)")
         write_yaml(root / "sweep.yaml", {**sc.grid, "out": sc.out, "resources": sc.resources, "num_cpus": sc.num_cpus,
                                          "address": sc.address, "unschedulable_timeout": sc.unschedulable_timeout},
                    "the configuration of the last `scarlab sweep` in this folder")
