@@ -99,10 +99,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import AuditConfig
+from .config import SEED_MAX, AuditConfig
 from .errors import ScarlabError
 from .metrics import competition, ulira
-from .runs import RunDir, read_json, replacing, write_json
+from .runs import ORIGINAL, RunDir, make_folder, read_json, replacing, write_json
 
 MIN_SHADOWS = 3  # the held-out attack fits on K − 1 pairs, and one std needs two models
 DEFAULT_SHADOWS, DEFAULT_SEED = AuditConfig.shadows, AuditConfig.seed
@@ -205,9 +205,7 @@ def audited(path) -> Audited:
                            f"examples of a split look trained on. Evaluate it against the split first "
                            f"(scarlab evaluate {run.path} --split SPLIT --out DIR; the pipeline's original_eval) and "
                            "audit DIR")
-    if stage not in ("unlearn", "train_retrained", "evaluate"):
-        raise ScarlabError(f"{run.path} is a {stage!r} run; the audit takes unlearn runs, retrained runs and "
-                           "originals evaluated against a split (scarlab evaluate ORIG --split S --out DIR)")
+    run.require_role("audited run", ("unlearn", "train_retrained", "evaluate"))
     split_file = run.file("split.npz")
     if not split_file.is_file():
         raise ScarlabError(f"{run.path} has no split.npz, so its forget set is unknown: {_rerun_hint(run, stage)}")
@@ -223,7 +221,7 @@ def audited(path) -> Audited:
     if not (original.path / "manifest.json").is_file():
         raise ScarlabError(f"the original run {original.path} of {run.path} is missing; the shadows copy its "
                            "training configuration: restore it or audit runs whose original exists")
-    original.require_complete(f"original run of {run.path}:")
+    original.require_complete(f"original run of {run.path}:", ORIGINAL)
     ocfg = original.config
     train = _train_identity(ocfg, original.path)
     if stage == "evaluate":
@@ -249,9 +247,7 @@ def split_target(original, split) -> Audited:
     original = RunDir(original)
     if not (original.path / "manifest.json").is_file():
         raise ScarlabError(f"{original.path} is not a scarlab run directory (no manifest.json)")
-    original.require_complete("original run")
-    if original.manifest.get("stage") != "train_original":
-        raise ScarlabError(f"{original.path} is a {original.manifest.get('stage')!r} run, not an original model")
+    original.require_complete("original run", ORIGINAL)
     split_path = Path(split)
     split_file = split_path / "split.npz" if split_path.is_dir() else split_path
     if not split_file.is_file():
@@ -330,6 +326,14 @@ class ShadowPopulation:
     reused: list[str] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
     """seconds spent per population (original, retrained, the method key), building and checking."""
+
+
+def shadow_seeds(seed: int, k: int) -> list[int]:
+    """The K shadow seeds seed, seed + 1, ..., each a valid seed (0..SEED_MAX)."""
+    if not 0 <= seed <= seed + k - 1 <= SEED_MAX:
+        raise ScarlabError(f"the shadow seeds {seed}..{seed + k - 1} must lie from 0 to {SEED_MAX}; choose another "
+                           "shadow seed")
+    return [int(seed) + i for i in range(k)]
 
 
 def _check_k(k, kind: str) -> None:
@@ -631,13 +635,13 @@ def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAUL
                                f"{', '.join(needs)}")
         if "unlearned" in wanted:
             wanted |= {"original", "retrained"}  # the unlearned shadows start from (and are compared with) these
-    seeds = [int(seed) + i for i in range(shadows)]
+    seeds = shadow_seeds(seed, shadows)
     if a.model_seed in seeds:
         raise ScarlabError(f"the shadow seeds {seeds[0]}..{seeds[-1]} include the audited model's own training seed "
                            f"{a.model_seed}: a shadow would be its twin. Pass --seed outside that range")
     device = resolve_device(device)
     folder, fp = _folder(a, shadow_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, "shadow folder")
     split_file = folder / "split.npz"
     if not _split_ok(split_file, a.split):
         with replacing(split_file, folder / "split.tmp.npz") as tmp:
@@ -896,6 +900,8 @@ def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, 
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v < hi:
             raise ScarlabError(f"{name} must lie strictly between {lo:g} and {hi:g}, got {v!r}")
     device = resolve_device(device)
+    if shadow_dir is not None:  # before the try: a folder that cannot be made is no failed audit of the run
+        make_folder(shadow_dir, "shadow folder")
     target_run = a.run
     try:
         pop = shadow_population(a, shadows, seed=seed, shadow_dir=shadow_dir, device=device, progress=progress,

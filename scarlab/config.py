@@ -9,6 +9,19 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+SEED_MAX = 2**32 - 1
+"""the largest seed: NumPy's seeding (np.random.seed, default_rng) takes 0..2**32 − 1 and no negative seed."""
+
+
+def bounded(default=None, *, low=None, high=None, above=None, factory=None):
+    """A field whose value (each value, for a list) must lie in [low, high] and exceed ``above`` (None = unbounded);
+    the command line, config files and the pipeline refuse any other before anything runs
+    (:func:`scarlab.schema.check_bounds`)."""
+    meta = {"bounds": (low, high, above)}
+    return field(default_factory=factory, metadata=meta) if factory else field(default=default, metadata=meta)
+
+
+SEED = {"low": 0, "high": SEED_MAX}
 
 @dataclass
 class DataOptions:
@@ -42,7 +55,7 @@ class TrainConfig(ModelOptions):
     """retrained, HR: how many random training samples are forgotten."""
     split: str | None = None
     """retrained: a split.npz (or a run directory holding one) to reuse instead of making a new split."""
-    seed: int = 0
+    seed: int = bounded(0, **SEED)
     """seeds weights, shuffling, augmentation and (HR) the forget sample."""
     epochs: int | None = None
     """training epochs."""
@@ -52,13 +65,13 @@ class TrainConfig(ModelOptions):
     """peak learning rate (Adam on digits, SGD otherwise)."""
     optimizer: str | None = None
     """'sgd' (momentum 0.9, Nesterov) or 'adam'."""
-    weight_decay: float = 5e-4
+    weight_decay: float = bounded(5e-4, low=0)
     """L2 penalty."""
     augment: bool = True
     """random crop (and horizontal flip, except digits) on training batches."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
-    stats_delta: float = 0.5
+    stats_delta: float = bounded(0.5, above=0)
     """original only: Tukey exponent of the stored per-class feature statistics SCAR uses."""
 
     def resolved(self, dataset_name: str) -> "TrainConfig":
@@ -90,21 +103,21 @@ class UnlearnConfig:
     """CR forget classes (when no split is given)."""
     forget_size: int | None = None
     """HR forget size (when no split is given)."""
-    seed: int = 0
+    seed: int = bounded(0, **SEED)
     """seeds the method's randomness (and a new HR split)."""
     surrogate: str = "auto"
     """out-of-distribution images: imagefolder:PATH, gaussian_noise, sample_images, sample_edges or auto."""
     surrogate_chunks: int | None = None
     """imagefolder surrogates: use only the first k chunk folders; None = all."""
-    surrogate_size: int = 2000
+    surrogate_size: int = bounded(2000, low=1)
     """generated surrogates (noise, sample photos): how many images."""
     params: dict = field(default_factory=dict)
     """method hyper-parameters by name (see each method's Params dataclass); unknown names are an error."""
-    snapshot_every: int = 5
+    snapshot_every: int = bounded(5, low=1)
     """save a feature snapshot every k optimiser steps (plus the first and the last)."""
-    probe_forget: int = 500
+    probe_forget: int = bounded(500, low=0)
     """forget-train points in each snapshot (and forget-test points, CR)."""
-    probe_retain: int = 1000
+    probe_retain: int = bounded(1000, low=0)
     """retain-test points (HR: test points) in each snapshot."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
@@ -123,7 +136,7 @@ class SplitConfig(DataOptions):
     """CR: the forgotten class indices (0 3, or 0,3)."""
     forget_size: int | None = None
     """HR: how many random training images are forgotten."""
-    seed: int = 0
+    seed: int = bounded(0, **SEED)
     """HR: seeds the random forget sample."""
 
 
@@ -147,7 +160,7 @@ class EvaluateConfig:
     """also write summary.csv, summary_agg.csv and summary.md of the evaluated runs into this folder."""
     device: str = "cpu"
     """auto, cpu, cuda, cuda:N or mps."""
-    mia_repeats: int = 5
+    mia_repeats: int = bounded(5, low=1)
     """repetitions of the paper's SVC attack (each on freshly drawn sets)."""
     quiet: bool = False
     """no progress bars."""
@@ -175,7 +188,7 @@ class StatsConfig:
 
     run: str = ""
     """run directory of the original model."""
-    delta: float = 0.5
+    delta: float = bounded(0.5, above=0)
     """Tukey exponent of the feature transform."""
     signed: bool = False
     """sign-preserving Tukey transform, for backbones whose features can be negative."""
@@ -208,7 +221,7 @@ class AuditConfig:
     (scarlab evaluate ORIG --split S --out DIR)."""
     shadows: int = 8
     """K, the shadow models per population (at least 3; 6 for a retrained run, whose K are split in halves)."""
-    seed: int = 1000
+    seed: int = bounded(1000, **SEED)
     """first shadow seed: shadow i trains (and unlearns) with seed + i; must not include the audited model's seed."""
     shadow_dir: str | None = None
     """folder of the shadow population; None = next to the run: <run>/../shadows__<fingerprint8>."""

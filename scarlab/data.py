@@ -194,6 +194,22 @@ def _imagefolder(path: Path, name: str) -> Dataset:
     return Dataset(name, parts["train"], parts["test"], classes, mean, std)
 
 
+def image_folder_side(path: Path) -> int | None:
+    """The image height of an image-folder data set (its first training image's, which every image is resized to),
+    read without loading the set; None when it holds no image."""
+    from PIL import Image
+
+    first = next((f for c in sorted(p for p in (path / "train").iterdir() if p.is_dir()) for f in _image_files(c)),
+                 None)
+    if first is None:
+        return None
+    try:
+        with Image.open(first) as im:
+            return im.size[1]
+    except (OSError, ValueError) as exc:
+        raise ScarlabError(f"cannot read image {first} ({type(exc).__name__}: {exc}); remove or replace it") from None
+
+
 def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
 
@@ -319,10 +335,13 @@ def organize_surrogate(src: str | os.PathLike, dst: str | os.PathLike, chunk_siz
         raise ScarlabError("--chunk-size must be at least 1")
     if not src.is_dir():
         raise ScarlabError(f"source folder {src} does not exist")
-    if src.resolve() == dst.resolve() or dst.resolve() in src.resolve().parents:
-        raise ScarlabError(f"{dst} holds the source images {src}; choose another destination")
-    # a destination inside the source is not part of the source (a rerun would copy its own copies)
-    files = [f for f in _image_files(src) if dst.resolve() not in f.resolve().parents]
+    s, d = src.resolve(), dst.resolve()
+    if s == d or d in s.parents or s in d.parents:
+        # inside the source, the chunks would join the images they were copied from (a new class folder of an
+        # image-folder data set, copies of copies on a rerun); around it, --overwrite would delete the source
+        raise ScarlabError(f"the surrogate folder {dst} and the image folder {src} overlap (one is, holds or lies "
+                           "inside the other); choose a destination outside the source")
+    files = _image_files(src)
     if not files:
         raise ScarlabError(f"no images under {src} (looked for {', '.join(sorted(IMAGE_EXTS))})")
     if dst.exists() and not dst.is_dir():

@@ -35,7 +35,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import ScarlabError
-from .runs import RunDir, replacing, write_json
+from .runs import ORIGINAL, RETRAINED, RunDir, replacing, write_json
 
 EMBED_VERSION = 1
 REFERENCE_POINTS = 2000
@@ -351,7 +351,7 @@ def _embed_unlearn(rd: RunDir, original, *, force: bool, device: str, progress: 
     orig = _parent(rd, "original", original)
     if orig is None:
         raise ScarlabError(f"{rd.path}: no original run recorded; pass --original DIR")
-    orig.require_complete("original run")
+    orig.require_complete("original run", ORIGINAL)
     ocfg, cfg = orig.config, rd.config
     ds = load_dataset(ocfg["dataset"], ocfg.get("data_root"))
     reducer = reducer_for(orig.path, ds, device, force=force, progress=progress)
@@ -423,7 +423,7 @@ def embed_retrained(run: str | Path, original: str | Path | None = None, seed: i
     from .features import extract
     from .models import load_checkpoint
 
-    rd = RunDir(run).require_complete("retrained run")
+    rd = RunDir(run).require_complete("retrained run", RETRAINED)
     cfg = rd.config
     if not rd.file("split.npz").is_file():
         raise ScarlabError(f"{rd.path} has no split.npz; is it a retrained run?")

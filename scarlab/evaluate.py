@@ -42,7 +42,7 @@ from .metrics import (aus_from_metrics, cheap_mia, confusion_matrix, mia_loss_lr
 from .metrics.mia import _best_threshold_bacc  # cheap_mia's threshold attack, without refitting its loss-LR
 from .models import load_checkpoint
 from .results import describe
-from .runs import RunDir, replacing, write_json
+from .runs import ORIGINAL, RETRAINED, RunDir, replacing, write_json
 from .train import load_split
 
 STEP_COLUMNS = ("step", "mia/loss_lr/acc", "mia/conf_thr/acc", "probe/acc/forget_train", "probe/acc/retain_test",
@@ -50,10 +50,10 @@ STEP_COLUMNS = ("step", "mia/loss_lr/acc", "mia/conf_thr/acc", "probe/acc/forget
 
 
 # ============================================================================================ helpers
-def _run_dir(path, what: str) -> RunDir:
+def _run_dir(path, what: str, stages: tuple[str, ...] = ()) -> RunDir:
     if isinstance(path, RunDir):
         path = path.path
-    return RunDir(path).require_complete(what)
+    return RunDir(path).require_complete(what, stages)
 
 
 def _parent(run: RunDir, role: str) -> Path | None:
@@ -150,14 +150,16 @@ def evaluate_run(run, original=None, retrained=None, split=None, out=None, devic
 
     # ---- the original (a_or), the retrained oracle, the split, the data
     orig_path = Path(original) if original else (run.path if stage == "train_original" else _parent(run, "original"))
-    orig = _run_dir(orig_path, "original run") if orig_path else None
+    orig = _run_dir(orig_path, "original run", ORIGINAL) if orig_path else None
     if retrained:
-        retr = _run_dir(retrained, "retrained run")
+        retr = _run_dir(retrained, "retrained run", RETRAINED)
     elif stage == "train_retrained":
         retr = run
     else:
         p = _parent(run, "retrained")
         retr = RunDir(p) if p and (p / "manifest.json").is_file() and RunDir(p).status == "complete" else None
+        if retr is not None:
+            retr.require_role("retrained run", RETRAINED)
         if p and retr is None:
             warnings.warn(f"retrained parent {p} is missing or incomplete: privacy score skipped (NaN)")
     own_split = run.file("split.npz")

@@ -17,11 +17,14 @@ import torch.nn.functional as F
 from .errors import ScarlabError, choose
 
 MODELS: dict[str, Callable[..., "Classifier"]] = {}
+MIN_IMAGE_SIZE: dict[str, int] = {}
+"""{model: the smallest image side, in pixels, its layers accept} (each 2x2 pooling halves the side)."""
 
 
-def register_model(name: str):
+def register_model(name: str, min_image_size: int = 1):
     def wrap(builder):
         MODELS[name] = builder
+        MIN_IMAGE_SIZE[name] = min_image_size
         return builder
     return wrap
 
@@ -49,10 +52,20 @@ class Classifier(nn.Module):
 
 def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: int = 32, **kwargs) -> Classifier:
     """Build a registered model; ``name`` is one of ``MODELS``."""
-    choose("model", name, MODELS)
+    check_image_size(name, image_size)
     model = MODELS[name](num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
     model.spec = dict(name=name, num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
     return model
+
+
+def check_image_size(name: str, image_size: int) -> None:
+    """Refuse a registered model ``name`` for images whose side is below its :data:`MIN_IMAGE_SIZE`."""
+    choose("model", name, MODELS)
+    if image_size < MIN_IMAGE_SIZE[name]:
+        fits = ", ".join(m for m, low in MIN_IMAGE_SIZE.items() if low <= image_size)
+        raise ScarlabError(f"images of {image_size}x{image_size} pixels are too small for {name}, which needs at "
+                           f"least {MIN_IMAGE_SIZE[name]}x{MIN_IMAGE_SIZE[name]}; use larger images or a model "
+                           f"that takes them ({fits})")
 
 
 def default_model(dataset_name: str) -> str:
@@ -106,7 +119,7 @@ def _conv(cin: int, cout: int, bn: bool = True, stride: int = 1, k: int = 3) -> 
     return layers + ([nn.BatchNorm2d(cout)] if bn else []) + [nn.ReLU(inplace=True)]
 
 
-@register_model("tinycnn")
+@register_model("tinycnn", min_image_size=2)
 def tinycnn(num_classes, in_channels=1, image_size=8, width=32):
     """~60k parameters; the default for 8x8 digits (trains to 97 % in seconds on a CPU)."""
     w = width
@@ -115,7 +128,7 @@ def tinycnn(num_classes, in_channels=1, image_size=8, width=32):
     return Classifier(body, 4 * w, num_classes)
 
 
-@register_model("smallcnn")
+@register_model("smallcnn", min_image_size=8)
 def smallcnn(num_classes, in_channels=3, image_size=32, width=32):
     """Four conv blocks, each but the last followed by 2x2 pooling (~0.4M parameters at width 32); the CPU
     default for 32-px images. Pooling after every block keeps each conv at ~5M multiply-adds per 32-px image
@@ -223,12 +236,15 @@ class _ViTBody(nn.Module):
         return self.pre_logits(self.vit.encoder(torch.cat([cls, tokens], dim=1))[:, 0])
 
 
-@register_model("vit")
+@register_model("vit", min_image_size=2)
 def vit_small(num_classes, in_channels=3, image_size=32, depth=6, dim=192, heads=3):
     """A small ViT for 32-px input (patch 4; patch 2 below 16 px), ~2.7M parameters at the defaults."""
     from torchvision.models import VisionTransformer
 
     patch = 4 if image_size >= 16 else 2
+    if image_size % patch:
+        raise ScarlabError(f"vit cuts {image_size}x{image_size} images into {patch}x{patch} patches, so the side must "
+                           f"be a multiple of {patch}; resize the images or choose another model")
     vit = VisionTransformer(image_size=image_size, patch_size=patch, num_layers=depth, num_heads=heads,
                             hidden_dim=dim, mlp_dim=2 * dim, num_classes=num_classes)
     if in_channels != 3:

@@ -37,6 +37,12 @@ from .errors import ScarlabError, disk_error
 from .interrupts import stage_lock
 
 STATUSES = ("running", "complete", "failed")
+ROLES = {"train_original": "original", "train_retrained": "retrained oracle", "unlearn": "unlearned model",
+         "split": "split", "evaluate": "evaluated original"}
+"""the role a run plays for the stages that read it, by the stage that made it (its manifest's ``stage``)."""
+ORIGINAL, RETRAINED = ("train_original",), ("train_retrained",)
+HOLDS_SPLIT = ("split", "train_retrained", "unlearn", "evaluate")
+"""the stages whose runs hold a split.npz (any of them can be passed as a split)."""
 
 
 def _json_default(o):
@@ -251,6 +257,18 @@ def intact(f: Path) -> bool:
     return True
 
 
+def make_folder(path, what: str) -> Path:
+    """Create the folder ``path`` (and its parents) for ``what`` (e.g. "--summary"), or raise one line saying why it
+    cannot be made (a file in the way, a read-only or virtual file system such as /proc)."""
+    p = Path(path).expanduser()
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a full or read-only disk, or no permission, is said as everywhere (disk_error)
+        why = "it is a file, not a folder" if p.is_file() else exc.strerror or type(exc).__name__
+        raise disk_error(exc, p) or ScarlabError(f"{what} {p} cannot be made ({why}); choose another folder") from None
+    return p
+
+
 def pid_alive(pid) -> bool:
     """Whether process ``pid`` exists on this machine."""
     try:
@@ -348,7 +366,9 @@ class RunDir:
             raise ScarlabError(f"{run.path} is a symbolic link (to {os.path.realpath(run.path)}); give the folder "
                                "itself as --out")
         where = Path(os.path.abspath(run.path))
-        where.parent.mkdir(parents=True, exist_ok=True)
+        made = not run.path.exists()
+        if made:  # before the lock, whose file lies beside it: a folder that cannot be made is one line
+            make_folder(run.path, "run directory")
         # one creator at a time: the second waits here, then finds the first's manifest (and its PID) below
         with stage_lock(where.parent / f".{where.name}.create.lock", str(run.path), say=lambda _: None,
                         poll_s=0.02):
@@ -363,7 +383,7 @@ class RunDir:
                     raise ScarlabError(f"{run.path} already exists and is not empty; pass --overwrite to replace it "
                                        "or choose another --out")
                 clear_run(run.path)
-            made = not run.path.exists()
+            made = made or not run.path.exists()
             run.path.mkdir(exist_ok=True)
             manifest = {"id": run.path.name, "stage": stage, "status": "running", "created": time.time(),
                         "pid": os.getpid(), "host": socket.gethostname(),
@@ -538,13 +558,26 @@ class RunDir:
         with np.load(f, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
-    def require_complete(self, what: str) -> "RunDir":
-        """Raise a clear error unless this is a completed run with usable records (used on parent runs)."""
+    def require_complete(self, what: str, stages: tuple[str, ...] = ()) -> "RunDir":
+        """Raise a clear error unless this is a completed run with usable records (used on parent runs) made by one
+        of ``stages``."""
         if not (self.path / "manifest.json").is_file():
             raise ScarlabError(f"{what} {self.path} is not a scarlab run directory (no manifest.json)")
         if self.status != "complete":
             raise ScarlabError(f"{what} {self.path} has status {self.status!r}; rerun that stage first")
         _ = self.config, self.metrics  # their fields are checked too: a bad one is a line here, before any work
+        return self.require_role(what, stages)
+
+    def require_role(self, what: str, stages: tuple[str, ...]) -> "RunDir":
+        """Raise a clear error if this run was made by another stage than ``stages`` (a retrained run passed as
+        the original would give a wrong AUS without a word); a folder without a manifest passes (not made yet)."""
+        if not stages or not (self.path / "manifest.json").is_file():
+            return self
+        stage = self.manifest.get("stage")
+        if stage not in stages:
+            expected = " or ".join(repr(ROLES.get(s, s)) for s in stages)
+            raise ScarlabError(f"{what} {self.path} has role {ROLES.get(stage, stage)!r} (stage {stage}); "
+                               f"expected {expected}")
         return self
 
 

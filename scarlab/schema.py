@@ -22,6 +22,7 @@ import dataclasses
 import difflib
 import functools
 import inspect
+import math
 import textwrap
 import typing
 from pathlib import Path
@@ -86,10 +87,11 @@ def parse_value(text: str, typ, what: str):
             return False
         raise ScarlabError(f"{what}: expected true or false, got {text!r}")
     try:
-        return base(text)
+        value = base(text)
     except (TypeError, ValueError):
         wanted = {int: "an integer", float: "a number"}.get(base, f"a {base.__name__}")
         raise ScarlabError(f"{what}: {text!r} is not {wanted}") from None
+    return coerce(value, base, what)  # a parsed float is checked as a file's would be (inf and nan refused)
 
 
 def coerce(value, typ, what: str):
@@ -117,6 +119,8 @@ def coerce(value, typ, what: str):
         return parse_value(value.strip(), typ, what)
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if base is float and isinstance(value, float) and not math.isfinite(value):
+        raise ScarlabError(f"{what} must be a finite number, got {value!r}")
     if not isinstance(value, base) or (base is int and isinstance(value, bool)):
         wanted = {str: "a text value", int: "a whole number", float: "a number", bool: "true or false"}.get(base, base)
         raise ScarlabError(f"{what} must be {wanted}, got {value!r}")
@@ -173,7 +177,25 @@ def build(cls, *layers: dict, what: str | None = None):
     merged: dict = {}
     for layer in layers:
         merged.update(typed(cls, layer, what))
-    return cls(**merged)
+    return check_bounds(cls(**merged))
+
+
+def check_bounds(obj):
+    """``obj`` (a configuration dataclass), once each field declared ``bounded`` (scarlab.config) is checked to lie
+    within its bounds; a list's values one by one. Returns ``obj``."""
+    for f in dataclasses.fields(obj):
+        if "bounds" not in f.metadata:
+            continue
+        low, high, above = f.metadata["bounds"]
+        value = getattr(obj, f.name)
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is None or ((low is None or v >= low) and (high is None or v <= high)
+                             and (above is None or v > above)):
+                continue
+            span = (f"from {low} to {high}" if low is not None and high is not None else
+                    f"≥ {low}" if low is not None else f"> {above}" if above is not None else f"≤ {high}")
+            raise ScarlabError(f"{f.name} must be {span}, got {v!r}")
+    return obj
 
 
 # ============================================================================================ help and options

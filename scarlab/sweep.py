@@ -34,7 +34,7 @@ from pathlib import Path
 from .errors import ScarlabError
 from .pipeline import KINDS, PipelineConfig, StageSpec, config_from_dict, plan
 from .pipeline.config import write_yaml
-from .runs import write_json
+from .runs import make_folder, write_json
 from .schedule import RAY_NAMES, RESOURCE_KEYS, Local, PipelineResult, Ray, schedule
 
 PLURALS = {"datasets": "dataset", "models": "model", "scenarios": "scenario", "forget_sizes": "forget_size"}
@@ -256,8 +256,8 @@ def run_sweep(sc: SweepConfig, sequential: bool = False, progress: bool = True,
     specs = plan_sweep(sc, remote=not sequential)
     root = Path(sc.out).expanduser().resolve()
     executor = Local(1, sc.grid.get("threads"), name="sequential") if sequential else _ray(sc, specs)
-    with executor:
-        root.mkdir(parents=True, exist_ok=True)
+    with executor:  # made once the cluster can run the stages: a refused request leaves no folder
+        make_folder(root, "sweep folder (--out)")
         write_yaml(root / "sweep.yaml", {**sc.grid, "out": sc.out, "resources": sc.resources, "num_cpus": sc.num_cpus,
                                          "address": sc.address, "unschedulable_timeout": sc.unschedulable_timeout},
                    "the configuration of the last `scarlab sweep` in this folder")

@@ -18,7 +18,7 @@ from .errors import ScarlabError, choose
 from .features import accuracy_on, extract
 from .models import create_model, save_checkpoint
 from .results import train_variant
-from .runs import RunDir
+from .runs import HOLDS_SPLIT, RunDir
 from .stats import class_stats
 
 
@@ -88,7 +88,7 @@ def load_split(path: str | Path) -> Split:
     p = Path(path)
     if p.is_dir():
         if (p / "manifest.json").is_file():  # a run directory: only a finished one's split is trusted
-            RunDir(p).require_complete("split run")
+            RunDir(p).require_complete("split run", HOLDS_SPLIT)
         p = p / "split.npz"
     if not p.is_file():
         raise ScarlabError(f"no split at {path}; make one with `scarlab split` or pass --scenario/--forget-classes")

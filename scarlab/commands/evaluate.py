@@ -26,14 +26,15 @@ def run(args) -> int:
     from ..errors import ScarlabError
     from ..evaluate import evaluate_run
     from ..results import summarize
+    from ..runs import make_folder
 
     cfg, _ = _common.options(args)
     if not cfg.runs:
         raise ScarlabError("give at least one run directory: scarlab evaluate RUN [RUN ...]")
     if cfg.out and len(cfg.runs) != 1:
         raise ScarlabError("--out evaluates one run (an original model against --split); pass a single RUN")
-    if cfg.mia_repeats < 1:
-        raise ScarlabError("--mia-repeats must be at least 1")
+    if cfg.summary:  # made first: a summary folder that cannot be made is found before any run is evaluated
+        make_folder(cfg.summary, "--summary")
     evaluated, failed = [], 0
     for path in cfg.runs:
         try:

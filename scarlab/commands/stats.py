@@ -19,13 +19,13 @@ def run(args) -> int:
     from ..errors import ScarlabError
     from ..features import extract
     from ..models import load_checkpoint
-    from ..runs import RunDir
+    from ..runs import ORIGINAL, RunDir
     from ..stats import class_stats
 
     cfg, _ = _common.options(args)
     if not cfg.run:
         raise ScarlabError("give the original run directory: scarlab stats RUN")
-    run_dir = RunDir(cfg.run).require_complete("original run")
+    run_dir = RunDir(cfg.run).require_complete("original run", ORIGINAL)
     rcfg = run_dir.config
     device = resolve_device(cfg.device)
     ds = load_dataset(rcfg["dataset"], rcfg.get("data_root"))

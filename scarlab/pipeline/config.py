@@ -8,10 +8,10 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import ModelOptions
+from ..config import SEED, ModelOptions, bounded
 from ..errors import ScarlabError, choose
 from ..runs import replacing
-from ..schema import coerce, nearest
+from ..schema import check_bounds, coerce, nearest
 
 # The checkout's notebooks/ (editable install), else the copy a wheel ships as scarlab/notebooks.
 _HERE = Path(__file__).resolve().parent
@@ -41,7 +41,7 @@ class PipelineConfig(ModelOptions):
     """CR: one set of forgotten classes ([0] or [0, 3]) or several sets ([[0], [3]]: one split each)."""
     forget_size: int | None = None
     """HR: how many random training images are forgotten."""
-    split_seed: int = 0
+    split_seed: int = bounded(0, **SEED)
     """HR: seeds the random forget sample (one split, one retrained oracle)."""
     methods: list = field(default_factory=lambda: ["scar"])
     """registered unlearning methods (scarlab.unlearn.METHODS) to run on each split."""
@@ -50,21 +50,21 @@ class PipelineConfig(ModelOptions):
     options shared by the original and the retrained model (batch_size, lr, optimizer, augment). A list is a grid
     axis ({scar: {lr: [0.0005, 0.00025]}}: one run per value); a parameter that is itself a list takes a list of
     lists."""
-    seeds: list = field(default_factory=lambda: [0])
+    seeds: list = bounded(factory=lambda: [0], **SEED)
     """unlearning seeds: every method runs once per seed (the original and retrained models are trained once)."""
     surrogate: str = "auto"
     """OOD images for methods that read them: imagefolder:PATH, sample_edges, sample_images, gaussian_noise, auto."""
     surrogate_chunks: int | None = None
     """imagefolder surrogate: use only the first k chunk folders; None = all."""
-    surrogate_size: int = 2000
+    surrogate_size: int = bounded(2000, low=1)
     """generated surrogates: how many images."""
     epochs: int | None = None
     """training epochs of the original and retrained models; None = data set default (digits 12, else 30)."""
     unlearn_epochs: int | None = None
     """every method's `epochs` (unless set per method with --set); None = each method's default."""
-    train_seed: int = 0
+    train_seed: int = bounded(0, **SEED)
     """seeds the original and the retrained model's training."""
-    snapshot_every: int = 5
+    snapshot_every: int = bounded(5, low=1)
     """feature snapshot every k unlearning steps."""
     retain_available: bool = True
     """False (--no-retain): refuse methods that need the retain set, before anything runs."""
@@ -76,13 +76,13 @@ class PipelineConfig(ModelOptions):
     """K shadow models per population for the U-LiRA privacy audit of every evaluated run (audit.json, and the
     ulira/* metrics in metrics.json); 0 = no audit. At least 3; the retrained oracle, whose K shadows are split in
     halves, is audited only from K = 6 (K = 8 or more for usable intervals)."""
-    audit_seed: int = 1000
+    audit_seed: int = bounded(1000, **SEED)
     """first shadow seed: shadow i trains and unlearns with audit_seed + i (must not include train_seed)."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
     out: str = "runs/pipeline"
     """pipeline root DIR (layout in scarlab.pipeline's docstring)."""
-    jobs: int = 1
+    jobs: int = bounded(1, low=1)
     """stages executed at once (each in its own kernel); independent branches only."""
     threads: int | None = None
     """torch threads per stage kernel (SCARLAB_THREADS); None = all cores, or cores / jobs when jobs > 1."""
@@ -175,9 +175,9 @@ def param_types(owner: str, names) -> dict:
 def validate(cfg: PipelineConfig, check_device: bool = True) -> PipelineConfig:
     """Check every name and value of one grid point before anything runs; returns a copy with typed, resolved
     parameters. ``check_device=False``: the stages run on other machines, which check the device themselves."""
-    from ..data import DATASETS, SURROGATES
+    from ..data import DATASETS, SURROGATES, image_folder_side
     from ..device import resolve_device
-    from ..models import MODELS, default_model
+    from ..models import MODELS, check_image_size, default_model
     from ..unlearn import METHODS
 
     cfg = dataclasses.replace(cfg)
@@ -217,6 +217,9 @@ def validate(cfg: PipelineConfig, check_device: bool = True) -> PipelineConfig:
         cfg.forget_classes = []
     cfg.model = cfg.model or default_model(cfg.dataset)
     choose("model", cfg.model, MODELS)
+    side = image_folder_side(Path(cfg.dataset.split(":", 1)[1])) if cfg.dataset.startswith("imagefolder:") else None
+    if side is not None:  # else the train stages would fail on images too small for the model
+        check_image_size(cfg.model, side)
     # methods, their parameters, the retain set
     if isinstance(cfg.methods, str):
         cfg.methods = [m for m in cfg.methods.split(",") if m.strip()]
@@ -253,12 +256,11 @@ def validate(cfg: PipelineConfig, check_device: bool = True) -> PipelineConfig:
     cfg.seeds = list(dict.fromkeys(coerce(s, int, "seeds") for s in cfg.seeds))
     if not cfg.seeds:
         raise ScarlabError("--seeds needs at least one seed")
+    check_bounds(cfg)
     for name in ("epochs", "unlearn_epochs", "surrogate_chunks", "forget_size", "threads"):
         v = getattr(cfg, name)
         if v is not None and (not isinstance(v, int) or v < 1):
             raise ScarlabError(f"{name} must be a positive integer, got {v!r}")
-    if cfg.jobs < 1:
-        raise ScarlabError(f"jobs must be at least 1, got {cfg.jobs}")
     if cfg.embed and not cfg.evaluate:
         raise ScarlabError("--embed runs inside the evaluation stage: drop --no-evaluate")
     if cfg.surrogate.startswith("imagefolder:"):
@@ -285,7 +287,7 @@ def validate(cfg: PipelineConfig, check_device: bool = True) -> PipelineConfig:
 
 def _check_shadows(cfg: PipelineConfig) -> None:
     """shadows = 0 (no audit) or K ≥ MIN_SHADOWS; the audit needs the evaluation; no shadow seed is the models'."""
-    from ..audit import MIN_SHADOWS
+    from ..audit import MIN_SHADOWS, shadow_seeds
 
     k = cfg.shadows
     if k == 0:
@@ -297,6 +299,7 @@ def _check_shadows(cfg: PipelineConfig) -> None:
     if not cfg.evaluate:
         raise ScarlabError(f"shadows K={k} audits every evaluated run, but evaluate is off (--no-evaluate): turn "
                            "evaluation on or set shadows 0")
+    shadow_seeds(cfg.audit_seed, k)
     if cfg.audit_seed <= cfg.train_seed < cfg.audit_seed + k:
         raise ScarlabError(f"the shadow seeds {cfg.audit_seed}..{cfg.audit_seed + k - 1} include train_seed "
                            f"{cfg.train_seed}: a shadow would be the audited model's twin; choose another audit_seed")
@@ -324,9 +327,6 @@ def _check_types(cfg: PipelineConfig) -> None:
         if not ok:
             kind = {str: "a text value", int: "a whole number", bool: "true or false"}[typ]
             raise ScarlabError(f"{name} must be {kind}, got {v!r}" + (" (a string)" if isinstance(v, str) else ""))
-    for name in ("snapshot_every", "surrogate_size", "jobs"):
-        if getattr(cfg, name) < 1:
-            raise ScarlabError(f"{name} must be at least 1, got {getattr(cfg, name)}")
     if not isinstance(cfg.seeds, (list, tuple, int, str)):
         raise ScarlabError(f"seeds must be a list of whole numbers, got {cfg.seeds!r}")
     if not isinstance(cfg.params, dict):

@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+from ..runs import make_folder
 from .config import PipelineConfig, write_yaml
 from .plan import grid, plan_points
 
@@ -23,7 +24,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
     specs = plan_points(points)
     first = points[0][1]  # jobs, threads and out are single-valued: the same in every point
     root = Path(first.out).expanduser().resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    make_folder(root, "pipeline folder (--out)")
     write_yaml(root / "pipeline.yaml", dataclasses.asdict(cfg),
                "the configuration of the last `scarlab pipeline` run in this folder")
     threads = first.threads or (max(1, (os.cpu_count() or 1) // first.jobs) if first.jobs > 1 else None)

@@ -15,9 +15,11 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from ..config import bounded
 from ..data import Dataset, ImageSet
 from ..errors import ScarlabError, choose
 from ..features import predict
+from ..schema import check_bounds
 from ..stats import Metric
 from ..trace import Tracer
 
@@ -43,6 +45,7 @@ class Params:
 
     def validate(self) -> None:
         """Refuse values that would silently run nothing or something else (called before any run directory exists)."""
+        check_bounds(self)
         for name in ("epochs", "batch_size"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -231,9 +234,9 @@ class OptimParams(Params):
 
     optimizer: str = "sgd"
     """'sgd' (with the momentum below) or 'adam'."""
-    momentum: float = 0.9
+    momentum: float = bounded(0.9, low=0)
     """SGD momentum (Adam ignores it)."""
-    weight_decay: float = 0.0
+    weight_decay: float = bounded(0.0, low=0)
     """L2 penalty."""
     bn_train: bool = True
     """update batch-norm running statistics during unlearning, as every reference implementation does (the

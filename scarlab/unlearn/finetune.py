@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
+from ..config import bounded
 from .base import BatchCycler, Context, OptimParams, batch_on, make_optimizer, register_method, run_loop, \
     set_lr, set_train_mode
 
@@ -31,7 +32,7 @@ class FinetuneParams(OptimParams):
     """starting SGD learning rate."""
     batch_size: int = 128
     """retain samples per step."""
-    weight_decay: float = 5e-4
+    weight_decay: float = bounded(5e-4, low=0)
     """L2 penalty."""
     stop: bool = False
     """no early stop, as the authors' FineTune: it runs every epoch."""

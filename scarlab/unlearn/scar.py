@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import bounded
 from ..errors import ScarlabError, choose
 from ..features import extract
 from .base import Context, Params, forget_accuracy, register_method, run_loop, set_train_mode
@@ -42,7 +43,7 @@ class _ScarCommon(Params):
     stop_probe: int | None = None
     """measure that accuracy on a fixed random sample of this many forget images (None: the whole forget set,
     the authors'); a cheaper check for large forget sets."""
-    weight_decay: float = 0.0
+    weight_decay: float = bounded(0.0, low=0)
     """Adam weight decay."""
     temperature: float = 1.0
     """distillation temperature T; only the teacher's logits are divided by T (the authors' form)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..config import bounded
 from .base import BatchCycler, Context, OptimParams, batch_on, make_optimizer, register_method, run_loop, \
     set_lr, set_train_mode
 
@@ -37,7 +38,7 @@ class ScrubParams(OptimParams):
     """number of leading epochs that include a max pass over the forget set."""
     lr: float = 5e-4
     """SGD learning rate (max- and min-steps share one optimiser)."""
-    weight_decay: float = 5e-4
+    weight_decay: float = bounded(5e-4, low=0)
     """L2 penalty."""
     schedule: str = "step"
     """step decay of the learning rate (× ``lr_decay`` at each of ``lr_decay_epochs``)."""

@@ -15,7 +15,7 @@ from ..device import resolve_device, seed_everything
 from ..errors import ScarlabError, choose
 from ..models import load_checkpoint, save_checkpoint
 from ..results import method_variant
-from ..runs import RunDir
+from ..runs import ORIGINAL, RETRAINED, RunDir
 from ..features import extract
 from ..stats import ClassStats, class_stats
 from ..trace import Probe, Tracer
@@ -68,7 +68,9 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
         raise ScarlabError(f"method {cfg.method!r} needs the retain set, which is marked unavailable "
                            f"(retain_available=False); methods that work without it: "
                            f"{', '.join(methods_without_retain())}")
-    original = RunDir(cfg.original).require_complete("original run")
+    original = RunDir(cfg.original).require_complete("original run", ORIGINAL)
+    if cfg.retrained:  # recorded as a parent only (a shadow audit makes it alongside): its role, not its status
+        RunDir(cfg.retrained).require_role("retrained run", RETRAINED)
     ocfg = original.config
     ds = load_dataset(ocfg["dataset"], ocfg.get("data_root"))
     params = spec.make_params(cfg.params, ds.name)
