@@ -22,7 +22,7 @@
 # test images). Only their difference, the **membership signal**, speaks of remembered forget examples: models
 # that differ as a whole are told apart on the control just as well. Writes `audit.json`, `audit.parquet`,
 # `audit_scores.npz` (and `audit_steps.csv`) into the run and merges the `ulira/*` scalars into its
-# `metrics.json`. The shadows are made or reused in `<run>/../shadows__<fingerprint8>/` (`07_shadows` makes them
+# `metrics.json`. The shadows are made or reused in `<run>/../shadows__<fingerprint8>/` (`06_shadows` makes them
 # as pipeline stages).
 
 # %% tags=["parameters"]

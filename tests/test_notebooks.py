@@ -54,10 +54,10 @@ CONTRACT = {
                        surrogate_chunks=None, surrogate_size=2000, snapshot_every=5, retain_available=True,
                        device="auto", out_dir="runs/notebooks/unlearn", overwrite=False),
     "05_evaluate": dict(run=None, original=None, retrained=None, split=None, out_dir=None, embed=False, device="auto"),
-    "06_compare": dict(runs=[], out_dir="runs/notebooks"),
-    "07_shadows": dict(run=None, original=None, split=None, shadows=8, seed=1000, shadow_dir=None, populations=None,
+    "06_shadows": dict(run=None, original=None, split=None, shadows=8, seed=1000, shadow_dir=None, populations=None,
                        device="auto", members_file=None, jobs=1),
     "07_audit": dict(run=None, shadows=8, seed=1000, shadow_dir=None, delta=1e-5, alpha=0.05, device="auto"),
+    "08_compare": dict(runs=[], out_dir="runs/notebooks"),
 }
 CONFIGS = {"01_train_original": TrainConfig, "02_split": getattr(scarlab.config, "SplitConfig", None),
            "03_train_retrained": TrainConfig, "04_unlearn": UnlearnConfig}
@@ -312,7 +312,7 @@ def test_04_unlearn_rejects_unknown_hyper_parameter(nbdir, original, split):
 
 
 @needs_evaluate
-def test_05_evaluate_and_06_compare(nbdir, original, split, retrained, unlearned):
+def test_05_evaluate_and_08_compare(nbdir, original, split, retrained, unlearned):
     embed = importlib.util.find_spec("scarlab.embed") is not None  # the dashboard issue's UMAP embedding
     nb = execute("05_evaluate.ipynb", nbdir / "05a.ipynb", run=str(unlearned), original=str(original),
                  retrained=str(retrained), embed=embed, device="cpu")
@@ -322,7 +322,7 @@ def test_05_evaluate_and_06_compare(nbdir, original, split, retrained, unlearned
             out_dir=str(nbdir / "original_eval"), device="cpu")
     assert RunDir(nbdir / "original_eval").status == "complete"
     execute("05_evaluate.ipynb", nbdir / "05c.ipynb", run=str(retrained), original=str(original), device="cpu")
-    nb = execute("06_compare.ipynb", nbdir / "06.ipynb", out_dir=str(nbdir),
+    nb = execute("08_compare.ipynb", nbdir / "08.ipynb", out_dir=str(nbdir),
                  runs=[str(nbdir / "original_eval"), str(retrained), str(unlearned)])
     assert plot_count(nb) >= 1
     import pandas as pd

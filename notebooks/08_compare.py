@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 06 · Compare runs
+# # 08 · Compare runs
 # One row per run (method variant, forget classes, seed) — original, retrained oracle and every method — with
 # accuracies, attacks, AUS and unlearning time, and their mean ± std per method variant; written to `summary.csv`,
 # `summary_agg.csv` and `summary.md` in `out_dir` (`scarlab.results.summarize`).

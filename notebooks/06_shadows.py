@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 07 · Shadow models for the privacy audit
+# # 06 · Shadow models for the privacy audit
 # Makes (or reuses) the K shadow models a U-LiRA audit (`07_audit`) compares a run with, in the audit's
 # folder next to the audited runs, `<split>/../shadows__<fingerprint8>/`, shared with `scarlab audit`:
 # K shadow **originals** and their K **retrained** oracles on the same split (given `original` and `split`),
