@@ -46,7 +46,7 @@ from scarlab.audit import shadow_population, split_target
 from scarlab.errors import ScarlabError
 from scarlab.runs import RunDir, write_json
 
-setup_notebook()  # figures for Lab and exported HTML (plotly.js inline once); the pipeline's thread count
+setup_notebook()  # figures as plotly's JSON for Lab (HTML: scarlab export); the pipeline's thread count
 
 # %% [markdown]
 # ## Make or reuse the members

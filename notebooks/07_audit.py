@@ -48,7 +48,7 @@ import plotly.graph_objects as go
 from scarlab.audit import audit_run
 from scarlab.errors import ScarlabError
 
-setup_notebook()  # figures for Lab and exported HTML (plotly.js inline once); the pipeline's thread count
+setup_notebook()  # figures as plotly's JSON for Lab (HTML: scarlab export); the pipeline's thread count
 
 # %% [markdown]
 # ## The audit

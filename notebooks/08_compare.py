@@ -31,7 +31,7 @@ import plotly.express as px
 from scarlab.notebook import FIG, setup_notebook
 from scarlab.results import METRICS, chance_of, pm_table, summarize
 
-setup_notebook()  # figures for Lab and exported HTML (plotly.js inline once); the pipeline's thread count
+setup_notebook()  # figures as plotly's JSON for Lab (HTML: scarlab export); the pipeline's thread count
 
 # %% [markdown]
 # ## Summary tables
