@@ -226,7 +226,7 @@ def _plan_point(cfg: PipelineConfig) -> tuple[list[StageSpec], list[str]]:
         return specs[-1]
 
     def add_shadows(sdir: Path, name: str, params: dict, deps: list[StageSpec], **kw) -> StageSpec:
-        """A shadow stage (07_shadows): its members go to the audit module's folder, sdir/shadows__<fp8>/ (known
+        """A shadow stage (06_shadows): its members go to the audit module's folder, sdir/shadows__<fp8>/ (known
         only once the split exists); the stage's own record and executed notebook to sdir/shadow_stages/<name>/."""
         where = sdir / "shadow_stages" / name
         params = dict(params, shadows=cfg.shadows, seed=cfg.audit_seed, shadow_dir=None, device=cfg.device,
