@@ -91,7 +91,7 @@ def imported_resnet18(tmp_path_factory, trained_resnet18):
 
 @pytest.fixture(scope="module")
 def imported_tiny(tmp_path_factory, digits_original):
-    """The conftest's digits original (tinycnn), imported from its checkpoint file: (command output, run path)."""
+    """The conftest's digits original (tinycnn), imported from its checkpoint file (the run path)."""
     out = tmp_path_factory.mktemp("import_tiny") / "imp"
     code = main(["import", str(digits_original / "checkpoints" / "model.pt"), "--dataset", "digits", "--device", "cpu",
                  "--out", str(out)])
@@ -114,7 +114,8 @@ def test_scarlab_checkpoint_round_trips(digits_original, imported_tiny):
     assert imported["format"] == "scarlab" and imported["source"] == str(source.resolve())
     assert imported["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     assert run.manifest["imported"] == imported
-    assert run.config["model"] == "tinycnn" and run.config["variant"] == {"imported": f"model.pt@{imported['sha256'][:8]}"}
+    assert run.config["model"] == "tinycnn"
+    assert run.config["variant"] == {"imported": f"model.pt@{imported['sha256'][:8]}"}
 
 
 def test_bare_state_dict_needs_and_takes_model(digits_original, tmp_path, capsys):
