@@ -27,13 +27,13 @@ FORGET_CLASS = 0
 # --threads 1 2 --methods <all ten> --name methods_c0_e8_o0` (this file's setting: the 8-epoch seed-0 original, CR
 # class 0; BENCHMARKS §4 "Every method on digits, seeds × threads"). Original forget-test 0.98.
 MARGIN = 0.3  # forget-test must fall at least this far below the original's (limit ≈ 0.68)
-# Worst forget-test over those 10 runs per method: scar, scar_self, bad_teacher, random_labels, scrub ≤ 0.02,
-# negative_gradient 0.20, duck 0.22, finetune 0.33: the limit is ≥ 0.35 away. Worst retain-test: random_labels 0.87
+# Worst forget-test over those 10 runs per method: scar, scar_self, bad_teacher, scrub 0.00, random_labels 0.02,
+# negative_gradient 0.20, duck 0.27, finetune 0.33: the limit is ≥ 0.35 away. Worst retain-test: random_labels 0.867
 # (limit 0.5).
 CHAOTIC = ("salun", "ssd")
 """Methods whose single-run outcome on digits at their reference defaults is decided by float summation order:
-SalUn forget-test 0.00-0.82 and SSD 0.00-0.89 across seeds 0-4 × 1 and 2 threads (one seed in five or two flips;
-on another machine SalUn at seed 0 gave 0.867). For them the stable statement is over seeds: see
+SalUn forget-test 0.00-0.87 and SSD 0.00-0.89 across seeds 0-4 × 1 and 2 threads (seed 3 flips for both, SalUn's
+seed 1 half-way; on another machine SalUn at seed 0 gave 0.867 where this one gives 0.04). For them the stable statement is over seeds: see
 test_chaotic_methods_forget_on_average_over_seeds."""
 CHAOTIC_SEEDS = (0, 1, 2, 3, 4)
 CHAOTIC_MARGIN = 0.15  # mean forget-test over CHAOTIC_SEEDS at least this far below the original's (limit ≈ 0.83)
@@ -118,13 +118,14 @@ def test_method_forgets_and_writes_trace(method, request, runs_root, digits_orig
 def test_chaotic_methods_forget_on_average_over_seeds(method, runs_root, digits_original, digits_retrained,
                                                       original_forget_test_acc):
     """SalUn and SSD at their reference defaults (CHAOTIC): over seeds 0-4 the mean forget-test falls well below the
-    original's, and the models do not collapse. Measured (bench command at the top): mean forget-test ≤ 0.23 (SalUn)
-    and ≤ 0.18 (SSD) with 1 or 2 threads against the limit ≈ 0.83; it fails only if nearly every seed flips."""
+    original's, and the models do not collapse. Measured (bench command at the top): mean forget-test 0.227 / 0.271
+    (SalUn, 1 / 2 threads) and 0.178 / 0.160 (SSD) against the limit ≈ 0.83; it fails only if nearly every seed
+    flips. Retain-test ≥ 0.978 in every run."""
     runs = [_run(method, runs_root, digits_original, digits_retrained, seed=s) for s in CHAOTIC_SEEDS]
     forget = [r.metrics["acc/forget_test"] for r in runs]
     retain = [r.metrics["acc/retain_test"] for r in runs]
     assert np.mean(forget) <= original_forget_test_acc - CHAOTIC_MARGIN, forget
-    assert np.mean(retain) > 0.8 and min(retain) > 0.5, retain  # measured ≥ 0.97 per run
+    assert np.mean(retain) > 0.8 and min(retain) > 0.5, retain  # measured ≥ 0.978 per run
 
 
 def test_retain_methods_refused_without_retain(tmp_path, digits_original, digits_retrained):
