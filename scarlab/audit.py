@@ -950,7 +950,7 @@ def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, 
         metrics.update(comp)
         idx = np.asarray(a.split.forget_idx, np.int64)
         labels = ds.train.labels[idx].numpy().astype(np.int64)
-        doc = {"run": str(target_run.path), "kind": a.kind, "label": a.label, "k": k, "delta": float(delta),
+        doc = {"mode": "online", "run": str(target_run.path), "kind": a.kind, "label": a.label, "k": k, "delta": float(delta),
                "alpha": float(alpha), "flag_fpr": FLAG_FPR, "n_examples": int(len(idx)), "metrics": metrics,
                "populations": {"a": what_a, "b": what_b, "a_members": [p.name for p in members_a],
                                "b_members": [p.name for p in members_b]},

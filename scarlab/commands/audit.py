@@ -16,7 +16,11 @@ def register(sub) -> None:
                                        "likelihood ratio; write audit.json, audit.parquet (and audit_steps.csv "
                                        "for runs with snapshots) into each run. Runs: unlearn runs, retrained "
                                        "runs (their K shadows are split in halves: K ≥ 6), or an original "
-                                       "evaluated against a split (scarlab evaluate ORIG --split S --out DIR).")
+                                       "evaluated against a split (scarlab evaluate ORIG --split S --out DIR). "
+                                       "--mode offline: only the K retrained shadows (shared by every run of the "
+                                       "split), offline LiRA and RMIA of the run's own model, forget vs control "
+                                       "(audit_offline.json, audit_offline.parquet); --mode auto: online when the "
+                                       "run's online shadows exist, else offline.")
     p.set_defaults(func=run)
 
 
@@ -77,8 +81,33 @@ def print_audit(doc: dict) -> None:
         print(f"  {name:32s} {text}" if text else f"  {name}")
 
 
+def _offline_value(m: dict, key: str) -> str:
+    v, lo, hi = m.get(key), m.get(f"{key}_low"), m.get(f"{key}_high")
+    if v is None or v != v:
+        return "not resolvable (fewer than 100 control examples)"
+    return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else "")
+
+
+def print_offline(doc: dict) -> None:
+    """The main numbers of one offline audit (audit_offline.json's contents)."""
+    m, sh, r = doc["metrics"], doc["shadows"], doc["rmia"]
+    print(f"audited {doc['run']} ({doc['label']}, {doc['kind']}) OFFLINE: the model itself against K={doc['k']} "
+          f"retrained shadows in {sh['folder']} ({len(sh['built'])} made, {sh['reused']} reused), "
+          f"{doc['time']['audit_s']:.1f}s")
+    print(f"  {doc['n_examples']} forget examples (members) vs {doc['control']['n_examples']} control examples "
+          f"({doc['control']['what']}); RMIA a = {r['a']:g} ({r['a_source']}), {r['n_population']} population "
+          f"images, {round(100 * (1 - doc['alpha']))} % intervals")
+    for attack, name in (("lira", "offline LiRA"), ("rmia", "offline RMIA")):
+        k = f"ulira/offline/{attack}"
+        print(f"  {name}: membership of this model (forget vs control; none: 0.5, 0.01)")
+        print(f"    {'AUC forget vs control':32s} {_offline_value(m, f'{k}/auc')}")
+        print(f"    {'TPR @ 1 % FPR (control)':32s} {_offline_value(m, f'{k}/tpr@0.01')}")
+        print(f"    {'flagged @ 1 %, forget / control':32s} {m[f'{k}/forget/flagged@0.01']:.3f} / "
+              f"{m[f'{k}/control/flagged@0.01']:.3f}  (model-level: ≈ 0.01 when like a retrained model)")
+
+
 def run(args) -> int:
-    from ..audit import audit_run
+    from ..audit_offline import audit
     from ..errors import ScarlabError
 
     cfg, _ = _common.options(args)
@@ -87,13 +116,14 @@ def run(args) -> int:
     failed = 0
     for path in cfg.runs:
         try:
-            doc = audit_run(path, cfg.shadows, seed=cfg.seed, shadow_dir=cfg.shadow_dir, delta=cfg.delta,
-                            alpha=cfg.alpha, device=cfg.device, progress=not cfg.quiet, jobs=cfg.jobs)
+            doc = audit(path, cfg.shadows, mode=cfg.mode, seed=cfg.seed, shadow_dir=cfg.shadow_dir, delta=cfg.delta,
+                        alpha=cfg.alpha, device=cfg.device, progress=not cfg.quiet, jobs=cfg.jobs, rmia_a=cfg.rmia_a,
+                        population=cfg.population)
         except ScarlabError as exc:
             if len(cfg.runs) == 1:
                 raise
             print(f"scarlab: error: {path}: {exc}", file=sys.stderr)
             failed += 1
             continue
-        print_audit(doc)
+        (print_offline if doc["mode"] == "offline" else print_audit)(doc)
     return 2 if failed else 0

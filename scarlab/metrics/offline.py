@@ -22,9 +22,12 @@ Target θ = the audited model (unlearned, retrained or original). Reference mode
 never trained on the forget examples nor on any test image, so every example scored here is OUT for every reference
 model. Members = the audited model's forget examples (its original trained on them); non-members = the *control*
 examples (test images: class removal, the forget classes' test images; random removal, as many test images), OUT
-for the target and for every reference. RMIA's population z = test images that are not control examples (a seeded
-sample of ``n_population``): OUT for the target and for every reference model, as the paper's z are. (Retain images
-are IN for every model and cannot serve as z.)
+for the target and for every reference. RMIA's population z = a seeded sample of ``n_population`` test images (all of
+them when fewer): OUT for the target and for every reference model, as the paper's z are (retain images are IN for
+every model and cannot serve as z). The sample may hold control examples: those are then scored against the other
+M − 1 (never against themselves). Including them matters in class removal: there the forget class's test images are
+the only z of the forget examples' own class, and without them a model-wide shift of the class would push every
+forget and control score to 0 or 1 together (ties, no resolution).
 
 1. Offline LiRA (``lira_offline``): z[n] = (φ_target[n] − μ_out[n]) / σ_out, μ_out[n] the mean of the K reference φ,
    σ_out = sqrt(mean over the forget and control examples together of the per-example variance (ddof 1)), floored
@@ -65,7 +68,6 @@ from .ulira import DEFAULT_ALPHA, N_BOOT, STD_FLOOR, _jack_var, _t_half
 ATTACKS = ("lira", "rmia")
 A_GRID = tuple(round(0.1 * i, 1) for i in range(11))  # RMIA's a searched as in the authors' code
 GAMMA = 1.0  # RMIA's γ: x beats z when LR(x, z) > γ (the privacy-meter documentation's default)
-DEFAULT_POPULATION = 1000  # RMIA population samples z (test images that are not control examples)
 FLAG_FPR = 0.01
 MIN_RESOLVED = 100  # control examples needed to resolve TPR at 1 % FPR
 
@@ -120,20 +122,26 @@ def _log_ratio(target: np.ndarray, ref: np.ndarray, a: float) -> np.ndarray:
     return log_expit(target) - (np.logaddexp.reduce(parts, axis=0) + math.log(0.5))
 
 
-def rmia_offline(targets, refs, pop_target, pop_ref, *, a: float, gamma: float = GAMMA) -> list[np.ndarray]:
+def rmia_offline(targets, refs, pop_target, pop_ref, *, a: float, gamma: float = GAMMA,
+                 in_pop=None) -> list[np.ndarray]:
     """Offline RMIA scores in [0, 1] of several example sets against one population sample: targets = [φ [N_i]],
-    refs = [[K, N_i]], pop_target φ [M], pop_ref [K, M] -> [score [N_i]] (item 2)."""
+    refs = [[K, N_i]], pop_target φ [M], pop_ref [K, M] -> [score [N_i]] (item 2). ``in_pop`` = [positions [N_i] in
+    the population, −1 where not in it] (or None per set): an example that is itself a population sample is scored
+    against the other M − 1 (its own ratio is read from the population, so it never counts against itself)."""
     a = check_a(a)
     zt = _target(pop_target, "RMIA population")
     if len(zt) == 0:
         raise ScarlabError("RMIA needs at least one population sample z; got 0")
-    zr = _ref(pop_ref, len(zt), "RMIA population")
-    pop = np.sort(_log_ratio(zt, zr, a))
+    pop_lr = _log_ratio(zt, _ref(pop_ref, len(zt), "RMIA population"), a)
+    pop = np.sort(pop_lr)
     out = []
-    for t, r in zip(targets, refs):
+    for i, (t, r) in enumerate(zip(targets, refs)):
         t = _target(t, "offline RMIA")
-        lr = _log_ratio(t, _ref(r, len(t), "offline RMIA"), a) - math.log(gamma)
-        out.append(np.searchsorted(pop, lr, side="left") / len(pop))  # share of z with ratio_z < ratio_x / γ
+        lr = _log_ratio(t, _ref(r, len(t), "offline RMIA"), a)
+        pos = np.full(len(t), -1) if in_pop is None or in_pop[i] is None else np.asarray(in_pop[i], np.int64)
+        lr = np.where(pos >= 0, pop_lr[np.maximum(pos, 0)], lr)
+        # share of z with ratio_z < ratio_x / γ (strict: x never counts against itself)
+        out.append(np.searchsorted(pop, lr - math.log(gamma), side="left") / (len(pop) - (pos >= 0)))
     return out
 
 
@@ -144,13 +152,15 @@ def auc(pos, neg) -> float:
     return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def choose_rmia_a(forget, control, ref_forget, ref_control, pop_target, pop_ref, grid=A_GRID) -> tuple[float, dict]:
+def choose_rmia_a(forget, control, ref_forget, ref_control, pop_target, pop_ref, grid=A_GRID, *,
+                  control_in_pop=None) -> tuple[float, dict]:
     """The paper's choice of a (item 3): the a in ``grid`` whose RMIA scores of a model that trained on the forget
     examples (its φ: forget [N_f], control [N_c]) separate forget from control best, with the references' scores
-    [K, N_f], [K, N_c] and the population's. Returns (a, {a: AUC})."""
+    [K, N_f], [K, N_c] and the population's (``control_in_pop``: as rmia_offline's in_pop). Returns (a, {a: AUC})."""
     aucs = {}
     for a in grid:
-        f, c = rmia_offline([forget, control], [ref_forget, ref_control], pop_target, pop_ref, a=a)
+        f, c = rmia_offline([forget, control], [ref_forget, ref_control], pop_target, pop_ref, a=a,
+                            in_pop=[None, control_in_pop])
         aucs[float(a)] = auc(f, c)
     best = max(aucs.values())
     return min(a for a, v in aucs.items() if v == best), aucs
@@ -199,9 +209,10 @@ RMIA_FLAG = 1 - FLAG_FPR  # score above it: x beats 99 % of the population
 
 
 def offline_audit(target_f, target_c, ref_f, ref_c, *, pop_target=None, pop_ref=None, a: float | None = None,
-                  alpha: float = DEFAULT_ALPHA, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+                  control_in_pop=None, alpha: float = DEFAULT_ALPHA, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """Offline LiRA and (with a population and a) RMIA membership of one target: its φ on the forget [N_f] and control
-    [N_c] examples, the K references' [K, N_f], [K, N_c], the population's φ [M] and [K, M]. Returns
+    [N_c] examples, the K references' [K, N_f], [K, N_c], the population's φ [M] and [K, M] (``control_in_pop``: the
+    control examples' positions in it, −1 where absent; rmia_offline). Returns
     {"lira": membership(...), "rmia": membership(...)} (rmia only when a is given)."""
     ref_f, ref_c = np.asarray(ref_f, float), np.asarray(ref_c, float)
     out = {"lira": membership(lambda r: tuple(lira_offline([target_f, target_c], r)), [ref_f, ref_c], LIRA_FLAG,
@@ -209,6 +220,7 @@ def offline_audit(target_f, target_c, ref_f, ref_c, *, pop_target=None, pop_ref=
     if a is not None:
         pop_ref = np.asarray(pop_ref, float)
         out["rmia"] = membership(
-            lambda r: tuple(rmia_offline([target_f, target_c], r[:2], pop_target, r[2], a=a)),
+            lambda r: tuple(rmia_offline([target_f, target_c], r[:2], pop_target, r[2], a=a,
+                                         in_pop=[None, control_in_pop])),
             [ref_f, ref_c, pop_ref], RMIA_FLAG, alpha=alpha, n_boot=n_boot, seed=seed)
     return out
