@@ -6,6 +6,13 @@ the membership signal per run, and the cold time.
     python bench/bench_audit.py --scenario HR --forget-size 150 --shadows 8 --out bench/out/audit_digits_hr8
     python bench/bench_audit.py --data cifar10-mini --shadows 8 --jobs 2 --out bench/out/audit_cifar
     python bench/bench_audit.py --shadows 4 --methods scar --out /tmp/audit_smoke  # a quick smoke run
+    python bench/bench_audit.py --shadows 8 --methods scar,finetune,negative_gradient --mode both \
+        --out bench/out/audit_offline_digits_cr8                                   # issue 24: offline vs online
+
+--mode online (default): the U-LiRA audit as above. --mode offline: scarlab.audit_offline's offline LiRA and RMIA
+of each run's model against the K retrained shadows only (the first audit makes them, every later one reuses them;
+OUT/offline.md). --mode both: online first, then offline over the same (reused) retrained shadows, and OUT/offline.md
+compares the two per method (AUC and ranking).
 
 --data digits: tinycnn at the digits defaults. --data cifar10-mini: $SCARLAB_SHARED_DATA/cifar10-mini (smallcnn, the
 data set's default 30 training epochs), surrogate $SCARLAB_SHARED_DATA/ood-mini. --jobs J: shadow members made in J
@@ -39,6 +46,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scarlab.audit import audit_run  # noqa: E402
+from scarlab.audit_offline import audit_offline  # noqa: E402
 from scarlab.config import TrainConfig, UnlearnConfig  # noqa: E402
 from scarlab.runs import RunDir  # noqa: E402
 
@@ -111,6 +119,7 @@ def main() -> None:
     ap.add_argument("--data", choices=sorted(DATA), default="digits")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes making shadow members")
     ap.add_argument("--reuse", action="store_true", help="keep existing shadow folders (a warm audit)")
+    ap.add_argument("--mode", choices=("online", "offline", "both"), default="online")
     args = ap.parse_args()
     if os.environ.get("SCARLAB_THREADS"):
         torch.set_num_threads(int(os.environ["SCARLAB_THREADS"]))
@@ -125,6 +134,9 @@ def main() -> None:
         for p in out.glob("shadows__*"):
             shutil.rmtree(p)
 
+    if args.mode == "offline":
+        offline_rows(out, runs, methods, args, {})
+        return
     rows, t_audit = [], time.perf_counter()
     for name in ["original_eval", "retrained", *methods]:
         t = time.perf_counter()
@@ -181,6 +193,51 @@ def main() -> None:
                   + " > ".join(r["label"] for r in by_mem) + "."]
     (out / "audit.md").write_text("\n".join(lines) + "\n")
     print(f"total audit time {total:.1f}s for {len(rows)} runs (K={args.shadows}); {load}; {out / 'audit.md'}")
+    if args.mode == "both":
+        offline_rows(out, runs, methods, args, {r["run"]: r for r in rows})
+
+
+def offline_rows(out: Path, runs: dict, methods: list, args, online: dict) -> None:
+    """Offline audits of the original, the oracle and each method (retrained shadows made by the first, reused after),
+    timed one by one; OUT/offline.json and OUT/offline.md, beside the online numbers when ``online`` has them."""
+    rows = []
+    for name in ["original_eval", "retrained", *methods]:
+        t = time.perf_counter()
+        doc = audit_offline(runs[name], args.shadows, device=args.device, progress=False, jobs=args.jobs)
+        wall = time.perf_counter() - t
+        m = doc["metrics"]
+        row = {"run": name, "label": doc["label"], "wall_s": round(wall, 1), "built": len(doc["shadows"]["built"]),
+               "reused": doc["shadows"]["reused"], "a": doc["rmia"]["a"], "a_source": doc["rmia"]["a_source"],
+               "time": doc["time"], **m, **{f"online:{k}": v for k, v in online.get(name, {}).items()
+                                            if k.startswith("ulira/") and isinstance(v, (int, float))}}
+        rows.append(row)
+        print(f"offline {name:18s} {wall:6.1f}s (built {row['built']}, reused {row['reused']}, scores "
+              f"{doc['time']['scores_s']:.1f}s)  LiRA AUC {_fmt(m, 'ulira/offline/lira/auc')}  RMIA AUC "
+              f"{_fmt(m, 'ulira/offline/rmia/auc')} (a = {row['a']:g})", flush=True)
+    (out / "offline.json").write_text(json.dumps({"shadows": args.shadows, "data": args.data, "rows": rows},
+                                                 indent=2, default=float))
+    head = ("| run | seconds | shadows made | offline LiRA AUC forget vs control | LiRA flagged forget / control | "
+            "offline RMIA AUC forget vs control (a) | RMIA flagged forget / control | online AUC forget | "
+            "online AUC control | online membership AUC |")
+    lines = [f"{args.data}, K = {args.shadows} retrained shadows; offline = the run's own model, forget vs control; "
+             "online = U-LiRA over K unlearned vs K retrained shadows", "", head, "|---" * (head.count("|") - 1) + "|"]
+    for r in rows:
+        def flag(att):
+            return f"{r[f'ulira/offline/{att}/forget/flagged@0.01']:.3f} / {r[f'ulira/offline/{att}/control/flagged@0.01']:.3f}"
+
+        on = {k[7:]: v for k, v in r.items() if k.startswith("online:")}
+        lines.append(f"| {r['label']} | {r['wall_s']:.1f} | {r['built']} | {_fmt(r, 'ulira/offline/lira/auc')} | "
+                     f"{flag('lira')} | {_fmt(r, 'ulira/offline/rmia/auc')} ({r['a']:g}) | {flag('rmia')} | "
+                     f"{_fmt(on, 'ulira/auc') if on else '–'} | {_fmt(on, 'ulira/control/auc') if on else '–'} | "
+                     f"{_fmt(on, 'ulira/membership/auc') if on else '–'} |")
+    ranked = [r for r in rows if r["run"] in methods]
+    if len(ranked) > 1:
+        order = {key: " > ".join(r["label"] for r in sorted(ranked, key=lambda r: r.get(key, float("nan"))))
+                 for key in ("ulira/offline/lira/auc", "ulira/offline/rmia/auc", "online:ulira/auc",
+                             "online:ulira/membership/auc") if all(key in r for r in ranked)}
+        lines += ["", "Ranking (smallest first): " + "; ".join(f"{k}: {v}" for k, v in order.items())]
+    (out / "offline.md").write_text("\n".join(lines) + "\n")
+    print(f"offline audits: {sum(r['wall_s'] for r in rows):.1f}s; {out / 'offline.md'}")
 
 
 if __name__ == "__main__":

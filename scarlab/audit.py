@@ -344,7 +344,7 @@ def shadow_seeds(seed: int, k: int) -> list[int]:
     return [int(seed) + i for i in range(k)]
 
 
-def _check_k(k, kind: str) -> None:
+def _check_k(k, kind: str | None = None) -> None:
     if isinstance(k, bool) or not isinstance(k, int) or k < MIN_SHADOWS:
         raise ScarlabError(f"--shadows K={k!r} is too small: the held-out U-LiRA attack fits each score on the other "
                            f"K − 1 shadow pairs and one std needs two models, so K must be at least {MIN_SHADOWS} "
@@ -629,7 +629,7 @@ def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAUL
     from .device import resolve_device
 
     a = run if isinstance(run, Audited) else audited(run)
-    _check_k(shadows, a.kind)
+    _check_k(shadows)  # a retrained run's halves (K ≥ 6) are the online attack's need: audit_run checks them
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ScarlabError(f"jobs must be a whole number ≥ 1 (worker processes making shadow members), got {jobs!r}")
     needs = {"unlearn": POPULATIONS, "original": POPULATIONS[:2], "retrained": POPULATIONS[1:2]}[a.kind]
