@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audit import (DEFAULT_SEED, DEFAULT_SHADOWS, Audited, _folder, audit_run, audited, control_indices,
+from .audit import (DEFAULT_SEED, DEFAULT_SHADOWS, MIN_SHADOWS, Audited, _folder, audit_run, audited, control_indices,
                     control_scores, forget_scores, method_key, shadow_population)
 from .config import AuditConfig
 from .errors import ScarlabError
@@ -84,6 +84,8 @@ def _check(mode: str, rmia_a, population) -> None:
 
 def online_ready(a: Audited, shadows: int, seed: int = DEFAULT_SEED, shadow_dir=None) -> bool:
     """Whether the online audit's population A of this run exists complete in its shadow folder (module docstring)."""
+    if a.kind == "retrained" and shadows < 2 * MIN_SHADOWS:
+        return False  # the online audit of a retrained run splits its K in halves of at least MIN_SHADOWS
     folder, _ = _folder(a, shadow_dir)
     name = {"unlearn": lambda: method_key(a.unlearn), "original": lambda: "original",
             "retrained": lambda: "retrained"}[a.kind]()

@@ -46,7 +46,7 @@ def print_audit(doc: dict) -> None:
     control examples, and the membership signal (forget − control)."""
     m, sh = doc["metrics"], doc["shadows"]
     level = round(100 * (1 - doc["alpha"]))
-    print(f"audited {doc['run']} ({doc['label']}, {doc['kind']}): K={sh['k']} shadows in {sh['folder']} "
+    print(f"audited {doc['run']} ({doc['label']}, {doc['kind']}) ONLINE: K={sh['k']} shadows in {sh['folder']} "
           f"({len(sh['built'])} made, {sh['reused']} reused), {doc['time']['audit_s']:.1f}s")
     ctl = doc.get("control", {})
     print(f"  {doc['populations']['a']} vs {doc['populations']['b']}, {doc['n_examples']} forget examples, "
