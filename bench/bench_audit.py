@@ -223,7 +223,8 @@ def offline_rows(out: Path, runs: dict, methods: list, args, online: dict) -> No
              "online = U-LiRA over K unlearned vs K retrained shadows", "", head, "|---" * (head.count("|") - 1) + "|"]
     for r in rows:
         def flag(att):
-            return f"{r[f'ulira/offline/{att}/forget/flagged@0.01']:.3f} / {r[f'ulira/offline/{att}/control/flagged@0.01']:.3f}"
+            key = f"ulira/offline/{att}"
+            return f"{r[f'{key}/forget/flagged@0.01']:.3f} / {r[f'{key}/control/flagged@0.01']:.3f}"
 
         on = {k[7:]: v for k, v in r.items() if k.startswith("online:")}
         lines.append(f"| {r['label']} | {r['wall_s']:.1f} | {r['built']} | {_fmt(r, 'ulira/offline/lira/auc')} | "

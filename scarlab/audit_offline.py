@@ -19,10 +19,10 @@ the shadow originals; retrained run: the retrained shadows), else the offline on
 What is scored (φ = scaled true-class logit): the audited model and the K retrained shadows on the forget examples
 (members), the control examples (:func:`scarlab.audit.control_indices`: CR the forget classes' test images, HR as many
 test images) and, for RMIA, a sample of ``population`` test images (seeded by ``seed``; all of them when fewer; control
-examples among them are scored against the others). RMIA's a: given (``rmia_a``), or chosen by the paper's grid search with the split's original model as the
-temporary target (``metrics.offline``, item 3): the unlearn run's original, or the audited original itself (then the
-choice has seen the target: ``a_source`` says so); a retrained run has no original to tune on and uses a = 1 (the
-authors' "when unknown").
+examples among them are scored against the others). RMIA's a: given (``rmia_a``), or chosen by the paper's grid search
+with the split's original model as the temporary target (``metrics.offline``, item 3): the unlearn run's original, or
+the audited original itself (then the choice has seen the target: ``a_source`` says so); a retrained run has no
+original to tune on and uses a = 1 (the authors' "when unknown").
 
 Files written into the audited run, beside (never over) the online audit's, and listed in its manifest (its
 ``audit_offline`` entry holds the status, seconds and folder):
@@ -176,7 +176,8 @@ def audit_offline(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SE
                         "ulira/offline/n_population": int(len(z_idx))})
         idx = np.asarray(a.split.forget_idx, np.int64)
         labels = np.concatenate([ds.train.labels[idx].numpy(), ds.test.labels[ctl].numpy()]).astype(np.int64)
-        table = pd.DataFrame({"index": np.concatenate([idx, ctl]), "part": ["forget"] * len(idx) + ["control"] * len(ctl),
+        table = pd.DataFrame({"index": np.concatenate([idx, ctl]),
+                              "part": ["forget"] * len(idx) + ["control"] * len(ctl),
                               "label": labels, "target_score": np.concatenate([t_f, t_c]),
                               "ref_mean": np.concatenate([ref_f.mean(0), ref_c.mean(0)]),
                               "lira_z": np.concatenate([res["lira"]["forget"], res["lira"]["control"]]),
