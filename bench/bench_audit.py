@@ -15,7 +15,7 @@ OUT/offline.md). --mode both: online first, then offline over the same (reused) 
 compares the two per method (AUC and ranking).
 
 --data digits: tinycnn at the digits defaults. --data cifar10-mini: $SCARLAB_SHARED_DATA/cifar10-mini (smallcnn, the
-data set's default 30 training epochs), surrogate $SCARLAB_SHARED_DATA/ood-mini. --jobs J: shadow members made in J
+data set's default 30 training epochs; --epochs E for a quick timing run), surrogate $SCARLAB_SHARED_DATA/ood-mini. --jobs J: shadow members made in J
 worker processes (scarlab.audit.shadow_population), torch's threads shared out among them.
 
 Makes the audited runs first (not timed): an original tinycnn at the digits defaults (seed 0), the retrained
@@ -62,7 +62,7 @@ def _complete(path: Path) -> bool:
 
 
 def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "digits", scenario: str = "CR",
-              forget_size: int = 150) -> dict[str, Path]:
+              forget_size: int = 150, epochs: int | None = None) -> dict[str, Path]:
     """The audited runs (reused when complete): CR forgets ``forget_class``, HR a random ``forget_size`` images."""
     from scarlab.evaluate import evaluate_run
     from scarlab.train import run_train
@@ -75,9 +75,10 @@ def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "d
     runs = {"original": out / "original", "retrained": out / f"retrained_{tag}",
             "original_eval": out / f"original_eval_{tag}"}
     if not _complete(runs["original"]):
-        run_train(TrainConfig(dataset=dataset, device=device), runs["original"], overwrite=True, progress=False)
+        run_train(TrainConfig(dataset=dataset, device=device, epochs=epochs), runs["original"], overwrite=True,
+                  progress=False)
     if not _complete(runs["retrained"]):
-        run_train(TrainConfig(dataset=dataset, role="retrained", device=device, **forget),
+        run_train(TrainConfig(dataset=dataset, role="retrained", device=device, epochs=epochs, **forget),
                   runs["retrained"], overwrite=True, progress=False)
     if not _complete(runs["original_eval"]):
         evaluate_run(runs["original"], retrained=runs["retrained"], split=runs["retrained"],
@@ -120,6 +121,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="worker processes making shadow members")
     ap.add_argument("--reuse", action="store_true", help="keep existing shadow folders (a warm audit)")
     ap.add_argument("--mode", choices=("online", "offline", "both"), default="online")
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the data set's)")
     args = ap.parse_args()
     if os.environ.get("SCARLAB_THREADS"):
         torch.set_num_threads(int(os.environ["SCARLAB_THREADS"]))
@@ -128,7 +130,8 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m]
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    runs = make_runs(out, methods, args.forget_class, args.device, args.data, args.scenario, args.forget_size)
+    runs = make_runs(out, methods, args.forget_class, args.device, args.data, args.scenario, args.forget_size,
+                     args.epochs)
     setup_s = time.perf_counter() - t0
     if not args.reuse:
         for p in out.glob("shadows__*"):
