@@ -15,8 +15,9 @@ OUT/offline.md). --mode both: online first, then offline over the same (reused) 
 compares the two per method (AUC and ranking).
 
 --data digits: tinycnn at the digits defaults. --data cifar10-mini: $SCARLAB_SHARED_DATA/cifar10-mini (smallcnn, the
-data set's default 30 training epochs; --epochs E for a quick timing run), surrogate $SCARLAB_SHARED_DATA/ood-mini. --jobs J: shadow members made in J
-worker processes (scarlab.audit.shadow_population), torch's threads shared out among them.
+data set's default 30 training epochs; --epochs E for a quick timing run), surrogate $SCARLAB_SHARED_DATA/ood-mini.
+--jobs J: shadow members made in J worker processes (scarlab.audit.shadow_population), torch's threads shared out
+among them.
 
 Makes the audited runs first (not timed): an original tinycnn at the digits defaults (seed 0), the retrained
 oracle for --forget-class, the original evaluated against that split, and one unlearn run per method at its
