@@ -188,3 +188,23 @@ def test_command_prints_offline(runs, capsys):
     out = capsys.readouterr().out
     for text in ("OFFLINE", "offline LiRA", "offline RMIA", "AUC forget vs control", f"K={K} retrained"):
         assert text in out
+
+
+def test_auto_is_online_once_the_unlearned_shadows_exist_and_both_audits_coexist(runs):
+    """After an online audit of finetune (K originals + K unlearned made now; the retrained reused), auto runs the
+    online audit for it; its audit.json says mode online and keeps the online keys, the offline files stay as they
+    were."""
+    from scarlab import audit as online
+    from scarlab.audit_offline import audit
+    from scarlab.runs import RunDir
+
+    audit(runs["finetune"], K, mode="offline", device="cpu", progress=False)
+    before = (runs["finetune"] / "audit_offline.json").read_bytes()
+    doc = audit(runs["finetune"], K, mode="online", device="cpu", progress=False)
+    assert doc["mode"] == "online" and sum(n.startswith("retrained") for n in doc["shadows"]["built"]) == 0
+    again = audit(runs["finetune"], K, mode="auto", device="cpu", progress=False)
+    assert again["mode"] == "online" and again["shadows"]["built"] == []
+    run = RunDir(runs["finetune"])
+    assert set(online.METRIC_KEYS) <= set(run.metrics) and "ulira/offline/lira/auc" in run.metrics
+    assert (runs["finetune"] / "audit_offline.json").read_bytes() == before
+    assert set(online.FILES[:3]) | {"audit_offline.json"} <= set(run.manifest["files"])
