@@ -41,7 +41,10 @@ forget and control score to 0 or 1 together (ties, no resolution).
    references that did not. No retrained shadow trained on a forget example, so the temporary target is the split's
    *original* model (trained on the forget examples; shared by every method and variant on the split, and not the
    audited model): a = argmax over A_GRID of the AUC of its RMIA scores, forget (members) vs control (non-members),
-   with the K retrained shadows as references; ties go to the smallest a.
+   with the K retrained shadows as references; ties go to the smallest a. In class removal the references never saw
+   the forgotten class, so Pr_OUT ≈ 0 on every forget and control example and any a < 1 makes Pr(x) ≈ (1 − a)/2, a
+   constant (RMIA then ranks by the target's own probability); only a = 1 calibrates each example by its
+   references, and the search picks it there (BENCHMARKS.md §8).
 4. Membership signal of one model (``membership``): the scores of its forget examples against those of its control
    examples. ``auc`` = P(s_forget > s_control) + ½ P(tie) (0.5: the forget examples look no more trained-on, relative
    to retrained models, than test images of the same kind; 1: every forget example does); ``tpr@0.01`` = share of
