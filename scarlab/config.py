@@ -250,10 +250,10 @@ class AuditConfig:
     """online: U-LiRA over K unlearned and K retrained shadows (K unlearnings per method and variant); offline:
     offline LiRA and RMIA of the audited model against the K retrained shadows alone (shared by every run of the
     split: no training once they exist); auto: online when the run's online shadows exist, else offline."""
-    rmia_a: float | None = None
+    rmia_a: float | None = bounded(None, low=0, high=1)
     """offline RMIA's a in [0, 1] (Pr_IN ≈ a·Pr_OUT + 1 − a); None = chosen by the paper's grid search on the
     split's original model."""
-    population: int = 1000
+    population: int = bounded(1000, low=1)
     """offline RMIA's population sample z: this many test images, seeded (all of them, when fewer)."""
     quiet: bool = False
     """no progress bars."""

@@ -209,3 +209,19 @@ def test_auto_is_online_once_the_unlearned_shadows_exist_and_both_audits_coexist
     assert set(online.METRIC_KEYS) <= set(run.metrics) and "ulira/offline/lira/auc" in run.metrics
     assert (runs["finetune"] / "audit_offline.json").read_bytes() == before
     assert set(online.FILES[:3]) | {"audit_offline.json"} <= set(run.manifest["files"])
+
+
+@pytest.mark.parametrize("argv, msg", [(["--rmia-a", "1.5"], "rmia_a must be from 0 to 1, got 1.5"),
+                                       (["--population", "0"], "population must be ≥ 1, got 0"),
+                                       (["--mode", "both"], "unknown audit mode 'both'")])
+def test_command_refuses_bad_offline_options_in_one_line(argv, msg, tmp_path):
+    import argparse
+
+    from scarlab.commands import audit as command
+
+    parser = argparse.ArgumentParser(prog="scarlab")
+    command.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["audit", str(tmp_path / "no_run"), "--quiet", *argv])
+    with pytest.raises(ScarlabError, match=msg) as err:
+        args.func(args)
+    assert "\n" not in str(err.value) and not any(tmp_path.iterdir())
