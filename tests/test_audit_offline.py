@@ -122,7 +122,8 @@ def test_bad_options_refused_before_anything_is_made(runs):
 
 def test_two_methods_share_the_retrained_shadows(runs):
     """The first offline audit of the split makes K retrained shadows; the second method's audit makes nothing and
-    reads them (bound 60 s, the issue's goal; BENCHMARKS §8: digits 1.0 s from a fresh process at K = 8, cifar10-mini 31.7 s)."""
+    reads them (bound 60 s, the issue's goal; BENCHMARKS §8: digits 1.0 s from a fresh process at K = 8,
+    cifar10-mini 31.7 s)."""
     from scarlab.audit_offline import OFFLINE_METRIC_KEYS, audit
     from scarlab.runs import RunDir
 
