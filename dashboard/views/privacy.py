@@ -31,6 +31,8 @@ def cell(m, key: str) -> str:
         return "not measurable: control at 1"
     if "eps" in key and m.get("ulira/eps_ceiling") == 0:
         return f"not measurable with K = {m.get('ulira/k', '?'):.0f} (ε ceiling 0; K ≥ 6 needed)"
+    if key == "ulira/eps_mean" and pd.notna(v) and v >= m.get("ulira/eps_ceiling", np.inf) - 1e-9:
+        return f"{v:.2f}: at its ceiling for K (saturated)"
     if pd.isna(v):
         need = m.get(f"{key}_k_needed", np.nan)
         return f"not resolvable with K = {m.get('ulira/k', '?'):.0f} (needs K ≥ {need:.0f})" if pd.notna(need) else ""

@@ -29,6 +29,9 @@ def _interval(m: dict, key: str, digits: int = 3) -> str:
     v, lo, hi = m.get(key), m.get(f"{key}_low"), m.get(f"{key}_high")
     if "eps" in key and "competition" not in key and m.get("ulira/eps_ceiling") == 0:
         return f"not measurable with K={m.get('ulira/k')}: the estimate's ceiling is 0 (K ≥ 6 needed)"
+    ceiling = m.get("ulira/eps_ceiling")
+    if key in ("ulira/eps_mean", "ulira/eps_median") and v is not None and ceiling and v >= ceiling - 1e-9:
+        return f"{v:.{digits}f}: at its ceiling for K={m.get('ulira/k')} (saturated: more K could show more)"
     if v is None or v != v:
         need = m.get(f"{key}_k_needed")
         return f"not resolvable with K={m.get('ulira/k')} (needs K ≥ {need:.0f})" if need is not None else "n/a"
