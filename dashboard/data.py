@@ -42,7 +42,6 @@ from scarlab.results import RunInfo, describe
 from scarlab.runs import MAX_JSON_BYTES, CorruptFile, check_json_size, parse_json
 
 ENV_RUNS = "SCARLAB_RUNS"
-GROUPS = ("forget_train", "retain_test", "forget_test")  # group codes 0, 1, 2 (scarlab.trace)
 EMBED_COLUMNS = ("step", "point", "group", "label", "pred", "x", "y")
 SNAPSHOT_KEYS = ("group", "labels", "preds", "index", "targets", "dist_own", "dist_target")
 AUDIT_FILES = ("audit.json", "audit.parquet", "audit_scores.npz", "audit_steps.csv",  # scarlab.audit writes them

@@ -256,13 +256,14 @@ def _read_files(files: list[tuple[Path, int]], size: tuple[int, int, int] | None
 
 
 # ----------------------------------------------------------------------------- surrogates
-def load_surrogate(spec: str, like: Dataset, chunks: int | None = None, size: int = 2000,
+def load_surrogate(spec: str, like: Dataset, chunks: int | None = None, size: int | None = None,
                    seed: int = 0) -> torch.Tensor:
     """Out-of-distribution images shaped like ``like``'s images: uint8 [M, C, H, W], no labels.
 
     spec: ``imagefolder:PATH`` (each sub-folder is a chunk; ``chunks`` keeps the first k), ``gaussian_noise``
     (``size`` images), ``sample_images`` (patches of the photos that ship with scikit-learn),
     ``sample_edges`` (stroke-like edge maps of those patches: the default for digits) or ``auto``.
+    ``size`` is required for the generated ones (its default is the option's, ``UnlearnConfig.surrogate_size``).
     A surrogate is never the retain set.
     """
     if spec == "auto":
@@ -270,6 +271,8 @@ def load_surrogate(spec: str, like: Dataset, chunks: int | None = None, size: in
     if spec.startswith("imagefolder:"):
         return _surrogate_folder(_spec_path(spec, "surrogate"), like.shape, chunks)
     choose("surrogate", spec, SURROGATES)
+    if size is None:
+        raise ScarlabError(f"surrogate {spec!r} is generated: say how many images (size=, --surrogate-size)")
     g = torch.Generator().manual_seed(seed)
     c, h, w = like.shape
     if spec == "gaussian_noise":

@@ -42,7 +42,7 @@ from .metrics import (aus_from_metrics, cheap_mia, confusion_matrix, mia_loss_lr
 from .metrics.mia import _best_threshold_bacc  # cheap_mia's threshold attack, without refitting its loss-LR
 from .models import load_checkpoint
 from .results import describe
-from .runs import ORIGINAL, RETRAINED, RunDir, replacing, write_json
+from .runs import GROUPS, ORIGINAL, RETRAINED, RunDir, replacing, write_json
 from .train import load_split
 
 STEP_COLUMNS = ("step", "mia/loss_lr/acc", "mia/conf_thr/acc", "probe/acc/forget_train", "probe/acc/retain_test",
@@ -97,7 +97,6 @@ def mia_over_steps(run: RunDir | str, scenario: str, seed: int = 0) -> list[dict
     """
     run = run if isinstance(run, RunDir) else RunDir(run)
     rows = []
-    names = ("forget_train", "retain_test", "forget_test")
     for f in sorted(run.file("features").glob("step_*.npz")):
         with np.load(f, allow_pickle=False) as z:
             logits, labels, group = z["logits"], z["labels"].astype(np.int64), z["group"]
@@ -106,7 +105,7 @@ def mia_over_steps(run: RunDir | str, scenario: str, seed: int = 0) -> list[dict
         probs = _softmax(torch.from_numpy(logits.astype(np.float32)))
         m, n = group == 0, group == (2 if scenario == "CR" else 1)
         row = {"step": step, **cheap_mia(probs[m], probs[n], labels[m], labels[n], seed=seed)}
-        for code, name in enumerate(names):
+        for code, name in enumerate(GROUPS):
             g = group == code
             row[f"probe/acc/{name}"] = float((preds[g] == labels[g]).mean()) if g.any() else float("nan")
         rows.append(row)

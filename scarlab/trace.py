@@ -16,10 +16,8 @@ from tqdm.auto import tqdm
 
 from .data import Dataset, Split
 from .features import extract
-from .runs import RunDir
+from .runs import GROUPS, RunDir
 from .stats import Metric
-
-GROUPS = ("forget_train", "retain_test", "forget_test")  # group codes 0, 1, 2 in snapshots
 
 
 @dataclass

@@ -60,7 +60,7 @@ directory; a stage whose dependency was just executed runs again too.
 **Failure.** A stage whose notebook raises is recorded ``failed`` with the notebook cell's error message (for a
 stage that creates its run, in the run's ``status`` and ``error`` too), its executed notebook is kept, the stages
 that depend on it are reported ``blocked`` and every independent branch carries on. The final compare stage
-(06_compare, ``scarlab.evaluate.summarize``) lists every run of the plan that exists: evaluated ones with their
+(06_compare, ``scarlab.results.summarize``) lists every run of the plan that exists: evaluated ones with their
 metrics, failed ones with their status and error.
 """
 from .config import (KINDS, NOTEBOOKS, STAGE_NOTEBOOKS, TRAIN_OPTIONS, PipelineConfig, check_retain,

@@ -8,7 +8,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import SEED, ModelOptions, bounded
+from ..config import SEED, SURROGATE_SIZE, ModelOptions, bounded
 from ..errors import ScarlabError, choose
 from ..runs import replacing
 from ..schema import check_bounds, coerce, nearest
@@ -56,7 +56,7 @@ class PipelineConfig(ModelOptions):
     """OOD images for methods that read them: imagefolder:PATH, sample_edges, sample_images, gaussian_noise, auto."""
     surrogate_chunks: int | None = None
     """imagefolder surrogate: use only the first k chunk folders; None = all."""
-    surrogate_size: int = bounded(2000, low=1)
+    surrogate_size: int = bounded(SURROGATE_SIZE, low=1)
     """generated surrogates: how many images."""
     epochs: int | None = None
     """training epochs of the original and retrained models; None = data set default (digits 12, else 30)."""

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import SURROGATE_SIZE
 from ..errors import ScarlabError
 from ..schema import kind
 from .config import NEVER_AXES, STAGE_NOTEBOOKS, PipelineConfig, param_types, validate
@@ -292,7 +293,7 @@ def _plan_point(cfg: PipelineConfig) -> tuple[list[StageSpec], list[str]]:
                 up = dict(original=original.run_dir, retrained=retrained.run_dir, split=split.run_dir, method=method,
                           params=mparams, seed=int(seed), surrogate=cfg.surrogate if uses_surrogate else "auto",
                           surrogate_chunks=cfg.surrogate_chunks if uses_surrogate else None,
-                          surrogate_size=cfg.surrogate_size if uses_surrogate else 2000,
+                          surrogate_size=cfg.surrogate_size if uses_surrogate else SURROGATE_SIZE,
                           snapshot_every=cfg.snapshot_every, retain_available=cfg.retain_available,
                           device=cfg.device, out_dir=None, overwrite=False)
                 udir = sdir / f"{method}__s{seed}__{fp('unlearn', up, [original, split])[:8]}"
