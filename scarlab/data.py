@@ -399,6 +399,31 @@ class Split:
         return f"{self.scenario}: forget {what} (seed {self.seed})"
 
 
+def check_forget_classes(classes: list[int], num_classes: int, dataset: str) -> None:
+    """CR: at least one forget class, each a class of ``dataset``, and at least one class left to retain."""
+    if not classes:
+        raise ScarlabError("CR needs at least one forget class: pass --forget-classes, e.g. --forget-classes 0")
+    bad = [c for c in classes if not 0 <= c < num_classes]
+    if bad:
+        raise ScarlabError(f"forget class {bad[0]} is out of range: {dataset} has classes 0..{num_classes - 1}")
+    if len(classes) >= num_classes:
+        raise ScarlabError("CR cannot forget every class: leave at least one class to retain")
+
+
+def check_forget_size(forget_size: int | None, n_train: int | None) -> None:
+    """HR: a forget size of at least 1 and below the training set's ``n_train`` images (None: not known yet)."""
+    if forget_size is None or forget_size < 1:
+        raise ScarlabError("HR needs a forget size of at least 1: pass --forget-size N")
+    if n_train is not None and forget_size >= n_train:
+        raise ScarlabError(f"HR forget size {forget_size} must be smaller than the training set ({n_train} images)")
+
+
+def check_hr_classes(scenario: str, forget_classes) -> None:
+    """HR forgets random samples: forget classes given with it are a conflict, not something to ignore."""
+    if scenario == "HR" and forget_classes:
+        raise ScarlabError("HR forgets random samples, not classes: drop --forget-classes (or use --scenario CR)")
+
+
 def make_split(ds: Dataset, scenario: str, forget_classes=None, forget_size: int | None = None,
                seed: int = 0) -> Split:
     """CR: forget every training sample of ``forget_classes``. HR: forget ``forget_size`` random samples."""
@@ -407,23 +432,30 @@ def make_split(ds: Dataset, scenario: str, forget_classes=None, forget_size: int
     n = len(y_tr)
     if scenario == "CR":
         classes = sorted({int(c) for c in (forget_classes or [])})
-        if not classes:
-            raise ScarlabError("CR needs at least one forget class: pass --forget-classes, e.g. --forget-classes 0")
-        bad = [c for c in classes if not 0 <= c < ds.num_classes]
-        if bad:
-            raise ScarlabError(f"forget class {bad[0]} is out of range: {ds.name} has classes 0..{ds.num_classes - 1}")
-        if len(classes) >= ds.num_classes:
-            raise ScarlabError("CR cannot forget every class: leave at least one class to retain")
+        check_forget_classes(classes, ds.num_classes, ds.name)
         fmask, tmask = np.isin(y_tr, classes), np.isin(y_te, classes)
         if not fmask.any():
             raise ScarlabError(f"the forget set is empty: no training sample has class {classes}")
         return Split("CR", seed, classes, np.flatnonzero(fmask), np.flatnonzero(~fmask),
                      np.flatnonzero(tmask), np.flatnonzero(~tmask))
-    if forget_size is None or forget_size < 1:
-        raise ScarlabError("HR needs a forget size of at least 1: pass --forget-size N")
-    if forget_size >= n:
-        raise ScarlabError(f"HR forget size {forget_size} must be smaller than the training set ({n} images)")
+    check_forget_size(forget_size, n)
     forget = np.sort(np.random.default_rng(seed).choice(n, forget_size, replace=False))
     mask = np.zeros(n, bool)
     mask[forget] = True
     return Split("HR", seed, [], forget, np.flatnonzero(~mask), np.zeros(0, np.int64), np.arange(len(y_te)))
+
+
+def check_split(split: Split, ds: Dataset, where: str = "the split") -> Split:
+    """A split made for another data set would index the wrong images (or past the end): refuse it."""
+    n_tr, n_te = len(ds.train), len(ds.test)
+    for name, idx, n in (("forget", split.forget_idx, n_tr), ("retain", split.retain_idx, n_tr),
+                         ("forget_test", split.forget_test_idx, n_te), ("retain_test", split.retain_test_idx, n_te)):
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= n):
+            raise ScarlabError(f"{where} does not fit {ds.name}: its {name} indices reach {int(idx.max())} but the "
+                               f"set has {n} images; make the split from this data set")
+    if len(split.forget_idx) + len(split.retain_idx) != n_tr:
+        raise ScarlabError(f"{where} does not fit {ds.name}: forget + retain = "
+                           f"{len(split.forget_idx) + len(split.retain_idx)} images, the training set has {n_tr}")
+    if len(split.forget_idx) == 0:
+        raise ScarlabError(f"{where} has an empty forget set")
+    return split

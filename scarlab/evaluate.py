@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import Dataset, Split, load_dataset
+from .data import Dataset, Split, check_split, load_dataset
 from .device import resolve_device
 from .errors import ScarlabError
 from .features import extract
@@ -78,16 +78,6 @@ def _predict(model, ds: Dataset, images: torch.Tensor, device: str) -> np.ndarra
 def _same_split(a: Split, b: Split) -> bool:
     return (a.scenario == b.scenario and np.array_equal(np.sort(a.forget_idx), np.sort(b.forget_idx))
             and np.array_equal(np.sort(a.forget_test_idx), np.sort(b.forget_test_idx)))
-
-
-def _check_split(split: Split, ds: Dataset) -> None:
-    for name, idx, n in (("forget_idx", split.forget_idx, len(ds.train)),
-                         ("retain_idx", split.retain_idx, len(ds.train)),
-                         ("forget_test_idx", split.forget_test_idx, len(ds.test)),
-                         ("retain_test_idx", split.retain_test_idx, len(ds.test))):
-        if len(idx) and (idx.min() < 0 or idx.max() >= n):
-            raise ScarlabError(f"the split's {name} reaches index {idx.max()} but {ds.name} has {n} images there: "
-                               "the split belongs to another data set")
 
 
 def mia_over_steps(run: RunDir | str, scenario: str, seed: int = 0) -> list[dict]:
@@ -176,7 +166,7 @@ def evaluate_run(run, original=None, retrained=None, split=None, out=None, devic
     if not dataset:
         raise ScarlabError(f"{run.path}: its config names no dataset and no original run is known; pass --original")
     ds = load_dataset(dataset, cfg.get("data_root") or ocfg.get("data_root"))
-    _check_split(sp, ds)
+    check_split(sp, ds)
     if retr is not None and retr is not run and retr.file("split.npz").is_file() \
             and not _same_split(sp, Split.load(retr.file("split.npz"))):
         raise ScarlabError(f"retrained run {retr.path} forgot another split than the one evaluated; pass the oracle "

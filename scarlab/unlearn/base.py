@@ -224,8 +224,18 @@ def requires_retain(spec: "MethodSpec | str") -> bool:
 
 
 def methods_without_retain() -> list[str]:
-    """Registered methods that never touch the retain set (usable when it is unavailable), sorted."""
-    return sorted(name for name, spec in METHODS.items() if not requires_retain(spec))
+    """Registered methods that never touch the retain set (usable when it is unavailable), in registry order."""
+    return [name for name, spec in METHODS.items() if not requires_retain(spec)]
+
+
+def check_retain(method: str, retain_available: bool = True,
+                 withheld: str = "which is marked unavailable (retain_available=False)") -> None:
+    """Raise a clear error when ``method`` is unknown, or needs the retain set and it is withheld (``withheld``
+    says by what, in the caller's words)."""
+    choose("method", method, METHODS)
+    if not retain_available and requires_retain(method):
+        raise ScarlabError(f"method {method!r} needs the retain set, {withheld}; methods that work without it: "
+                           f"{', '.join(methods_without_retain())}")
 
 
 @dataclass

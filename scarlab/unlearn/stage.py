@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..config import UnlearnConfig
-from ..data import ImageSet, load_dataset, load_surrogate
+from ..data import ImageSet, check_hr_classes, load_dataset, load_surrogate
 from ..device import resolve_device, seed_everything
 from ..errors import ScarlabError, choose
 from ..models import load_checkpoint, save_checkpoint
@@ -20,7 +20,7 @@ from ..features import extract
 from ..stats import ClassStats, class_stats
 from ..trace import Probe, Tracer
 from ..train import resolve_split, split_accuracies
-from .base import METHODS, Context, methods_without_retain, requires_retain
+from .base import METHODS, Context, check_retain
 
 
 def _subset(part, idx) -> ImageSet:
@@ -61,13 +61,10 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
     choose("method", cfg.method, METHODS)
     if not isinstance(cfg.retain_available, bool) or not isinstance(retain_available, bool):
         raise ScarlabError(f"retain_available must be true or false, got {cfg.retain_available!r}")
-    if cfg.scenario == "HR" and cfg.forget_classes and not cfg.split:
-        raise ScarlabError("HR forgets random samples, not classes: drop --forget-classes (or use --scenario CR)")
+    if not cfg.split:
+        check_hr_classes(cfg.scenario, cfg.forget_classes)
     spec = METHODS[cfg.method]
-    if requires_retain(spec) and not (retain_available and cfg.retain_available):
-        raise ScarlabError(f"method {cfg.method!r} needs the retain set, which is marked unavailable "
-                           f"(retain_available=False); methods that work without it: "
-                           f"{', '.join(methods_without_retain())}")
+    check_retain(cfg.method, retain_available and cfg.retain_available)
     original = RunDir(cfg.original).require_complete("original run", ORIGINAL)
     if cfg.retrained:  # recorded as a parent only (a shadow audit makes it alongside): its role, not its status
         RunDir(cfg.retrained).require_role("retrained run", RETRAINED)
