@@ -394,6 +394,13 @@ class Split:
             return cls(str(z["scenario"]), int(z["seed"]), z["forget_classes"].tolist(), z["forget_idx"],
                        z["retain_idx"], z["forget_test_idx"], z["retain_test_idx"])
 
+    def forget_masks(self, n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean masks [n_train], [n_test] of the forgotten training images and (CR) forget-class test images."""
+        ftr, fte = np.zeros(n_train, bool), np.zeros(n_test, bool)
+        ftr[self.forget_idx] = True
+        fte[self.forget_test_idx] = True
+        return ftr, fte
+
     def describe(self) -> str:
         what = f"classes {self.forget_classes}" if self.scenario == "CR" else f"{len(self.forget_idx)} random samples"
         return f"{self.scenario}: forget {what} (seed {self.seed})"

@@ -248,10 +248,7 @@ def _compute(model, ds: Dataset, sp: Split, retr: RunDir | None, run: RunDir, de
     y_tr, y_te = ds.train.labels.numpy(), ds.test.labels.numpy()
     p_tr = _predict(model, ds, ds.train.images, device)  # one pass per data part
     p_te = _predict(model, ds, ds.test.images, device)
-    ftr = np.zeros(len(y_tr), bool)
-    ftr[sp.forget_idx] = True
-    fte = np.zeros(len(y_te), bool)
-    fte[sp.forget_test_idx] = True
+    ftr, fte = sp.forget_masks(len(y_tr), len(y_te))
     pred_tr, pred_te = p_tr.argmax(1), p_te.argmax(1)
     metrics = split_accuracies(pred_tr, y_tr, ftr, pred_te, y_te, fte if sp.scenario == "CR" else None, sp.scenario)
     k = ds.num_classes

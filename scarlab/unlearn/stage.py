@@ -19,7 +19,7 @@ from ..runs import ORIGINAL, RETRAINED, RunDir
 from ..features import extract
 from ..stats import ClassStats, class_stats
 from ..trace import Probe, Tracer
-from ..train import resolve_split, split_accuracies
+from ..train import model_accuracies, resolve_split
 from .base import METHODS, Context, StatsRequest, check_retain
 
 
@@ -134,5 +134,5 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
             idx = split.forget_idx if len(t) == len(split.forget_idx) else np.full(len(t), -1)
             run.save_arrays("trace/targets.npz", forget_idx=idx, targets=t)
         run.write_metrics({"time/unlearn_s": unlearn_s, "time/stats_s": stats_s, "steps": tracer.last_step,
-                           **split_accuracies(model, ds, split, device)})
+                           **model_accuracies(model, ds, split, device)})
     return run
