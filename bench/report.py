@@ -38,6 +38,9 @@ STEPS = [
     ("4", "surrogate_digits", "bench/bench_surrogate_digits.py --classes 0 3 7", None),
     ("4", "digits", "bench/bench_digits.py --methods scar --seeds 0 1 2 --threads 1 2 --name seeds_threads",
      "bench/out/digits/seeds_threads.md"),
+    ("4", "digits_methods", "bench/bench_digits.py --classes 0 --epochs 8 --original-seed 0 --seeds 0 1 2 3 4 "
+     "--threads 1 2 --methods scar scar_self finetune negative_gradient random_labels duck scrub bad_teacher ssd "
+     "salun --name methods_c0_e8_o0", "bench/out/digits/methods_c0_e8_o0.md"),
     ("5", "scar", "bench/bench_scar.py --epochs 30 --reuse", "bench/out/scar/scar.md"),
     ("5", "evaluate", "bench/bench_evaluate.py --run {scar_run}", "bench/out/evaluate/evaluate.md"),
     ("5", "demo", "bench/bench_demo.py", None),

@@ -42,7 +42,7 @@ from scarlab.notebook import FIG, setup_notebook
 from scarlab.runs import RunDir
 from scarlab.train import run_train
 
-setup_notebook()  # figures for Lab and exported HTML (plotly.js inline once); the pipeline's thread count
+setup_notebook()  # figures as plotly's JSON for Lab (HTML: scarlab export); the pipeline's thread count
 
 # %% [markdown]
 # ## Train

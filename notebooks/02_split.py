@@ -38,7 +38,7 @@ from scarlab.data import load_dataset, make_split
 from scarlab.notebook import FIG, setup_notebook
 from scarlab.runs import RunDir
 
-setup_notebook()  # figures for Lab and exported HTML (plotly.js inline once); the pipeline's thread count
+setup_notebook()  # figures as plotly's JSON for Lab (HTML: scarlab export); the pipeline's thread count
 
 # %% [markdown]
 # ## Split

@@ -47,7 +47,7 @@ from scarlab.runs import RunDir
 from scarlab.unlearn import METHODS
 from scarlab.unlearn.stage import run_unlearn
 
-setup_notebook()  # figures for Lab and exported HTML (plotly.js inline once); the pipeline's thread count
+setup_notebook()  # figures as plotly's JSON for Lab (HTML: scarlab export); the pipeline's thread count
 
 # %% [markdown]
 # ## The method and its hyper-parameters

@@ -39,7 +39,7 @@ from scarlab.evaluate import evaluate_run
 from scarlab.notebook import FIG, setup_notebook
 from scarlab.results import METRICS, chance_of, read_run
 
-setup_notebook()  # figures for Lab and exported HTML (plotly.js inline once); the pipeline's thread count
+setup_notebook()  # figures as plotly's JSON for Lab (HTML: scarlab export); the pipeline's thread count
 
 # %% [markdown]
 # ## Metrics

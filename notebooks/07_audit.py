@@ -22,7 +22,7 @@
 # test images). Only their difference, the **membership signal**, speaks of remembered forget examples: models
 # that differ as a whole are told apart on the control just as well. Writes `audit.json`, `audit.parquet`,
 # `audit_scores.npz` (and `audit_steps.csv`) into the run and merges the `ulira/*` scalars into its
-# `metrics.json`. The shadows are made or reused in `<run>/../shadows__<fingerprint8>/` (`07_shadows` makes them
+# `metrics.json`. The shadows are made or reused in `<run>/../shadows__<fingerprint8>/` (`06_shadows` makes them
 # as pipeline stages).
 
 # %% tags=["parameters"]
@@ -48,7 +48,7 @@ import plotly.graph_objects as go
 from scarlab.audit import audit_run
 from scarlab.errors import ScarlabError
 
-setup_notebook()  # figures for Lab and exported HTML (plotly.js inline once); the pipeline's thread count
+setup_notebook()  # figures as plotly's JSON for Lab (HTML: scarlab export); the pipeline's thread count
 
 # %% [markdown]
 # ## The audit

@@ -48,6 +48,14 @@ the training images), one per model. The target population A and reference popul
   scatters widely around 0.5 (digits, 2-epoch models: 0.18-0.59 at h = 3, 0.39-0.56 at h = 8) and its interval
   misses 0.5 more often than alpha says (4 of 8 seed ranges at h = 3, 1 of 9 at h = 8).
 
+A fixed forget set. Every shadow pair forgets the audited run's own forget set (as the NeurIPS 2023 competition
+did), so the audit speaks of this split and its examples. U-LiRA as Hayes et al. run it draws a *random* forget set
+per shadow pair from a larger pool, so that each example is forgotten by some pairs and kept by others; that answers
+"does this algorithm leave traces on the examples it forgets, over forget sets?" and lets the per-example fits see
+examples the shadows kept, at the cost of a retrained model per pair and per forget set anyway. scarlab keeps the
+fixed set (the audited run's question, and shadows shared by every method on the split); the randomised variant is
+not implemented.
+
 Control and membership. The attack asks whether a model looks unlearned or retrained *judged on the forget
 examples*. In class removal a model-wide change of the forgotten class's logits answers that on any image of the
 class, trained on or not (measured on digits, CR class 0, K = 8: SCAR's AUC 0.976 on the forget images and on the

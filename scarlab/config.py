@@ -200,6 +200,19 @@ class StatsConfig:
 
 
 @dataclass
+class ImportConfig(ModelOptions):
+    """Make an *original* run from a trained checkpoint (yours, torchvision's ResNet, or another scarlab run's)."""
+
+    source: str = ""
+    """the checkpoint file: a scarlab checkpoints/model.pt, a state dict of a registered model (name it with
+    --model), or of torchvision's ResNet-18/34/50 with its own key names; loaded with weights_only=True."""
+    stats_delta: float = bounded(0.5, above=0)
+    """Tukey exponent of the stored per-class feature statistics SCAR uses."""
+    device: str = "auto"
+    """auto, cpu, cuda, cuda:N or mps."""
+
+
+@dataclass
 class OrganizeConfig:
     """Copy every image under src, shuffled, into numbered chunk folders dst/0, dst/1, ... (imagefolder:dst)."""
 

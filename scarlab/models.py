@@ -151,11 +151,19 @@ def allcnn(num_classes, in_channels=3, image_size=32, width=96):
 
 
 # ----------------------------------------------------------------------------- ResNets (CIFAR stem)
-def _resnet(builder, num_classes, in_channels):
+RESNET_STEMS = ("cifar", "imagenet")
+"""``cifar``: 3x3 stride-1 first conv, no max-pool (scarlab's default); ``imagenet``: torchvision's own 7x7 stride-2
+conv and 3x3 max-pool (kept for checkpoints trained that way, see :mod:`scarlab.importing`)."""
+
+
+def _resnet(builder, num_classes, in_channels, stem="cifar"):
+    choose("ResNet stem", stem, RESNET_STEMS)
     net = builder(num_classes=num_classes)
-    # CIFAR stem: 3x3 stride-1 first conv and no max-pool, so 32-px images keep spatial detail.
-    net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
-    net.maxpool = nn.Identity()
+    if stem == "cifar":  # 32-px images keep spatial detail
+        net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+    elif in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
     dim = net.fc.in_features
     net.fc = nn.Identity()  # the torchvision net now ends at its (post-ReLU) average pool: our body
     return Classifier(net, dim, num_classes)
@@ -200,21 +208,21 @@ def resnet20(num_classes, in_channels=3, image_size=32, width=16):
 
 
 @register_model("resnet18")
-def resnet18(num_classes, in_channels=3, image_size=32):
+def resnet18(num_classes, in_channels=3, image_size=32, stem="cifar"):
     import torchvision
-    return _resnet(torchvision.models.resnet18, num_classes, in_channels)
+    return _resnet(torchvision.models.resnet18, num_classes, in_channels, stem)
 
 
 @register_model("resnet34")
-def resnet34(num_classes, in_channels=3, image_size=32):
+def resnet34(num_classes, in_channels=3, image_size=32, stem="cifar"):
     import torchvision
-    return _resnet(torchvision.models.resnet34, num_classes, in_channels)
+    return _resnet(torchvision.models.resnet34, num_classes, in_channels, stem)
 
 
 @register_model("resnet50")
-def resnet50(num_classes, in_channels=3, image_size=32):
+def resnet50(num_classes, in_channels=3, image_size=32, stem="cifar"):
     import torchvision
-    return _resnet(torchvision.models.resnet50, num_classes, in_channels)
+    return _resnet(torchvision.models.resnet50, num_classes, in_channels, stem)
 
 
 # ----------------------------------------------------------------------------- Vision transformers

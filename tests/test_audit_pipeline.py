@@ -75,6 +75,16 @@ def test_plan_shadow_and_audit_stages(tmp_path):
     assert not any(s.kind in ("shadows", "audit") for s in plan(cfg(tmp_path, shadows=0)))
 
 
+def test_notebooks_are_numbered_in_the_order_they_run(tmp_path):
+    """No stage waits for (deps or after) a stage whose notebook sorts after its own: notebooks/ lists them in
+    the order the pipeline runs them."""
+    specs = plan(cfg(tmp_path, methods=["scar"], seeds=[0, 1], shadows=6))
+    by_id = {s.id: s for s in specs}
+    for s in specs:
+        for d in [*s.deps, *s.after]:
+            assert Path(by_id[d].notebook).name <= Path(s.notebook).name, f"{s.id} runs after {d}"
+
+
 # ----------------------------------------------------------------------------------- end to end
 def test_pipeline_audits_and_reuses_every_stage(tmp_path, capsys):
     out = tmp_path / "p"

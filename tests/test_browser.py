@@ -44,9 +44,9 @@ def _browser() -> tuple[str, str]:
     return chromium, driver
 
 
-def _chrome():
+def _chrome(offline: bool = False):
     """Headless Chromium driven by selenium (skips or fails as :func:`_browser` says when there is none); its
-    performance log records every network request of the page (:func:`_requests`)."""
+    performance log records every network request of the page (:func:`_requests`); ``offline``: no host resolves."""
     chromium, driver_path = _browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -54,7 +54,7 @@ def _chrome():
 
     opts = Options()
     opts.binary_location = chromium
-    for flag in CHROME_FLAGS:
+    for flag in CHROME_FLAGS + (["--host-resolver-rules=MAP * ~NOTFOUND"] if offline else []):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     return webdriver.Chrome(service=Service(driver_path), options=opts)
@@ -209,6 +209,39 @@ def test_migration_html_export_plays_offline(browser_runs, tmp_path):
         assert play, "no play button"
     finally:
         driver.quit()
+
+
+def test_stage_notebook_html_export_draws_offline(tmp_path):
+    """An executed stage notebook (02_split) through `scarlab export`, opened from disk: both figures draw, and
+    the page asks no host for anything (plotly.js is inlined from the plotly package, no CDN script)."""
+    from urllib.parse import urlparse
+
+    import papermill
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from scarlab.cli import main
+    from scarlab.pipeline import NOTEBOOKS, ensure_kernel
+
+    driver = _chrome(offline=True)
+    executed = tmp_path / "notebook.ipynb"
+    shot = tmp_path / "notebook_export.png"
+    try:
+        papermill.execute_notebook(str(NOTEBOOKS / "02_split.ipynb"), str(executed), kernel_name=ensure_kernel(),
+                                   parameters=dict(dataset="digits", out_dir=str(tmp_path / "split")),
+                                   progress_bar=False)
+        assert main(["export", str(executed)]) == 0
+        driver.get(executed.with_suffix(".html").as_uri())
+        drawn = ".plotly-graph-div .main-svg .cartesianlayer"
+        try:
+            WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, drawn)) == 2)
+        finally:
+            driver.save_screenshot(str(shot))
+        urls = _requests(driver)
+        assert urls and not [u for u in urls if urlparse(u).netloc], urls  # file: and data: only
+    finally:
+        driver.quit()
+        _keep(shot)
 
 
 def test_privacy_page_renders(server, tmp_path):

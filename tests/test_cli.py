@@ -221,6 +221,11 @@ def test_argparse_errors_exit_2(capsys):
     assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
+def test_export_names_a_missing_notebook(tmp_path, capsys):
+    assert main(["export", str(tmp_path)]) == 2 and "no executed notebook in" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "x.ipynb")]) == 2 and "no such notebook" in capsys.readouterr().err
+
+
 def test_python_m_scarlab_help(tmp_path):
     """The one real process: `python -m scarlab --help` (imports, entry point, exit status)."""
     res = subprocess.run([sys.executable, "-m", "scarlab", "--help"], capture_output=True, text=True,

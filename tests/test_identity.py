@@ -76,7 +76,7 @@ def test_a_retrained_run_from_a_class_3_split_is_class_3_everywhere(tmp_path, di
     for run in (root / "retrained", scar):
         evaluate_run(run, original=digits_original, mia_repeats=1)
 
-    compare = run_nb("06_compare.ipynb", tmp_path / "compare.ipynb", runs=[str(root / "retrained"), str(scar)],
+    compare = run_nb("08_compare.ipynb", tmp_path / "compare.ipynb", runs=[str(root / "retrained"), str(scar)],
                      out_dir=str(root))
     summary = read_summary(root / "summary.csv")
     assert list(summary["forget_classes"]) == ["3", "3"]

@@ -29,6 +29,8 @@ def cell(m, key: str) -> str:
     metric = R.METRIC[key]
     if m.get(f"{key}_masked", 0) == 1:
         return "not measurable: control at 1"
+    if "eps" in key and m.get("ulira/eps_ceiling") == 0:
+        return f"not measurable with K = {m.get('ulira/k', '?'):.0f} (ε ceiling 0; K ≥ 6 needed)"
     if pd.isna(v):
         need = m.get(f"{key}_k_needed", np.nan)
         return f"not resolvable with K = {m.get('ulira/k', '?'):.0f} (needs K ≥ {need:.0f})" if pd.notna(need) else ""

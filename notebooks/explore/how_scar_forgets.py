@@ -56,7 +56,7 @@ from scarlab.unlearn.stage import run_unlearn
 work = Path(tempfile.mkdtemp(prefix="how_scar_forgets_"))
 ds = load_dataset("digits")
 
-setup_notebook()  # figures for Lab and exported HTML (plotly.js inline once); the pipeline's thread count
+setup_notebook()  # figures as plotly's JSON for Lab (HTML: scarlab export); the pipeline's thread count
 
 # %% [markdown]
 # ## 1 · The data and the original model

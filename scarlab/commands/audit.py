@@ -23,7 +23,9 @@ def register(sub) -> None:
 def _interval(m: dict, key: str, digits: int = 3) -> str:
     """value [low, high]; a saturated statistic as its one-sided bound; an unresolvable TPR says what K it needs."""
     v, lo, hi = m.get(key), m.get(f"{key}_low"), m.get(f"{key}_high")
-    if v is None:
+    if "eps" in key and "competition" not in key and m.get("ulira/eps_ceiling") == 0:
+        return f"not measurable with K={m.get('ulira/k')}: the estimate's ceiling is 0 (K ≥ 6 needed)"
+    if v is None or v != v:
         need = m.get(f"{key}_k_needed")
         return f"not resolvable with K={m.get('ulira/k')} (needs K ≥ {need:.0f})" if need is not None else "n/a"
     if m.get(f"{key}_masked"):
@@ -66,6 +68,9 @@ def print_audit(doc: dict) -> None:
             ("  forget score F", f"{m.get('competition/F', float('nan')):.3f} (control "
                                  f"{m.get('competition/F_control', float('nan')):.3f}; identical populations at this "
                                  f"K read {m.get('competition/F_chance', float('nan')):.3f}, not 1)"),
+            ("  ε mean", f"{m.get('competition/eps_mean', float('nan')):.3f} ({m.get('competition/eps_capped', 0):.0%} "
+                         f"at the cap of 50 = perfectly separated; the largest finite ε {m.get('ulira/k')} models "
+                         f"can show: {m.get('competition/eps_max_finite', float('nan')):.2f})"),
             ("  final score", f"{m.get('competition/score', float('nan')):.3f} (F · retain-acc ratio · test-acc "
                               "ratio)")]
     for name, text in rows:

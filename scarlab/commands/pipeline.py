@@ -13,7 +13,7 @@ layout of --out DIR (see scarlab/pipeline/__init__.py):
   DIR/<dataset>__<model>/<split-id>/retrained/        retrained oracle (03), evaluated in place (05)
   DIR/<dataset>__<model>/<split-id>/original_eval/    the original model evaluated on this split (05)
   DIR/<dataset>__<model>/<split-id>/<method>__s<seed>__<h>/   unlearning run (04), evaluated in place (05)
-  DIR/summary.csv, summary.md, compare.ipynb          one row per run (06_compare)
+  DIR/summary.csv, summary.md, compare.ipynb          one row per run (08_compare)
 every run directory keeps its executed notebook (notebook.ipynb, evaluate.ipynb); its manifest.json records
 the run's status and, under "stages", each stage that wrote to it (DIR/pipeline.json: the compare stage).
 

@@ -16,7 +16,7 @@ Layout of a pipeline root ``DIR`` (several pipelines may share one root)::
     DIR/
       pipeline.yaml                          the configuration of the last invocation
       pipeline.json                          the compare stage's record
-      summary.csv, summary.md, compare.ipynb 06_compare over that invocation's runs
+      summary.csv, summary.md, compare.ipynb 08_compare over that invocation's runs
       <dataset>__<model>/                    e.g. digits__tinycnn, cifar10-mini__smallcnn
         original__<h>/                       01_train_original          (notebook.ipynb inside)
         <split-id>/                          CR-f0__<h>, CR-f0-3__<h>, HR-n300-s0__<h>
@@ -27,8 +27,8 @@ Layout of a pipeline root ``DIR`` (several pipelines may share one root)::
           shadows__<fp8>/                    with --shadows K: the audit's shadow members (scarlab.audit layout,
                                              shared with `scarlab audit`): original__s*, retrained__s*,
                                              <method>__<params8>__s*
-          shadow_stages/train/               07_shadows: K shadow originals + retrained oracles of the split
-          shadow_stages/<method>__<h>/       07_shadows: K unlearned shadows of one method variant (all seeds)
+          shadow_stages/train/               06_shadows: K shadow originals + retrained oracles of the split
+          shadow_stages/<method>__<h>/       06_shadows: K unlearned shadows of one method variant (all seeds)
                                              (each: stage.json record, members.json, notebook.ipynb)
 
 With ``shadows`` K > 0, every evaluated run gets an ``audit`` stage (07_audit, audit.ipynb in the run, in place
@@ -60,7 +60,7 @@ directory; a stage whose dependency was just executed runs again too.
 **Failure.** A stage whose notebook raises is recorded ``failed`` with the notebook cell's error message (for a
 stage that creates its run, in the run's ``status`` and ``error`` too), its executed notebook is kept, the stages
 that depend on it are reported ``blocked`` and every independent branch carries on. The final compare stage
-(06_compare, ``scarlab.results.summarize``) lists every run of the plan that exists: evaluated ones with their
+(08_compare, ``scarlab.results.summarize``) lists every run of the plan that exists: evaluated ones with their
 metrics, failed ones with their status and error.
 """
 from .config import (KINDS, NOTEBOOKS, STAGE_NOTEBOOKS, TRAIN_OPTIONS, PipelineConfig,

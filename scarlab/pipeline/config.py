@@ -19,7 +19,7 @@ NOTEBOOKS = next((p for p in (_HERE.parents[1] / "notebooks", _HERE.parent / "no
                   if any(p.glob("01_train_original.*"))), _HERE.parents[1] / "notebooks")
 STAGE_NOTEBOOKS = {"train_original": "01_train_original.ipynb", "split": "02_split.ipynb",
                    "train_retrained": "03_train_retrained.ipynb", "unlearn": "04_unlearn.ipynb",
-                   "evaluate": "05_evaluate.ipynb", "compare": "06_compare.ipynb", "shadows": "07_shadows.ipynb",
+                   "evaluate": "05_evaluate.ipynb", "compare": "08_compare.ipynb", "shadows": "06_shadows.ipynb",
                    "audit": "07_audit.ipynb"}
 AUDIT_KINDS = ("shadows", "audit")  # planned only with shadows > 0
 KINDS = tuple(STAGE_NOTEBOOKS)
@@ -69,7 +69,7 @@ class PipelineConfig(ModelOptions):
     retain_available: bool = True
     """False (--no-retain): refuse methods that need the retain set, before anything runs."""
     evaluate: bool = True
-    """evaluate every run (05_evaluate) and write DIR/summary.csv (06_compare)."""
+    """evaluate every run (05_evaluate) and write DIR/summary.csv (08_compare)."""
     embed: bool = False
     """also compute embedding.parquet (UMAP of the feature snapshots) of every retrained and unlearn run."""
     shadows: int = 0

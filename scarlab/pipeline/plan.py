@@ -258,7 +258,7 @@ class _Point:
         return self.specs[-1]
 
     def add_shadows(self, sdir: Path, name: str, params: dict, deps: list[StageSpec], **kw) -> StageSpec:
-        """A shadow stage (07_shadows): its members go to the audit module's folder, sdir/shadows__<fp8>/ (known
+        """A shadow stage (06_shadows): its members go to the audit module's folder, sdir/shadows__<fp8>/ (known
         only once the split exists); the stage's own record and executed notebook to sdir/shadow_stages/<name>/."""
         cfg, where = self.cfg, sdir / "shadow_stages" / name
         params = dict(params, shadows=cfg.shadows, seed=cfg.audit_seed, shadow_dir=None, device=cfg.device,

@@ -140,7 +140,7 @@ def stage_state(spec: StageSpec) -> str:
 
 
 def _members_intact(members_file: str | None) -> bool:
-    """Every shadow member a shadow stage listed (07_shadows writes ``members_file``) is complete and intact."""
+    """Every shadow member a shadow stage listed (06_shadows writes ``members_file``) is complete and intact."""
     try:
         members = read_json(Path(members_file)).get("members") or []
     except (OSError, ValueError, TypeError):

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 07 · Shadow models for the privacy audit
+# # 06 · Shadow models for the privacy audit
 # Makes (or reuses) the K shadow models a U-LiRA audit (`07_audit`) compares a run with, in the audit's
 # folder next to the audited runs, `<split>/../shadows__<fingerprint8>/`, shared with `scarlab audit`:
 # K shadow **originals** and their K **retrained** oracles on the same split (given `original` and `split`),
@@ -46,7 +46,7 @@ from scarlab.audit import shadow_population, split_target
 from scarlab.errors import ScarlabError
 from scarlab.runs import RunDir, write_json
 
-setup_notebook()  # figures for Lab and exported HTML (plotly.js inline once); the pipeline's thread count
+setup_notebook()  # figures as plotly's JSON for Lab (HTML: scarlab export); the pipeline's thread count
 
 # %% [markdown]
 # ## Make or reuse the members

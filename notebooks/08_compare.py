@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 06 · Compare runs
+# # 08 · Compare runs
 # One row per run (method variant, forget classes, seed) — original, retrained oracle and every method — with
 # accuracies, attacks, AUS and unlearning time, and their mean ± std per method variant; written to `summary.csv`,
 # `summary_agg.csv` and `summary.md` in `out_dir` (`scarlab.results.summarize`).
@@ -31,7 +31,7 @@ import plotly.express as px
 from scarlab.notebook import FIG, setup_notebook
 from scarlab.results import METRICS, chance_of, pm_table, summarize
 
-setup_notebook()  # figures for Lab and exported HTML (plotly.js inline once); the pipeline's thread count
+setup_notebook()  # figures as plotly's JSON for Lab (HTML: scarlab export); the pipeline's thread count
 
 # %% [markdown]
 # ## Summary tables
