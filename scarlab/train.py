@@ -15,8 +15,7 @@ from .config import TrainConfig
 from .data import Dataset, Split, batches, check_hr_classes, check_split, load_dataset, make_split
 from .device import resolve_device, seed_everything
 from .errors import ScarlabError, choose
-from .features import accuracy_on, extract, predict
-from .metrics import accuracy, split_accuracies
+from .features import accuracy_on, extract
 from .models import create_model, save_checkpoint
 from .results import train_variant
 from .runs import HOLDS_SPLIT, RunDir
@@ -72,15 +71,16 @@ def fit(model, ds: Dataset, train_idx: np.ndarray, cfg: TrainConfig, device: str
 
 
 def model_accuracies(model, ds: Dataset, split: Split | None, device: str) -> dict:
-    """Final accuracies of ``model``: ``acc/train``, ``acc/test`` and, with a split, the forget/retain x train/test
-    ones of :func:`scarlab.metrics.split_accuracies`, from one prediction of every image."""
-    y_tr, y_te = ds.train.labels.numpy(), ds.test.labels.numpy()
-    pred_tr = predict(model, ds, ds.train.images, device).numpy()
-    pred_te = predict(model, ds, ds.test.images, device).numpy()
-    out = {"acc/train": accuracy(pred_tr, y_tr), "acc/test": accuracy(pred_te, y_te)}
+    """Final accuracies of ``model`` on forget/retain x train/test (just train/test without a split): the keys of
+    :func:`scarlab.metrics.split_accuracies` (which works on predictions) plus ``acc/train``."""
+    out = {"acc/train": accuracy_on(model, ds, ds.train.images, ds.train.labels, device),
+           "acc/test": accuracy_on(model, ds, ds.test.images, ds.test.labels, device)}
     if split is not None:
-        ftr, fte = split.forget_masks(len(y_tr), len(y_te))
-        out.update(split_accuracies(pred_tr, y_tr, ftr, pred_te, y_te, fte, split.scenario))
+        for name, part, idx in (("forget_train", ds.train, split.forget_idx), ("retain_train", ds.train, split.retain_idx),
+                                ("forget_test", ds.test, split.forget_test_idx),
+                                ("retain_test", ds.test, split.retain_test_idx)):
+            t = torch.as_tensor(idx)
+            out[f"acc/{name}"] = accuracy_on(model, ds, part.images[t], part.labels[t], device)
     return out
 
 
