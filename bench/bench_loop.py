@@ -26,7 +26,7 @@ from scarlab.data import load_dataset, make_split  # noqa: E402
 from scarlab.metrics import aus_cr  # noqa: E402
 from scarlab.models import load_checkpoint  # noqa: E402
 from scarlab.runs import RunDir  # noqa: E402
-from scarlab.train import run_train, split_accuracies  # noqa: E402
+from scarlab.train import model_accuracies, run_train  # noqa: E402
 from scarlab.unlearn.stage import run_unlearn  # noqa: E402
 
 SHARED = Path(os.environ.get("SCARLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -71,7 +71,7 @@ def main() -> None:
     rows = []
     for c in args.classes:
         split = make_split(ds, "CR", [c])
-        a_or = split_accuracies(model, ds, split, "cpu")["acc/retain_test"]
+        a_or = model_accuracies(model, ds, split, "cpu")["acc/retain_test"]
         split_path = out / f"split_c{c}.npz"
         split.save(split_path)
         for name in args.variants:

@@ -28,7 +28,7 @@ from scarlab.data import load_dataset  # noqa: E402
 from scarlab.errors import ScarlabError  # noqa: E402
 from scarlab.models import load_checkpoint  # noqa: E402
 from scarlab.runs import RunDir  # noqa: E402
-from scarlab.train import load_split, run_train, split_accuracies  # noqa: E402
+from scarlab.train import load_split, model_accuracies, run_train  # noqa: E402
 from scarlab.unlearn import METHODS  # noqa: E402
 from scarlab.unlearn.base import requires_retain  # noqa: E402
 from scarlab.unlearn.stage import run_unlearn  # noqa: E402
@@ -108,7 +108,7 @@ def main() -> None:
     # reference rows: the original (evaluated on the split) and the retrained oracle
     ds = load_dataset(dataset)
     split = load_split(retrained.path)
-    orig_metrics = split_accuracies(load_checkpoint(original.file("checkpoints/model.pt"), "cpu"), ds, split, "cpu")
+    orig_metrics = model_accuracies(load_checkpoint(original.file("checkpoints/model.pt"), "cpu"), ds, split, "cpu")
     ev_orig = ev_retr = None
     if evaluate is not None:
         ev_orig = evaluate.evaluate_run(str(original.path), retrained=str(retrained.path), split=str(retrained.path),

@@ -79,8 +79,8 @@ def main() -> None:
         if name == "original":  # the original run has no split: evaluate on the same split as the others
             from scarlab.data import load_dataset
             from scarlab.models import load_checkpoint
-            from scarlab.train import load_split, split_accuracies
-            m = split_accuracies(load_checkpoint(original.file("checkpoints/model.pt")), load_dataset(dataset),
+            from scarlab.train import load_split, model_accuracies
+            m = model_accuracies(load_checkpoint(original.file("checkpoints/model.pt")), load_dataset(dataset),
                                  load_split(retrained.path), "cpu")
             ft = m["acc/forget_test"]
         rows.append((name, m["acc/retain_test"], ft, aus_cr(a_or, m["acc/retain_test"], ft), t))

@@ -39,10 +39,9 @@ import streamlit as st
 
 from scarlab import results as R
 from scarlab.results import RunInfo, describe
-from scarlab.runs import MAX_JSON_BYTES, CorruptFile, check_json_size, parse_json
+from scarlab.runs import GROUPS, MAX_JSON_BYTES, CorruptFile, check_json_size, parse_json
 
 ENV_RUNS = "SCARLAB_RUNS"
-GROUPS = ("forget_train", "retain_test", "forget_test")  # group codes 0, 1, 2 (scarlab.trace)
 EMBED_COLUMNS = ("step", "point", "group", "label", "pred", "x", "y")
 SNAPSHOT_KEYS = ("group", "labels", "preds", "index", "targets", "dist_own", "dist_target")
 AUDIT_FILES = ("audit.json", "audit.parquet", "audit_scores.npz", "audit_steps.csv",  # scarlab.audit writes them
@@ -507,21 +506,28 @@ def points_table(run: Run) -> Loaded:
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _thumbs(root: str, sig: FileSig) -> Loaded:
-    got = _parquet(root, sig, ("point", "png"))
+def _thumbs(root: str, sig: FileSig, key: str, group: str | None) -> Loaded:
+    got = _parquet(root, sig, (key, "png") if group is None else ("group", key, "png"))
     if got.value is None:
         return Loaded({}, got.error)
     df = got.value[0]
     try:
-        return Loaded(dict(zip(df["point"].astype(int).tolist(), df["png"].astype(str).tolist())))
-    except (TypeError, ValueError) as exc:
+        if group is not None:
+            df = df[df["group"] == GROUPS.index(group)]
+        return Loaded(dict(zip(df[key].astype(int).tolist(), df["png"].astype(str).tolist())))
+    except (TypeError, ValueError, KeyError) as exc:
         return Loaded({}, _err(Path(sig.path), exc))
+
+
+def _thumbs_of(run: Run, key: str, group: str | None = None) -> Loaded:
+    """``thumbs.parquet`` as {``key`` column: base64 PNG} (of one probe group's points; a shared, read-only dict)."""
+    got = checked(run.root, run.path / "thumbs.parquet")
+    return _thumbs(str(run.root), got.value, key, group) if got.value is not None else Loaded({}, got.error)
 
 
 def thumbs(run: Run) -> Loaded:
     """``thumbs.parquet`` as {point: base64 PNG} (a shared, read-only dict)."""
-    got = checked(run.root, run.path / "thumbs.parquet")
-    return _thumbs(str(run.root), got.value) if got.value is not None else Loaded({}, got.error)
+    return _thumbs_of(run, "point")
 
 
 def history(run: Run) -> Loaded:
@@ -705,20 +711,7 @@ def audit_steps_examples(run: Run) -> Loaded:
     return Loaded(z)
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
-def _thumbs_by_index(root: str, sig: FileSig) -> Loaded:
-    got = _parquet(root, sig, ("group", "index", "png"))
-    if got.value is None:
-        return Loaded({}, got.error)
-    df = got.value[0]
-    try:
-        df = df[df["group"] == 0]  # forget-train points: the audited forget examples, keyed by training index
-        return Loaded(dict(zip(df["index"].astype(int).tolist(), df["png"].astype(str).tolist())))
-    except (TypeError, ValueError, KeyError) as exc:
-        return Loaded({}, _err(Path(sig.path), exc))
-
-
 def thumbs_by_index(run: Run) -> Loaded:
-    """The run's forget-sample thumbnails as {training-set index: base64 PNG} (empty without thumbs.parquet)."""
-    got = checked(run.root, run.path / "thumbs.parquet")
-    return _thumbs_by_index(str(run.root), got.value) if got.value is not None else Loaded({}, got.error)
+    """The run's forget-sample thumbnails (the audited forget examples) as {training-set index: base64 PNG}
+    (empty without thumbs.parquet)."""
+    return _thumbs_of(run, "index", "forget_train")

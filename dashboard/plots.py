@@ -16,8 +16,9 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from scarlab import results as R
+from scarlab.runs import GROUPS
 
-GROUP_FORGET, GROUP_RETAIN, GROUP_FORGET_TEST = 0, 1, 2
+GROUP_FORGET, GROUP_RETAIN, GROUP_FORGET_TEST = map(GROUPS.index, ("forget_train", "retain_test", "forget_test"))
 CLASS_PALETTE = qualitative.D3 + qualitative.Pastel + qualitative.Dark24  # distinct first ten, then more
 METHOD_FIXED = {"original": "#7f7f7f", "retrained": "#222222", "scar": "#d62728", "scar_self": "#ff7f0e"}
 METHOD_PALETTE = qualitative.Bold + qualitative.Safe + qualitative.Vivid

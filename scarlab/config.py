@@ -22,6 +22,9 @@ def bounded(default=None, *, low=None, high=None, above=None, factory=None):
 
 
 SEED = {"low": 0, "high": SEED_MAX}
+SURROGATE_SIZE = 2000
+"""how many images a generated surrogate (noise, sample photos) has unless told otherwise."""
+
 
 @dataclass
 class DataOptions:
@@ -109,7 +112,7 @@ class UnlearnConfig:
     """out-of-distribution images: imagefolder:PATH, gaussian_noise, sample_images, sample_edges or auto."""
     surrogate_chunks: int | None = None
     """imagefolder surrogates: use only the first k chunk folders; None = all."""
-    surrogate_size: int = bounded(2000, low=1)
+    surrogate_size: int = bounded(SURROGATE_SIZE, low=1)
     """generated surrogates (noise, sample photos): how many images."""
     params: dict = field(default_factory=dict)
     """method hyper-parameters by name (see each method's Params dataclass); unknown names are an error."""

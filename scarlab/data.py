@@ -256,13 +256,14 @@ def _read_files(files: list[tuple[Path, int]], size: tuple[int, int, int] | None
 
 
 # ----------------------------------------------------------------------------- surrogates
-def load_surrogate(spec: str, like: Dataset, chunks: int | None = None, size: int = 2000,
+def load_surrogate(spec: str, like: Dataset, chunks: int | None = None, size: int | None = None,
                    seed: int = 0) -> torch.Tensor:
     """Out-of-distribution images shaped like ``like``'s images: uint8 [M, C, H, W], no labels.
 
     spec: ``imagefolder:PATH`` (each sub-folder is a chunk; ``chunks`` keeps the first k), ``gaussian_noise``
     (``size`` images), ``sample_images`` (patches of the photos that ship with scikit-learn),
     ``sample_edges`` (stroke-like edge maps of those patches: the default for digits) or ``auto``.
+    ``size`` is required for the generated ones (its default is the option's, ``UnlearnConfig.surrogate_size``).
     A surrogate is never the retain set.
     """
     if spec == "auto":
@@ -270,6 +271,8 @@ def load_surrogate(spec: str, like: Dataset, chunks: int | None = None, size: in
     if spec.startswith("imagefolder:"):
         return _surrogate_folder(_spec_path(spec, "surrogate"), like.shape, chunks)
     choose("surrogate", spec, SURROGATES)
+    if size is None:
+        raise ScarlabError(f"surrogate {spec!r} is generated: say how many images (size=, --surrogate-size)")
     g = torch.Generator().manual_seed(seed)
     c, h, w = like.shape
     if spec == "gaussian_noise":
@@ -391,9 +394,41 @@ class Split:
             return cls(str(z["scenario"]), int(z["seed"]), z["forget_classes"].tolist(), z["forget_idx"],
                        z["retain_idx"], z["forget_test_idx"], z["retain_test_idx"])
 
+    def forget_masks(self, n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean masks [n_train], [n_test] of the forgotten training images and (CR) forget-class test images."""
+        ftr, fte = np.zeros(n_train, bool), np.zeros(n_test, bool)
+        ftr[self.forget_idx] = True
+        fte[self.forget_test_idx] = True
+        return ftr, fte
+
     def describe(self) -> str:
         what = f"classes {self.forget_classes}" if self.scenario == "CR" else f"{len(self.forget_idx)} random samples"
         return f"{self.scenario}: forget {what} (seed {self.seed})"
+
+
+def check_forget_classes(classes: list[int], num_classes: int, dataset: str) -> None:
+    """CR: at least one forget class, each a class of ``dataset``, and at least one class left to retain."""
+    if not classes:
+        raise ScarlabError("CR needs at least one forget class: pass --forget-classes, e.g. --forget-classes 0")
+    bad = [c for c in classes if not 0 <= c < num_classes]
+    if bad:
+        raise ScarlabError(f"forget class {bad[0]} is out of range: {dataset} has classes 0..{num_classes - 1}")
+    if len(classes) >= num_classes:
+        raise ScarlabError("CR cannot forget every class: leave at least one class to retain")
+
+
+def check_forget_size(forget_size: int | None, n_train: int | None) -> None:
+    """HR: a forget size of at least 1 and below the training set's ``n_train`` images (None: not known yet)."""
+    if forget_size is None or forget_size < 1:
+        raise ScarlabError("HR needs a forget size of at least 1: pass --forget-size N")
+    if n_train is not None and forget_size >= n_train:
+        raise ScarlabError(f"HR forget size {forget_size} must be smaller than the training set ({n_train} images)")
+
+
+def check_hr_classes(scenario: str, forget_classes) -> None:
+    """HR forgets random samples: forget classes given with it are a conflict, not something to ignore."""
+    if scenario == "HR" and forget_classes:
+        raise ScarlabError("HR forgets random samples, not classes: drop --forget-classes (or use --scenario CR)")
 
 
 def make_split(ds: Dataset, scenario: str, forget_classes=None, forget_size: int | None = None,
@@ -404,23 +439,30 @@ def make_split(ds: Dataset, scenario: str, forget_classes=None, forget_size: int
     n = len(y_tr)
     if scenario == "CR":
         classes = sorted({int(c) for c in (forget_classes or [])})
-        if not classes:
-            raise ScarlabError("CR needs at least one forget class: pass --forget-classes, e.g. --forget-classes 0")
-        bad = [c for c in classes if not 0 <= c < ds.num_classes]
-        if bad:
-            raise ScarlabError(f"forget class {bad[0]} is out of range: {ds.name} has classes 0..{ds.num_classes - 1}")
-        if len(classes) >= ds.num_classes:
-            raise ScarlabError("CR cannot forget every class: leave at least one class to retain")
+        check_forget_classes(classes, ds.num_classes, ds.name)
         fmask, tmask = np.isin(y_tr, classes), np.isin(y_te, classes)
         if not fmask.any():
             raise ScarlabError(f"the forget set is empty: no training sample has class {classes}")
         return Split("CR", seed, classes, np.flatnonzero(fmask), np.flatnonzero(~fmask),
                      np.flatnonzero(tmask), np.flatnonzero(~tmask))
-    if forget_size is None or forget_size < 1:
-        raise ScarlabError("HR needs a forget size of at least 1: pass --forget-size N")
-    if forget_size >= n:
-        raise ScarlabError(f"HR forget size {forget_size} must be smaller than the training set ({n} images)")
+    check_forget_size(forget_size, n)
     forget = np.sort(np.random.default_rng(seed).choice(n, forget_size, replace=False))
     mask = np.zeros(n, bool)
     mask[forget] = True
     return Split("HR", seed, [], forget, np.flatnonzero(~mask), np.zeros(0, np.int64), np.arange(len(y_te)))
+
+
+def check_split(split: Split, ds: Dataset, where: str = "the split") -> Split:
+    """A split made for another data set would index the wrong images (or past the end): refuse it."""
+    n_tr, n_te = len(ds.train), len(ds.test)
+    for name, idx, n in (("forget", split.forget_idx, n_tr), ("retain", split.retain_idx, n_tr),
+                         ("forget_test", split.forget_test_idx, n_te), ("retain_test", split.retain_test_idx, n_te)):
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= n):
+            raise ScarlabError(f"{where} does not fit {ds.name}: its {name} indices reach {int(idx.max())} but the "
+                               f"set has {n} images; make the split from this data set")
+    if len(split.forget_idx) + len(split.retain_idx) != n_tr:
+        raise ScarlabError(f"{where} does not fit {ds.name}: forget + retain = "
+                           f"{len(split.forget_idx) + len(split.retain_idx)} images, the training set has {n_tr}")
+    if len(split.forget_idx) == 0:
+        raise ScarlabError(f"{where} has an empty forget set")
+    return split

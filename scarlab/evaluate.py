@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import Dataset, Split, load_dataset
+from .data import Dataset, Split, check_split, load_dataset
 from .device import resolve_device
 from .errors import ScarlabError
 from .features import extract
@@ -42,7 +42,7 @@ from .metrics import (aus_from_metrics, cheap_mia, confusion_matrix, mia_loss_lr
 from .metrics.mia import _best_threshold_bacc  # cheap_mia's threshold attack, without refitting its loss-LR
 from .models import load_checkpoint
 from .results import describe
-from .runs import ORIGINAL, RETRAINED, RunDir, replacing, write_json
+from .runs import GROUPS, ORIGINAL, RETRAINED, RunDir, replacing, write_json
 from .train import load_split
 
 STEP_COLUMNS = ("step", "mia/loss_lr/acc", "mia/conf_thr/acc", "probe/acc/forget_train", "probe/acc/retain_test",
@@ -80,16 +80,6 @@ def _same_split(a: Split, b: Split) -> bool:
             and np.array_equal(np.sort(a.forget_test_idx), np.sort(b.forget_test_idx)))
 
 
-def _check_split(split: Split, ds: Dataset) -> None:
-    for name, idx, n in (("forget_idx", split.forget_idx, len(ds.train)),
-                         ("retain_idx", split.retain_idx, len(ds.train)),
-                         ("forget_test_idx", split.forget_test_idx, len(ds.test)),
-                         ("retain_test_idx", split.retain_test_idx, len(ds.test))):
-        if len(idx) and (idx.min() < 0 or idx.max() >= n):
-            raise ScarlabError(f"the split's {name} reaches index {idx.max()} but {ds.name} has {n} images there: "
-                               "the split belongs to another data set")
-
-
 def mia_over_steps(run: RunDir | str, scenario: str, seed: int = 0) -> list[dict]:
     """Cheap MIAs and probe accuracies on every ``features/step_*.npz`` snapshot of ``run`` (one row each).
 
@@ -97,7 +87,6 @@ def mia_over_steps(run: RunDir | str, scenario: str, seed: int = 0) -> list[dict
     """
     run = run if isinstance(run, RunDir) else RunDir(run)
     rows = []
-    names = ("forget_train", "retain_test", "forget_test")
     for f in sorted(run.file("features").glob("step_*.npz")):
         with np.load(f, allow_pickle=False) as z:
             logits, labels, group = z["logits"], z["labels"].astype(np.int64), z["group"]
@@ -106,7 +95,7 @@ def mia_over_steps(run: RunDir | str, scenario: str, seed: int = 0) -> list[dict
         probs = _softmax(torch.from_numpy(logits.astype(np.float32)))
         m, n = group == 0, group == (2 if scenario == "CR" else 1)
         row = {"step": step, **cheap_mia(probs[m], probs[n], labels[m], labels[n], seed=seed)}
-        for code, name in enumerate(names):
+        for code, name in enumerate(GROUPS):
             g = group == code
             row[f"probe/acc/{name}"] = float((preds[g] == labels[g]).mean()) if g.any() else float("nan")
         rows.append(row)
@@ -142,67 +131,21 @@ def evaluate_run(run, original=None, retrained=None, split=None, out=None, devic
     t_start = time.perf_counter()
     run = _run_dir(run, "run")
     stage = run.manifest.get("stage")
-    method = describe(run.path, run.manifest, run.config).method
     if out is None and stage == "train_original":
         raise ScarlabError(f"{run.path} is an original model, which serves many splits: evaluate it against a split "
                            "into a new run directory (out=..., --out DIR, with --split)")
-    cfg = run.config
-
-    # ---- the original (a_or), the retrained oracle, the split, the data
-    orig_path = Path(original) if original else (run.path if stage == "train_original" else _parent(run, "original"))
-    orig = _run_dir(orig_path, "original run", ORIGINAL) if orig_path else None
-    if retrained:
-        retr = _run_dir(retrained, "retrained run", RETRAINED)
-    elif stage == "train_retrained":
-        retr = run
-    else:
-        p = _parent(run, "retrained")
-        retr = RunDir(p) if p and (p / "manifest.json").is_file() and RunDir(p).status == "complete" else None
-        if retr is not None:
-            retr.require_role("retrained run", RETRAINED)
-        if p and retr is None:
-            warnings.warn(f"retrained parent {p} is missing or incomplete: privacy score skipped (NaN)")
-    own_split = run.file("split.npz")
-    if split is not None:
-        sp = load_split(split)
-        if own_split.is_file() and not _same_split(sp, Split.load(own_split)):
-            raise ScarlabError(f"{run.path} was made with another split than {split}; leave out the split to use "
-                               "the run's own split.npz")
-    elif own_split.is_file():
-        sp = Split.load(own_split)
-    else:
-        raise ScarlabError(f"{run.path} has no split.npz: pass the split to evaluate against (split=..., --split)")
-    ocfg = orig.config if orig is not None else {}
-    dataset = cfg.get("dataset") or ocfg.get("dataset")
-    if not dataset:
-        raise ScarlabError(f"{run.path}: its config names no dataset and no original run is known; pass --original")
-    ds = load_dataset(dataset, cfg.get("data_root") or ocfg.get("data_root"))
-    _check_split(sp, ds)
-    if retr is not None and retr is not run and retr.file("split.npz").is_file() \
-            and not _same_split(sp, Split.load(retr.file("split.npz"))):
-        raise ScarlabError(f"retrained run {retr.path} forgot another split than the one evaluated; pass the oracle "
-                           "trained on this split")
+    orig, retr = _references(run, stage, original, retrained)
+    sp = _evaluated_split(run, split)
+    ds = _dataset(run, orig, retr, sp)
     device = resolve_device(device)
     model = load_checkpoint(run.file("checkpoints/model.pt"), device)
     if model.fc.out_features != ds.num_classes:
         raise ScarlabError(f"{run.path}'s model has {model.fc.out_features} outputs but {ds.name} has "
                            f"{ds.num_classes} classes")
-    scenario, seed = sp.scenario, int(cfg.get("seed") or 0)
+    seed = int(run.config.get("seed") or 0)
     a_or = _a_or(orig, run, model, ds, sp, device)
-
-    target = run
-    if out is not None:
-        config = {"method": method, "variant": cfg.get("variant") or {}, "dataset": ds.name, "model": cfg.get("model") or ocfg.get("model"),
-                  "scenario": scenario, "forget_classes": list(sp.forget_classes), "forget_size": len(sp.forget_idx),
-                  "seed": seed, "run": str(run.path.resolve()), "split": str(split) if split else None,
-                  "data_root": cfg.get("data_root") or ocfg.get("data_root"), "mia_repeats": mia_repeats}
-        parents = {"original": (orig.path if orig is not None else run.path).resolve()}
-        if retr is not None:
-            parents["retrained"] = retr.path.resolve()
-        if split is not None:
-            parents["split"] = Path(split).resolve()
-        target = RunDir.create(out, stage="evaluate", config=config, parents=parents, overwrite=overwrite,
-                               device=device)
+    target = run if out is None else _evaluation_run(run, orig, retr, sp, ds, split, out, mia_repeats, seed,
+                                                      overwrite, device)
     try:
         bar = tqdm(total=4, desc=f"evaluate {run.path.name}", unit="part", disable=not progress, leave=False)
         with bar:
@@ -213,12 +156,7 @@ def evaluate_run(run, original=None, retrained=None, split=None, out=None, devic
             metrics["time/unlearn_s"] = float(run.metrics["time/unlearn_s"])
         if out is not None:
             sp.save(target.file("split.npz"))
-        write_json(target.file("perclass.json"), perclass)
-        written = ["metrics.json", "perclass.json"]
-        if steps:
-            _write_csv(target.file("mia_steps.csv"), steps, STEP_COLUMNS)
-            written.append("mia_steps.csv")
-        target.write_metrics(metrics)
+        written = _write_results(target, metrics, perclass, steps)
     except BaseException as exc:
         msg = str(exc) if isinstance(exc, ScarlabError) else f"{type(exc).__name__}: {exc}"
         if out is not None:
@@ -233,6 +171,81 @@ def evaluate_run(run, original=None, retrained=None, split=None, out=None, devic
         target.update_manifest(files=files, evaluation={"status": "complete", "finished": time.time(),
                                                         "evaluate_s": round(metrics["time/evaluate_s"], 3)})
     return {**target.metrics, **metrics}
+
+
+def _references(run: RunDir, stage: str | None, original, retrained) -> tuple[RunDir | None, RunDir | None]:
+    """The original (given, the run itself, or its manifest parent) and the retrained oracle (given, the run itself,
+    or its manifest parent when complete: else None, with a warning when one was recorded)."""
+    orig_path = Path(original) if original else (run.path if stage == "train_original" else _parent(run, "original"))
+    orig = _run_dir(orig_path, "original run", ORIGINAL) if orig_path else None
+    if retrained:
+        return orig, _run_dir(retrained, "retrained run", RETRAINED)
+    if stage == "train_retrained":
+        return orig, run
+    p = _parent(run, "retrained")
+    retr = RunDir(p) if p and (p / "manifest.json").is_file() and RunDir(p).status == "complete" else None
+    if retr is not None:
+        retr.require_role("retrained run", RETRAINED)
+    if p and retr is None:
+        warnings.warn(f"retrained parent {p} is missing or incomplete: privacy score skipped (NaN)")
+    return orig, retr
+
+
+def _evaluated_split(run: RunDir, split) -> Split:
+    """The split given (which must be the run's own when it has one), else the run's split.npz."""
+    own_split = run.file("split.npz")
+    if split is not None:
+        sp = load_split(split)
+        if own_split.is_file() and not _same_split(sp, Split.load(own_split)):
+            raise ScarlabError(f"{run.path} was made with another split than {split}; leave out the split to use "
+                               "the run's own split.npz")
+        return sp
+    if own_split.is_file():
+        return Split.load(own_split)
+    raise ScarlabError(f"{run.path} has no split.npz: pass the split to evaluate against (split=..., --split)")
+
+
+def _dataset(run: RunDir, orig: RunDir | None, retr: RunDir | None, sp: Split) -> Dataset:
+    """The data set the run (or its original) was made on; the split must fit it and be the oracle's too."""
+    cfg, ocfg = run.config, orig.config if orig is not None else {}
+    dataset = cfg.get("dataset") or ocfg.get("dataset")
+    if not dataset:
+        raise ScarlabError(f"{run.path}: its config names no dataset and no original run is known; pass --original")
+    ds = load_dataset(dataset, cfg.get("data_root") or ocfg.get("data_root"))
+    check_split(sp, ds)
+    if retr is not None and retr is not run and retr.file("split.npz").is_file() \
+            and not _same_split(sp, Split.load(retr.file("split.npz"))):
+        raise ScarlabError(f"retrained run {retr.path} forgot another split than the one evaluated; pass the oracle "
+                           "trained on this split")
+    return ds
+
+
+def _evaluation_run(run: RunDir, orig: RunDir | None, retr: RunDir | None, sp: Split, ds: Dataset, split, out,
+                    mia_repeats: int, seed: int, overwrite: bool, device: str) -> RunDir:
+    """A new run directory (stage ``evaluate``) for the evaluation of ``run`` (an original) against a split."""
+    cfg, ocfg = run.config, orig.config if orig is not None else {}
+    config = {"method": describe(run.path, run.manifest, cfg).method, "variant": cfg.get("variant") or {},
+              "dataset": ds.name, "model": cfg.get("model") or ocfg.get("model"), "scenario": sp.scenario,
+              "forget_classes": list(sp.forget_classes), "forget_size": len(sp.forget_idx), "seed": seed,
+              "run": str(run.path.resolve()), "split": str(split) if split else None,
+              "data_root": cfg.get("data_root") or ocfg.get("data_root"), "mia_repeats": mia_repeats}
+    parents = {"original": (orig.path if orig is not None else run.path).resolve()}
+    if retr is not None:
+        parents["retrained"] = retr.path.resolve()
+    if split is not None:
+        parents["split"] = Path(split).resolve()
+    return RunDir.create(out, stage="evaluate", config=config, parents=parents, overwrite=overwrite, device=device)
+
+
+def _write_results(target: RunDir, metrics: dict, perclass: dict, steps: list[dict]) -> list[str]:
+    """perclass.json, mia_steps.csv (with snapshots) and metrics.json (merged, last); returns the files written."""
+    write_json(target.file("perclass.json"), perclass)
+    written = ["metrics.json", "perclass.json"]
+    if steps:
+        _write_csv(target.file("mia_steps.csv"), steps, STEP_COLUMNS)
+        written.append("mia_steps.csv")
+    target.write_metrics(metrics)
+    return written
 
 
 def _a_or(orig: RunDir | None, run: RunDir, model, ds: Dataset, sp: Split, device: str) -> float:
@@ -259,10 +272,7 @@ def _compute(model, ds: Dataset, sp: Split, retr: RunDir | None, run: RunDir, de
     y_tr, y_te = ds.train.labels.numpy(), ds.test.labels.numpy()
     p_tr = _predict(model, ds, ds.train.images, device)  # one pass per data part
     p_te = _predict(model, ds, ds.test.images, device)
-    ftr = np.zeros(len(y_tr), bool)
-    ftr[sp.forget_idx] = True
-    fte = np.zeros(len(y_te), bool)
-    fte[sp.forget_test_idx] = True
+    ftr, fte = sp.forget_masks(len(y_tr), len(y_te))
     pred_tr, pred_te = p_tr.argmax(1), p_te.argmax(1)
     metrics = split_accuracies(pred_tr, y_tr, ftr, pred_te, y_te, fte if sp.scenario == "CR" else None, sp.scenario)
     k = ds.num_classes

@@ -36,7 +36,7 @@ from .features import extract
 from .models import MODELS, Classifier, create_model, save_checkpoint
 from .runs import RunDir
 from .stats import class_stats
-from .train import split_accuracies
+from .train import model_accuracies
 
 TORCHVISION_RESNETS = {("basic", (2, 2, 2, 2)): "resnet18", ("basic", (3, 4, 6, 3)): "resnet34",
                        ("bottleneck", (3, 4, 6, 3)): "resnet50"}
@@ -212,7 +212,7 @@ def run_import(cfg: ImportConfig, out: str | Path, overwrite: bool = False) -> R
         model = model.to(device)
         run.file("checkpoints").mkdir(exist_ok=True)
         save_checkpoint(model, run.file("checkpoints/model.pt"))
-        metrics = split_accuracies(model, ds, None, device)
+        metrics = model_accuracies(model, ds, None, device)
         feats, _ = extract(model, ds, ds.train.images, device)
         class_stats(feats, ds.train.labels, ds.num_classes, cfg.stats_delta,
                     model_name=weights.model).save(run.file("stats.npz"))

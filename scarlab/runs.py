@@ -42,6 +42,9 @@ ROLES = {"train_original": "original", "train_retrained": "retrained oracle", "u
 """the role a run plays for the stages that read it, by the stage that made it (its manifest's ``stage``)."""
 ORIGINAL, RETRAINED = ("train_original",), ("train_retrained",)
 HOLDS_SPLIT = ("split", "train_retrained", "unlearn", "evaluate")
+GROUPS = ("forget_train", "retain_test", "forget_test")
+"""the probe groups of a feature snapshot (``features/step_*.npz``, ``embedding.parquet``, ``thumbs.parquet``), by
+their ``group`` code 0, 1, 2 (CR: forget-class test points; HR: group 1 is the whole test set, 2 is empty)."""
 """the stages whose runs hold a split.npz (any of them can be passed as a split)."""
 
 
@@ -580,7 +583,3 @@ class RunDir:
                                f"expected {expected}")
         return self
 
-
-def find_runs(root: str | os.PathLike) -> list[RunDir]:
-    """Every run directory (a folder with a manifest.json) below ``root``, sorted by path."""
-    return [RunDir(p.parent) for p in sorted(Path(root).rglob("manifest.json"))]

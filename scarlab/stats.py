@@ -85,8 +85,8 @@ class ClassStats:
             raise ScarlabError(f"{path} is not readable class statistics ({type(exc).__name__}); recompute them with "
                                "`scarlab stats RUN` (RUN: the original's run directory)") from None
 
-    def metric(self, gamma1: float = 3.0, gamma2: float = 3.0, device="cpu", shrink_times: int = 2) -> "Metric":
-        return Metric(F.normalize(self.means, dim=1).to(device),
+    def metric(self, gamma1: float = 3.0, gamma2: float = 3.0, device="cpu", shrink_times: int = 2) -> "MahalanobisDistance":
+        return MahalanobisDistance(F.normalize(self.means, dim=1).to(device),
                       precision_from_cov(self.covs.double(), gamma1, gamma2, shrink_times).float().to(device),
                       self.delta, self.signed)
 
@@ -109,7 +109,7 @@ def class_stats(features: torch.Tensor, labels: torch.Tensor, num_classes: int, 
 
 
 @dataclass
-class Metric:
+class MahalanobisDistance:
     """Ready-to-use distance: L2-normalised class means ``mu`` [K, D] and precision matrices ``prec`` [K, D, D]."""
 
     mu: torch.Tensor

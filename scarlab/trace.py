@@ -16,10 +16,8 @@ from tqdm.auto import tqdm
 
 from .data import Dataset, Split
 from .features import extract
-from .runs import RunDir
-from .stats import Metric
-
-GROUPS = ("forget_train", "retain_test", "forget_test")  # group codes 0, 1, 2 in snapshots
+from .runs import GROUPS, RunDir
+from .stats import MahalanobisDistance
 
 
 @dataclass
@@ -55,7 +53,7 @@ class Tracer:
     With ``run=None`` (library use, tests) rows and snapshots are kept in memory only.
     """
 
-    def __init__(self, ds: Dataset, probe: Probe | None = None, metric: Metric | None = None,
+    def __init__(self, ds: Dataset, probe: Probe | None = None, metric: MahalanobisDistance | None = None,
                  forget_classes: list[int] | None = None, run: RunDir | None = None, every: int = 5,
                  device="cpu", model_name: str = "the model"):
         self.ds, self.probe, self.metric, self.run = ds, probe, metric, run
@@ -64,6 +62,9 @@ class Tracer:
         self.rows: list[dict] = []
         self.snapshots: dict[int, dict] = {}
         self.targets: np.ndarray | None = None
+        """the probe points' targets (closest other class at the first snapshot), stored in every snapshot."""
+        self.recorded_targets: np.ndarray | None = None
+        """the method's own target class per forget sample (:meth:`record_targets`)."""
         self.last_step = -1
         self.progress: str | None = None
         """set to a description to show a progress bar of the steps (made at the first step) with the epoch and the
@@ -90,6 +91,11 @@ class Tracer:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+    def record_targets(self, targets) -> None:
+        """A method that declares ``targets`` hands over its final target class per forget sample here ([N_forget]
+        ints, -1 = none chosen); the stage saves them as ``trace/targets.npz``."""
+        self.recorded_targets = np.asarray(targets)
 
     def due(self, step: int) -> bool:
         return step == 0 or step % self.every == 0

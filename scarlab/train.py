@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
-from .data import Dataset, Split, batches, load_dataset, make_split
+from .data import Dataset, Split, batches, check_hr_classes, check_split, load_dataset, make_split
 from .device import resolve_device, seed_everything
 from .errors import ScarlabError, choose
 from .features import accuracy_on, extract
@@ -70,8 +70,9 @@ def fit(model, ds: Dataset, train_idx: np.ndarray, cfg: TrainConfig, device: str
     return history
 
 
-def split_accuracies(model, ds: Dataset, split: Split | None, device: str) -> dict:
-    """Final accuracies on forget/retain x train/test (just train/test without a split)."""
+def model_accuracies(model, ds: Dataset, split: Split | None, device: str) -> dict:
+    """Final accuracies of ``model`` on forget/retain x train/test (just train/test without a split): the keys of
+    :func:`scarlab.metrics.split_accuracies` (which works on predictions) plus ``acc/train``."""
     out = {"acc/train": accuracy_on(model, ds, ds.train.images, ds.train.labels, device),
            "acc/test": accuracy_on(model, ds, ds.test.images, ds.test.labels, device)}
     if split is not None:
@@ -99,22 +100,6 @@ def load_split(path: str | Path) -> Split:
                            "`scarlab split`") from None
 
 
-def check_split(split: Split, ds: Dataset, where: str = "the split") -> Split:
-    """A split made for another data set would index the wrong images (or past the end): refuse it."""
-    n_tr, n_te = len(ds.train), len(ds.test)
-    for name, idx, n in (("forget", split.forget_idx, n_tr), ("retain", split.retain_idx, n_tr),
-                         ("forget_test", split.forget_test_idx, n_te), ("retain_test", split.retain_test_idx, n_te)):
-        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= n):
-            raise ScarlabError(f"{where} does not fit {ds.name}: its {name} indices reach {int(idx.max())} but the "
-                               f"set has {n} images; make the split from this data set")
-    if len(split.forget_idx) + len(split.retain_idx) != n_tr:
-        raise ScarlabError(f"{where} does not fit {ds.name}: forget + retain = "
-                           f"{len(split.forget_idx) + len(split.retain_idx)} images, the training set has {n_tr}")
-    if len(split.forget_idx) == 0:
-        raise ScarlabError(f"{where} has an empty forget set")
-    return split
-
-
 def resolve_split(ds: Dataset, split: str | None, scenario: str, forget_classes, forget_size, seed) -> Split:
     if split:
         return check_split(load_split(split), ds, f"split {split}")
@@ -124,8 +109,8 @@ def resolve_split(ds: Dataset, split: str | None, scenario: str, forget_classes,
 def run_train(cfg: TrainConfig, out: str | Path, overwrite: bool = False, progress: bool = True) -> RunDir:
     """The `train` stage: one run directory holding the checkpoint, history, accuracies and (original) stats."""
     choose("role", cfg.role, ("original", "retrained"))
-    if cfg.role == "retrained" and cfg.scenario == "HR" and cfg.forget_classes and not cfg.split:
-        raise ScarlabError("HR forgets random samples, not classes: drop --forget-classes (or use --scenario CR)")
+    if cfg.role == "retrained" and not cfg.split:
+        check_hr_classes(cfg.scenario, cfg.forget_classes)
     device = resolve_device(cfg.device)
     ds = load_dataset(cfg.dataset, cfg.data_root)
     cfg = cfg.resolved(ds.name)
@@ -155,7 +140,7 @@ def run_train(cfg: TrainConfig, out: str | Path, overwrite: bool = False, progre
         train_s = time.perf_counter() - t0
         run.file("checkpoints").mkdir(exist_ok=True)
         save_checkpoint(model, run.file("checkpoints/model.pt"))
-        metrics = {**split_accuracies(model, ds, split, device), "time/train_s": train_s}
+        metrics = {**model_accuracies(model, ds, split, device), "time/train_s": train_s}
         if cfg.role == "original":
             feats, _ = extract(model, ds, ds.train.images, device)
             class_stats(feats, ds.train.labels, ds.num_classes, cfg.stats_delta,

@@ -317,7 +317,7 @@ def test_duck_targets_are_fixed_after_the_first_epoch():
         ctx.teacher.load_state_dict(ctx.model.state_dict())
         p = METHODS["duck"].params(epochs=epochs, stop=False, lr=5e-3, retain_batch_size=128, centroid_batches=2)
         METHODS["duck"].fn(ctx, p)
-        targets[epochs] = torch.as_tensor(ctx.tracer.targets_all)
+        targets[epochs] = torch.as_tensor(ctx.tracer.recorded_targets)
         n = len(ctx.forget)
         steps = [r for r in ctx.tracer.rows if "loss/total" in r]
         assert len(steps) == epochs * (p.retain_batches + 1)  # one forget batch (all 0s) per epoch

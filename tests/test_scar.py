@@ -14,7 +14,7 @@ from scarlab.data import ImageSet, load_dataset
 from scarlab.errors import ScarlabError
 from scarlab.models import load_checkpoint
 from scarlab.runs import RunDir
-from scarlab.stats import ClassStats, Metric, class_stats, correlation, shrink, tukey
+from scarlab.stats import ClassStats, MahalanobisDistance, class_stats, correlation, shrink, tukey
 from scarlab.trace import Tracer
 from scarlab.unlearn import METHODS, Context
 from scarlab.unlearn.scar import ScarParams, filter_surrogate_cr
@@ -257,7 +257,7 @@ def test_targets_are_chosen_once_and_kept(digits_original, timing, expected_call
     _scar_run(ctx, epochs=3, target_timing=timing, steps_per_forget_batch=2)
     n_batches = -(-len(ctx.forget) // 64)
     assert len(calls) == (n_batches if expected_calls == "per_batch" else 1)
-    t = ctx.tracer.targets_all
+    t = ctx.tracer.recorded_targets
     assert (t >= 0).all() and (t != 0).all()  # every forget sample got a target, never its own class
 
 

@@ -50,7 +50,7 @@ from scarlab.data import load_dataset, load_surrogate, make_split
 from scarlab.features import extract, predict
 from scarlab.models import load_checkpoint
 from scarlab.stats import ClassStats
-from scarlab.train import run_train, split_accuracies
+from scarlab.train import model_accuracies as split_accuracies, run_train
 from scarlab.unlearn.stage import run_unlearn
 
 work = Path(tempfile.mkdtemp(prefix="how_scar_forgets_"))

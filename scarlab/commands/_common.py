@@ -47,6 +47,13 @@ def options(args, *extra_keys: str) -> tuple[object, object | None]:
     return cfg, run
 
 
+def require_runs(runs, usage: str, what: str = "at least one run directory"):
+    """The command's positional run directories; none is a one-line error with the command's usage line."""
+    if not runs:
+        raise ScarlabError(f"give {what}: scarlab {usage}")
+    return runs
+
+
 def print_metrics(metrics: dict) -> None:
     for k, v in metrics.items():
         print(f"  {k:28s} {v:.4f}" if isinstance(v, float) else f"  {k:28s} {v}")

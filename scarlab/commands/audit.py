@@ -114,8 +114,7 @@ def run(args) -> int:
     from ..errors import ScarlabError
 
     cfg, _ = _common.options(args)
-    if not cfg.runs:
-        raise ScarlabError("give at least one run directory: scarlab audit RUN [RUN ...] --shadows K")
+    _common.require_runs(cfg.runs, "audit RUN [RUN ...] --shadows K")
     failed = 0
     for path in cfg.runs:
         try:

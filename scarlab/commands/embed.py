@@ -18,11 +18,9 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..device import resolve_device
     from ..embed import run_embed
-    from ..errors import ScarlabError
 
     cfg, _ = _common.options(args)
-    if not cfg.runs:
-        raise ScarlabError("give at least one run directory: scarlab embed RUN [RUN ...]")
+    _common.require_runs(cfg.runs, "embed RUN [RUN ...]")
     device = resolve_device(cfg.device)
     for r in cfg.runs:
         out = run_embed(r, original=cfg.original, force=cfg.force, device=device, progress=not cfg.quiet)

@@ -29,8 +29,7 @@ def run(args) -> int:
     from ..runs import make_folder
 
     cfg, _ = _common.options(args)
-    if not cfg.runs:
-        raise ScarlabError("give at least one run directory: scarlab evaluate RUN [RUN ...]")
+    _common.require_runs(cfg.runs, "evaluate RUN [RUN ...]")
     if cfg.out and len(cfg.runs) != 1:
         raise ScarlabError("--out evaluates one run (an original model against --split); pass a single RUN")
     if cfg.summary:  # made first: a summary folder that cannot be made is found before any run is evaluated

@@ -16,15 +16,13 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..data import load_dataset
     from ..device import resolve_device
-    from ..errors import ScarlabError
     from ..features import extract
     from ..models import load_checkpoint
     from ..runs import ORIGINAL, RunDir
     from ..stats import class_stats
 
     cfg, _ = _common.options(args)
-    if not cfg.run:
-        raise ScarlabError("give the original run directory: scarlab stats RUN")
+    _common.require_runs(cfg.run, "stats RUN", "the original run directory")
     run_dir = RunDir(cfg.run).require_complete("original run", ORIGINAL)
     rcfg = run_dir.config
     device = resolve_device(cfg.device)

@@ -60,16 +60,16 @@ directory; a stage whose dependency was just executed runs again too.
 **Failure.** A stage whose notebook raises is recorded ``failed`` with the notebook cell's error message (for a
 stage that creates its run, in the run's ``status`` and ``error`` too), its executed notebook is kept, the stages
 that depend on it are reported ``blocked`` and every independent branch carries on. The final compare stage
-(08_compare, ``scarlab.evaluate.summarize``) lists every run of the plan that exists: evaluated ones with their
+(08_compare, ``scarlab.results.summarize``) lists every run of the plan that exists: evaluated ones with their
 metrics, failed ones with their status and error.
 """
-from .config import (KINDS, NOTEBOOKS, STAGE_NOTEBOOKS, TRAIN_OPTIONS, PipelineConfig, check_retain,
+from .config import (KINDS, NOTEBOOKS, STAGE_NOTEBOOKS, TRAIN_OPTIONS, PipelineConfig,
                      config_from_dict, parse_sets, validate)
 from .plan import StageSpec, fingerprint, grid, notebook_hash, notebook_source, plan, plan_points
 from .run import run_pipeline
 from .stage import StageFailed, effective, ensure_kernel, execute_stage, stage_state
 
 __all__ = ["KINDS", "NOTEBOOKS", "STAGE_NOTEBOOKS", "TRAIN_OPTIONS", "PipelineConfig", "StageFailed", "StageSpec",
-           "check_retain", "config_from_dict", "effective", "ensure_kernel", "execute_stage", "fingerprint", "grid",
+           "config_from_dict", "effective", "ensure_kernel", "execute_stage", "fingerprint", "grid",
            "notebook_hash", "notebook_source", "parse_sets", "plan", "plan_points", "run_pipeline",
            "stage_state", "validate"]

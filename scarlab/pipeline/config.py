@@ -8,7 +8,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import SEED, ModelOptions, bounded
+from ..config import SEED, SURROGATE_SIZE, ModelOptions, bounded
 from ..errors import ScarlabError, choose
 from ..runs import replacing
 from ..schema import check_bounds, coerce, nearest
@@ -56,7 +56,7 @@ class PipelineConfig(ModelOptions):
     """OOD images for methods that read them: imagefolder:PATH, sample_edges, sample_images, gaussian_noise, auto."""
     surrogate_chunks: int | None = None
     """imagefolder surrogate: use only the first k chunk folders; None = all."""
-    surrogate_size: int = bounded(2000, low=1)
+    surrogate_size: int = bounded(SURROGATE_SIZE, low=1)
     """generated surrogates: how many images."""
     epochs: int | None = None
     """training epochs of the original and retrained models; None = data set default (digits 12, else 30)."""
@@ -174,53 +174,75 @@ def param_types(owner: str, names) -> dict:
 
 def validate(cfg: PipelineConfig, check_device: bool = True) -> PipelineConfig:
     """Check every name and value of one grid point before anything runs; returns a copy with typed, resolved
-    parameters. ``check_device=False``: the stages run on other machines, which check the device themselves."""
-    from ..data import DATASETS, SURROGATES, image_folder_side
+    parameters. ``check_device=False``: the stages run on other machines, which check the device themselves.
+    The steps run in this order, so the first error a user sees does not depend on the grid point's size."""
     from ..device import resolve_device
-    from ..models import MODELS, check_image_size, default_model
-    from ..unlearn import METHODS
 
     cfg = dataclasses.replace(cfg)
     _check_types(cfg)
-    # data set and forget classes
-    if cfg.dataset.startswith("imagefolder:"):
-        path = Path(cfg.dataset.split(":", 1)[1]).expanduser()
-        if not (path / "train").is_dir() or not (path / "test").is_dir():
-            raise ScarlabError(f"--dataset {cfg.dataset}: expected {path}/train/<class>/ and {path}/test/<class>/")
-        n_classes = sum(1 for p in (path / "train").iterdir() if p.is_dir())
-        # absolute, so that `../data/x` and `/home/me/data/x` are one data set (one fingerprint, reused stages)
-        cfg.dataset = f"imagefolder:{path.resolve()}"
-    else:
+    n_classes = _resolve_dataset(cfg)
+    _check_forget(cfg, n_classes)
+    _resolve_model(cfg)
+    _check_methods(cfg)
+    _check_params(cfg)
+    _check_seeds_and_sizes(cfg)
+    _resolve_surrogate(cfg)
+    _check_shadows(cfg)
+    if check_device:
+        resolve_device(cfg.device)
+    _resolve_locations(cfg)
+    return cfg
+
+
+def _resolve_dataset(cfg: PipelineConfig) -> int:
+    """The data set's name (an image folder made absolute, so that `../data/x` and `/home/me/data/x` are one data
+    set: one fingerprint, reused stages) and its number of classes, known without loading it."""
+    from ..data import DATASETS
+
+    if not cfg.dataset.startswith("imagefolder:"):
         choose("dataset", cfg.dataset, DATASETS)
-        n_classes = CLASS_COUNTS[cfg.dataset]
-    choose("scenario", cfg.scenario, ("CR", "HR"))
+        return CLASS_COUNTS[cfg.dataset]
+    path = Path(cfg.dataset.split(":", 1)[1]).expanduser()
+    if not (path / "train").is_dir() or not (path / "test").is_dir():
+        raise ScarlabError(f"--dataset {cfg.dataset}: expected {path}/train/<class>/ and {path}/test/<class>/")
+    cfg.dataset = f"imagefolder:{path.resolve()}"
+    return sum(1 for p in (path / "train").iterdir() if p.is_dir())
+
+
+def _check_forget(cfg: PipelineConfig, n_classes: int) -> None:
+    """The forget sets (CR; a set listed twice runs once) or the forget size (HR), as the split stage checks them."""
+    from ..data import SCENARIOS, check_forget_classes, check_forget_size, check_hr_classes
+
+    choose("scenario", cfg.scenario, SCENARIOS)
     if cfg.scenario == "CR":
-        sets = cfg.forget_sets()
-        if not sets or any(not s for s in sets):
-            raise ScarlabError("CR needs forget classes: pass --forget-classes, e.g. --forget-classes 0")
+        sets = cfg.forget_sets() or [[]]
         for s in sets:
-            bad = [c for c in s if not 0 <= c < n_classes]
-            if bad:
-                raise ScarlabError(f"forget class {bad[0]} is out of range: {cfg.dataset} has classes 0..{n_classes - 1}")
-            if len(s) >= n_classes:
-                raise ScarlabError("CR cannot forget every class: leave at least one class to retain")
-        cfg.forget_classes = [list(s) for s in dict.fromkeys(tuple(s) for s in sets)]  # a set listed twice runs once
+            check_forget_classes(s, n_classes, cfg.dataset)
+        cfg.forget_classes = [list(s) for s in dict.fromkeys(tuple(s) for s in sets)]
     else:
-        if cfg.forget_sets():
-            raise ScarlabError("HR forgets random samples, not classes: drop --forget-classes (or use --scenario CR)")
-        if not cfg.forget_size or cfg.forget_size < 1:
-            raise ScarlabError("HR needs a forget size: pass --forget-size N")
-        n_train = _train_size(cfg.dataset)
-        if n_train is not None and cfg.forget_size >= n_train:
-            raise ScarlabError(f"HR forget size {cfg.forget_size} must be smaller than the training set of "
-                               f"{cfg.dataset} ({n_train} images)")
+        check_hr_classes(cfg.scenario, cfg.forget_sets())
+        check_forget_size(cfg.forget_size or None, _train_size(cfg.dataset))
         cfg.forget_classes = []
+
+
+def _resolve_model(cfg: PipelineConfig) -> None:
+    """The model (the data set's default when none is named); an image folder's images must be large enough for it,
+    else the train stages would fail on them."""
+    from ..data import image_folder_side
+    from ..models import MODELS, check_image_size, default_model
+
     cfg.model = cfg.model or default_model(cfg.dataset)
     choose("model", cfg.model, MODELS)
     side = image_folder_side(Path(cfg.dataset.split(":", 1)[1])) if cfg.dataset.startswith("imagefolder:") else None
-    if side is not None:  # else the train stages would fail on images too small for the model
+    if side is not None:
         check_image_size(cfg.model, side)
-    # methods, their parameters, the retain set
+
+
+def _check_methods(cfg: PipelineConfig) -> None:
+    """At least one method, each registered (listed once) and able to run with or without the retain set."""
+    from ..unlearn import METHODS
+    from ..unlearn.base import check_retain
+
     if isinstance(cfg.methods, str):
         cfg.methods = [m for m in cfg.methods.split(",") if m.strip()]
     cfg.methods = list(dict.fromkeys(m.strip() for m in cfg.methods))
@@ -230,7 +252,14 @@ def validate(cfg: PipelineConfig, check_device: bool = True) -> PipelineConfig:
     if unknown:
         raise ScarlabError(f"unknown method(s) {', '.join(unknown)}; registered methods: {', '.join(METHODS)}")
     for m in cfg.methods:
-        check_retain(m, cfg.retain_available)
+        check_retain(m, cfg.retain_available, "which --no-retain withholds")
+
+
+def _check_params(cfg: PipelineConfig) -> None:
+    """``params`` typed by their owners' declarations, then every method's ranges and choices as the unlearn stage
+    will see them (``unlearn_epochs`` included)."""
+    from ..unlearn import METHODS
+
     params = {}
     for owner, values in (cfg.params or {}).items():
         if not isinstance(values, dict):
@@ -244,13 +273,16 @@ def validate(cfg: PipelineConfig, check_device: bool = True) -> PipelineConfig:
         if v is not None and not v > 0:
             raise ScarlabError(f"train.{k} must be positive, got {v!r}")
     cfg.params = params
-    for m in cfg.methods:  # ranges and choices of every method's parameters, as the unlearn stage will see them
+    for m in cfg.methods:
         given = {**({"epochs": cfg.unlearn_epochs} if cfg.unlearn_epochs else {}), **params.get(m, {})}
         try:
             METHODS[m].make_params(given, "digits" if cfg.dataset == "digits" else None)
         except ScarlabError as exc:
             raise ScarlabError(f"{m}: {exc}") from None
-    # seeds, sizes, switches
+
+
+def _check_seeds_and_sizes(cfg: PipelineConfig) -> None:
+    """Seeds (whole numbers, each once), the declared ranges, the optional counts and the switches that go together."""
     if isinstance(cfg.seeds, (int, str)):
         cfg.seeds = [cfg.seeds]
     cfg.seeds = list(dict.fromkeys(coerce(s, int, "seeds") for s in cfg.seeds))
@@ -263,16 +295,23 @@ def validate(cfg: PipelineConfig, check_device: bool = True) -> PipelineConfig:
             raise ScarlabError(f"{name} must be a positive integer, got {v!r}")
     if cfg.embed and not cfg.evaluate:
         raise ScarlabError("--embed runs inside the evaluation stage: drop --no-evaluate")
-    if cfg.surrogate.startswith("imagefolder:"):
-        folder = Path(cfg.surrogate.split(":", 1)[1]).expanduser()
-        if not folder.is_dir():
-            raise ScarlabError(f"surrogate folder {folder} does not exist")
-        cfg.surrogate = f"imagefolder:{folder.resolve()}"
-    else:
+
+
+def _resolve_surrogate(cfg: PipelineConfig) -> None:
+    """A named surrogate, or an existing image folder (made absolute, like the data set)."""
+    from ..data import SURROGATES
+
+    if not cfg.surrogate.startswith("imagefolder:"):
         choose("surrogate", cfg.surrogate, SURROGATES)
-    _check_shadows(cfg)
-    if check_device:
-        resolve_device(cfg.device)
+        return
+    folder = Path(cfg.surrogate.split(":", 1)[1]).expanduser()
+    if not folder.is_dir():
+        raise ScarlabError(f"surrogate folder {folder} does not exist")
+    cfg.surrogate = f"imagefolder:{folder.resolve()}"
+
+
+def _resolve_locations(cfg: PipelineConfig) -> None:
+    """--out must not be a file; every stage notebook planned (the audit's only with shadows) must be there."""
     if Path(cfg.out).expanduser().exists() and not Path(cfg.out).expanduser().is_dir():
         raise ScarlabError(f"--out {cfg.out} is a file, not a folder; choose another --out")
     nb = Path(cfg.notebooks).expanduser() if cfg.notebooks else NOTEBOOKS
@@ -282,7 +321,6 @@ def validate(cfg: PipelineConfig, check_device: bool = True) -> PipelineConfig:
         raise ScarlabError(f"stage notebook(s) {', '.join(missing)} (or their .py pairs) not found in {nb}; pass "
                            "--notebooks DIR (a scarlab checkout's notebooks/ folder)")
     cfg.notebooks = str(nb.resolve())
-    return cfg
 
 
 def _check_shadows(cfg: PipelineConfig) -> None:
@@ -353,13 +391,3 @@ def _train_size(dataset: str) -> int | None:
         return sum(1 for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
     return None
 
-
-def check_retain(method: str, retain_available: bool = True) -> None:
-    """Raise a clear error when ``method`` is unknown, or needs the retain set and it is withheld."""
-    from ..unlearn import METHODS
-
-    choose("method", method, METHODS)
-    if not retain_available and "retain" in METHODS[method].needs:
-        free = [m for m, s in METHODS.items() if "retain" not in s.needs]
-        raise ScarlabError(f"method {method!r} needs the retain set, which --no-retain withholds; methods that "
-                           f"work without it: {', '.join(free)}")

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import SURROGATE_SIZE
 from ..errors import ScarlabError
 from ..schema import kind
 from .config import NEVER_AXES, STAGE_NOTEBOOKS, PipelineConfig, param_types, validate
@@ -203,120 +204,171 @@ def _slug(dataset: str) -> str:
 
 
 def _plan_point(cfg: PipelineConfig) -> tuple[list[StageSpec], list[str]]:
-    """The stages of one validated grid point except the compare stage, and the run directories it evaluates."""
-    from ..unlearn import METHODS
+    """The stages of one validated grid point except the compare stage, and the run directories it evaluates:
+    the original, then per forget set its split and retrained oracle, their evaluations (and audits), and every
+    method's unlearn runs, in dependency order."""
+    point = _Point(cfg)
+    original = point.original()
+    for fset in cfg.forget_sets() if cfg.scenario == "CR" else [[]]:
+        branch = point.split(original, fset)
+        point.evaluate_references(original, branch)
+        for method in cfg.methods:
+            point.method(original, branch, method)
+    return point.specs, point.evaluated
 
-    root = Path(cfg.out).expanduser().resolve()
-    nb = Path(cfg.notebooks)
-    code = {kind: notebook_hash(nb / name) for kind, name in STAGE_NOTEBOOKS.items()}
-    base = root / f"{_slug(cfg.dataset)}__{cfg.model}"
-    opts = cfg.params.get("train", {})
-    common = dict(dataset=cfg.dataset, data_root=cfg.data_root)
-    train = dict(common, model=cfg.model, epochs=cfg.epochs, batch_size=opts.get("batch_size"), lr=opts.get("lr"),
-                 optimizer=opts.get("optimizer"), augment=opts.get("augment", True), seed=cfg.train_seed,
-                 device=cfg.device, out_dir=None, overwrite=False)
-    specs: list[StageSpec] = []
-    evaluated: list[str] = []
 
-    def fp(kind: str, params: dict, deps: list[StageSpec] = ()) -> str:
-        return fingerprint(kind, params, [d.fingerprint for d in deps], code[kind])
+@dataclass
+class _Branch:
+    """One forget set's stages and names, as the stages below it need them."""
 
-    def add(kind: str, run_dir: Path, params: dict, deps: list[StageSpec] = (), **kw) -> StageSpec:
-        specs.append(_spec(kind, root, run_dir, params, fp(kind, params, deps), nb, deps, **kw))
-        return specs[-1]
+    sdir: Path
+    tag: str
+    info: dict
+    split: StageSpec
+    retrained: StageSpec
+    shadow_train: StageSpec | None = None
+    retrained_eval: StageSpec | None = None
+    variants: dict = field(default_factory=dict)
+    """the unlearned shadows of one method variant (they serve all its seeds)."""
 
-    def add_shadows(sdir: Path, name: str, params: dict, deps: list[StageSpec], **kw) -> StageSpec:
+
+class _Point:
+    """Adds the stages of one grid point to ``specs`` (each with its fingerprint) and the runs it evaluates to
+    ``evaluated``."""
+
+    def __init__(self, cfg: PipelineConfig):
+        self.cfg = cfg
+        self.root = Path(cfg.out).expanduser().resolve()
+        self.nb = Path(cfg.notebooks)
+        self.code = {kind: notebook_hash(self.nb / name) for kind, name in STAGE_NOTEBOOKS.items()}
+        self.base = self.root / f"{_slug(cfg.dataset)}__{cfg.model}"
+        opts = cfg.params.get("train", {})
+        self.common = dict(dataset=cfg.dataset, data_root=cfg.data_root)
+        self.train = dict(self.common, model=cfg.model, epochs=cfg.epochs, batch_size=opts.get("batch_size"),
+                          lr=opts.get("lr"), optimizer=opts.get("optimizer"), augment=opts.get("augment", True),
+                          seed=cfg.train_seed, device=cfg.device, out_dir=None, overwrite=False)
+        self.specs: list[StageSpec] = []
+        self.evaluated: list[str] = []
+
+    def fp(self, kind: str, params: dict, deps: list[StageSpec] = ()) -> str:
+        return fingerprint(kind, params, [d.fingerprint for d in deps], self.code[kind])
+
+    def add(self, kind: str, run_dir: Path, params: dict, deps: list[StageSpec] = (), **kw) -> StageSpec:
+        self.specs.append(_spec(kind, self.root, run_dir, params, self.fp(kind, params, deps), self.nb, deps, **kw))
+        return self.specs[-1]
+
+    def add_shadows(self, sdir: Path, name: str, params: dict, deps: list[StageSpec], **kw) -> StageSpec:
         """A shadow stage (06_shadows): its members go to the audit module's folder, sdir/shadows__<fp8>/ (known
         only once the split exists); the stage's own record and executed notebook to sdir/shadow_stages/<name>/."""
-        where = sdir / "shadow_stages" / name
+        cfg, where = self.cfg, sdir / "shadow_stages" / name
         params = dict(params, shadows=cfg.shadows, seed=cfg.audit_seed, shadow_dir=None, device=cfg.device,
                       members_file=str(where / "members.json"), jobs=cfg.jobs)
-        return add("shadows", where, params, deps, creates_run=False, record=str(where / "stage.json"), **kw)
+        return self.add("shadows", where, params, deps, creates_run=False, record=str(where / "stage.json"), **kw)
 
-    def add_audit(evaluation: StageSpec, shadows: list[StageSpec], label: str, info: dict) -> StageSpec:
+    def add_audit(self, evaluation: StageSpec, shadows: list[StageSpec], label: str, info: dict) -> StageSpec:
         """The audit of one evaluated run (07_audit), into that run in place, after its evaluation."""
-        params = dict(run=evaluation.run_dir, shadows=cfg.shadows, seed=cfg.audit_seed, shadow_dir=None,
-                      delta=1e-5, alpha=0.05, device=cfg.device)
-        return add("audit", Path(evaluation.run_dir), params, [*shadows, evaluation], creates_run=False,
-                   output="audit.ipynb", label=label, info=info)
+        params = dict(run=evaluation.run_dir, shadows=self.cfg.shadows, seed=self.cfg.audit_seed, shadow_dir=None,
+                      delta=1e-5, alpha=0.05, device=self.cfg.device)
+        return self.add("audit", Path(evaluation.run_dir), params, [*shadows, evaluation], creates_run=False,
+                        output="audit.ipynb", label=label, info=info)
 
-    orig_dir = base / f"original__{fp('train_original', train)[:8]}"
-    original = add("train_original", orig_dir, {**train, "out_dir": str(orig_dir)}, label="train original",
-                   info={"method": "original"})
-    for fset in cfg.forget_sets() if cfg.scenario == "CR" else [[]]:
-        split_params = dict(common, scenario=cfg.scenario, forget_classes=list(fset), forget_size=cfg.forget_size,
-                            seed=cfg.split_seed, out_dir=None, overwrite=False)
-        retr_params = dict(train, split=None, scenario=cfg.scenario, forget_classes=list(fset),
+    def original(self) -> StageSpec:
+        """01_train_original: one per data set, model and training configuration."""
+        orig_dir = self.base / f"original__{self.fp('train_original', self.train)[:8]}"
+        return self.add("train_original", orig_dir, {**self.train, "out_dir": str(orig_dir)}, label="train original",
+                        info={"method": "original"})
+
+    def split(self, original: StageSpec, fset: list[int]) -> _Branch:
+        """02_split and 03_train_retrained of one forget set (and, with shadows, its shadow originals and oracles),
+        in a folder named by the split and both trainings."""
+        cfg = self.cfg
+        split_params = dict(self.common, scenario=cfg.scenario, forget_classes=list(fset),
+                            forget_size=cfg.forget_size, seed=cfg.split_seed, out_dir=None, overwrite=False)
+        retr_params = dict(self.train, split=None, scenario=cfg.scenario, forget_classes=list(fset),
                            forget_size=cfg.forget_size)
-        h = fingerprint("split-id", {}, [original.fingerprint, fp("split", split_params),
-                                         fp("train_retrained", retr_params)])
+        h = fingerprint("split-id", {}, [original.fingerprint, self.fp("split", split_params),
+                                         self.fp("train_retrained", retr_params)])
         what = ("f" + "-".join(map(str, fset))) if cfg.scenario == "CR" else f"n{cfg.forget_size}-s{cfg.split_seed}"
         split_id = f"{cfg.scenario}-{what}__{h[:8]}"
-        sdir = base / split_id
+        sdir = self.base / split_id
         info = {"scenario": cfg.scenario, "forget_classes": list(fset), "forget_size": cfg.forget_size,
                 "split_id": split_id}
         tag = f"{cfg.scenario} {','.join(map(str, fset))}" if cfg.scenario == "CR" else f"HR {cfg.forget_size}"
-        split = add("split", sdir / "split", {**split_params, "out_dir": str(sdir / "split")}, label=f"split {tag}",
-                    info=info)
-        retrained = add("train_retrained", sdir / "retrained",
-                        {**retr_params, "split": split.run_dir, "out_dir": str(sdir / "retrained")}, [split],
-                        label=f"train retrained {tag}", info={**info, "method": "retrained"})
+        split = self.add("split", sdir / "split", {**split_params, "out_dir": str(sdir / "split")},
+                         label=f"split {tag}", info=info)
+        retrained = self.add("train_retrained", sdir / "retrained",
+                             {**retr_params, "split": split.run_dir, "out_dir": str(sdir / "retrained")}, [split],
+                             label=f"train retrained {tag}", info={**info, "method": "retrained"})
+        branch = _Branch(sdir, tag, info, split, retrained)
         if cfg.shadows:  # validate: evaluate is on
-            shadow_train = add_shadows(sdir, "train", dict(run=None, original=original.run_dir, split=split.run_dir,
-                                                           populations=["original", "retrained"]),
-                                       [original, split], label=f"shadows {tag}", info=info)
-        if cfg.evaluate:
-            ev = dict(run=original.run_dir, original=None, retrained=retrained.run_dir, split=split.run_dir,
-                      out_dir=str(sdir / "original_eval"), embed=False, device=cfg.device)
-            original_eval = add("evaluate", sdir / "original_eval", ev, [original, split, retrained],
-                                label=f"evaluate original {tag}", info={**info, "method": "original"})
-            ev = dict(run=retrained.run_dir, original=original.run_dir, retrained=None, split=None, out_dir=None,
-                      embed=cfg.embed, device=cfg.device)
-            retrained_eval = add("evaluate", sdir / "retrained", ev, [retrained, original], creates_run=False,
-                                 output="evaluate.ipynb", label=f"evaluate retrained {tag}",
-                                 info={**info, "method": "retrained"})
-            evaluated += [str(sdir / "original_eval"), retrained.run_dir]
+            branch.shadow_train = self.add_shadows(
+                sdir, "train", dict(run=None, original=original.run_dir, split=split.run_dir,
+                                    populations=["original", "retrained"]),
+                [original, split], label=f"shadows {tag}", info=info)
+        return branch
+
+    def evaluate_references(self, original: StageSpec, b: _Branch) -> None:
+        """05_evaluate of the original against the split (into original_eval) and of the retrained oracle in
+        place; with shadows, their audits (the oracle's from RETRAINED_AUDIT_MIN shadows)."""
+        cfg = self.cfg
+        if not cfg.evaluate:
+            return
+        ev = dict(run=original.run_dir, original=None, retrained=b.retrained.run_dir, split=b.split.run_dir,
+                  out_dir=str(b.sdir / "original_eval"), embed=False, device=cfg.device)
+        original_eval = self.add("evaluate", b.sdir / "original_eval", ev, [original, b.split, b.retrained],
+                                 label=f"evaluate original {b.tag}", info={**b.info, "method": "original"})
+        ev = dict(run=b.retrained.run_dir, original=original.run_dir, retrained=None, split=None, out_dir=None,
+                  embed=cfg.embed, device=cfg.device)
+        b.retrained_eval = self.add("evaluate", b.sdir / "retrained", ev, [b.retrained, original], creates_run=False,
+                                    output="evaluate.ipynb", label=f"evaluate retrained {b.tag}",
+                                    info={**b.info, "method": "retrained"})
+        self.evaluated += [str(b.sdir / "original_eval"), b.retrained.run_dir]
+        if cfg.shadows:
+            self.add_audit(original_eval, [b.shadow_train], f"audit original {b.tag}",
+                           {**b.info, "method": "original"})
+            if cfg.shadows >= RETRAINED_AUDIT_MIN:  # below: not planned (config docstring says so)
+                self.add_audit(b.retrained_eval, [b.shadow_train], f"audit retrained {b.tag}",
+                               {**b.info, "method": "retrained"})
+
+    def method(self, original: StageSpec, b: _Branch, method: str) -> None:
+        """04_unlearn of one method, once per seed, each evaluated in place; with shadows, the method variant's
+        unlearned shadows (once for all seeds) and each run's audit."""
+        from ..unlearn import METHODS
+
+        cfg = self.cfg
+        spec = METHODS[method]
+        mparams = dict(cfg.params.get(method, {}))
+        if cfg.unlearn_epochs and "epochs" in {f.name for f in dataclasses.fields(spec.params)}:
+            mparams.setdefault("epochs", cfg.unlearn_epochs)
+        uses_surrogate = "surrogate" in spec.needs  # other methods ignore it: keep it out of their fingerprint
+        for seed in cfg.seeds:
+            up = dict(original=original.run_dir, retrained=b.retrained.run_dir, split=b.split.run_dir, method=method,
+                      params=mparams, seed=int(seed), surrogate=cfg.surrogate if uses_surrogate else "auto",
+                      surrogate_chunks=cfg.surrogate_chunks if uses_surrogate else None,
+                      surrogate_size=cfg.surrogate_size if uses_surrogate else SURROGATE_SIZE,
+                      snapshot_every=cfg.snapshot_every, retain_available=cfg.retain_available,
+                      device=cfg.device, out_dir=None, overwrite=False)
+            udir = b.sdir / f"{method}__s{seed}__{self.fp('unlearn', up, [original, b.split])[:8]}"
+            minfo = {**b.info, "method": method, "seed": int(seed), "params": mparams}
+            unl = self.add("unlearn", udir, {**up, "out_dir": str(udir)}, [original, b.split],
+                           label=f"unlearn {method} s{seed} {b.tag}", info=minfo)
+            if cfg.evaluate:
+                ev = dict(run=unl.run_dir, original=original.run_dir, retrained=b.retrained.run_dir, split=None,
+                          out_dir=None, embed=cfg.embed, device=cfg.device)
+                unl_eval = self.add("evaluate", udir, ev, [unl, b.retrained], creates_run=False,
+                                    output="evaluate.ipynb", label=f"evaluate {method} s{seed} {b.tag}", info=minfo,
+                                    # the retrained evaluation fits the UMAP reducers every embedding reuses: first
+                                    after=[b.retrained_eval.id] if cfg.embed else [])
+                self.evaluated.append(unl.run_dir)
             if cfg.shadows:
-                add_audit(original_eval, [shadow_train], f"audit original {tag}", {**info, "method": "original"})
-                if cfg.shadows >= RETRAINED_AUDIT_MIN:  # below: not planned (config docstring says so)
-                    add_audit(retrained_eval, [shadow_train], f"audit retrained {tag}",
-                              {**info, "method": "retrained"})
-        variants: dict[str, StageSpec] = {}  # the unlearned shadows of one method variant serve all its seeds
-        for method in cfg.methods:
-            spec = METHODS[method]
-            mparams = dict(cfg.params.get(method, {}))
-            if cfg.unlearn_epochs and "epochs" in {f.name for f in dataclasses.fields(spec.params)}:
-                mparams.setdefault("epochs", cfg.unlearn_epochs)
-            uses_surrogate = "surrogate" in spec.needs  # other methods ignore it: keep it out of their fingerprint
-            for seed in cfg.seeds:
-                up = dict(original=original.run_dir, retrained=retrained.run_dir, split=split.run_dir, method=method,
-                          params=mparams, seed=int(seed), surrogate=cfg.surrogate if uses_surrogate else "auto",
-                          surrogate_chunks=cfg.surrogate_chunks if uses_surrogate else None,
-                          surrogate_size=cfg.surrogate_size if uses_surrogate else 2000,
-                          snapshot_every=cfg.snapshot_every, retain_available=cfg.retain_available,
-                          device=cfg.device, out_dir=None, overwrite=False)
-                udir = sdir / f"{method}__s{seed}__{fp('unlearn', up, [original, split])[:8]}"
-                minfo = {**info, "method": method, "seed": int(seed), "params": mparams}
-                unl = add("unlearn", udir, {**up, "out_dir": str(udir)}, [original, split],
-                          label=f"unlearn {method} s{seed} {tag}", info=minfo)
-                if cfg.evaluate:
-                    ev = dict(run=unl.run_dir, original=original.run_dir, retrained=retrained.run_dir, split=None,
-                              out_dir=None, embed=cfg.embed, device=cfg.device)
-                    unl_eval = add("evaluate", udir, ev, [unl, retrained], creates_run=False, output="evaluate.ipynb",
-                                   label=f"evaluate {method} s{seed} {tag}", info=minfo,
-                                   # the retrained evaluation fits the UMAP reducers every embedding reuses: first
-                                   after=[retrained_eval.id] if cfg.embed else [])
-                    evaluated.append(unl.run_dir)
-                if cfg.shadows:
-                    # one variant = the unlearn parameters but the seed (and locations): its K unlearned shadows
-                    # are made from the first seed's run's resolved configuration and serve every seed
-                    variant = {k: v for k, v in up.items() if k != "seed"}
-                    vfp = fingerprint("shadow-variant", variant, [original.fingerprint, split.fingerprint])
-                    vkey = f"{method}__{vfp[:8]}"
-                    if vkey not in variants:
-                        variants[vkey] = add_shadows(sdir, vkey, dict(run=unl.run_dir, original=None, split=None,
-                                                                      populations=["unlearned"]),
-                                                     [shadow_train, unl], label=f"shadows {method} {tag}",
-                                                     info={k: v for k, v in minfo.items() if k != "seed"})
-                    add_audit(unl_eval, [variants[vkey]], f"audit {method} s{seed} {tag}", minfo)
-    return specs, evaluated
+                # one variant = the unlearn parameters but the seed (and locations): its K unlearned shadows
+                # are made from the first seed's run's resolved configuration and serve every seed
+                variant = {k: v for k, v in up.items() if k != "seed"}
+                vfp = fingerprint("shadow-variant", variant, [original.fingerprint, b.split.fingerprint])
+                vkey = f"{method}__{vfp[:8]}"
+                if vkey not in b.variants:
+                    b.variants[vkey] = self.add_shadows(
+                        b.sdir, vkey, dict(run=unl.run_dir, original=None, split=None, populations=["unlearned"]),
+                        [b.shadow_train, unl], label=f"shadows {method} {b.tag}",
+                        info={k: v for k, v in minfo.items() if k != "seed"})
+                self.add_audit(unl_eval, [b.variants[vkey]], f"audit {method} s{seed} {b.tag}", minfo)

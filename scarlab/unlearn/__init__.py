@@ -2,8 +2,8 @@
 
 One file per method family; importing this package registers them all.
 """
-from .base import METHODS, Context, MethodSpec, Params, register_method  # noqa: F401
+from .base import METHODS, Context, MethodSpec, Params, StatsRequest, register_method  # noqa: F401
 from . import scar  # noqa: F401  (registers scar, scar_self)
 from . import finetune, negative_gradient, random_labels, duck, scrub, bad_teacher, ssd, salun  # noqa: F401  (baselines)
 
-__all__ = ["METHODS", "Context", "MethodSpec", "Params", "register_method"]
+__all__ = ["METHODS", "Context", "MethodSpec", "Params", "StatsRequest", "register_method"]

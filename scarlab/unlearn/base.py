@@ -2,8 +2,12 @@
 
 A method is a function ``fn(ctx: Context, params: <its Params dataclass>) -> model``. It declares which
 data it reads (``needs``: forget / retain / surrogate); the stage gives it nothing else (``ctx.retain`` is
-None unless the method needs it). The frozen original (``ctx.teacher``) is passed in explicitly and no
-state survives between calls. Progress goes to ``ctx.tracer`` (history rows + feature snapshots).
+None unless the method needs it). It also declares, at registration, the class statistics it reads
+(``stats``: how its parameters ask for them), how its parameters change when the retain set is withheld
+(``without_retain``) and whether it records a target class per forget sample (``targets``): the generic stage
+reads these declarations and never probes a method's parameters. The frozen original (``ctx.teacher``) is
+passed in explicitly and no state survives between calls. Progress goes to ``ctx.tracer`` (history rows,
+feature snapshots and, for ``targets`` methods, :meth:`Tracer.record_targets`).
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from ..data import Dataset, ImageSet
 from ..errors import ScarlabError, choose
 from ..features import predict
 from ..schema import check_bounds
-from ..stats import Metric
+from ..stats import MahalanobisDistance
 from ..trace import Tracer
 
 NEEDS = ("forget", "retain", "surrogate")
@@ -73,13 +77,31 @@ class Context:
     generator: torch.Generator = dataclasses.field(default_factory=torch.Generator)
     retain: ImageSet | None = None
     surrogate: torch.Tensor | None = None
-    metric: Metric | None = None
+    metric: MahalanobisDistance | None = None
     original_test_acc: float = float("nan")
     model_name: str = "the model"
 
     @property
     def num_classes(self) -> int:
         return self.ds.num_classes
+
+
+@dataclass(frozen=True)
+class StatsRequest:
+    """The class statistics a method reads as ``ctx.metric``, as its parameters ask for them."""
+
+    source: str = "training"
+    """'training': the original run's stats.npz (every training sample, stored at training time); 'retain': the
+    stage computes them from the retain set's features (CR: one augmented view each) once, before unlearning, and
+    saves them as the run's stats.npz."""
+    signed: bool = False
+    """sign-preserving Tukey transform (features may be negative)."""
+    gamma1: float = 3.0
+    """covariance shrinkage of the diagonal."""
+    gamma2: float = 3.0
+    """covariance shrinkage of the off-diagonal."""
+    shrink_times: int = 2
+    """how often the shrinkage is applied."""
 
 
 @dataclass
@@ -89,6 +111,15 @@ class MethodSpec:
     params: type
     needs: frozenset
     summary: str
+    stats: Callable[[Params], StatsRequest] | None = None
+    """how the method's parameters ask for class statistics; None: it reads none (the stage still traces the
+    distances with the original's stored statistics when there are any)."""
+    without_retain: Callable[[Params], Params] | None = None
+    """the parameters a run gets when the retain set is withheld (e.g. SCAR: statistics from training time);
+    None: unchanged."""
+    targets: bool = False
+    """the method records its target class per forget sample with ``ctx.tracer.record_targets`` (the stage saves
+    them as trace/targets.npz)."""
 
     def make_params(self, overrides: dict | None = None, dataset: str | None = None):
         """Params from, in order: the class's defaults, the data set's (``DATASET_DEFAULTS``), a named preset
@@ -124,13 +155,17 @@ class MethodSpec:
 METHODS: dict[str, MethodSpec] = {}
 
 
-def register_method(name: str, params: type, needs: tuple[str, ...]):
-    """Register ``fn`` as unlearning method ``name``; its docstring's first line is its summary."""
+def register_method(name: str, params: type, needs: tuple[str, ...], *,
+                    stats: Callable[[Params], StatsRequest] | None = None,
+                    without_retain: Callable[[Params], Params] | None = None, targets: bool = False):
+    """Register ``fn`` as unlearning method ``name``; its docstring's first line is its summary. ``needs``, ``stats``,
+    ``without_retain`` and ``targets`` declare what the stage gives it and keeps from it (see :class:`MethodSpec`)."""
     bad = set(needs) - set(NEEDS)
     assert not bad, f"unknown needs {bad}"
 
     def wrap(fn):
-        METHODS[name] = MethodSpec(name, fn, params, frozenset(needs), (fn.__doc__ or "").strip().split("\n")[0])
+        METHODS[name] = MethodSpec(name, fn, params, frozenset(needs), (fn.__doc__ or "").strip().split("\n")[0],
+                                   stats, without_retain, bool(targets))
         return fn
     return wrap
 
@@ -224,8 +259,18 @@ def requires_retain(spec: "MethodSpec | str") -> bool:
 
 
 def methods_without_retain() -> list[str]:
-    """Registered methods that never touch the retain set (usable when it is unavailable), sorted."""
-    return sorted(name for name, spec in METHODS.items() if not requires_retain(spec))
+    """Registered methods that never touch the retain set (usable when it is unavailable), in registry order."""
+    return [name for name, spec in METHODS.items() if not requires_retain(spec)]
+
+
+def check_retain(method: str, retain_available: bool = True,
+                 withheld: str = "which is marked unavailable (retain_available=False)") -> None:
+    """Raise a clear error when ``method`` is unknown, or needs the retain set and it is withheld (``withheld``
+    says by what, in the caller's words)."""
+    choose("method", method, METHODS)
+    if not retain_available and requires_retain(method):
+        raise ScarlabError(f"method {method!r} needs the retain set, {withheld}; methods that work without it: "
+                           f"{', '.join(methods_without_retain())}")
 
 
 @dataclass

@@ -79,7 +79,7 @@ def augmented_centroids(ctx: Context, p: DuckParams) -> tuple[torch.Tensor, torc
     return class_centroids(feats, ctx.retain.labels[idx], ctx.num_classes)
 
 
-@register_method("duck", DuckParams, needs=("forget", "retain"))
+@register_method("duck", DuckParams, needs=("forget", "retain"), targets=True)
 def duck(ctx: Context, p: DuckParams):
     """DUCK: pull forget features to the closest other-class centroid (cosine) + retain cross-entropy."""
     model, forget, retain, dev = ctx.model, ctx.forget, ctx.retain, ctx.device
@@ -122,5 +122,5 @@ def duck(ctx: Context, p: DuckParams):
                 "acc/forget_batch": acc_f}
 
     run_loop(ctx, p, step, n)
-    ctx.tracer.targets_all = targets.numpy()  # the stage saves them as trace/targets.npz (as SCAR's)
+    ctx.tracer.record_targets(targets.numpy())
     return model

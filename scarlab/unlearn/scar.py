@@ -11,6 +11,7 @@ targets from the original, one check per epoch).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from ..config import bounded
 from ..errors import ScarlabError, choose
 from ..features import extract
-from .base import Context, Params, forget_accuracy, register_method, run_loop, set_train_mode
+from .base import Context, Params, StatsRequest, forget_accuracy, register_method, run_loop, set_train_mode
 
 _FAST = {"bn_mode": "frozen", "stop_check": "epoch", "stats_source": "training", "min_logit": "image",
          "surrogate_augment": False, "surrogate_norm": "dataset"}
@@ -253,6 +254,16 @@ def _require(ctx: Context, surrogate: bool = True) -> torch.Tensor | None:
     return ctx.surrogate
 
 
+def _stats(p: _ScarCommon) -> StatsRequest:
+    """The class statistics SCAR's parameters ask for (its L_M distance)."""
+    return StatsRequest(p.stats_source, p.signed_tukey, p.gamma1, p.gamma2, p.shrink_times)
+
+
+def _without_retain(p: _ScarCommon) -> _ScarCommon:
+    """With the retain set withheld, SCAR's statistics come from the original's training time."""
+    return dataclasses.replace(p, stats_source="training")
+
+
 def _stop_set(ctx: Context, p: _ScarCommon, images: torch.Tensor, labels: torch.Tensor):
     """The images whose accuracy the stopping rule watches: all of them, or a fixed sample of ``stop_probe``."""
     if p.stop_probe is None or p.stop_probe >= len(labels):
@@ -262,7 +273,8 @@ def _stop_set(ctx: Context, p: _ScarCommon, images: torch.Tensor, labels: torch.
 
 
 # ----------------------------------------------------------------------------- SCAR
-@register_method("scar", ScarParams, needs=("forget", "surrogate"))
+@register_method("scar", ScarParams, needs=("forget", "surrogate"), stats=_stats, without_retain=_without_retain,
+                 targets=True)
 def scar(ctx: Context, p: ScarParams):
     """SCAR: Mahalanobis feature migration of the forget set + distillation on surrogate images; no retain set."""
     surr = Surrogates(ctx, p, _require(ctx))
@@ -322,12 +334,13 @@ def scar(ctx: Context, p: ScarParams):
         return row
 
     model = run_loop(ctx, p, step, n_batches * k, evaluate)
-    ctx.tracer.targets_all = targets.numpy()
+    ctx.tracer.record_targets(targets.numpy())
     return model
 
 
 # ----------------------------------------------------------------------------- SCAR-self
-@register_method("scar_self", ScarSelfParams, needs=("forget", "surrogate"))
+@register_method("scar_self", ScarSelfParams, needs=("forget", "surrogate"), stats=_stats,
+                 without_retain=_without_retain)
 def scar_self(ctx: Context, p: ScarSelfParams):
     """SCAR-self (CR): no retain data and no forget data to learn from; in each surrogate batch the images the
     original predicts as a forgotten class are forgotten and the rest distilled (the forget set is read only to

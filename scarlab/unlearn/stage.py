@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..config import UnlearnConfig
-from ..data import ImageSet, load_dataset, load_surrogate
+from ..data import ImageSet, check_hr_classes, load_dataset, load_surrogate
 from ..device import resolve_device, seed_everything
 from ..errors import ScarlabError, choose
 from ..models import load_checkpoint, save_checkpoint
@@ -19,8 +19,8 @@ from ..runs import ORIGINAL, RETRAINED, RunDir
 from ..features import extract
 from ..stats import ClassStats, class_stats
 from ..trace import Probe, Tracer
-from ..train import resolve_split, split_accuracies
-from .base import METHODS, Context, methods_without_retain, requires_retain
+from ..train import model_accuracies, resolve_split
+from .base import METHODS, Context, StatsRequest, check_retain
 
 
 def _subset(part, idx) -> ImageSet:
@@ -28,27 +28,27 @@ def _subset(part, idx) -> ImageSet:
     return ImageSet(part.images[t], part.labels[t])
 
 
-def _class_metric(params, original: RunDir, teacher, ds, split, device: str, gen: torch.Generator, run: RunDir):
-    """SCAR's distance: class statistics from the retain set's features (``stats_source='retain'``: computed here,
-    once, before unlearning, CR on one augmented view of each image, and saved as the run's stats.npz) or from the
-    original's stored training features (stats.npz of the original run). None when neither applies."""
-    source = getattr(params, "stats_source", None)
+def _class_metric(request: StatsRequest, original: RunDir, teacher, ds, split, device: str, gen: torch.Generator,
+                  run: RunDir):
+    """The Mahalanobis distance of ``request``: class statistics from the retain set's features (source 'retain':
+    computed here, once, before unlearning, CR on one augmented view of each image, and saved as the run's
+    stats.npz) or from the original's stored training features (stats.npz of the original run). None when neither
+    applies."""
     stored = original.file("stats.npz")
-    if source == "retain":
+    if request.source == "retain":
         retain = _subset(ds.train, split.retain_idx)
         images = ds.augment(retain.images, gen) if split.scenario == "CR" else retain.images
         feats, _ = extract(teacher, ds, images, device)
         delta = ClassStats.load(stored).delta if stored.is_file() else 0.5
-        stats = class_stats(feats, retain.labels, ds.num_classes, delta, getattr(params, "signed_tukey", False),
+        stats = class_stats(feats, retain.labels, ds.num_classes, delta, request.signed,
                             model_name=original.config.get("model", "the model"))
         stats.save(run.file("stats.npz"))
     elif stored.is_file():
         stats = ClassStats.load(stored)
     else:
         return None
-    metric = stats.metric(getattr(params, "gamma1", 3.0), getattr(params, "gamma2", 3.0), device,
-                          getattr(params, "shrink_times", 2))
-    metric.signed = metric.signed or getattr(params, "signed_tukey", False)
+    metric = stats.metric(request.gamma1, request.gamma2, device, request.shrink_times)
+    metric.signed = metric.signed or request.signed
     return metric
 
 
@@ -61,13 +61,10 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
     choose("method", cfg.method, METHODS)
     if not isinstance(cfg.retain_available, bool) or not isinstance(retain_available, bool):
         raise ScarlabError(f"retain_available must be true or false, got {cfg.retain_available!r}")
-    if cfg.scenario == "HR" and cfg.forget_classes and not cfg.split:
-        raise ScarlabError("HR forgets random samples, not classes: drop --forget-classes (or use --scenario CR)")
+    if not cfg.split:
+        check_hr_classes(cfg.scenario, cfg.forget_classes)
     spec = METHODS[cfg.method]
-    if requires_retain(spec) and not (retain_available and cfg.retain_available):
-        raise ScarlabError(f"method {cfg.method!r} needs the retain set, which is marked unavailable "
-                           f"(retain_available=False); methods that work without it: "
-                           f"{', '.join(methods_without_retain())}")
+    check_retain(cfg.method, retain_available and cfg.retain_available)
     original = RunDir(cfg.original).require_complete("original run", ORIGINAL)
     if cfg.retrained:  # recorded as a parent only (a shadow audit makes it alongside): its role, not its status
         RunDir(cfg.retrained).require_role("retrained run", RETRAINED)
@@ -75,12 +72,14 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
     ds = load_dataset(ocfg["dataset"], ocfg.get("data_root"))
     params = spec.make_params(cfg.params, ds.name)
     retain_ok = bool(retain_available and cfg.retain_available)
-    if getattr(params, "stats_source", None) == "retain" and not retain_ok:
-        # the retain set may not be read: SCAR's statistics come from the original's training time instead
-        params = dataclasses.replace(params, stats_source="training")
-    if getattr(params, "stats_source", None) == "training" and not original.file("stats.npz").is_file():
-        raise ScarlabError(f"{cfg.method} with stats_source=training needs the original's class statistics "
-                           f"({original.file('stats.npz')}); recompute them with `scarlab stats {cfg.original}`")
+    if not retain_ok and spec.without_retain is not None:
+        params = spec.without_retain(params)  # the retain set may not be read: the method says what it does instead
+    # a method that reads no statistics still gets the stored ones (the trace's distances), when there are any
+    stats = spec.stats(params) if spec.stats is not None else StatsRequest()
+    if spec.stats is not None and stats.source == "training" and not original.file("stats.npz").is_file():
+        raise ScarlabError(f"{cfg.method} reads the class statistics of the original's training time "
+                           f"({original.file('stats.npz')}), which are missing; recompute them with "
+                           f"`scarlab stats {cfg.original}`")
     split = resolve_split(ds, cfg.split, cfg.scenario, cfg.forget_classes, cfg.forget_size, cfg.seed)
     device = resolve_device(cfg.device)
     teacher = load_checkpoint(original.file("checkpoints/model.pt"), device)
@@ -102,7 +101,7 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
         teacher.eval().requires_grad_(False)
         model = copy.deepcopy(teacher).requires_grad_(True)
         t_stats = time.perf_counter()
-        metric = _class_metric(params, original, teacher, ds, split, device, torch.Generator().manual_seed(cfg.seed),
+        metric = _class_metric(stats, original, teacher, ds, split, device, torch.Generator().manual_seed(cfg.seed),
                                run)
         stats_s = time.perf_counter() - t_stats  # once per original in practice; reported apart from unlearning
         excluded = split.forget_classes if split.scenario == "CR" else []
@@ -128,10 +127,12 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
         unlearn_s = time.perf_counter() - t0
         run.file("checkpoints").mkdir(exist_ok=True)
         save_checkpoint(model, run.file("checkpoints/model.pt"))
-        if getattr(tracer, "targets_all", None) is not None:
-            t = tracer.targets_all  # SCAR: one target per forget sample; SCAR-self: per self-forget surrogate
+        if spec.targets:
+            t = tracer.recorded_targets
+            if t is None:
+                raise ScarlabError(f"{cfg.method} declares targets but recorded none (ctx.tracer.record_targets)")
             idx = split.forget_idx if len(t) == len(split.forget_idx) else np.full(len(t), -1)
             run.save_arrays("trace/targets.npz", forget_idx=idx, targets=t)
         run.write_metrics({"time/unlearn_s": unlearn_s, "time/stats_s": stats_s, "steps": tracer.last_step,
-                           **split_accuracies(model, ds, split, device)})
+                           **model_accuracies(model, ds, split, device)})
     return run
