@@ -270,8 +270,9 @@ def test_second_run_reuses_every_stage(first_run, root):
 
 
 def test_failing_stage_stops_only_its_branch(first_run, root):
-    # a NaN loss weight passes validation but fails inside the SCAR notebook; the other method is unaffected
-    r = run_pipeline(tiny(root, params={"scar": {"lambda_2": "nan"}}), progress=False)
+    # an absurd learning rate passes validation (positive, finite) but the loss becomes NaN inside the SCAR notebook;
+    # the other method is unaffected
+    r = run_pipeline(tiny(root, params={"scar": {"lr": 1e30}}), progress=False)
     status = {(s.kind, s.info.get("method")): s for s in r.stages}
     failed = status[("unlearn", "scar")]
     assert failed.status == "failed" and "became nan" in failed.error
@@ -288,7 +289,7 @@ def test_failing_stage_stops_only_its_branch(first_run, root):
         assert df.loc[OTHER, "status"] == "complete"
     assert not r.ok and [s.label for s in r.failed] == [failed.label]
     # a failed stage is never reused: the next run executes it again
-    spec = next(s for s in plan(tiny(root, params={"scar": {"lambda_2": "nan"}})) if s.kind == "unlearn"
+    spec = next(s for s in plan(tiny(root, params={"scar": {"lr": 1e30}})) if s.kind == "unlearn"
                 and s.info["method"] == "scar")
     assert stage_state(spec) == "failed"
     with pytest.raises(ScarlabError, match="became nan"):
