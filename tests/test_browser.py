@@ -284,7 +284,7 @@ def test_every_page_stays_on_the_dashboards_host(server, tmp_path):
     driver = _chrome()
     seen, outside, links = 0, [], []
     try:
-        for path in PAGES.values():
+        for path in PAGES:
             driver.get(f"{server}/{path}")
             WebDriverWait(driver, 150).until(lambda d: d.find_elements(By.CSS_SELECTOR, "h1"))
             time.sleep(3)  # late requests: charts, fonts, the page icon
