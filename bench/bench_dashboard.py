@@ -205,8 +205,9 @@ def bench(root: Path, repeats: int = 3) -> pd.DataFrame:
     # imports (streamlit, plotly, pyarrow) happen once per process: measured and reported on their own
     at = AppTest.from_file(str(APP), default_timeout=300)
     rows.append(("(process warm-up: first run, imports)", "runs", _timed(at)))
-    pages = ["runs", "migration", "distances", "curves", "compare"]
-    for page in pages:
+    from scarlab_dashboard.app import PAGES
+
+    for page, _title, _icon in PAGES:
         at = AppTest.from_file(str(APP), default_timeout=300)
         at.run()  # the default page, then switch (caches are process-wide: clear them for the cold number)
         import streamlit as st

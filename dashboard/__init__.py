@@ -5,11 +5,13 @@ directories (cached, confined to the runs root, no pickles) and takes what a run
 forget set, status — and the metrics table from ``scarlab.results``, as every summary does; ``plots.py`` builds
 plotly figures (pure functions); ``common.py`` holds the widgets several pages share.
 
-The folder is not an installed package: ``app.py`` registers it under the module name
-``scarlab_dashboard`` so pages import ``scarlab_dashboard.data`` wherever the folder lives (a checkout, or a
-copy shipped next to the installed package; see ``scarlab.commands.dashboard.app_path``).
+The folder ``dashboard/`` is the package ``scarlab_dashboard``: pyproject.toml maps the name to the folder
+(``package-dir``), for an editable install (a checkout, the Docker image) and a wheel alike, and every page, test and
+tool imports it by that one name. Not plain ``dashboard``: a wheel would install that generic top-level name into
+site-packages, where it would collide with any other project's ``dashboard``; the ``scarlab_`` prefix is the
+distribution's own. It imports from ``scarlab`` only ``results`` and what lies below it (docs/architecture.md).
 
 Why ``views/`` and not ``pages/``: Streamlit treats a ``pages/`` folder next to the main script as a v1
 multipage app, and a browser that opens ``/migration`` directly on a fresh server then runs that page
-*without* ``app.py`` (no navigation, no package registration). ``views/`` keeps ``st.navigation`` in charge.
+*without* ``app.py`` (no navigation). ``views/`` keeps ``st.navigation`` in charge.
 """

@@ -107,12 +107,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import SEED_MAX, AuditConfig
+from .config import MIN_SHADOWS, SEED_MAX, AuditConfig
 from .errors import ScarlabError
 from .metrics import competition, ulira
-from .runs import ORIGINAL, RunDir, make_folder, read_json, replacing, write_json
+from .runs import ORIGINAL, RunDir, files_intact, make_folder, read_json, replacing, write_json
 
-MIN_SHADOWS = 3  # the held-out attack fits on K − 1 pairs, and one std needs two models
 DEFAULT_SHADOWS, DEFAULT_SEED = AuditConfig.shadows, AuditConfig.seed
 FLAG_FPR = 0.01
 MIN_CONTROL = 10  # control examples the membership signal's example bootstrap needs at the least
@@ -355,12 +354,6 @@ def _check_k(k, kind: str | None = None) -> None:
                            f"must be at least {2 * MIN_SHADOWS}")
 
 
-def _intact(path: Path) -> bool:
-    from .pipeline.stage import _files_intact  # one implementation of "the listed files are readable"
-
-    return _files_intact(str(path))
-
-
 def _member_identity(role: str, path: Path) -> dict:
     """The identity of an existing member, read from its config.json and split.npz (as :func:`_expected` builds it)."""
     from .data import Split
@@ -446,7 +439,7 @@ class _Builder:
             holder = run.live_holder()
             raise ScarlabError(f"shadow member {path} is being written by process {holder}; wait for it (another "
                                "audit?) and rerun")
-        if status != "complete" or not _intact(path):
+        if status != "complete" or not files_intact(path):
             return False
         got = _member_identity(role, path)
         if got != expect:

@@ -228,6 +228,10 @@ class OrganizeConfig:
     """replace an existing dst."""
 
 
+MIN_SHADOWS = 3
+"""the fewest shadow models per population: the held-out U-LiRA attack fits on K − 1 pairs, and one std needs two."""
+
+
 @dataclass
 class AuditConfig:
     """Per-example privacy audit (U-LiRA) of runs against shadow models: audit.json, audit.parquet in each run."""

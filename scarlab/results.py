@@ -5,8 +5,8 @@ CLI's closing reports and the dashboard — takes its meaning from here:
 
 * :func:`describe` turns a run's ``manifest.json`` and ``config.json`` (plain dicts: the dashboard loads them
   through its own safe readers) into a :class:`RunInfo`: method, *variant* (the parameters that differ from the
-  method's defaults on that data set), label (``scar · lr=2.5e-4``), forget set (recorded from the split),
-  data set, model, seed and status;
+  method's defaults on that data set, recorded in config.json by the stage that made the run), label
+  (``scar · lr=2.5e-4``), forget set (recorded from the split), data set, model, seed and status;
 * :data:`METRICS` is the table of metrics: key, label, how to show it, which direction is better and, for
   attacks, the chance level to read it against;
 * :func:`aggregate` is the mean ± std per result identity (method, variant, data set, model, scenario) — two
@@ -20,7 +20,6 @@ no interval (the mean of per-run bounds is no interval of anything).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -180,27 +179,6 @@ def variant_label(method: str, variant: dict | None) -> str:
     """``scar`` or ``scar · lr=2.5e-4 · epochs=3``: what a result is, in the order the parameters are declared."""
     parts = [f"{k}={format_value(v)}" for k, v in (variant or {}).items()]
     return " · ".join([method] + parts)
-
-
-def method_variant(method: str, params: dict, dataset: str | None) -> dict:
-    """The parameters of a method run that differ from the method's effective defaults on ``dataset``."""
-    from .unlearn import METHODS
-
-    spec = METHODS.get(method)
-    if spec is None:
-        return {}
-    defaults = spec.make_params({}, dataset)
-    return {f.name: params[f.name] for f in dataclasses.fields(defaults)  # in declaration order: one label per variant
-            if f.name in params and params[f.name] != getattr(defaults, f.name)}
-
-
-def train_variant(config: dict, dataset: str) -> dict:
-    """The training options of an original/retrained run that differ from the data set's defaults."""
-    from .config import TrainConfig
-
-    defaults = TrainConfig(dataset=dataset).resolved(dataset)
-    keys = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "augment")
-    return {k: config[k] for k in keys if k in config and config[k] != getattr(defaults, k)}
 
 
 # ============================================================================================ what a run is

@@ -272,6 +272,15 @@ def make_folder(path, what: str) -> Path:
     return p
 
 
+def files_intact(run_dir) -> bool:
+    """Every file the run's manifest lists is still there and parses (:func:`intact`): a truncated history.csv or
+    split.npz is re-made, not trusted because the status says complete."""
+    try:
+        return all(intact(Path(run_dir) / name) for name in RunDir(run_dir).manifest.get("files", []))
+    except (OSError, ValueError, ScarlabError):
+        return False
+
+
 def pid_alive(pid) -> bool:
     """Whether process ``pid`` exists on this machine."""
     try:

@@ -14,7 +14,7 @@ resources such as ``{worker_node: 1}``, and per stage kind overrides such as ``u
 ``num_cpus`` (size of the local Ray instance), ``address`` (join a running Ray cluster instead) and
 ``unschedulable_timeout`` (seconds a task may wait while no live node of the cluster can run it).
 
-The stages run through the pipeline's scheduler (:mod:`scarlab.schedule`), each :func:`scarlab.pipeline.execute_stage`
+The stages run through the pipeline's scheduler (:mod:`scarlab.pipeline.schedule`), each :func:`scarlab.pipeline.execute_stage`
 in a Ray task submitted once its dependencies have finished; reuse, failure records and blocking follow the
 pipeline's rules, so re-running a sweep resumes it. A task whose node is lost is retried once by Ray; one that no
 live node can run any more (its resources were on the lost node) is cancelled after ``unschedulable_timeout`` and
@@ -34,8 +34,8 @@ from pathlib import Path
 from .errors import ScarlabError
 from .pipeline import KINDS, PipelineConfig, StageSpec, config_from_dict, plan
 from .pipeline.config import write_yaml
+from .pipeline.schedule import RAY_NAMES, RESOURCE_KEYS, Local, PipelineResult, Ray, schedule
 from .runs import make_folder, write_json
-from .schedule import RAY_NAMES, RESOURCE_KEYS, Local, PipelineResult, Ray, schedule
 
 PLURALS = {"datasets": "dataset", "models": "model", "scenarios": "scenario", "forget_sizes": "forget_size"}
 SWEEP_KEYS = ("out", "resources", "num_cpus", "address", "unschedulable_timeout")

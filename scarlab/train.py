@@ -17,9 +17,18 @@ from .device import resolve_device, seed_everything
 from .errors import ScarlabError, choose
 from .features import accuracy_on, extract
 from .models import create_model, save_checkpoint
-from .results import train_variant
 from .runs import HOLDS_SPLIT, RunDir
 from .stats import class_stats
+
+
+TRAIN_VARIANT_KEYS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "augment")
+
+
+def train_variant(config: dict, dataset: str) -> dict:
+    """The training options of an original/retrained run that differ from the data set's defaults: recorded in
+    the run's config.json as ``variant`` (``scarlab.results.describe`` only reads it)."""
+    defaults = TrainConfig(dataset=dataset).resolved(dataset)
+    return {k: config[k] for k in TRAIN_VARIANT_KEYS if k in config and config[k] != getattr(defaults, k)}
 
 
 def fit(model, ds: Dataset, train_idx: np.ndarray, cfg: TrainConfig, device: str, generator: torch.Generator,

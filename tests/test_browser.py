@@ -174,9 +174,9 @@ def test_feature_migration_renders_points(server, tmp_path):
 def test_migration_html_export_plays_offline(browser_runs, tmp_path):
     """The Migration page's "HTML for slides" file, opened from disk with every host unresolvable: plotly.js is
     inlined, the three panels draw their points and every step is there as an animation frame."""
-    import importlib.util
-
     import pandas as pd
+
+    from scarlab_dashboard import plots as P
 
     chromium, driver_path = _browser()
     from selenium import webdriver
@@ -185,9 +185,6 @@ def test_migration_html_export_plays_offline(browser_runs, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    spec = importlib.util.spec_from_file_location("dashboard_plots", REPO / "dashboard" / "plots.py")
-    P = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(P)
     emb = pd.read_parquet(browser_runs / "digits_scar_cr0" / "embedding.parquet")
     oracle = pd.read_parquet(browser_runs / "digits_retrained_cr0" / "embedding.parquet")
     page = tmp_path / "feature_migration.html"
@@ -284,7 +281,7 @@ def test_every_page_stays_on_the_dashboards_host(server, tmp_path):
     driver = _chrome()
     seen, outside, links = 0, [], []
     try:
-        for path in PAGES.values():
+        for path in PAGES:
             driver.get(f"{server}/{path}")
             WebDriverWait(driver, 150).until(lambda d: d.find_elements(By.CSS_SELECTOR, "h1"))
             time.sleep(3)  # late requests: charts, fonts, the page icon

@@ -12,9 +12,10 @@ import pytest
 
 from scarlab.pipeline import NOTEBOOKS, ensure_kernel
 from scarlab.results import read_summary
+from scarlab_dashboard import app as dashboard_app
 
-DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
-PAGES = ("runs", "migration", "distances", "curves", "compare")
+DASHBOARD = Path(dashboard_app.__file__)
+PAGES = [name for name, _title, _icon in dashboard_app.PAGES]
 
 
 def _notebook_text(path: Path) -> str:

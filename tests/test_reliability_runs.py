@@ -16,7 +16,7 @@ import pytest
 
 from scarlab.cli import main
 from scarlab.errors import ScarlabError
-from scarlab.pipeline.stage import _files_intact
+from scarlab.runs import files_intact
 from scarlab.runs import RunDir, read_json, write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -253,13 +253,13 @@ def test_a_stage_is_reused_only_if_its_csv_and_parquet_files_parse(tmp_path):
         run.append_history({"step": step, "loss/forget": 0.5 / (step + 1)})
     pd.DataFrame({"x": range(50), "y": [0.5] * 50}).to_parquet(run.file("embedding.parquet"))
     run.finish("complete")
-    assert _files_intact(run.path)
+    assert files_intact(run.path)
     good = {name: run.file(name).read_bytes() for name in ("history.csv", "embedding.parquet")}
     for name, data in good.items():
         run.file(name).write_bytes(data[: len(data) - 7])  # truncated mid-row / mid-footer
-        assert not _files_intact(run.path), name
+        assert not files_intact(run.path), name
         run.file(name).write_bytes(data)
-    assert _files_intact(run.path)
+    assert files_intact(run.path)
 
 
 def test_a_run_folder_deleted_while_its_stage_runs_is_a_clear_line(tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scarlab import schedule
+from scarlab.pipeline import schedule
 from scarlab.cli import main
 from scarlab.errors import ScarlabError
 from scarlab.pipeline import stage_state

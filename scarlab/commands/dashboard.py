@@ -6,9 +6,8 @@ reaches), else 127.0.0.1; the port likewise from ``--port``, ``$STREAMLIT_SERVER
 through the same function.
 
 The app lives in the repository's top-level ``dashboard/`` folder (``app.py``, ``views/``, ``data.py``,
-``plots.py``, ``common.py``). ``app_path`` finds it: ``$SCARLAB_DASHBOARD_APP`` if set, else ``dashboard/app.py``
-next to the ``scarlab`` package (a checkout or editable install), else a copy installed as
-``scarlab/dashboard_app/`` (package data, for wheels).
+``plots.py``, ``common.py``), installed as the package ``scarlab_dashboard``; ``app_path`` finds its ``app.py``
+through that one name (a checkout's editable install and a wheel alike).
 
 Servers never outlive the command: :func:`supervise` starts the server (Streamlit here, JupyterLab for
 `scarlab lab`) in its own process group, and on SIGINT, SIGTERM, SIGHUP or any exit of the command sends SIGTERM
@@ -19,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import errno
+import importlib.util
 import ipaddress
 import os
 import re
@@ -201,16 +201,13 @@ def supervise(cmd: list[str], env: dict | None = None, grace: float = 10.0, poll
 
 
 def app_path() -> Path:
-    """The dashboard's ``app.py`` (see the module docstring for the search order)."""
-    env = os.environ.get("SCARLAB_DASHBOARD_APP")
-    candidates = [Path(env)] if env else []
-    pkg = Path(__file__).resolve().parents[1]  # .../scarlab
-    candidates += [pkg.parent / "dashboard" / "app.py", pkg / "dashboard_app" / "app.py"]
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise ScarlabError("the dashboard app is not installed: expected dashboard/app.py next to the scarlab package "
-                       f"({candidates[-2]}) or scarlab/dashboard_app/app.py; set SCARLAB_DASHBOARD_APP to its app.py")
+    """The dashboard's ``app.py``: in the folder of the installed package ``scarlab_dashboard``."""
+    spec = importlib.util.find_spec("scarlab_dashboard")
+    app = Path(spec.origin).parent / "app.py" if spec is not None and spec.origin else None
+    if app is None or not app.is_file():
+        raise ScarlabError("the dashboard app is not installed (no package scarlab_dashboard with an app.py); "
+                           "reinstall scarlab: pip install -e . in a checkout")
+    return app
 
 
 def _sockaddr(address: str, port: int) -> tuple:

@@ -3,10 +3,11 @@
 A pipeline is *planned* first — a list of :class:`StageSpec` with explicit dependencies, every grid point
 validated before anything runs — and then executed, each stage by :func:`execute_stage` (a plain function of one
 spec, callable in another process: the Ray sweep runs it as a task). :func:`run_pipeline` hands the plan to the
-scheduler (:mod:`scarlab.schedule`), which runs ``jobs`` independent stages at once in local kernels.
+scheduler (:mod:`scarlab.pipeline.schedule`), which runs ``jobs`` independent stages at once in local kernels.
 
 Modules: ``config`` (PipelineConfig, YAML, validation), ``plan`` (grid points, StageSpec, fingerprints),
-``stage`` (kernels, one stage's execution, its record and reuse), ``run`` (run_pipeline).
+``stage`` (kernels, one stage's execution, its record and reuse), ``schedule`` (the executors: local threads or
+Ray tasks), ``run`` (run_pipeline).
 
 A list given for a method parameter or a training option (``params: {scar: {lr: [0.0005, 0.00025]}}``) is a
 grid axis: every point is planned, and the stages points share (same folder) run once.

@@ -8,7 +8,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import SEED, SURROGATE_SIZE, ModelOptions, bounded
+from ..config import MIN_SHADOWS, SEED, SURROGATE_SIZE, ModelOptions, bounded
 from ..errors import ScarlabError, choose
 from ..runs import replacing
 from ..schema import check_bounds, coerce, nearest
@@ -325,7 +325,7 @@ def _resolve_locations(cfg: PipelineConfig) -> None:
 
 def _check_shadows(cfg: PipelineConfig) -> None:
     """shadows = 0 (no audit) or K ≥ MIN_SHADOWS; the audit needs the evaluation; no shadow seed is the models'."""
-    from ..audit import MIN_SHADOWS, shadow_seeds
+    from ..audit import shadow_seeds
 
     k = cfg.shadows
     if k == 0:

@@ -19,7 +19,7 @@ from .config import NEVER_AXES, STAGE_NOTEBOOKS, PipelineConfig, param_types, va
 # moved runs folder or another device still reuses its completed stages.
 LOCATION_PARAMS = frozenset({"out_dir", "original", "retrained", "split", "run", "runs", "data_root", "device",
                              "overwrite", "shadow_dir", "members_file", "jobs"})
-# A retrained oracle's K shadows are split in halves of at least MIN_SHADOWS (scarlab.audit): audited from K = 6.
+# A retrained oracle's K shadows are split in halves of at least MIN_SHADOWS (scarlab.config): audited from K = 6.
 RETRAINED_AUDIT_MIN = 6
 # Options that hold lists by nature (the plan expands them itself): never grid axes.
 LIST_OPTIONS = frozenset({"methods", "forget_classes", "seeds", "params"})

@@ -9,15 +9,15 @@ from pathlib import Path
 from ..runs import make_folder
 from .config import PipelineConfig, write_yaml
 from .plan import grid, plan_points
+from .schedule import Local, schedule
 
 
 def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False):
     """Plan ``cfg`` (validating every grid point first), execute every stage that is not current, summarise;
-    returns a :class:`scarlab.schedule.PipelineResult`.
+    returns a :class:`scarlab.pipeline.schedule.PipelineResult`.
 
     Stages run in dependency order, ``cfg.jobs`` at a time; a failed stage blocks only its dependants.
     """
-    from ..schedule import Local, schedule  # the scheduler imports this package
 
     t0 = time.perf_counter()
     points = grid(cfg)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import interrupts
 from ..errors import ScarlabError, disk_error
-from ..runs import RunDir, clear_run, intact, read_json, write_json
+from ..runs import RunDir, clear_run, files_intact, read_json, write_json
 from .plan import StageSpec, fingerprint, notebook_hash, notebook_source
 
 
@@ -130,7 +130,7 @@ def stage_state(spec: StageSpec) -> str:
         return "failed"
     if rec.get("fingerprint") != spec.fingerprint:
         return "stale"
-    if spec.creates_run and (_manifest_status(spec.run_dir) != "complete" or not _files_intact(spec.run_dir)):
+    if spec.creates_run and (_manifest_status(spec.run_dir) != "complete" or not files_intact(spec.run_dir)):
         return "failed"
     if not Path(spec.output).is_file():
         return "missing"
@@ -145,16 +145,7 @@ def _members_intact(members_file: str | None) -> bool:
         members = read_json(Path(members_file)).get("members") or []
     except (OSError, ValueError, TypeError):
         return False
-    return all(_manifest_status(m) == "complete" and _files_intact(m) for m in members)
-
-
-def _files_intact(run_dir: str) -> bool:
-    """Every file the run's manifest lists is still there and parses (:func:`scarlab.runs.intact`): a truncated
-    history.csv or split.npz is re-made, not trusted because the status says complete."""
-    try:
-        return all(intact(Path(run_dir) / name) for name in RunDir(run_dir).manifest.get("files", []))
-    except (OSError, ValueError, ScarlabError):
-        return False
+    return all(_manifest_status(m) == "complete" and files_intact(m) for m in members)
 
 
 def _manifest_status(run_dir: str) -> str | None:

@@ -143,6 +143,13 @@ class MethodSpec:
         params.validate()
         return params
 
+    def variant(self, params: dict, dataset: str | None) -> dict:
+        """The parameters of a run that differ from this method's effective defaults on ``dataset``: recorded in
+        the run's config.json as ``variant``, which names it (``scarlab.results.describe`` only reads it)."""
+        defaults = self.make_params({}, dataset)
+        return {f.name: params[f.name] for f in fields(defaults)  # in declaration order: one label per variant
+                if f.name in params and params[f.name] != getattr(defaults, f.name)}
+
     def dataset_defaults(self, dataset: str | None) -> dict:
         """The per-data-set defaults that apply to ``dataset`` ({} = the generic defaults)."""
         return getattr(self.params, "DATASET_DEFAULTS", {}).get(dataset, {})

@@ -14,7 +14,6 @@ from ..data import ImageSet, check_hr_classes, load_dataset, load_surrogate
 from ..device import resolve_device, seed_everything
 from ..errors import ScarlabError, choose
 from ..models import load_checkpoint, save_checkpoint
-from ..results import method_variant
 from ..runs import ORIGINAL, RETRAINED, RunDir
 from ..features import extract
 from ..stats import ClassStats, class_stats
@@ -87,7 +86,7 @@ def run_unlearn(cfg: UnlearnConfig, out: str | Path, overwrite: bool = False, pr
     if "surrogate" in spec.needs:
         surrogate = load_surrogate(cfg.surrogate, ds, cfg.surrogate_chunks, cfg.surrogate_size, cfg.seed)
     config = {**dataclasses.asdict(cfg), "retain_available": retain_ok, "params": dataclasses.asdict(params),
-              "variant": method_variant(cfg.method, {k: getattr(params, k) for k in cfg.params}, ds.name),
+              "variant": spec.variant({k: getattr(params, k) for k in cfg.params}, ds.name),
               "param_defaults": spec.defaults_source(ds.name), "dataset": ds.name,
               "model": ocfg.get("model"), "scenario": split.scenario, "forget_classes": split.forget_classes,
               "forget_size": len(split.forget_idx)}

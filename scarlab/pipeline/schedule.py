@@ -20,11 +20,11 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import interrupts
-from .errors import ScarlabError
-from .pipeline.plan import StageSpec
-from .pipeline.stage import StageFailed, ensure_kernel, execute_stage, stage_state
-from .runs import RunDir
+from .. import interrupts
+from ..errors import ScarlabError
+from ..runs import RunDir
+from .plan import StageSpec
+from .stage import StageFailed, ensure_kernel, execute_stage, stage_state
 
 POLL_S = 5.0  # how often a waiting Ray executor checks that every running task can still be scheduled
 RESOURCE_KEYS = ("num_cpus", "num_gpus")
