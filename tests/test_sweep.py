@@ -232,9 +232,9 @@ def test_second_sweep_reuses_every_stage(first_sweep, root, tmp_path, capsys):
 
 @needs_ray
 def test_a_failing_task_stops_only_its_branch(first_sweep, root):
-    # a NaN loss weight passes validation but fails inside SCAR's notebook, in its Ray task; evaluating the
-    # other runs (new stages here) goes on, SCAR's evaluation is blocked, and the summary lists the failure
-    grid = {**GRID, "forget_classes": [[0]], "evaluate": True, "params": {"scar": {"lambda_2": "nan"}}}
+    # an absurd lr (1e30) passes validation but the loss becomes NaN inside SCAR's notebook, in its Ray task;
+    # evaluating the other runs (new stages here) goes on, SCAR's evaluation is blocked, and the summary lists it
+    grid = {**GRID, "forget_classes": [[0]], "evaluate": True, "params": {"scar": {"lr": 1e30}}}
     r = run_sweep(sweep_config(grid, out=root), progress=False)
     by = {(s.kind, s.info.get("method")): s for s in r.stages}
     failed = by[("unlearn", "scar")]
