@@ -639,7 +639,7 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], colors: dict[st
                                  hovertemplate=f"{name}{suffix}<br>FPR %{{x:.2g}}<br>TPR %{{y:.3g}}<extra></extra>"))
     fig.add_trace(go.Scatter(x=[lo, 1.0], y=[lo, 1.0], mode="lines", line=CHANCE_LINE, name="chance (TPR = FPR)",
                              hoverinfo="skip"))
-    _base_layout(fig, height, "U-LiRA ROC from the smallest resolvable FPR (dotted: control; dashed: chance)")
+    _base_layout(fig, height, "ROC: forget (solid), control (dotted), chance (dashed)")
     fig.update_xaxes(type="log", title="false positive rate", range=[math.log10(lo), 0])
     fig.update_yaxes(type="log", title="true positive rate", range=[math.log10(lo), 0])
     fig.update_layout(legend=BOTTOM_LEGEND, margin=dict(b=40))
@@ -675,7 +675,9 @@ def tpr_figure(table: pd.DataFrame, colors: dict[str, str] | None = None, height
     keys = [k for k in ("ulira/tpr@0.01", "ulira/tpr@0.001") if k in table.columns and table[k].notna().any()]
     if not keys:  # an unresolvable TPR is NaN (ulira, item 9)
         return empty_figure("no audited run resolves TPR at these FPRs with its K", height)
-    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[R.METRIC[k].label for k in keys],
+    # short panel titles: the metrics' full labels overlapped each other in a half-width column (Chromium, 1500 px)
+    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[f"TPR @ {float(k.split('@')[1]) * 100:g} % FPR"
+                                                                for k in keys],
                         horizontal_spacing=0.1)
     names = [str(i) for i in table.index]
     for c, key in enumerate(keys, start=1):

@@ -410,3 +410,20 @@ def test_membership_signal_refuses_different_shadow_pairs():
     a, b = _offset_populations(rng, 8, 20, 0.0, 0.0)
     with pytest.raises(ScarlabError, match="same models"):
         ulira.membership_signal(a, b, a[:6], b[:6], n_boot=0)
+
+
+def test_saturated_statistics_are_one_sided_bounds_and_unresolvable_tprs_say_so():
+    """Every pair separating perfectly gives AUC 1 with a one-sided bound alpha^(1/K), never [1, 1]; a moderate
+    separation keeps its two-sided interval; TPR at an FPR below one false positive among K·N is NaN with the K that
+    would resolve it."""
+    rng = np.random.default_rng(0)
+    a, b = populations(rng, 8, 100, 20.0)
+    r = audit_scores(a, b, n_boot=50)
+    assert r["ulira/auc"] == 1.0 and r["ulira/auc_saturated"] == 1
+    assert r["ulira/auc_low"] == pytest.approx(0.05 ** (1 / 8)) and r["ulira/auc_high"] == 1.0
+    a, b = populations(rng, 8, 100, 1.0)
+    r = audit_scores(a, b, n_boot=50)
+    assert r["ulira/auc_saturated"] == 0 and r["ulira/auc_low"] < r["ulira/auc"] < r["ulira/auc_high"]
+    assert r["ulira/min_fpr"] == pytest.approx(1 / 800)  # 0.1 % < 1/800: not resolvable
+    assert np.isnan(r["ulira/tpr@0.001"]) and r["ulira/tpr@0.001_k_needed"] == 10  # ⌈1 / (0.001 · 100)⌉
+    assert r["ulira/roc_fpr"][0] == pytest.approx(1 / 800)

@@ -125,7 +125,8 @@ What is implemented, exactly
    resolvable"), with ``ulira/tpr@<f>_k_needed`` = ⌈1/(f·N)⌉ the K that would resolve it. A statistic whose every
    jackknife and bootstrap replicate sits at 0 or 1 has a zero-width interval that K pairs cannot support: it is
    reported as a one-sided (1 − alpha) bound instead, ≥ alpha^(1/K) (all K pairs agree; 0.69 at K = 8) for 1,
-   ≤ 1 − alpha^(1/K) for 0, with ``<key>_saturated`` = 1.
+   ≤ 1 − alpha^(1/K) for 0, with ``<key>_saturated`` = 1; "at a bound" means within SATURATION = 0.001 in the
+   estimate and every jackknife replicate (an AUC of 0.99998 printed as 1.000 [1.000, 1.000] is the same claim).
 """
 from __future__ import annotations
 
@@ -151,6 +152,7 @@ LOW_FPRS = (0.01, 0.001)  # TPR is reported at these FPRs
 N_BOOT = 200  # bootstrap resamples for the intervals
 ROC_GRID = np.logspace(-5, 0, 101)  # FPR grid of the reported (log-axis) ROC curve
 
+SATURATION = 1e-3  # a statistic this close to 0 or 1 in the estimate and every jackknife replicate is saturated
 _MIN_FIT = 2  # models per population for one std
 _MIN_HELD_OUT = _MIN_FIT + 1  # leave-one-pair-out fits on K − 1
 
@@ -416,12 +418,15 @@ def attack_roc(scores_a, scores_b, *, variance: str = "auto", std_floor: float =
         out[f"{key}_low"], out[f"{key}_high"] = (
             (float(max(out[key] - half[j], 0.0)), float(min(out[key] + half[j], 1.0))) if n_boot else
             (float("nan"), float("nan")))
-        # every replicate at the bound: a zero-width interval would claim certainty K pairs cannot give
-        saturated = bool(n_boot) and half[j] < 1e-9 and out[key] in (0.0, 1.0)
-        out[f"{key}_saturated"] = float(bool(saturated))
-        if saturated:  # one-sided (1 − alpha) bound: all K pairs agreeing is ≥ alpha-likely from p ≥ alpha^(1/K)
+        # the estimate and every jackknife replicate at (within SATURATION of) a bound: the interval would claim a
+        # certainty K pairs cannot give, so a one-sided (1 − alpha) bound: all K pairs agreeing is ≥ alpha-likely
+        # from p ≥ alpha^(1/K)
+        top = n_boot and min(out[key], jack[:, j].min()) >= 1 - SATURATION
+        bottom = n_boot and max(out[key], jack[:, j].max()) <= SATURATION
+        out[f"{key}_saturated"] = float(bool(top or bottom))
+        if top or bottom:
             bound = float(alpha ** (1 / k))
-            out[f"{key}_low"], out[f"{key}_high"] = (bound, 1.0) if out[key] == 1.0 else (0.0, 1.0 - bound)
+            out[f"{key}_low"], out[f"{key}_high"] = (bound, 1.0) if top else (0.0, 1.0 - bound)
     return {**out, "fpr": fpr, "tpr": tpr, "n_pos": int(lr_a.size), "n_neg": int(lr_b.size),
             "lr_a": lr_a, "lr_b": lr_b}
 
