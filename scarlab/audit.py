@@ -883,6 +883,15 @@ def steps_audit(a: Audited, pop: ShadowPopulation, ds, device: str = "cpu", *, d
 
 
 # ============================================================================================ the audit
+def mark_failed(run: RunDir, entry: str, exc: BaseException) -> None:
+    """Record a failed audit in the run's manifest under ``entry`` (its one-line error), as far as the disk allows."""
+    msg = str(exc) if isinstance(exc, ScarlabError) else f"{type(exc).__name__}: {exc}"
+    try:
+        run.update_manifest(**{entry: {"status": "failed", "error": msg, "finished": time.time()}})
+    except (OSError, ScarlabError):
+        pass
+
+
 def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, shadow_dir=None,
               delta: float = ulira.DEFAULT_DELTA, alpha: float = ulira.DEFAULT_ALPHA, device: str = "auto",
               progress: bool = True, jobs: int = 1) -> dict:
@@ -989,11 +998,7 @@ def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, 
         target_run.write_metrics({key: metrics[key] for key in METRIC_KEYS if key in metrics}, merge=True)
         written.append("metrics.json")
     except BaseException as exc:
-        msg = str(exc) if isinstance(exc, ScarlabError) else f"{type(exc).__name__}: {exc}"
-        try:
-            target_run.update_manifest(audit={"status": "failed", "error": msg, "finished": time.time()})
-        except (OSError, ScarlabError):
-            pass
+        mark_failed(target_run, "audit", exc)
         raise
     files = sorted((set(target_run.manifest.get("files", [])) - set(FILES)) | set(written))
     target_run.update_manifest(files=files, audit={"status": "complete", "finished": time.time(), "k": k,

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from .audit import (DEFAULT_SEED, DEFAULT_SHADOWS, MIN_SHADOWS, Audited, _folder, audit_run, audited, control_indices,
-                    control_scores, forget_scores, method_key, shadow_population)
+                    control_scores, forget_scores, mark_failed, method_key, shadow_population)
 from .config import AuditConfig
 from .errors import ScarlabError
 from .metrics import offline, ulira
@@ -207,11 +207,7 @@ def audit_offline(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SE
     except BaseException as exc:
         for tmp in tmps:
             tmp.unlink(missing_ok=True)
-        msg = str(exc) if isinstance(exc, ScarlabError) else f"{type(exc).__name__}: {exc}"
-        try:
-            target_run.update_manifest(audit_offline={"status": "failed", "error": msg, "finished": time.time()})
-        except (OSError, ScarlabError):
-            pass
+        mark_failed(target_run, "audit_offline", exc)
         raise
     files = sorted(set(target_run.manifest.get("files", [])) | set(FILES) | {"metrics.json"})
     target_run.update_manifest(files=files, audit_offline={"status": "complete", "finished": time.time(),

@@ -369,10 +369,13 @@ def _t_half(var: np.ndarray, k: int, alpha: float) -> np.ndarray:
     return student_t.ppf(1 - alpha / 2, k - 1) * np.sqrt(var)
 
 
-def _attack(a: np.ndarray, b: np.ndarray, variance: str, std_floor: float, low_fprs, n_boot: int, seed: int):
+def _attack(a: np.ndarray, b: np.ndarray, variance: str, std_floor: float, low_fprs, n_boot: int, seed: int,
+            extra=None):
     """The held-out attack and its replicates: (point estimates {key: float}, keys, jackknife replicates [K, S]
     or None, example-bootstrap replicates [n_boot, S] or None, fpr, tpr, lr_a, lr_b). Replicates hold the
-    statistics in ``keys`` order; a statistic's variance over shadow pairs is (K − 1)/K · Σ (θ₍₋ₖ₎ − mean)²."""
+    statistics in ``keys`` order; a statistic's variance over shadow pairs is (K − 1)/K · Σ (θ₍₋ₖ₎ − mean)².
+    ``extra(lr_a, lr_b) -> float``: one more statistic, its jackknife replicate appended as the last column (the
+    refitted replicates are the costly part: made once)."""
     lr_a, lr_b = held_out_scores(a, b, variance=variance, std_floor=std_floor)
     k, n = lr_a.shape
     out, fpr, tpr = _roc_summary(lr_a, lr_b, low_fprs)
@@ -380,9 +383,11 @@ def _attack(a: np.ndarray, b: np.ndarray, variance: str, std_floor: float, low_f
     if not n_boot:
         return out, keys, None, None, fpr, tpr, lr_a, lr_b
     resolved = resolve_variance(variance, k - 1)
-    jack = np.array([[r[key] for key in keys] for r in
-                     (_summary(*_PooledROC(ja, jb).curve(np.ones(k - 1), np.ones(n)), low_fprs)
-                      for ja, jb in _jackknife_scores(a, b, resolved, std_floor))])
+    jack = []
+    for ja, jb in _jackknife_scores(a, b, resolved, std_floor):
+        r = _summary(*_PooledROC(ja, jb).curve(np.ones(k - 1), np.ones(n)), low_fprs)
+        jack.append([r[key] for key in keys] + ([extra(ja, jb)] if extra else []))
+    jack = np.array(jack)
     pooled, rng = _PooledROC(lr_a, lr_b), np.random.default_rng(seed)
     ones = np.ones(k)
     boots = np.array([[r[key] for key in keys] for r in
@@ -454,17 +459,19 @@ def membership_signal(forget_a, forget_b, control_a, control_b, *, variance: str
                            f"K={len(ca)}): score both with the same models")
     low = tuple(float(s.split("@")[1]) for s in MEMBERSHIP_STATS if s.startswith("tpr@"))
     k = len(fa)
-    resolved = resolve_variance(variance, k - 1)
     sides = {}
+
+    def mean_eps(lr_a, lr_b):
+        return float(epsilon(lr_a, lr_b, delta=delta, alpha=alpha).mean())
+
     for name, (a, b) in (("forget", (fa, fb)), ("control", (ca, cb))):
-        out, keys, jack, boots, _, _, lr_a, lr_b = _attack(a, b, variance, std_floor, low, n_boot, seed)
+        out, keys, jack, boots, _, _, lr_a, lr_b = _attack(a, b, variance, std_floor, low, n_boot, seed,
+                                                            extra=mean_eps)
         eps = epsilon(lr_a, lr_b, delta=delta, alpha=alpha)
         point = np.array([out[s] for s in MEMBERSHIP_STATS[:-1]] + [eps.mean()])
         cols = [keys.index(s) for s in MEMBERSHIP_STATS[:-1]]
         if n_boot:
-            jack_eps = [epsilon(ja, jb, delta=delta, alpha=alpha).mean()
-                        for ja, jb in _jackknife_scores(a, b, resolved, std_floor)]
-            jack = np.column_stack([jack[:, cols], jack_eps])
+            jack = np.column_stack([jack[:, cols], jack[:, -1]])
             rng = np.random.default_rng(seed + 1)
             boot_eps = eps[rng.integers(0, len(eps), (n_boot, len(eps)))].mean(1)
             boots = np.column_stack([boots[:, cols], boot_eps])
