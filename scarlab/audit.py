@@ -100,7 +100,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -800,13 +799,6 @@ def _populations(a: Audited, pop: ShadowPopulation) -> tuple[list[Path], list[Pa
             "retrained (second half of the seeds)")
 
 
-def _flag_threshold(lr_b: np.ndarray, fpr: float = FLAG_FPR) -> float:
-    """The held-out B log-LR above which at most ``fpr`` of the B scores lie (as ``ulira.audit_scores`` flags)."""
-    neg = np.sort(np.asarray(lr_b, float).ravel())[::-1]
-    m = int(np.floor(fpr * len(neg) + 1e-9))
-    return float(neg[m]) if m < len(neg) else -math.inf
-
-
 def _forget_snapshots(run: RunDir, pos: dict[int, int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """step -> (positions in the forget set, φ) of the forget examples (group 0) in a run's feature snapshots."""
     out = {}
@@ -873,7 +865,7 @@ def steps_audit(a: Audited, pop: ShadowPopulation, ds, device: str = "cpu", *, d
                                  n_boot=STEP_BOOT)
         lam = res["ulira/target_log_lr"]
         lams.append(lam.astype(np.float32))
-        thresholds.append(_flag_threshold(res["ulira/log_lr_b"]))
+        thresholds.append(ulira.flag_threshold(res["ulira/log_lr_b"], FLAG_FPR))
         rows.append({"step": int(step), **{key: float(res[key]) for key in STEP_COLUMNS[1:8]},
                      "ulira/log_lr_mean": float(lam.mean()),
                      f"ulira/flagged@{FLAG_FPR:g}": float(res[f"ulira/target_flagged@{FLAG_FPR:g}"]),
@@ -922,16 +914,16 @@ def audit_run(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SEED, 
         scores_a = np.stack([forget_scores(p / "checkpoints" / "model.pt", ds, a.split, device) for p in members_a])
         scores_b = np.stack([forget_scores(p / "checkpoints" / "model.pt", ds, a.split, device) for p in members_b])
         target = forget_scores(a.checkpoint, ds, a.split, device)
-        res = ulira.audit_scores(scores_a, scores_b, target=target, delta=delta, alpha=alpha)
-        k = int(res["ulira/k"])
-        flagged = res["ulira/target_log_lr"] > _flag_threshold(res["ulira/log_lr_b"])
         # the control: the same models on examples none of them trained on (module docstring, "Control")
         ctl = control_indices(a.split, ds, seed)
         ctl_a = np.stack([control_scores(p / "checkpoints" / "model.pt", ds, ctl, device) for p in members_a])
         ctl_b = np.stack([control_scores(p / "checkpoints" / "model.pt", ds, ctl, device) for p in members_b])
         ctl_target = control_scores(a.checkpoint, ds, ctl, device)
-        res_c = ulira.audit_scores(ctl_a, ctl_b, target=ctl_target, delta=delta, alpha=alpha)
-        membership = ulira.membership_signal(scores_a, scores_b, ctl_a, ctl_b, delta=delta, alpha=alpha)
+        # forget, control and their difference from one held-out attack per side (fits, jackknife, bootstraps)
+        res, res_c, membership = ulira.audit_with_control(scores_a, scores_b, ctl_a, ctl_b, target=target,
+                                                          control_target=ctl_target, delta=delta, alpha=alpha)
+        k = int(res["ulira/k"])
+        flagged = res["ulira/target_log_lr"] > ulira.flag_threshold(res["ulira/log_lr_b"], FLAG_FPR)
         # a forget example is a member at FLAG_FPR when its Λ tops that share of the control examples' Λ
         member_thr = float(np.quantile(res_c["ulira/target_log_lr"], 1 - FLAG_FPR))
         member = res["ulira/target_log_lr"] > member_thr
