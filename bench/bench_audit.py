@@ -47,7 +47,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scarlab.audit import audit_run  # noqa: E402
-from scarlab.audit_offline import audit_offline  # noqa: E402
+from scarlab.audit import audit_offline  # noqa: E402
 from scarlab.config import TrainConfig, UnlearnConfig  # noqa: E402
 from scarlab.runs import RunDir  # noqa: E402
 

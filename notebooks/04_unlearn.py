@@ -43,25 +43,20 @@ import plotly.express as px
 from scarlab.config import UnlearnConfig
 from scarlab.errors import ScarlabError, choose
 from scarlab.notebook import FIG, setup_notebook
-from scarlab.runs import RunDir
 from scarlab.unlearn import METHODS
 from scarlab.unlearn.stage import run_unlearn
 
 setup_notebook()  # figures as plotly's JSON for Lab (HTML: scarlab export); the pipeline's thread count
 
 # %% [markdown]
-# ## The method and its hyper-parameters
+# ## The method
 
 # %%
-from dataclasses import asdict
-
 if original is None:
     raise ScarlabError("set original: the run directory of the original model (01_train_original)")
 choose("method", method, METHODS)  # an unknown method is an error listing the registered ones
 spec = METHODS[method]
-hyper = spec.make_params(params, RunDir(original).require_complete("original run").config["dataset"])
 print(f"{method}: {spec.summary}\nreads: {', '.join(sorted(spec.needs))}")
-pd.Series(asdict(hyper), name=method).astype(str).to_frame()
 
 # %% [markdown]
 # ## Unlearn
@@ -72,6 +67,13 @@ cfg = UnlearnConfig(original=original, method=method, retrained=retrained, split
                     params=params, snapshot_every=snapshot_every, retain_available=retain_available, device=device)
 run = run_unlearn(cfg, out_dir, overwrite=overwrite, progress=False)  # refuses a method needing a withheld retain set
 pd.Series(run.metrics, name="value").to_frame()
+
+# %% [markdown]
+# The hyper-parameters the run used: `params` resolved by the unlearn stage (the data set's defaults filled in,
+# the retain set's absence applied), as recorded in its `config.json`.
+
+# %%
+pd.Series(run.config["params"], name=method).astype(str).to_frame()
 
 # %% [markdown]
 # ## Losses per step

@@ -101,7 +101,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("competition/F_chance", "competition F of identical populations at K", 1, 3, summary=False),
     Metric("competition/F_control", "competition F on the control examples", 1, 3, summary=False),
     Metric("competition/score", "competition final score", 1, 3, better=+1, summary=False),
-    # the offline audit (scarlab.audit_offline): the run's own model against the retrained shadows, forget vs control
+    # the offline audit (scarlab.audit.offline): the run's own model against the retrained shadows, forget vs control
     Metric("ulira/offline/lira/auc", "offline LiRA: this model's AUC forget vs control (membership; chance 0.5)", 1, 3,
            chance=0.5, summary=False, interval=True),
     Metric("ulira/offline/rmia/auc", "offline RMIA: this model's AUC forget vs control (membership; chance 0.5)", 1, 3,

@@ -1,4 +1,4 @@
-"""The offline audit (scarlab.metrics.offline, scarlab.audit_offline): offline LiRA and RMIA on synthetic scores, bad
+"""The offline audit (scarlab.metrics.offline, scarlab.audit.offline): offline LiRA and RMIA on synthetic scores, bad
 options as one clear error, and on digits one set of K retrained shadows shared by two methods' audits.
 
 Scale of the real part: 2-epoch tinycnn original and oracle (CR class 0), finetune and negative_gradient unlearned for
@@ -110,7 +110,7 @@ def runs(tmp_path_factory):
 
 
 def test_bad_options_refused_before_anything_is_made(runs):
-    from scarlab.audit_offline import audit
+    from scarlab.audit import audit
 
     for kw, msg in (({"rmia_a": 1.2}, r"a must be a number in \[0, 1\]"), ({"population": 0}, "≥ 1"),
                     ({"mode": "both"}, "unknown audit mode 'both'")):
@@ -124,7 +124,7 @@ def test_two_methods_share_the_retrained_shadows(runs):
     """The first offline audit of the split makes K retrained shadows; the second method's audit makes nothing and
     reads them (bound 60 s, the issue's goal; BENCHMARKS §8: digits 1.0 s from a fresh process at K = 8,
     cifar10-mini 31.7 s)."""
-    from scarlab.audit_offline import OFFLINE_METRIC_KEYS, audit
+    from scarlab.audit import OFFLINE_METRIC_KEYS, audit
     from scarlab.runs import RunDir
 
     first = audit(runs["finetune"], K, mode="offline", device="cpu", progress=False)
@@ -157,7 +157,7 @@ def test_two_methods_share_the_retrained_shadows(runs):
 
 def test_shadows_of_another_split_are_refused_naming_the_keys(runs, tmp_path):
     """A shadow folder made for class 0 given to an audit of a class-1 run: refused, naming the split's keys."""
-    from scarlab.audit_offline import audit
+    from scarlab.audit import audit
     from scarlab.config import TrainConfig, UnlearnConfig
     from scarlab.train import run_train
     from scarlab.unlearn.stage import run_unlearn
@@ -197,7 +197,7 @@ def test_auto_is_online_once_the_unlearned_shadows_exist_and_both_audits_coexist
     online audit for it; its audit.json says mode online and keeps the online keys, the offline files stay as they
     were."""
     from scarlab import audit as online
-    from scarlab.audit_offline import audit
+    from scarlab.audit import audit
     from scarlab.runs import RunDir
 
     audit(runs["finetune"], K, mode="offline", device="cpu", progress=False)

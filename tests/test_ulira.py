@@ -412,6 +412,25 @@ def test_membership_signal_refuses_different_shadow_pairs():
         ulira.membership_signal(a, b, a[:6], b[:6], n_boot=0)
 
 
+@pytest.mark.parametrize("k, n_boot", [(3, 50), (8, 50), (6, 0)])
+def test_audit_with_control_equals_the_three_calls(k, n_boot):
+    """The audit's one pass (each side's held-out attack, jackknife and bootstraps made once) gives exactly what
+    audit_scores on forget, audit_scores on control and membership_signal give separately."""
+    rng = np.random.default_rng(k)
+    fa, fb = _offset_populations(rng, k, 60, 1.0, 0.5)
+    ca, cb = _offset_populations(rng, k, 40, 1.0, 0.0)
+    t, tc = fa.mean(0) + rng.normal(size=60), ca.mean(0)
+    got = ulira.audit_with_control(fa, fb, ca, cb, target=t, control_target=tc, n_boot=n_boot, seed=3)
+    want = (audit_scores(fa, fb, target=t, n_boot=n_boot, seed=3), audit_scores(ca, cb, target=tc, n_boot=n_boot,
+            seed=3), ulira.membership_signal(fa, fb, ca, cb, n_boot=n_boot, seed=3))
+    for g, w in zip(got, want):
+        assert g.keys() == w.keys()
+        for key in w:
+            np.testing.assert_array_equal(g[key], w[key], err_msg=key)
+    with pytest.raises(ScarlabError, match="same models"):
+        ulira.audit_with_control(fa, fb, np.vstack([ca, ca[:1]]), np.vstack([cb, cb[:1]]), n_boot=0)
+
+
 def test_saturated_statistics_are_one_sided_bounds_and_unresolvable_tprs_say_so():
     """Every pair separating perfectly gives AUC 1 with a one-sided bound alpha^(1/K), never [1, 1]; a moderate
     separation keeps its two-sided interval; TPR at an FPR below one false positive among K·N is NaN with the K that

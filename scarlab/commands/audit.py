@@ -110,7 +110,7 @@ def print_offline(doc: dict) -> None:
 
 
 def run(args) -> int:
-    from ..audit_offline import audit
+    from ..audit import audit
     from ..errors import ScarlabError
 
     cfg, _ = _common.options(args)

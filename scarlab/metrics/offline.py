@@ -16,7 +16,7 @@ Sources (written from the papers' descriptions and the RMIA authors' reference c
     a is chosen by a grid search: a reference model is set as a temporary target and attacked with the others, and
     the a with the highest AUC is kept (the authors' code: a in 0, 0.1, ..., 1; "when unknown, a = 1").
 
-The unlearning question (how scarlab.audit_offline applies them)
+The unlearning question (how scarlab.audit.offline applies them)
 -----------------------------------------------------------------
 Target θ = the audited model (unlearned, retrained or original). Reference models = the K retrained shadows: they
 never trained on the forget examples nor on any test image, so every example scored here is OUT for every reference

@@ -415,9 +415,15 @@ def attack_roc(scores_a, scores_b, *, variance: str = "auto", std_floor: float =
     n_neg, and the held-out log-LRs lr_a, lr_b [K, N] (see the module docstring, item 4).
     """
     a, b = _pair(scores_a, scores_b, _MIN_HELD_OUT, "the held-out (leave-one-pair-out) attack", paired=True)
-    out, keys, jack, boots, fpr, tpr, lr_a, lr_b = _attack(a, b, variance, std_floor, low_fprs, n_boot, seed)
-    k = len(a)
+    return _attack_result(_attack(a, b, variance, std_floor, low_fprs, n_boot, seed), alpha, n_boot)
+
+
+def _attack_result(attack: tuple, alpha: float, n_boot: int) -> dict:
+    """attack_roc's result from an attack made by ``_attack`` (an ``extra`` column of its jackknife is ignored)."""
+    out, keys, jack, boots, fpr, tpr, lr_a, lr_b = attack
+    out, k = dict(out), len(lr_a)
     if n_boot:
+        jack = jack[:, :len(keys)]
         half = _t_half(_jack_var(jack) + _boot_var(boots), k, alpha)
     for j, key in enumerate(keys):
         out[f"{key}_low"], out[f"{key}_high"] = (
@@ -454,29 +460,45 @@ def membership_signal(forget_a, forget_b, control_a, control_b, *, variance: str
     examples resampled independently). Not clipped: the difference lies in [−1, 1] (ε: unbounded)."""
     fa, fb = _pair(forget_a, forget_b, _MIN_HELD_OUT, "the membership signal", paired=True)
     ca, cb = _pair(control_a, control_b, _MIN_HELD_OUT, "the membership signal", paired=True)
-    if len(fa) != len(ca):
-        raise ScarlabError(f"forget and control are scored by different shadow pairs (K={len(fa)} and "
-                           f"K={len(ca)}): score both with the same models")
+    _same_pairs(fa, ca)
     low = tuple(float(s.split("@")[1]) for s in MEMBERSHIP_STATS if s.startswith("tpr@"))
-    k = len(fa)
-    sides = {}
+    sides = [_membership_side(_attack(a, b, variance, std_floor, low, n_boot, seed, extra=_mean_eps(delta, alpha)),
+                              None, delta, alpha, n_boot, seed) for a, b in ((fa, fb), (ca, cb))]
+    return _membership_result(*sides, len(fa), alpha, n_boot)
 
+
+def _same_pairs(forget_a: np.ndarray, control_a: np.ndarray) -> None:
+    if len(forget_a) != len(control_a):
+        raise ScarlabError(f"forget and control are scored by different shadow pairs (K={len(forget_a)} and "
+                           f"K={len(control_a)}): score both with the same models")
+
+
+def _mean_eps(delta: float, alpha: float):
+    """The ``extra`` statistic of the membership signal's attacks: mean per-example ε of held-out log-LRs."""
     def mean_eps(lr_a, lr_b):
         return float(epsilon(lr_a, lr_b, delta=delta, alpha=alpha).mean())
+    return mean_eps
 
-    for name, (a, b) in (("forget", (fa, fb)), ("control", (ca, cb))):
-        out, keys, jack, boots, _, _, lr_a, lr_b = _attack(a, b, variance, std_floor, low, n_boot, seed,
-                                                            extra=mean_eps)
+
+def _membership_side(attack: tuple, eps, delta: float, alpha: float, n_boot: int, seed: int) -> tuple:
+    """(point [S], jackknife [K, S], bootstrap [n_boot, S]) of MEMBERSHIP_STATS on one side, from its attack made
+    with ``extra=_mean_eps`` (ε's jackknife column); ``eps``: its per-example ε when already computed (else None)."""
+    out, keys, jack, boots, _, _, lr_a, lr_b = attack
+    if eps is None:
         eps = epsilon(lr_a, lr_b, delta=delta, alpha=alpha)
-        point = np.array([out[s] for s in MEMBERSHIP_STATS[:-1]] + [eps.mean()])
-        cols = [keys.index(s) for s in MEMBERSHIP_STATS[:-1]]
-        if n_boot:
-            jack = np.column_stack([jack[:, cols], jack[:, -1]])
-            rng = np.random.default_rng(seed + 1)
-            boot_eps = eps[rng.integers(0, len(eps), (n_boot, len(eps)))].mean(1)
-            boots = np.column_stack([boots[:, cols], boot_eps])
-        sides[name] = (point, jack, boots)
-    (pf, jf, bf), (pc, jc, bc) = sides["forget"], sides["control"]
+    point = np.array([out[s] for s in MEMBERSHIP_STATS[:-1]] + [eps.mean()])
+    cols = [keys.index(s) for s in MEMBERSHIP_STATS[:-1]]
+    if n_boot:
+        jack = np.column_stack([jack[:, cols], jack[:, -1]])
+        rng = np.random.default_rng(seed + 1)
+        boot_eps = eps[rng.integers(0, len(eps), (n_boot, len(eps)))].mean(1)
+        boots = np.column_stack([boots[:, cols], boot_eps])
+    return point, jack, boots
+
+
+def _membership_result(forget: tuple, control: tuple, k: int, alpha: float, n_boot: int) -> dict:
+    """membership_signal's result from the two sides' (point, jackknife, bootstrap) (``_membership_side``)."""
+    (pf, jf, bf), (pc, jc, bc) = forget, control
     diff = pf - pc
     res = {}
     if n_boot:
@@ -598,6 +620,13 @@ def audit_scores(scores_target_pop, scores_retrained_pop, *, target=None, delta:
     """
     roc = attack_roc(scores_target_pop, scores_retrained_pop, variance=variance, std_floor=std_floor,
                      low_fprs=low_fprs, alpha=alpha, n_boot=n_boot, seed=seed)
+    return _audit_result(roc, scores_target_pop, scores_retrained_pop, target, delta=delta, alpha=alpha,
+                         variance=variance, std_floor=std_floor, low_fprs=low_fprs, n_boot=n_boot, seed=seed)
+
+
+def _audit_result(roc: dict, scores_target_pop, scores_retrained_pop, target, *, delta: float, alpha: float,
+                  variance: str, std_floor: float, low_fprs, n_boot: int, seed: int) -> dict:
+    """audit_scores' result from the attack's (attack_roc's) result on the same scores."""
     lr_a, lr_b = roc["lr_a"], roc["lr_b"]
     k, n = lr_a.shape
     eps = epsilon(lr_a, lr_b, delta=delta, alpha=alpha)
@@ -627,10 +656,35 @@ def audit_scores(scores_target_pop, scores_retrained_pop, *, target=None, delta:
         if not np.isfinite(x).all():
             raise ScarlabError(f"the target model gave {int((~np.isfinite(x)).sum())} non-finite scores; rerun it")
         lam = likelihood_ratio(x, fit)
-        neg = np.sort(lr_b.ravel())[::-1]
-        # threshold: flag Λ > thr with at most 1 % of the held-out B scores above it
-        m = int(np.floor(0.01 * len(neg) + 1e-9))
-        thr = neg[m] if m < len(neg) else -np.inf
         out["ulira/target_log_lr"] = lam
-        out["ulira/target_flagged@0.01"] = float(np.mean(lam > thr))
+        out["ulira/target_flagged@0.01"] = float(np.mean(lam > flag_threshold(lr_b, 0.01)))
     return out
+
+
+def flag_threshold(lr_b, fpr: float = 0.01) -> float:
+    """The held-out B log-LR Λ above which at most ``fpr`` of the B scores lie: a target's Λ above it is flagged
+    (``ulira/target_flagged@<fpr>``)."""
+    neg = np.sort(np.asarray(lr_b, float).ravel())[::-1]
+    m = int(np.floor(fpr * len(neg) + 1e-9))
+    return float(neg[m]) if m < len(neg) else -math.inf
+
+
+def audit_with_control(forget_a, forget_b, control_a, control_b, *, target=None, control_target=None,
+                       delta: float = DEFAULT_DELTA, alpha: float = DEFAULT_ALPHA, variance: str = "auto",
+                       std_floor: float = STD_FLOOR, n_boot: int = N_BOOT, seed: int = 0) -> tuple[dict, dict, dict]:
+    """(audit_scores of the forget examples, audit_scores of the control examples, membership_signal of the two),
+    equal to those three calls with the same options, with each side's held-out attack (the leave-one-pair-out
+    fits, the K refitted jackknife replicates, the example bootstrap, the per-example ε) made once instead of twice:
+    the membership signal's statistics are columns of the attacks the audit reports (LOW_FPRS holds its 1 % FPR)."""
+    fa, fb = _pair(forget_a, forget_b, _MIN_HELD_OUT, "the held-out (leave-one-pair-out) attack", paired=True)
+    ca, cb = _pair(control_a, control_b, _MIN_HELD_OUT, "the held-out (leave-one-pair-out) attack", paired=True)
+    _same_pairs(fa, ca)
+    opts = {"delta": delta, "alpha": alpha, "variance": variance, "std_floor": std_floor, "low_fprs": LOW_FPRS,
+            "n_boot": n_boot, "seed": seed}
+    results, sides = [], []
+    for (a, b), t in (((fa, fb), target), ((ca, cb), control_target)):
+        attack = _attack(a, b, variance, std_floor, LOW_FPRS, n_boot, seed, extra=_mean_eps(delta, alpha))
+        res = _audit_result(_attack_result(attack, alpha, n_boot), a, b, t, **opts)
+        results.append(res)
+        sides.append(_membership_side(attack, res["ulira/eps"], delta, alpha, n_boot, seed))
+    return results[0], results[1], _membership_result(*sides, len(fa), alpha, n_boot)

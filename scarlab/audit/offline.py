@@ -2,7 +2,7 @@
 only, so auditing one more run of a split trains nothing once its retrained shadows exist.
 
 The estimators and what every number means are :mod:`scarlab.metrics.offline` (read its docstring); the shadow folder,
-its fingerprint, reuse and refusal rules are :mod:`scarlab.audit`'s, unchanged: this module asks
+its fingerprint, reuse and refusal rules are :mod:`scarlab.audit.shadows`, unchanged: this module asks
 :func:`scarlab.audit.shadow_population` for the retrained population alone (``retrained__s<seed>/`` in
 ``shadows__<fingerprint8>/``, shared by every method, variant and seed audited on that split and training
 configuration; a folder or member of another split, data set or training option is refused naming the keys that
@@ -45,16 +45,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .audit import (DEFAULT_SEED, DEFAULT_SHADOWS, MIN_SHADOWS, Audited, _folder, audit_run, audited, control_indices,
-                    control_scores, forget_scores, mark_failed, method_key, shadow_population)
-from .config import AuditConfig
-from .errors import ScarlabError
-from .metrics import offline, ulira
-from .runs import RunDir, write_json
+from ..config import MIN_SHADOWS, AuditConfig
+from ..errors import ScarlabError
+from ..metrics import offline, ulira
+from ..runs import RunDir, write_json
+from .online import audit_run
+from .scoring import control_indices, control_scores, forget_scores
+from .shadows import shadow_folder, shadow_population
+from .targets import DEFAULT_SEED, DEFAULT_SHADOWS, Audited, audited, mark_failed, method_key
 
 MODES = ("online", "offline", "auto")
 A_UNKNOWN = 1.0  # RMIA's a when no model that trained on the forget examples is at hand (the authors' default)
-FILES = ("audit_offline.json", "audit_offline.parquet")
+OFFLINE_FILES = ("audit_offline.json", "audit_offline.parquet")
 OFFLINE_METRIC_KEYS = tuple(
     f"ulira/offline/{attack}/{stat}{end}" for attack in offline.ATTACKS for stat in offline.STATS
     for end in (("", "_low", "_high") if stat in ("auc", "tpr@0.01") else ("",))) + (
@@ -86,7 +88,7 @@ def online_ready(a: Audited, shadows: int, seed: int = DEFAULT_SEED, shadow_dir=
     """Whether the online audit's population A of this run exists complete in its shadow folder (module docstring)."""
     if a.kind == "retrained" and shadows < 2 * MIN_SHADOWS:
         return False  # the online audit of a retrained run splits its K in halves of at least MIN_SHADOWS
-    folder, _ = _folder(a, shadow_dir)
+    folder, _ = shadow_folder(a, shadow_dir)
     name = {"unlearn": lambda: method_key(a.unlearn), "original": lambda: "original",
             "retrained": lambda: "retrained"}[a.kind]()
     paths = [folder / f"{name}__s{seed + i}" for i in range(shadows)]
@@ -126,10 +128,8 @@ def audit_offline(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SE
                   rmia_a: float | None = None, population: int = AuditConfig.population) -> dict:
     """The offline audit of one run (module docstring): make or reuse the K retrained shadows, score, write
     audit_offline.json / .parquet and metrics. Returns audit_offline.json's contents."""
-    import pandas as pd
-
-    from .data import load_dataset
-    from .device import resolve_device
+    from ..data import load_dataset
+    from ..device import resolve_device
 
     _check("offline", rmia_a, population)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
@@ -144,59 +144,16 @@ def audit_offline(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SE
                                 populations=("retrained",), jobs=jobs)
         t_scores = time.perf_counter()
         ds = load_dataset(a.train["dataset"], a.train.get("data_root"))
-        refs = [p / "checkpoints" / "model.pt" for p in pop.retrained]
-        ctl = control_indices(a.split, ds, seed)
-        n_test = len(ds.test.labels)
-        z_idx = np.sort(np.random.default_rng(seed + 1).choice(n_test, min(population, n_test), replace=False))
-        pos = np.searchsorted(z_idx, ctl)
-        in_pop = np.where(z_idx[np.minimum(pos, len(z_idx) - 1)] == ctl, pos, -1)  # control examples among the z
-
-        def phi(ckpt):
-            return (forget_scores(ckpt, ds, a.split, device), control_scores(ckpt, ds, ctl, device),
-                    control_scores(ckpt, ds, z_idx, device))
-
-        ref_f, ref_c, ref_z = (np.stack(s) for s in zip(*(phi(r) for r in refs)))
-        t_f, t_c, t_z = phi(a.checkpoint)
-        tuner, a_source = _tuning_model(a)
-        aucs = {}
-        if rmia_a is not None:
-            a_value, a_source = float(rmia_a), "given"
-        elif tuner is None:
-            a_value = A_UNKNOWN
-        else:
-            o_f, o_c, o_z = phi(tuner)
-            a_value, aucs = offline.choose_rmia_a(o_f, o_c, ref_f, ref_c, o_z, ref_z, control_in_pop=in_pop)
-        res = offline.offline_audit(t_f, t_c, ref_f, ref_c, pop_target=t_z, pop_ref=ref_z, a=a_value,
-                                    control_in_pop=in_pop, alpha=alpha, seed=seed)
+        sc = _offline_scores(a, pop, ds, seed, device, rmia_a, population, alpha)
         scores_s = time.perf_counter() - t_scores
 
-        metrics = {f"ulira/offline/{attack}/{key}": v for attack, r in res.items() for key, v in r.items()
-                   if isinstance(v, float)}
-        metrics.update({"ulira/offline/rmia/a": a_value, "ulira/offline/k": len(refs),
-                        "ulira/offline/n_population": int(len(z_idx))})
+        metrics = _offline_metrics(sc)
         idx = np.asarray(a.split.forget_idx, np.int64)
-        labels = np.concatenate([ds.train.labels[idx].numpy(), ds.test.labels[ctl].numpy()]).astype(np.int64)
-        table = pd.DataFrame({"index": np.concatenate([idx, ctl]),
-                              "part": ["forget"] * len(idx) + ["control"] * len(ctl),
-                              "label": labels, "target_score": np.concatenate([t_f, t_c]),
-                              "ref_mean": np.concatenate([ref_f.mean(0), ref_c.mean(0)]),
-                              "lira_z": np.concatenate([res["lira"]["forget"], res["lira"]["control"]]),
-                              "rmia_score": np.concatenate([res["rmia"]["forget"], res["rmia"]["control"]])})
-        doc = {"mode": "offline", "run": str(target_run.path), "kind": a.kind, "label": a.label, "k": len(refs),
-               "alpha": float(alpha), "n_examples": int(len(idx)), "metrics": metrics,
-               "reference": "retrained shadows", "members": [p.name for p in pop.retrained],
-               "rmia": {"a": a_value, "a_source": a_source, "a_auc": {f"{k:g}": v for k, v in aucs.items()},
-                        "gamma": offline.GAMMA, "n_population": int(len(z_idx)),
-                        "population": "a seeded sample of test images (control examples among them scored against "
-                                      "the others)", "n_control_in_population": int((in_pop >= 0).sum())},
-               "control": {"what": ("test images of the forget classes" if a.split.scenario == "CR" else
-                                    "test images (a sample as large as the forget set)"), "n_examples": int(len(ctl))},
-               "shadows": {"k": shadows, "folder": str(pop.folder), "fingerprint": pop.fingerprint,
-                           "seeds": pop.seeds, "built": pop.built, "reused": len(pop.reused)},
-               "formulas": FORMULAS,
-               "time": {**{f"shadows/{key}_s": round(v, 3) for key, v in pop.seconds.items()},
-                        "scores_s": round(scores_s, 3), "audit_s": round(time.perf_counter() - t_start, 3)},
-               "created": time.time()}
+        table = _offline_table(sc, idx, ds)
+        times = {**{f"shadows/{key}_s": round(v, 3) for key, v in pop.seconds.items()},
+                 "scores_s": round(scores_s, 3), "audit_s": round(time.perf_counter() - t_start, 3)}
+        doc = _offline_document(a, pop, sc, metrics, shadows=shadows, alpha=alpha, n_examples=int(len(idx)),
+                                times=times)
         # every file to a temporary name first: a failure leaves the run's earlier offline audit as it was
         tmps = [target_run.file("audit_offline.parquet.tmp"), target_run.file("audit_offline.json.tmp")]
         table.to_parquet(tmps[0], index=False)
@@ -209,11 +166,79 @@ def audit_offline(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAULT_SE
             tmp.unlink(missing_ok=True)
         mark_failed(target_run, "audit_offline", exc)
         raise
-    files = sorted(set(target_run.manifest.get("files", [])) | set(FILES) | {"metrics.json"})
+    files = sorted(set(target_run.manifest.get("files", [])) | set(OFFLINE_FILES) | {"metrics.json"})
     target_run.update_manifest(files=files, audit_offline={"status": "complete", "finished": time.time(),
-                                                           "k": len(refs), "shadows": str(pop.folder),
+                                                           "k": doc["k"], "shadows": str(pop.folder),
                                                            "audit_s": doc["time"]["audit_s"]})
     return doc
 
 
-__all__ = ["FILES", "MODES", "OFFLINE_METRIC_KEYS", "audit", "audit_offline", "online_ready"]
+def _offline_scores(a: Audited, pop, ds, seed: int, device: str, rmia_a, population: int, alpha: float) -> dict:
+    """φ of the audited model and the K retrained shadows on the forget, control and population examples, RMIA's a
+    (given, tuned on the split's original, or A_UNKNOWN) and ``offline.offline_audit``'s result, by name."""
+    refs = [p / "checkpoints" / "model.pt" for p in pop.retrained]
+    ctl = control_indices(a.split, ds, seed)
+    n_test = len(ds.test.labels)
+    z_idx = np.sort(np.random.default_rng(seed + 1).choice(n_test, min(population, n_test), replace=False))
+    pos = np.searchsorted(z_idx, ctl)
+    in_pop = np.where(z_idx[np.minimum(pos, len(z_idx) - 1)] == ctl, pos, -1)  # control examples among the z
+
+    def phi(ckpt):
+        return (forget_scores(ckpt, ds, a.split, device), control_scores(ckpt, ds, ctl, device),
+                control_scores(ckpt, ds, z_idx, device))
+
+    ref_f, ref_c, ref_z = (np.stack(s) for s in zip(*(phi(r) for r in refs)))
+    t_f, t_c, t_z = phi(a.checkpoint)
+    tuner, a_source = _tuning_model(a)
+    aucs = {}
+    if rmia_a is not None:
+        a_value, a_source = float(rmia_a), "given"
+    elif tuner is None:
+        a_value = A_UNKNOWN
+    else:
+        o_f, o_c, o_z = phi(tuner)
+        a_value, aucs = offline.choose_rmia_a(o_f, o_c, ref_f, ref_c, o_z, ref_z, control_in_pop=in_pop)
+    res = offline.offline_audit(t_f, t_c, ref_f, ref_c, pop_target=t_z, pop_ref=ref_z, a=a_value,
+                                control_in_pop=in_pop, alpha=alpha, seed=seed)
+    return {"k": len(refs), "ctl": ctl, "z_idx": z_idx, "in_pop": in_pop, "t_f": t_f, "t_c": t_c, "ref_f": ref_f,
+            "ref_c": ref_c, "a_value": a_value, "a_source": a_source, "aucs": aucs, "res": res}
+
+
+def _offline_metrics(sc: dict) -> dict:
+    metrics = {f"ulira/offline/{attack}/{key}": v for attack, r in sc["res"].items() for key, v in r.items()
+               if isinstance(v, float)}
+    metrics.update({"ulira/offline/rmia/a": sc["a_value"], "ulira/offline/k": sc["k"],
+                    "ulira/offline/n_population": int(len(sc["z_idx"]))})
+    return metrics
+
+
+def _offline_table(sc: dict, idx: np.ndarray, ds):
+    """audit_offline.parquet: one row per forget and control example."""
+    import pandas as pd
+
+    ctl, res = sc["ctl"], sc["res"]
+    labels = np.concatenate([ds.train.labels[idx].numpy(), ds.test.labels[ctl].numpy()]).astype(np.int64)
+    return pd.DataFrame({"index": np.concatenate([idx, ctl]), "part": ["forget"] * len(idx) + ["control"] * len(ctl),
+                         "label": labels, "target_score": np.concatenate([sc["t_f"], sc["t_c"]]),
+                         "ref_mean": np.concatenate([sc["ref_f"].mean(0), sc["ref_c"].mean(0)]),
+                         "lira_z": np.concatenate([res["lira"]["forget"], res["lira"]["control"]]),
+                         "rmia_score": np.concatenate([res["rmia"]["forget"], res["rmia"]["control"]])})
+
+
+def _offline_document(a: Audited, pop, sc: dict, metrics: dict, *, shadows: int, alpha: float, n_examples: int,
+                      times: dict) -> dict:
+    """audit_offline.json's contents (module docstring)."""
+    return {"mode": "offline", "run": str(a.run.path), "kind": a.kind, "label": a.label, "k": sc["k"],
+            "alpha": float(alpha), "n_examples": n_examples, "metrics": metrics,
+            "reference": "retrained shadows", "members": [p.name for p in pop.retrained],
+            "rmia": {"a": sc["a_value"], "a_source": sc["a_source"],
+                     "a_auc": {f"{k:g}": v for k, v in sc["aucs"].items()},
+                     "gamma": offline.GAMMA, "n_population": int(len(sc["z_idx"])),
+                     "population": "a seeded sample of test images (control examples among them scored against "
+                                   "the others)", "n_control_in_population": int((sc["in_pop"] >= 0).sum())},
+            "control": {"what": ("test images of the forget classes" if a.split.scenario == "CR" else
+                                 "test images (a sample as large as the forget set)"),
+                        "n_examples": int(len(sc["ctl"]))},
+            "shadows": {"k": shadows, "folder": str(pop.folder), "fingerprint": pop.fingerprint,
+                        "seeds": pop.seeds, "built": pop.built, "reused": len(pop.reused)},
+            "formulas": FORMULAS, "time": times, "created": time.time()}
