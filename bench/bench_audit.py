@@ -9,7 +9,7 @@ the membership signal per run, and the cold time.
     python bench/bench_audit.py --shadows 8 --methods scar,finetune,negative_gradient --mode both \
         --out bench/out/audit_offline_digits_cr8                                   # issue 24: offline vs online
 
---mode online (default): the U-LiRA audit as above. --mode offline: scarlab.audit_offline's offline LiRA and RMIA
+--mode online (default): the U-LiRA audit as above. --mode offline: scarlab.audit's offline LiRA and RMIA
 of each run's model against the K retrained shadows only (the first audit makes them, every later one reuses them;
 OUT/offline.md). --mode both: online first, then offline over the same (reused) retrained shadows, and OUT/offline.md
 compares the two per method (AUC and ranking).
