@@ -25,6 +25,8 @@ from ..errors import ScarlabError
 from ..runs import RunDir
 from .plan import StageSpec
 from .stage import StageFailed, ensure_kernel, execute_stage, stage_state
+from .warm import WarmKernels
+from .warm import enabled as warm_enabled
 
 POLL_S = 5.0  # how often a waiting Ray executor checks that every running task can still be scheduled
 RESOURCE_KEYS = ("num_cpus", "num_gpus")
@@ -108,12 +110,13 @@ def _stage_env(threads: int | None, **values):
     return env(**values, SCARLAB_THREADS=threads, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
 
 
-def run_stage(spec: StageSpec | dict, force: bool = False, kernel: str | None = None, say=print) -> dict:
+def run_stage(spec: StageSpec | dict, force: bool = False, kernel: str | None = None, say=print,
+              warm: WarmKernels | None = None) -> dict:
     """One stage (:func:`scarlab.pipeline.execute_stage`) in whatever process runs it; never raises for a failed
     stage. Returns {started, finished, error, reused, host}."""
     started, error, reused = time.time(), None, False
     try:
-        reused = getattr(execute_stage(spec, kernel_name=kernel, force=force, say=say), "reused", False)
+        reused = getattr(execute_stage(spec, kernel_name=kernel, force=force, say=say, warm=warm), "reused", False)
     except StageFailed as exc:
         error = exc.message
     except Exception as exc:  # noqa: BLE001 - reported as this stage's failure; the others carry on
@@ -124,7 +127,8 @@ def run_stage(spec: StageSpec | dict, force: bool = False, kernel: str | None = 
 
 # ============================================================================================ executors
 class Local:
-    """Runs each stage in a kernel of this machine, ``jobs`` at a time; ``threads``: torch threads per kernel."""
+    """Runs each stage in a kernel of this machine, ``jobs`` at a time; ``threads``: torch threads per kernel.
+    ``jobs`` kernels wait ready (:mod:`scarlab.pipeline.warm`) while stages run."""
 
     def __init__(self, jobs: int = 1, threads: int | None = None, name: str = "local"):
         self.room, self.threads, self.name = jobs, threads, name
@@ -133,6 +137,7 @@ class Local:
 
     def __enter__(self) -> "Local":
         self._stack.enter_context(_stage_env(self.threads))  # once: threads share this process's environment
+        self.warm = self._stack.enter_context(WarmKernels(self.room)) if warm_enabled() else None
         self.pool = self._stack.enter_context(ThreadPoolExecutor(max_workers=self.room))
         return self
 
@@ -140,7 +145,7 @@ class Local:
         self._stack.close()
 
     def submit(self, spec: StageSpec, force: bool, say):
-        return self.pool.submit(run_stage, spec, force, self.kernel, say)
+        return self.pool.submit(run_stage, spec, force, self.kernel, say, self.warm)
 
     def wait(self, running: dict):
         done, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import hashlib
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from .. import interrupts
 from ..errors import ScarlabError, disk_error
 from ..runs import RunDir, clear_run, files_intact, read_json, write_json
 from .plan import StageSpec, fingerprint, notebook_hash, notebook_source
+from .warm import WarmKernel, WarmKernels
 
 
 class StageFailed(ScarlabError):
@@ -57,11 +59,22 @@ def ensure_kernel() -> str:
     return "python3"
 
 
-def _kernel_manager(log_path: Path):
-    """An AsyncKernelManager whose kernel writes its own stdout/stderr to ``log_path`` (not our terminal)."""
+def _kernel_manager(log_path: Path, warm: WarmKernel | None = None):
+    """An AsyncKernelManager whose kernel writes its own stdout/stderr to ``log_path`` (not our terminal); with
+    ``warm``, that waiting process becomes the kernel instead of a new one being launched."""
     from jupyter_client.manager import AsyncKernelManager
 
     class _LoggedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            if warm is None:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            # what LocalProvisioner.launch_kernel does with the process it launches, for the one already waiting
+            warm.start(self.connection_file)
+            p = self.provisioner
+            p.process, p.pid, p.cwd = warm.process, warm.process.pid, kw.get("cwd") or os.getcwd()
+            p.pgid = os.getpgid(warm.process.pid)
+            self._reconcile_connection_info(p.connection_info)
+
         async def start_kernel(self, **kw):
             fh = open(log_path, "ab")
             kw.setdefault("stdout", fh)
@@ -181,7 +194,7 @@ def _lock_path(spec: StageSpec) -> Path:
 
 
 def execute_stage(spec: StageSpec | dict, kernel_name: str | None = None, force: bool = False,
-                  say=print) -> RunDir:
+                  say=print, warm: WarmKernels | None = None) -> RunDir:
     """Run one stage's notebook through papermill into its run directory; returns that ``RunDir``.
 
     A current stage (see :func:`stage_state`) is not run again unless ``force``. The executed notebook is
@@ -196,7 +209,7 @@ def execute_stage(spec: StageSpec | dict, kernel_name: str | None = None, force:
         # another process may have finished this very stage while we waited for its lock
         if not force and stage_state(spec) == "current":
             return _reused(spec)
-        return _execute_locked(effective(spec), kernel_name)
+        return _execute_locked(effective(spec), kernel_name, warm)
 
 
 def _reused(spec: StageSpec) -> RunDir:
@@ -205,7 +218,7 @@ def _reused(spec: StageSpec) -> RunDir:
     return run
 
 
-def _execute_locked(spec: StageSpec, kernel_name: str | None) -> RunDir:
+def _execute_locked(spec: StageSpec, kernel_name: str | None, warm: WarmKernels | None = None) -> RunDir:
     import jupytext
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -220,17 +233,21 @@ def _execute_locked(spec: StageSpec, kernel_name: str | None) -> RunDir:
         Path(spec.output).unlink(missing_ok=True)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = run_dir.parent / f".{run_dir.name}.{spec.kind}.{os.getpid()}.{time.time_ns()}.ipynb"
-    kernel_log = tmp.with_suffix(".kernel.log")
     source = notebook_source(spec.notebook)
     t0, error = time.perf_counter(), None
+    waiting = warm.take() if warm is not None else None  # a process that has imported torch & co. already
+    kernel_log = waiting.log if waiting is not None else tmp.with_suffix(".kernel.log")
     try:
         papermill.execute_notebook(jupytext.read(source), str(tmp), parameters=spec.params,
                                    kernel_name=kernel, language="python", progress_bar=False, log_output=False,
-                                   start_timeout=180, kernel_manager_class=_kernel_manager(kernel_log))
+                                   start_timeout=180, kernel_manager_class=_kernel_manager(kernel_log, waiting))
     except PapermillExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}" if exc.evalue else exc.ename
     except Exception as exc:  # kernel died, timeout, unreadable notebook: still a failed stage, not a crash
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".rstrip(": ")
+    finally:
+        if waiting is not None and not waiting.started:  # papermill failed before it needed a kernel
+            waiting.discard()
     if error is not None and interrupts.ABORT.is_set():
         error = "interrupted: stopped by the user (second Ctrl-C or SIGTERM)"
     seconds = time.perf_counter() - t0
@@ -273,7 +290,7 @@ def _record_outcome(spec: StageSpec, error: str | None, status: str | None, seco
         tmp.replace(spec.output)
     if kernel_log.exists():  # kept only when the stage failed: the kernel's own messages may explain why
         if error is not None and kernel_log.stat().st_size:
-            kernel_log.replace(run_dir / f"kernel_{spec.kind}.log")
+            shutil.move(kernel_log, run_dir / f"kernel_{spec.kind}.log")  # a warm kernel's log: another folder
         else:
             kernel_log.unlink()
     output = Path(spec.output).name
