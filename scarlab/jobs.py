@@ -412,13 +412,7 @@ class Job:
                 break
             time.sleep(0.5)
         if wait:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                deadline = time.monotonic() + grace
-                while time.monotonic() < deadline and _group_alive(pgid):
-                    time.sleep(0.2)
-                if not _group_alive(pgid):
-                    break
-                _signal(pgid, sig)
+            escalate(pgid, grace)
         return self.refresh()
 
     def wait(self, timeout: float | None = None, poll: float = 0.5) -> "Job":
@@ -527,6 +521,18 @@ def latest_history(run_dir: str | os.PathLike) -> dict:
         if "step" in out or "epoch" in out:
             break
     return {k: out[k] for k in HISTORY_KEYS if k in out}
+
+
+def escalate(pgid: int, grace: float = STOP_GRACE_S) -> None:
+    """After a stop's SIGINTs: SIGTERM to the group if it is still there after ``grace`` seconds, SIGKILL after as
+    long again (a page runs this in a thread, so the Stop button answers at once)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _group_alive(pgid):
+            time.sleep(0.2)
+        if not _group_alive(pgid):
+            return
+        _signal(pgid, sig)
 
 
 def _signal(pgid: int, sig) -> bool:
