@@ -222,7 +222,7 @@ if cached and cached[0] == key:
     n_run = sum(r["state"] == "run" for r in rows)
     st.markdown(f"**Plan:** {len(rows)} stages, {n_run} to run, {len(rows) - n_run} reused · about "
                 f"**{est['seconds'] / 60:.1f} min** ({common.md(est['note'])}).")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    common.table(pd.DataFrame(rows), "plan", "run_plan_table", hide_index=True, width="stretch")
 
 # ----------------------------------------------------------------------------- jobs, watched live
 st.subheader("Jobs")
@@ -266,8 +266,8 @@ def _progress(job: J.Job, stages: list[dict]) -> None:
         metrics = [k for k in df.columns if k.startswith(("probe/acc/", "acc/", "loss")) and df[k].notna().any()][:6]
         if metrics:
             series = {now["label"]: df.dropna(subset=[x]).rename(columns={x: "step"}) if x != "step" else df}
-            st.plotly_chart(P.curves_figure(series, metrics, height_per_row=220), key="run_progress_chart",
-                            theme=None)
+            common.chart(P.without_links(P.curves_figure(series, metrics, height_per_row=220)),
+                         f"progress_{now['label']}", "run_progress_chart")
     elif hist.error:
         common.warn(hist.error)
     else:
@@ -286,7 +286,7 @@ def _progress(job: J.Job, stages: list[dict]) -> None:
                              height=520)
     st.markdown(f"**Feature migration so far** · {len(steps)} snapshot(s), newest step {steps[-1]} shown "
                 "(the slider and ▶ Play go through the earlier ones). Axes: PCA of the original's features.")
-    st.plotly_chart(P.without_links(fig), key="run_migration_chart", theme=None)
+    common.chart(P.without_links(fig), f"feature_migration_live_{cur['label']}", "run_migration_chart")
 
 
 @st.fragment(run_every=2.0)
@@ -296,7 +296,8 @@ def watch() -> None:
         st.caption("No jobs under this runs root yet.")
         return
     table = pd.DataFrame(J.jobs_table(all_jobs))
-    st.dataframe(table, hide_index=True, width="stretch", height=min(38 * (len(table) + 1) + 3, 250))
+    common.table(table, "jobs", "run_jobs_table", hide_index=True, width="stretch",
+                 height=min(38 * (len(table) + 1) + 3, 250))
     job = _pick(all_jobs)
     stages = job.stages()
     head, stop_col = st.columns([5, 1])
