@@ -494,8 +494,12 @@ def _in_notebook() -> bool:
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
-HISTORY_KEYS = ("step", "epoch", "loss", "loss/forget", "loss/retain", "loss/total", "probe/acc/forget_train",
-                "probe/acc/retain_test", "probe/acc/forget_test", "acc/forget_train", "acc/retain_test", "acc/test")
+HISTORY_KEYS = {"step": "step", "epoch": "epoch", "probe/acc/forget_train": "forget acc (probe)",
+                "probe/acc/retain_test": "retain acc (probe)", "acc/forget_train": "forget acc",
+                "acc/retain_test": "retain acc", "loss/forget": "forget loss", "loss/retain": "retain loss",
+                "loss": "loss", "loss/total": "total loss", "probe/acc/forget_test": "forget-test acc (probe)",
+                "acc/test": "test acc"}
+"""the progress columns of a history.csv a job view shows, most telling first, with their names."""
 
 
 def latest_history(run_dir: str | os.PathLike) -> dict:

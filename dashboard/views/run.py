@@ -258,15 +258,16 @@ def _progress(job: J.Job, stages: list[dict]) -> None:
     st.markdown(f"**{common.md(now['label'])}** · {now['status']}")
     if x is not None and len(df):
         last = df.ffill().iloc[-1]
-        shown = [(k, k.split("/")[-1].replace("_", " ")) for k in J.HISTORY_KEYS if k in df.columns]
+        shown = [(k, name) for k, name in J.HISTORY_KEYS.items() if k in df.columns and df[k].notna().any()]
         cols = st.columns(min(6, max(1, len(shown))))
         for col, (k, name) in zip(cols, shown[:6]):
             v = last[k]
             col.metric(name, "—" if pd.isna(v) else (f"{int(v)}" if k in ("step", "epoch") else f"{v:.3g}"))
-        metrics = [k for k in df.columns if k.startswith(("probe/acc/", "acc/", "loss")) and df[k].notna().any()][:6]
+        metrics = [k for k in J.HISTORY_KEYS if k in df.columns and k not in ("step", "epoch")
+                   and df[k].notna().any()][:4]
         if metrics:
             series = {now["label"]: df.dropna(subset=[x]).rename(columns={x: "step"}) if x != "step" else df}
-            common.chart(P.without_links(P.curves_figure(series, metrics, height_per_row=220)),
+            common.chart(P.without_links(P.curves_figure(series, metrics, height_per_row=200)),
                          f"progress_{now['label']}", "run_progress_chart")
     elif hist.error:
         common.warn(hist.error)
