@@ -16,9 +16,13 @@ PAGES = (  # views/<name>.py, served at /<name>; title; icon. The first is the d
     ("curves", "Curves", ":material/show_chart:"),
     ("compare", "Compare", ":material/balance:"),
     ("privacy", "Privacy", ":material/shield:"),
+    ("run", "Run", ":material/play_circle:"),  # left out of the navigation when data.run_page_refusal() says why
 )
 
 if __name__ == "__main__":
+    from scarlab_dashboard.data import run_page_refusal
+
     st.set_page_config(page_title="scarlab · unlearning dashboard", page_icon="🪄", layout="wide")
+    shown = [p for p in PAGES if p[0] != "run" or run_page_refusal() is None]
     st.navigation([st.Page(VIEWS / f"{name}.py", title=title, icon=icon, url_path=name, default=i == 0)
-                   for i, (name, title, icon) in enumerate(PAGES)]).run()
+                   for i, (name, title, icon) in enumerate(shown)]).run()

@@ -715,3 +715,75 @@ def thumbs_by_index(run: Run) -> Loaded:
     """The run's forget-sample thumbnails (the audited forget examples) as {training-set index: base64 PNG}
     (empty without thumbs.parquet)."""
     return _thumbs_of(run, "index", "forget_train")
+
+
+# ----------------------------------------------------------------------------- the Run page: who may launch, live views
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _flag(argv: list[str], name: str) -> bool:
+    return any(a == name or a == f"{name}=true" for a in argv)
+
+
+def data_folders(argv: list[str] | None = None) -> list[Path]:
+    """The folders the Run page may read data sets and surrogates from: each ``--data DIR`` of the script arguments
+    (``scarlab dashboard --data DIR``) and ``$SCARLAB_SHARED_DATA`` when set."""
+    argv = sys.argv[1:] if argv is None else argv
+    out = [argv[i + 1] for i, a in enumerate(argv) if a == "--data" and i + 1 < len(argv)]
+    out += [a.split("=", 1)[1] for a in argv if a.startswith("--data=")]
+    if os.environ.get("SCARLAB_SHARED_DATA"):
+        out.append(os.environ["SCARLAB_SHARED_DATA"])
+    return list(dict.fromkeys(Path(p).expanduser().resolve() for p in out if p))
+
+
+def run_page_refusal(argv: list[str] | None = None, address: str | None = None) -> str | None:
+    """Why this server shows no Run page (None: it does): started ``--read-only`` (or ``$SCARLAB_READ_ONLY`` set),
+    or bound beyond loopback (``server.address`` unset or not 127.0.0.1 / ::1 / localhost) without
+    ``--allow-remote-run``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if _flag(argv, "--read-only") or os.environ.get("SCARLAB_READ_ONLY", "").lower() in ("1", "true", "yes"):
+        return "this dashboard was started read-only (--read-only): it launches nothing"
+    if address is None:
+        address = st.get_option("server.address") or ""
+    if address not in LOOPBACK and not _flag(argv, "--allow-remote-run"):
+        return (f"this dashboard listens on {address or 'every interface'}, beyond this machine: launching jobs is "
+                "off unless it is started with --allow-remote-run")
+    return None
+
+
+def live_embedding(run_path: Path, root: Path | None) -> Loaded:
+    """The snapshots a running (or finished) run has written so far, as embedding rows for ``plots.migration_figure``:
+    a PCA of the penultimate features fitted on the first snapshot (the original model's features, as the UMAP
+    reducer is) places every step on the same axes. Cheap enough to redo at each refresh; files being written are
+    skipped until complete."""
+    files, problems = snapshot_files(run_path, root)
+    parts, basis = [], None
+    for f in files:
+        got = read_npz(f, root, SNAPSHOT_KEYS + ("features",))
+        z = got.value
+        if z is None or "features" not in z or "labels" not in z or "preds" not in z or "group" not in z:
+            if got.error:
+                problems.append(got.error)
+            continue
+        try:
+            step = int(f.stem.split("_")[1])
+            feats = np.asarray(z["features"], np.float32)
+            if basis is None:
+                mean = feats.mean(0)
+                _, _, vt = np.linalg.svd(feats - mean, full_matrices=False)
+                basis = (mean, vt[:2].T)
+            xy = (feats - basis[0]) @ basis[1]
+        except (ValueError, IndexError, np.linalg.LinAlgError) as exc:
+            problems.append(_err(f, exc))
+            continue
+        n = len(z["labels"])
+        if xy.shape != (n, 2):
+            problems.append(f"{f.name}: features and labels differ in length")
+            continue
+        parts.append(pd.DataFrame({
+            "step": step, "point": np.arange(n), "group": z["group"].astype(np.int8), "label": z["labels"],
+            "pred": z["preds"], "target": z.get("targets", np.full(n, -1)), "index": z.get("index", np.full(n, -1)),
+            "x": xy[:, 0], "y": xy[:, 1]}))
+    if not parts:
+        return Loaded(None, "; ".join(problems) or None)
+    return Loaded(pd.concat(parts, ignore_index=True), "; ".join(problems) or None)

@@ -16,7 +16,7 @@ from .errors import ScarlabError, disk_error
 
 # Sub-command modules, each exposing ``register(subparsers)``; order = order in --help.
 COMMANDS = ["train", "split", "unlearn", "stats", "surrogate", "pipeline", "sweep", "demo", "lab", "evaluate", "embed",
-            "audit", "dashboard", "export", "import"]
+            "audit", "dashboard", "export", "import", "jobs"]
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

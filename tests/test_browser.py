@@ -107,12 +107,12 @@ def browser_runs(tmp_path_factory, digits_original, digits_retrained, digits_sca
     return root
 
 
-@pytest.fixture()
-def server(browser_runs, tmp_path):
+def _serving(root: Path, tmp_path: Path):
+    """`streamlit run` over ``root`` on a free loopback port, as `scarlab dashboard` starts it; yields its URL."""
     from scarlab.commands.dashboard import free_port, streamlit_command
 
     port = free_port()
-    cmd = streamlit_command(browser_runs, port, "127.0.0.1")  # the line `scarlab dashboard` runs
+    cmd = streamlit_command(root, port, "127.0.0.1")  # the line `scarlab dashboard` runs
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
@@ -138,6 +138,11 @@ def server(browser_runs, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture()
+def server(browser_runs, tmp_path):
+    yield from _serving(browser_runs, tmp_path)
 
 
 def test_feature_migration_renders_points(server, tmp_path):
@@ -302,3 +307,159 @@ def test_every_page_stays_on_the_dashboards_host(server, tmp_path):
     assert seen > 20, "the performance log recorded no requests"
     assert not outside, outside
     assert not links, links
+
+
+# ----------------------------------------------------------------------------- the Run page: launch, watch, stop
+LIVE_BASE = {"dataset": "digits", "forget_classes": [3], "methods": ["scar"], "epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def live_root(tmp_path_factory):
+    """A runs root where a first job already trained the original and the retrained oracle for class 3 (2 epochs)
+    and evaluated them: the jobs launched from the page reuse them, as the issue's bench does."""
+    from scarlab import jobs as J
+
+    for cand in (REPO / ".venv" / "share" / "jupyter", REPO.parent / "main" / ".venv" / "share" / "jupyter"):
+        if cand.is_dir() and "JUPYTER_PATH" not in os.environ:
+            os.environ["JUPYTER_PATH"] = str(cand)
+            break
+    root = tmp_path_factory.mktemp("live_runs")
+    base = J.launch({**LIVE_BASE, "methods": ["negative_gradient"], "params": {"negative_gradient": {"epochs": 1}}},
+                    runs=root).wait(timeout=400)
+    assert base.state == "finished", base.log_tail()
+    return root
+
+
+def _set_text(driver, key: str, text: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    el = driver.find_element(By.CSS_SELECTOR, f".st-key-{key} input")
+    el.send_keys(Keys.CONTROL, "a")
+    el.send_keys(Keys.DELETE)
+    el.send_keys(text)
+    el.send_keys(Keys.ENTER)
+    time.sleep(1.5)  # the rerun
+
+
+def _pick(driver, key: str, text: str, clear: bool = False) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    el = driver.find_element(By.CSS_SELECTOR, f".st-key-{key} input")
+    el.click()
+    if clear:
+        el.send_keys(Keys.BACKSPACE)
+    el.send_keys(text)
+    el.send_keys(Keys.ENTER)
+    el.send_keys(Keys.ESCAPE)
+    time.sleep(1.5)
+
+
+def _stepper(driver) -> str:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('[data-testid=\"stText\"]')].map(e => e.innerText)"
+        ".filter(t => t.includes('train original')).join('\\n')") or ""
+
+
+def _frames(driver) -> int:
+    """Animation frames of the Run page's live migration plot (0 while it is not drawn)."""
+    return driver.execute_script(
+        "const d = [...document.querySelectorAll('.js-plotly-plot')].filter(d => "
+        "JSON.stringify((d.layout || {}).annotations || []).includes('newest'));"
+        "return d.length && d[0]._transitionData ? d[0]._transitionData._frames.length : 0") or 0
+
+
+def test_run_page_launches_watches_queues_and_stops(live_root, tmp_path):
+    """The issue's "done when": the form filled for digits class 3, SCAR with two learning rates; launched; the
+    stepper advances and the migration plot gains frames during unlearning; a second launch queues behind the
+    first; both variants on the Compare page at the end; a third job stopped mid-stage reads "interrupted"."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from scarlab import jobs as J
+
+    driver = _chrome()
+    shot = tmp_path / "run_page.png"
+    gen = _serving(live_root, tmp_path)
+    url = next(gen)
+    try:
+        driver.get(url + "/run")
+        WebDriverWait(driver, 150).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".st-key-run_launch button"))
+        _pick(driver, "run_classes_digits", "3", clear=True)
+        _set_text(driver, "run_epochs", "2")
+        _set_text(driver, "run_p_scar_lr_digits", "0.0005, 0.00025")
+        _set_text(driver, "run_p_scar_epochs_digits", "10")
+        driver.find_element(By.CSS_SELECTOR, ".st-key-run_launch button").click()
+        WebDriverWait(driver, 60).until(lambda d: len(J.list_jobs(live_root)) == 2)
+        first = J.list_jobs(live_root)[-1]
+        assert first.config()["params"] == {"scar": {"lr": [0.0005, 0.00025], "epochs": 10}}
+        assert first.config()["forget_classes"] == [3]
+        time.sleep(2)
+        driver.find_element(By.CSS_SELECTOR, ".st-key-run_launch button").click()  # the second launch
+        WebDriverWait(driver, 60).until(lambda d: len(J.list_jobs(live_root)) == 3)
+        second = J.list_jobs(live_root)[-1]
+        assert second.refresh().state == "queued" and first.refresh().live
+        WebDriverWait(driver, 30).until(lambda d: "queued" in d.find_element(By.TAG_NAME, "body").text)
+        _pick(driver, "run_watch", first.id)  # watch the first
+        steppers, frames = [], []
+        deadline = time.monotonic() + 400
+        while first.refresh().live and time.monotonic() < deadline:
+            text, n = _stepper(driver), _frames(driver)
+            if text and (not steppers or steppers[-1] != text):
+                steppers.append(text)
+            if n and (not frames or frames[-1] != n):
+                frames.append(n)
+                if len(frames) == 3:
+                    el = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stText"]')
+                    if el:
+                        driver.execute_script("arguments[0].scrollIntoView()", el[-1])
+                    driver.save_screenshot(str(shot))
+            time.sleep(0.5)
+        assert first.state == "finished", first.log_tail()
+        assert len(steppers) >= 3, steppers  # the stepper advanced stage by stage
+        assert any("▶ running     unlearn scar" in s for s in steppers), steppers
+        # frames gained while SCAR ran (the plot starts again with the second learning rate's run)
+        runs = [[frames[0]]] if frames else []
+        for a, b in zip(frames, frames[1:]):
+            runs[-1].append(b) if b > a else runs.append([b])
+        assert max(map(len, runs), default=0) >= 2, frames
+        assert second.wait(timeout=200).state == "finished" and second.started >= first.ended
+
+        import pandas as pd
+
+        summary = pd.read_csv(live_root / "summary.csv")
+        labels = sorted(summary.loc[summary["method"] == "scar", "label"].unique())
+        assert len(labels) == 2, labels
+        driver.get(url + "/compare")
+        WebDriverWait(driver, 150).until(
+            lambda d: all(lbl in d.page_source for lbl in labels))  # both variants, no restart
+
+        driver.get(url + "/run")
+        WebDriverWait(driver, 150).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".st-key-run_launch button"))
+        _pick(driver, "run_classes_digits", "3", clear=True)
+        _set_text(driver, "run_epochs", "2")
+        _set_text(driver, "run_p_scar_lr_digits", "0.0001")
+        _set_text(driver, "run_p_scar_epochs_digits", "200")
+        driver.find_element(By.CSS_SELECTOR, ".st-key-run_launch button").click()
+        WebDriverWait(driver, 60).until(lambda d: len(J.list_jobs(live_root)) == 4)
+        third = J.list_jobs(live_root)[-1]
+        WebDriverWait(driver, 120, poll_frequency=0.3).until(
+            lambda d: (third.running_stage() or {}).get("kind") == "unlearn")
+        WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, f".st-key-run_stop_{third.id} button"))
+        driver.find_element(By.CSS_SELECTOR, f".st-key-run_stop_{third.id} button").click()
+        WebDriverWait(driver, 60).until(lambda d: third.refresh().state == "stopped")
+        WebDriverWait(driver, 30).until(lambda d: "■ interrupted unlearn scar" in _stepper(d))
+        stopped = next(s for s in third.stages() if s["kind"] == "unlearn")
+        m = json.loads((Path(stopped["run_dir"]) / "manifest.json").read_text())
+        assert m["status"] == "failed" and m["error"].startswith("interrupted")
+        assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+    finally:
+        if not shot.exists():
+            driver.save_screenshot(str(shot))
+        driver.quit()
+        for j in J.list_jobs(live_root):
+            if j.live:
+                j.stop(grace=10)
+        gen.close()
+        _keep(shot)

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ScarlabError
@@ -55,6 +55,14 @@ class DashboardConfig(ServeOptions):
 
     runs: str = ""
     """folder holding run directories (searched recursively)."""
+    read_only: bool = False
+    """show runs only: no Run page (nothing can be launched or stopped from the browser)."""
+    allow_remote_run: bool = False
+    """keep the Run page on a server bound beyond loopback (--address 0.0.0.0): anyone who reaches the port can then
+    launch jobs on this machine. Off: such a server shows no Run page."""
+    data: list[str] = field(default_factory=list)
+    """folders the Run page may train on: ImageFolder data sets (PATH/train, PATH/test) or folders of them, and
+    surrogate folders ($SCARLAB_SHARED_DATA is added when set); nothing outside them is read."""
 
 
 def register(sub) -> None:
@@ -71,7 +79,20 @@ def run(args) -> int:
     if not cfg.runs:
         raise ScarlabError("--runs is required: the folder holding run directories")
     address, port = server_settings(cfg.address, cfg.port)
-    return serve(cfg.runs, port, address, block=True)
+    return serve(cfg.runs, port, address, block=True, app_args=app_args(cfg.read_only, cfg.allow_remote_run,
+                                                                         cfg.data))
+
+
+def app_args(read_only: bool = False, allow_remote_run: bool = False, data=()) -> list[str]:
+    """The app's own arguments (after ``--``) for the Run page's switches; data folders must exist."""
+    out = ["--read-only"] if read_only else []
+    out += ["--allow-remote-run"] if allow_remote_run else []
+    for d in data or ():
+        path = Path(d).expanduser().resolve()
+        if not path.is_dir():
+            raise ScarlabError(f"--data {d}: no such folder")
+        out += ["--data", str(path)]
+    return out
 
 
 def server_settings(address: str | None = None, port=None, env: dict | None = None) -> tuple[str, int]:
@@ -254,10 +275,11 @@ def free_port(address: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def streamlit_command(runs: Path, port: int, address: str = DEFAULT_ADDRESS) -> list[str]:
+def streamlit_command(runs: Path, port: int, address: str = DEFAULT_ADDRESS, app_args: list[str] = ()) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(app_path()), "--server.headless", "true",
             "--server.address", address, "--server.port", str(port), "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal", "--", "--runs", str(runs)]
+            "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal", "--", "--runs", str(runs),
+            *app_args]
 
 
 @dataclass
@@ -295,7 +317,7 @@ def wait_healthy(url: str, process: subprocess.Popen | None = None, timeout: flo
 
 
 def serve(runs: str | os.PathLike, port: int | None = None, address: str | None = None, block: bool = True,
-          timeout: float = 60.0, quiet: bool = False):
+          timeout: float = 60.0, quiet: bool = False, app_args: list[str] = ()):
     """Run ``streamlit run dashboard/app.py`` over ``runs`` bound to ``address:port``.
 
     ``address`` and ``port`` default as :func:`server_settings` says (``$STREAMLIT_SERVER_ADDRESS`` /
@@ -314,7 +336,7 @@ def serve(runs: str | os.PathLike, port: int | None = None, address: str | None 
     else:
         address, port = server_settings(address, port)
     check_listen(address, port)
-    cmd = streamlit_command(root, port, address)
+    cmd = streamlit_command(root, port, address, list(app_args))
     env = {**os.environ, "SCARLAB_RUNS": str(root)}
     url = url_of(address, port)
     if block:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 from . import _common
 
@@ -66,6 +67,15 @@ def register(sub) -> None:
                         "train.lr=... for training (lists, i.e. grid axes, go in a --config file)")
     schema.add_config(p)
     p.add_argument("--dry-run", action="store_true", help="print the plan and each stage's state; run nothing")
+    p.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON document (each stage's "
+                                                       "id, kind, label, state, run directory, dependencies, info)")
+    p.add_argument("--events", metavar="FILE", default=None,
+                   help="append one JSON line per stage start and end to FILE (what `scarlab jobs` and the "
+                        "dashboard's Run page follow)")
+    p.add_argument("--describe", action="store_true",
+                   help="print, as JSON, every option of this command and every method's parameters with their "
+                        "help and per-data-set defaults (what the dashboard's Run page builds its form from); "
+                        "run nothing")
     p.add_argument("--force", action="store_true", help="execute every stage, even the reusable ones")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=run)
@@ -92,18 +102,77 @@ def config_from_args(args):
     return config_from_dict(data)
 
 
+def describe() -> dict:
+    """Every pipeline option (type, help, effective default per data set) and every registered method's parameters
+    (type, help, default per data set: ``digits`` and ``generic``), the data sets, models and surrogates by name: the
+    declarations the CLI is generated from, as JSON for a form (the dashboard's Run page)."""
+    import typing
+
+    from .. import schema
+    from ..data import DATASETS, SCENARIOS, SURROGATES
+    from ..models import MODELS, default_model
+    from ..pipeline import PipelineConfig
+    from ..pipeline.config import CLASS_COUNTS
+    from ..unlearn import METHODS
+
+    def fields(cls, defaults: dict, raw) -> dict:
+        docs, types = schema.field_docs(cls), schema.hints(cls)
+        out = {}
+        for f in dataclasses.fields(cls):
+            base, is_list = schema.kind(types[f.name])
+            out[f.name] = {"type": "list" if is_list else base.__name__, "item": base.__name__ if is_list else None,
+                           "optional": type(None) in typing.get_args(types[f.name]),
+                           "help": docs.get(f.name, ""), "shown": defaults.get(f.name, "none"),
+                           "default": raw(f.name)}
+        return out
+
+    base = PipelineConfig()
+    pipeline = fields(PipelineConfig, schema.effective_defaults(PipelineConfig, _effective),
+                      lambda n: getattr(base, n))
+    per_dataset = {ds: {"model": default_model(ds), "epochs": _effective(ds).epochs} for ds in schema.DATASETS}
+    methods = {}
+    for name, spec in METHODS.items():
+        shown = schema.effective_defaults(spec.params, lambda ds: spec.make_params({}, ds))
+        by = {"digits": spec.make_params({}, "digits"), "generic": spec.make_params({}, None)}
+        params = fields(spec.params, shown, lambda n: getattr(by["generic"], n))
+        for pname, entry in params.items():
+            entry["defaults"] = {k: getattr(v, pname) for k, v in by.items()}
+        methods[name] = {"summary": spec.summary, "needs": sorted(spec.needs), "params": params}
+    return {"pipeline": pipeline, "per_dataset": per_dataset, "methods": methods, "datasets": list(DATASETS),
+            "class_counts": CLASS_COUNTS, "models": list(MODELS), "surrogates": list(SURROGATES),
+            "scenarios": list(SCENARIOS)}
+
+
+def plan_json(specs) -> list[dict]:
+    """The plan as data: each stage's id, kind, label, state (current = reused), run directory, deps, info."""
+    from ..pipeline import stage_state
+
+    return [{"id": s.id, "kind": s.kind, "label": s.label, "state": stage_state(s), "run_dir": s.run_dir,
+             "deps": s.deps + s.after, "info": s.info} for s in specs]
+
+
 def run(args) -> int:
+    import json
+
     from ..pipeline import plan, run_pipeline, stage_state
 
+    if args.describe:
+        print(json.dumps(describe(), default=str))
+        return 0
     cfg = config_from_args(args)
     if args.dry_run:
         specs = plan(cfg)
+        if args.json:
+            print(json.dumps({"stages": plan_json(specs), "root": str(Path(cfg.out).expanduser().resolve()),
+                              "dataset": next((s.params["dataset"] for s in specs if "dataset" in s.params), None)},
+                             default=str))
+            return 0
         for s in specs:
             deps = f"  after {len(s.deps + s.after)}" if s.deps or s.after else ""
             print(f"{stage_state(s):8s} {s.label:38s} {s.run_dir}{deps}")
         print(f"{len(specs)} stage(s); nothing was run (--dry-run)")
         return 0
-    result = run_pipeline(cfg, progress=not args.quiet, force=args.force)
+    result = run_pipeline(cfg, progress=not args.quiet, force=args.force, events=args.events)
     _common.report(result, "pipeline", ("method", "forget_classes", "seed", "acc/forget_test", "acc/retain_test",
                                          "acc/forget_train", "acc/test", "mia/svc/acc", "mia/svc/chance", "aus",
                                          "time/unlearn_s"))

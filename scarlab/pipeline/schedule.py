@@ -290,9 +290,12 @@ def _lost(spec: StageSpec, error: str) -> dict:
 
 # ============================================================================================ the loop
 def schedule(specs: list[StageSpec], executor, config, root: Path, what: str = "pipeline", progress: bool = True,
-             force: bool = False, since: float | None = None) -> PipelineResult:
+             force: bool = False, since: float | None = None, events=None) -> PipelineResult:
     """Execute ``specs`` (in dependency order, as planned) with ``executor`` (entered by the caller); ``root`` is
-    the pipeline root the log lines show paths from, ``since`` the perf_counter time the command started."""
+    the pipeline root the log lines show paths from, ``since`` the perf_counter time the command started.
+    ``events``: called with ``{"stage", "label", "kind", "run_dir", "status", "time"[, "seconds", "error"]}`` when a
+    stage starts (status ``running``) and when it ends (complete, skipped, failed, blocked): what a job view
+    (:mod:`scarlab.jobs`) follows."""
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter() if since is None else since
@@ -317,10 +320,17 @@ def schedule(specs: list[StageSpec], executor, config, root: Path, what: str = "
                                        error, spec.info)
         if out:
             timings[spec.id] = {k: out.get(k) for k in ("started", "finished", "host", "node")}
+        tell(spec, status, seconds=round(seconds, 2), error=error)
         rel = Path(spec.run_dir).relative_to(root).as_posix() if spec.run_dir != str(root) else "."
         log(f"[{MARKS[status]:5s}] {spec.label:38s}{f'{seconds:7.1f}s' if out else ' ' * 8}  {rel}"
             + (f"\n        {error}" if error else ""))
         bar.update(1)
+
+    def tell(spec: StageSpec, status: str, **extra) -> None:
+        if events is not None:
+            with contextlib.suppress(Exception):  # a job view's file must never stop the pipeline
+                events({"stage": spec.id, "label": spec.label, "kind": spec.kind, "run_dir": spec.run_dir,
+                        "status": status, "time": time.time(), **extra})
 
     def start(spec: StageSpec) -> None:
         bad = [d for d in spec.deps if results[d].status in ("failed", "blocked")]
@@ -333,6 +343,7 @@ def schedule(specs: list[StageSpec], executor, config, root: Path, what: str = "
         elif not force and not upstream_ran and stage_state(spec) == "current":
             finish(spec, "skipped")
         else:
+            tell(spec, "running")
             running[executor.submit(spec, force or upstream_ran, notice)] = spec
 
     def ready(spec: StageSpec) -> bool:
