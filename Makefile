@@ -16,8 +16,9 @@ STAMP  := $(VENV)/.scarlab-installed
 demo: $(STAMP)
 	$(VENV)/bin/scarlab demo
 
+# one pytest worker per core (pytest-xdist; each test module stays on one worker, so its fixtures are made once)
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadscope
 
 setup: $(STAMP)
 

@@ -7,7 +7,7 @@ registered model on cifar10-mini (5,000 training images, 32x32 RGB).
 
 (a) runs the real `train` stage (`run_train`) with the default TrainConfig (digits: tinycnn, Adam, batch 64,
 12 epochs, one-cycle LR), `--repeats` times with seeds 0, 1, ...; it reports the first epoch whose test
-accuracy is >= 97 %, the training-loop seconds up to then (the history's per-epoch times, which include the
+accuracy is >= 97 %, the training-loop seconds up to then (the history's per-epoch times: since 2026-12-05 without the
 per-epoch test evaluation), the whole stage's seconds, and the final accuracy.
 
 (b) times the training step of `scarlab.train.fit` (augment, normalise, forward, cross-entropy, backward, SGD)
@@ -99,7 +99,7 @@ def bench_digits(repeats: int, target: float) -> tuple[list[str], list[dict]]:
         lines.append(f"| {r['seed']} | {ep} | {to} | {cto} | {r['s_per_epoch']:.2f} | {r['train_s']:.1f} | "
                      f"{r['stage_s']:.1f} | {r['stage_cpu']:.1f} | {r['final_acc']:.3f} |")
     lines += ["", "wall s to target: training-loop seconds up to the end of the first epoch at >= target (per-epoch "
-              "test evaluation included). CPU s: process CPU time (all threads) from the start of the stage. "
+              "test evaluation excluded since 2026-12-05). CPU s: process CPU time (all threads) from the start of the stage. "
               "train wall s: all default epochs. stage: the whole `run_train` call (data, training, final "
               "accuracies, class statistics, run directory), without Python/torch import time.", ""]
     return lines, rows

@@ -23,11 +23,15 @@
 dataset = "digits"  # scarlab dataset: digits, cifar10, cifar100, tinyimagenet or imagefolder:PATH
 data_root = None  # folder holding torchvision / Tiny-ImageNet data; None means ~/.cache/scarlab/data
 model = None  # registered model; None means tinycnn for digits, smallcnn otherwise
-epochs = None  # training epochs; None means the data set's default (digits 12, otherwise 30)
-batch_size = None  # mini-batch size; None means 64 for digits, 128 otherwise
-lr = None  # peak learning rate; None means 0.003 (Adam, digits) or 0.05 (SGD, otherwise)
-optimizer = None  # "sgd" (momentum 0.9, Nesterov) or "adam"; None means adam for digits, sgd otherwise
+recipe = "classic"  # training recipe of 32-px images and larger: "classic" or "fast" (digits: one recipe)
+epochs = None  # training epochs; None means the recipe's (digits 12; classic 30, fast 12)
+batch_size = None  # mini-batch size; None means the recipe's (digits 64; classic 128, fast 256)
+lr = None  # peak learning rate; None means the recipe's (digits 0.003 Adam; classic 0.05, fast 0.2 SGD)
+optimizer = None  # "sgd" (momentum 0.9, Nesterov) or "adam"; None means the recipe's
 augment = True  # random crop (and horizontal flip, except digits) on training batches
+label_smoothing = None  # cross-entropy label smoothing; None means the recipe's (fast 0.2, else 0)
+whiten = None  # first convolution whitened from the data and kept fixed; None means the recipe's
+channels_last = None  # channels-last memory layout while training; None means the recipe's
 seed = 0  # seeds weights, shuffling and augmentation
 device = "auto"  # auto, cpu, cuda, cuda:N or mps
 out_dir = "runs/notebooks/original"  # run directory to create
@@ -50,7 +54,8 @@ setup_notebook()  # figures as plotly's JSON for Lab (HTML: scarlab export); the
 
 # %%
 cfg = TrainConfig(dataset=dataset, data_root=data_root, model=model, role="original", epochs=epochs,
-                  batch_size=batch_size, lr=lr, optimizer=optimizer, augment=augment, seed=seed, device=device)
+                  batch_size=batch_size, lr=lr, optimizer=optimizer, augment=augment, recipe=recipe,
+                  label_smoothing=label_smoothing, whiten=whiten, channels_last=channels_last, seed=seed, device=device)
 run = run_train(cfg, out_dir, overwrite=overwrite, progress=False)
 pd.Series(run.metrics, name="value").to_frame()
 

@@ -60,32 +60,63 @@ class TrainConfig(ModelOptions):
     """retrained: a split.npz (or a run directory holding one) to reuse instead of making a new split."""
     seed: int = bounded(0, **SEED)
     """seeds weights, shuffling, augmentation and (HR) the forget sample."""
+    recipe: str = "classic"
+    """training recipe for 32-px images and larger (see RECIPES): 'classic' (every number of BENCHMARKS) or 'fast'
+    (whitened fixed first layer, label smoothing, larger batches, channels-last: being measured to become the
+    default); options given explicitly override the recipe's. Digits has one recipe."""
     epochs: int | None = None
-    """training epochs."""
+    """training epochs (None: the recipe's)."""
     batch_size: int | None = None
-    """mini-batch size."""
+    """mini-batch size (None: the recipe's)."""
     lr: float | None = None
-    """peak learning rate (Adam on digits, SGD otherwise)."""
+    """peak learning rate (Adam on digits, SGD otherwise; None: the recipe's)."""
     optimizer: str | None = None
-    """'sgd' (momentum 0.9, Nesterov) or 'adam'."""
+    """'sgd' (momentum 0.9, Nesterov) or 'adam' (None: the recipe's)."""
     weight_decay: float = bounded(5e-4, low=0)
     """L2 penalty."""
     augment: bool = True
     """random crop (and horizontal flip, except digits) on training batches."""
+    label_smoothing: float | None = bounded(None, low=0, high=0.9)
+    """cross-entropy label smoothing (None: the recipe's)."""
+    whiten: bool | None = None
+    """initialise the first convolution from the whitening of the training images' patches and keep it fixed
+    while training (None: the recipe's)."""
+    channels_last: bool | None = None
+    """train in the channels-last memory layout (faster convolutions on CPUs; None: the recipe's)."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
     stats_delta: float = bounded(0.5, above=0)
     """original only: Tukey exponent of the stored per-class feature statistics SCAR uses."""
 
     def resolved(self, dataset_name: str) -> "TrainConfig":
-        digits = dataset_name == "digits"
+        """Every recipe option filled: the explicit ones kept, the rest from the recipe (digits: its own)."""
+        from .errors import choose
         from .models import default_model
-        return dataclasses.replace(
-            self, model=self.model or default_model(dataset_name),
-            epochs=self.epochs if self.epochs is not None else (12 if digits else 30),
-            batch_size=self.batch_size if self.batch_size is not None else (64 if digits else 128),
-            optimizer=self.optimizer or ("adam" if digits else "sgd"),
-            lr=self.lr if self.lr is not None else (0.003 if digits else 0.05))
+        choose("recipe", self.recipe, RECIPES)
+        base = DIGITS_RECIPE if dataset_name == "digits" else RECIPES[self.recipe]
+        return dataclasses.replace(self, model=self.model or default_model(dataset_name),
+                                   **{k: v if (v := getattr(self, k)) is not None else base[k] for k in base})
+
+
+RECIPES = {
+    "fast": dict(epochs=12, batch_size=256, lr=0.2, optimizer="sgd", label_smoothing=0.2, whiten=True,
+                 channels_last=True),
+    "classic": dict(epochs=30, batch_size=128, lr=0.05, optimizer="sgd", label_smoothing=0.0, whiten=False,
+                    channels_last=False),
+}
+"""The training recipes of 32-px and larger images, compared by time to test accuracy on cifar10-mini
+(`bench/bench_recipe.py`). Both: Nesterov SGD, one-cycle schedule (15 % warm-up), weight decay 5e-4, random crop
++ flip."""
+DIGITS_RECIPE = dict(epochs=12, batch_size=64, lr=0.003, optimizer="adam", label_smoothing=0.0, whiten=False,
+                     channels_last=False)
+"""8-px digits: a few seconds of training; the stage's start-up, not training, is what costs there."""
+RECIPE_KEYS = ("recipe", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "augment", "label_smoothing",
+               "whiten", "channels_last")
+"""The training options: the recipe's name and what it resolves to. The resolved values (all but ``recipe``, a name
+for a set of defaults) make a training run what it is: a retrained oracle and every shadow model copy them from the
+original they stand for."""
+LEGACY_RECIPE = {"label_smoothing": 0.0, "whiten": False, "channels_last": False}
+"""How a run recorded before these options existed (2026-12-05) was trained."""
 
 
 @dataclass

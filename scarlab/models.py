@@ -113,6 +113,28 @@ def load_checkpoint(path: str | os.PathLike, device="cpu", expect: dict | None =
     return model.to(device)
 
 
+def whiten_first_conv(model: nn.Module, images: torch.Tensor, eps: float = 1e-2) -> torch.Tensor:
+    """Set the first convolution's filters to the whitening of the patches it sees in ``images`` (normalised
+    [N, C, H, W]): half the filters are the leading eigenvectors of the patch covariance scaled by
+    1 / sqrt(eigenvalue + eps), the other half their negatives (so a ReLU keeps both signs) — the initialisation of
+    the fast CIFAR-10 training recipes (e.g. Keller Jordan's airbench). Returns that weight; the caller decides
+    whether it trains. Filters beyond twice the patch dimension keep their random initialisation."""
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None or conv.groups != 1:
+        raise ScarlabError(f"{type(model).__name__}: whitening needs a first convolution without groups; "
+                           "train with --whiten false")
+    kh, kw = conv.kernel_size
+    with torch.no_grad():
+        patches = F.unfold(images.float(), (kh, kw)).transpose(1, 2).reshape(-1, conv.in_channels * kh * kw)
+        patches = (patches - patches.mean(0)).double()
+        eigval, eigvec = torch.linalg.eigh(patches.T @ patches / len(patches))
+        h = min(conv.out_channels // 2, len(eigval))
+        top = eigvec[:, -h:].flip(1) / (eigval[-h:].flip(0).clamp_min(0) + eps).sqrt()
+        filters = top.T.reshape(h, conv.in_channels, kh, kw).to(conv.weight.dtype)
+        conv.weight[:2 * h] = torch.cat([filters, -filters])
+    return conv.weight
+
+
 # ----------------------------------------------------------------------------- small CNNs
 def _conv(cin: int, cout: int, bn: bool = True, stride: int = 1, k: int = 3) -> list[nn.Module]:
     layers = [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=not bn)]

@@ -11,43 +11,51 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .config import TrainConfig
+from .config import RECIPE_KEYS, TrainConfig
 from .data import Dataset, Split, batches, check_hr_classes, check_split, load_dataset, make_split
 from .device import resolve_device, seed_everything
 from .errors import ScarlabError, choose
 from .features import accuracy_on, extract
-from .models import create_model, save_checkpoint
+from .models import create_model, save_checkpoint, whiten_first_conv
 from .runs import HOLDS_SPLIT, RunDir
 from .stats import class_stats
-
-
-TRAIN_VARIANT_KEYS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "augment")
 
 
 def train_variant(config: dict, dataset: str) -> dict:
     """The training options of an original/retrained run that differ from the data set's defaults: recorded in
     the run's config.json as ``variant`` (``scarlab.results.describe`` only reads it)."""
-    defaults = TrainConfig(dataset=dataset).resolved(dataset)
-    return {k: config[k] for k in TRAIN_VARIANT_KEYS if k in config and config[k] != getattr(defaults, k)}
+    recipe = config.get("recipe", TrainConfig.recipe)
+    defaults = TrainConfig(dataset=dataset, recipe=recipe).resolved(dataset)  # the recipe's values are no variant
+    variant = {k: config[k] for k in RECIPE_KEYS if k in config and config[k] != getattr(defaults, k)}
+    if recipe != TrainConfig.recipe and dataset != "digits":  # digits has one recipe
+        variant["recipe"] = recipe
+    return variant
 
 
 def fit(model, ds: Dataset, train_idx: np.ndarray, cfg: TrainConfig, device: str, generator: torch.Generator,
         on_epoch=None, progress: bool = True) -> list[dict]:
-    """Train ``model`` on ``ds.train[train_idx]`` with cross-entropy; returns one history row per epoch.
+    """Train ``model`` on ``ds.train[train_idx]`` with cross-entropy as ``cfg`` (a resolved recipe) says; returns
+    one history row per epoch.
 
     ``on_epoch(row)`` is called after each epoch (to append history as we go).
     """
     choose("optimizer", cfg.optimizer, ("sgd", "adam"))
+    idx = torch.as_tensor(train_idx)
+    images, labels = ds.train.images[idx], ds.train.labels[idx]
+    # the first convolution whitened from (up to) 5,000 training images' patches, and kept fixed while training
+    fixed = [whiten_first_conv(model, ds.normalize(images[:5000], device))] if cfg.whiten else []
+    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(memory_format=layout)
+    for f in fixed:
+        f.requires_grad_(False)  # no gradient computed for it at all (restored after training)
+    trained = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
-                              weight_decay=cfg.weight_decay)
+        opt = torch.optim.SGD(trained, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.Adam(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch),
                                                 pct_start=0.15)
-    idx = torch.as_tensor(train_idx)
-    images, labels = ds.train.images[idx], ds.train.labels[idx]
     history = []
     bar = tqdm(range(cfg.epochs), desc=f"train {cfg.role}", disable=not progress, leave=False)
     for epoch in bar:
@@ -57,9 +65,9 @@ def fit(model, ds: Dataset, train_idx: np.ndarray, cfg: TrainConfig, device: str
             xb = images[b]
             if cfg.augment:
                 xb = ds.augment(xb, generator)
-            x, y = ds.normalize(xb, device), labels[b].to(device)
+            x, y = ds.normalize(xb, device).contiguous(memory_format=layout), labels[b].to(device)
             logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             if not torch.isfinite(loss):
                 raise ScarlabError(f"training loss became {loss.item()} at epoch {epoch + 1}; lower --lr")
             opt.zero_grad(set_to_none=True)
@@ -69,13 +77,17 @@ def fit(model, ds: Dataset, train_idx: np.ndarray, cfg: TrainConfig, device: str
             seen += len(b)
             loss_sum += loss.item() * len(b)
             correct += int((logits.argmax(1) == y).sum())
+        seconds = time.perf_counter() - t0  # the training loop only: the test evaluation below is not training
         row = {"epoch": epoch + 1, "loss/train": loss_sum / seen, "acc/train_running": correct / seen,
                "acc/test": accuracy_on(model, ds, ds.test.images, ds.test.labels, device),
-               "lr": sched.get_last_lr()[0], "time/epoch_s": time.perf_counter() - t0}
+               "lr": sched.get_last_lr()[0], "time/epoch_s": seconds}
         history.append(row)
         bar.set_postfix(loss=f"{row['loss/train']:.3f}", test=f"{row['acc/test']:.3f}")
         if on_epoch:
             on_epoch(row)
+    model.to(memory_format=torch.contiguous_format)
+    for f in fixed:
+        f.requires_grad_(True)
     return history
 
 

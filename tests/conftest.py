@@ -14,7 +14,11 @@ import torch  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SCARLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
 
-torch.set_num_threads(int(os.environ.get("SCARLAB_THREADS", "2")))
+# torch threads: SCARLAB_THREADS, else 2 — or 1 per worker when pytest-xdist runs the suite in parallel (`make test`
+# runs one worker per core), so the workers do not oversubscribe the cores
+_THREADS = os.environ.get("SCARLAB_THREADS") or ("1" if os.environ.get("PYTEST_XDIST_WORKER") else "2")
+os.environ["SCARLAB_THREADS"] = _THREADS  # the stage kernels and subprocesses the tests start inherit it
+torch.set_num_threads(int(_THREADS))
 
 
 def _require_shared(name: str) -> Path:

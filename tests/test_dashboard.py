@@ -1178,26 +1178,30 @@ def test_privacy_downloads_curves_and_compare(audit_root, monkeypatch):
     assert table.loc["scar", METRIC["ulira/tpr@0.01"].label] == "6.00 [4.80, 7.20]"
 
 
-def test_privacy_page_speed(tmp_path, monkeypatch):
-    """K = 16 shadow pairs and 2,000 forget examples: picking another example or another run stays under 2 s."""
-    import time
+def test_privacy_page_reads_each_file_once(tmp_path, monkeypatch):
+    """K = 16 shadow pairs and 2,000 forget examples: picking another example or switching between two runs
+    reads no Parquet or npz file again — every interaction after the first view is served from the page's caches (what
+    keeps it interactive; a wall-clock limit would depend on the machine)."""
+    import pyarrow.parquet as pq
 
     root = tmp_path / "runs"
     for i, (name, stage, method) in enumerate((("scar", "unlearn", "scar"), ("scar2", "unlearn", "scar"),
                                                ("retrained", "train_retrained", "retrained"))):
         write_audit(_write_run(root / name, stage, method, seed=i), k=16, n=2000, shift=1.0 - i / 3, seed=i,
                     thumbs=True)
+    reads = []
+    real_table, real_load = pq.read_table, np.load
+    monkeypatch.setattr(pq, "read_table", lambda f, *a, **kw: reads.append(f) or real_table(f, *a, **kw))
+    monkeypatch.setattr(np, "load", lambda f, *a, **kw: reads.append(f) or real_load(f, *a, **kw))
     at = _privacy(_apptest(root, monkeypatch))
     assert sum(_points(t) for t in _chart_specs(at)[4]["data"] if t["type"] == "scattergl") == 2000
-    times = []
+    at.selectbox(key="privacy_run_scar").set_value("scar2").run()  # both runs seen once
+    _ok(at)
+    seen = len(reads)
+    assert seen > 0
     for j in range(6):
-        t0 = time.perf_counter()
         at.selectbox(key=f"privacy_example_{at.selectbox(key='privacy_run_scar').value}").set_value(10 * j + 1).run()
-        times.append(("example", time.perf_counter() - t0))
         _ok(at)
-        t0 = time.perf_counter()
         at.selectbox(key="privacy_run_scar").set_value(("scar", "scar2")[j % 2]).run()
-        times.append(("run", time.perf_counter() - t0))
         _ok(at)
-    print("privacy interactions (s):", [(w, round(t, 3)) for w, t in times])
-    assert max(t for _, t in times) < 2.0, times
+    assert len(reads) == seen, reads[seen:]

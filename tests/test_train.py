@@ -118,3 +118,43 @@ def test_split_from_another_dataset_is_refused(tmp_path):
     with pytest.raises(ScarlabError, match="does not fit digits"):
         run_train(cfg, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()  # validated before any run directory exists
+
+
+def test_whitened_first_convolution_decorrelates_its_patches():
+    """whiten_first_conv: the first half of the filters answer the patches' leading principal directions with
+    unit variance and no correlation (up to eps); the second half are their negatives."""
+    import torch
+
+    from scarlab.models import create_model, whiten_first_conv
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(200, 3, 16, 16, generator=g) * torch.tensor([1.0, 2.0, 0.5]).view(1, 3, 1, 1)
+    images[:, 1] += 0.8 * images[:, 0]  # correlated channels
+    model = create_model("smallcnn", num_classes=10, in_channels=3, image_size=16)
+    w = whiten_first_conv(model, images, eps=1e-6)
+    out = torch.nn.functional.conv2d(images, w[:16]).permute(0, 2, 3, 1).reshape(-1, 16).double()
+    cov = torch.cov(out.T)
+    assert torch.allclose(cov, torch.eye(16, dtype=cov.dtype), atol=0.05), cov.diagonal()
+    assert torch.equal(w[16:], -w[:16])
+
+
+def test_fast_recipe_keeps_the_whitened_layer_fixed(tmp_path, cifar10_mini):
+    """The fast recipe on real images: label smoothing, channels-last, a whitened first convolution that does not
+    change while training (and trains again afterwards, for unlearning); recorded in config.json as a variant."""
+    import torch
+
+    from scarlab.config import TrainConfig
+    from scarlab.data import load_dataset
+    from scarlab.models import create_model, load_checkpoint, whiten_first_conv
+    from scarlab.train import run_train
+
+    cfg = TrainConfig(dataset=f"imagefolder:{cifar10_mini}", recipe="fast", epochs=1, device="cpu")
+    run = run_train(cfg, tmp_path / "fast", progress=False)
+    assert run.config["variant"] == {"epochs": 1, "recipe": "fast"}
+    assert run.config["whiten"] is True and run.config["label_smoothing"] == 0.2 and run.config["batch_size"] == 256
+    ds = load_dataset(cfg.dataset)
+    fresh = create_model("smallcnn", num_classes=10)
+    want = whiten_first_conv(fresh, ds.normalize(ds.train.images[:5000]))
+    got = load_checkpoint(run.file("checkpoints/model.pt")).body[0].weight
+    assert torch.equal(got, want)  # the first 5,000 training images in order, and never trained
+    assert run.metrics["acc/test"] > 0.2  # one epoch: well above chance (0.1)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import ScarlabError
 from ..runs import RunDir, files_intact
-from .targets import TRAIN_KEYS, UNLEARN_KEYS, Audited, differences, digest, split_identity, train_key
+from .targets import UNLEARN_KEYS, Audited, differences, digest, split_identity, train_key
 
 
 def _member_identity(role: str, path: Path) -> dict:
@@ -19,7 +19,7 @@ def _member_identity(role: str, path: Path) -> dict:
     run = RunDir(path)
     cfg = run.config
     if role in ("original", "retrained"):
-        ident = {"role": cfg.get("role"), "seed": cfg.get("seed"), "train": {k: cfg.get(k) for k in TRAIN_KEYS}}
+        ident = {"role": cfg.get("role"), "seed": cfg.get("seed"), "train": train_key(cfg)}
     else:
         ident = {"seed": cfg.get("seed"), "original": Path(str(cfg.get("original") or "")).name,
                  "unlearn": {k: cfg.get(k) for k in UNLEARN_KEYS},

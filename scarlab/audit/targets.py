@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import AuditConfig
+from ..config import LEGACY_RECIPE, RECIPE_KEYS, AuditConfig
 from ..errors import ScarlabError
 from ..runs import ORIGINAL, RunDir
 
 DEFAULT_SHADOWS, DEFAULT_SEED = AuditConfig.shadows, AuditConfig.seed
-TRAIN_KEYS = ("dataset", "model", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "augment",
-              "stats_delta")
+TRAIN_KEYS = ("dataset", "model", *(k for k in RECIPE_KEYS if k != "recipe"), "stats_delta")
 """the training options every shadow copies from the audited run (its identity; device and data_root are not)."""
 UNLEARN_KEYS = ("method", "params", "surrogate", "surrogate_chunks", "surrogate_size", "retain_available",
                 "snapshot_every")
@@ -129,6 +128,7 @@ def _checkpoint(holder: RunDir, hint: str) -> Path:
 
 
 def _train_identity(cfg: dict, where: Path) -> dict:
+    cfg = {**LEGACY_RECIPE, **cfg}  # a run from before the recipe options was trained with their legacy values
     missing = [k for k in TRAIN_KEYS if cfg.get(k) is None]
     if missing:
         raise ScarlabError(f"{where}/config.json lacks the training option(s) {', '.join(missing)} the shadows "
@@ -147,7 +147,14 @@ def split_identity(split) -> dict:
 
 
 def train_key(train: dict) -> dict:
-    return {k: train[k] for k in TRAIN_KEYS}
+    """The identity of a training configuration (a run's config or an audited run's ``train``); an option at its
+    legacy value is left out, so the shadow folders made before it existed keep their names."""
+    out = {}
+    for k in TRAIN_KEYS:
+        v = train.get(k, LEGACY_RECIPE.get(k))
+        if not (k in LEGACY_RECIPE and v == LEGACY_RECIPE[k]):
+            out[k] = v
+    return out
 
 
 def folder_identity(a: Audited) -> dict:

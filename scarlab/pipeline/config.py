@@ -8,7 +8,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import MIN_SHADOWS, SEED, SURROGATE_SIZE, ModelOptions, bounded
+from ..config import MIN_SHADOWS, RECIPE_KEYS, SEED, SURROGATE_SIZE, ModelOptions, TrainConfig, bounded
 from ..errors import ScarlabError, choose
 from ..runs import replacing
 from ..schema import check_bounds, coerce, nearest
@@ -24,8 +24,9 @@ STAGE_NOTEBOOKS = {"train_original": "01_train_original.ipynb", "split": "02_spl
 AUDIT_KINDS = ("shadows", "audit")  # planned only with shadows > 0
 KINDS = tuple(STAGE_NOTEBOOKS)
 
-# `--set train.NAME=VALUE`: training options shared by the original and the retrained model.
-TRAIN_OPTIONS = {"batch_size": int, "lr": float, "optimizer": str, "augment": bool}
+# `--set train.NAME=VALUE`: the training recipe's options (TrainConfig's), shared by the original and the retrained
+# model and passed to their notebooks (epochs: --epochs; weight_decay: the stage notebooks keep TrainConfig's).
+TRAIN_OPTIONS = {k: typing.get_type_hints(TrainConfig)[k] for k in RECIPE_KEYS if k not in ("epochs", "weight_decay")}
 CLASS_COUNTS = {"digits": 10, "cifar10": 10, "cifar100": 100, "tinyimagenet": 200}
 # Options that say where things are or how they run: one value each, never a grid axis.
 NEVER_AXES = frozenset({"out", "notebooks", "data_root", "threads", "jobs"})
@@ -64,7 +65,8 @@ class PipelineConfig(ModelOptions):
     surrogate_size: int = bounded(SURROGATE_SIZE, low=1)
     """generated surrogates: how many images."""
     epochs: int | None = None
-    """training epochs of the original and retrained models; None = data set default (digits 12, else 30)."""
+    """training epochs of the original and retrained models; None = the training recipe's (digits 12; classic 30,
+    fast 12: --set train.recipe=fast)."""
     unlearn_epochs: int | None = None
     """every method's `epochs` (unless set per method with --set); None = each method's default."""
     train_seed: int = bounded(0, **SEED)
@@ -368,6 +370,7 @@ def _check_params(cfg: PipelineConfig) -> None:
         v = params.get("train", {}).get(k)
         if v is not None and not v > 0:
             raise ScarlabError(f"train.{k} must be positive, got {v!r}")
+    check_bounds(TrainConfig(**params.get("train", {}))).resolved(cfg.dataset)  # ranges, the recipe's name
     cfg.params = params
     for m in cfg.methods:
         given = {**({"epochs": cfg.unlearn_epochs} if cfg.unlearn_epochs else {}), **params.get(m, {})}

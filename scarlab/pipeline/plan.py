@@ -10,10 +10,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import SURROGATE_SIZE
+from ..config import SURROGATE_SIZE, TrainConfig
 from ..errors import ScarlabError
 from ..schema import kind
-from .config import NEVER_AXES, STAGE_NOTEBOOKS, PipelineConfig, param_types, validate
+from .config import NEVER_AXES, STAGE_NOTEBOOKS, TRAIN_OPTIONS, PipelineConfig, param_types, validate
 
 # Parameters that say *where* things are or run, not *what* is computed: left out of fingerprints, so a
 # moved runs folder or another device still reuses its completed stages.
@@ -277,9 +277,9 @@ class _Point:
         self.base = self.root / f"{_slug(cfg.dataset)}__{cfg.model}"
         opts = cfg.params.get("train", {})
         self.common = dict(dataset=cfg.dataset, data_root=cfg.data_root)
-        self.train = dict(self.common, model=cfg.model, epochs=cfg.epochs, batch_size=opts.get("batch_size"),
-                          lr=opts.get("lr"), optimizer=opts.get("optimizer"), augment=opts.get("augment", True),
-                          seed=cfg.train_seed, device=cfg.device, out_dir=None, overwrite=False)
+        recipe = {k: opts.get(k, getattr(TrainConfig, k)) for k in TRAIN_OPTIONS}  # --set train.*, else defaults
+        self.train = dict(self.common, model=cfg.model, epochs=cfg.epochs, **recipe, seed=cfg.train_seed,
+                          device=cfg.device, out_dir=None, overwrite=False)
         self.specs: list[StageSpec] = []
         self.evaluated: list[str] = []
 

@@ -1,0 +1,116 @@
+"""Training recipes side by side: test accuracy against training seconds, per seed, in one run (issue 27).
+
+    python bench/bench_recipe.py                                   # cifar10-mini, classic vs fast, seeds 0-4
+    python bench/bench_recipe.py --seeds 0 1 --threads 1 --name recipe_t1
+
+Each seed trains one original per recipe with the real `train` stage (`run_train`, smallcnn), the recipes
+interleaved (their order alternates from seed to seed) so that both see the same machine load. From each run's
+history: the test accuracy after every epoch against the cumulative training seconds (the history's per-epoch
+times: the training loop only, not the per-epoch test evaluation). Reports per recipe the final test accuracy
+(mean, min, max over seeds), the training seconds, and the seconds to reach a target accuracy — the classic
+recipe's mean final accuracy in this same run, and `--target` — with the ratio of the medians to classic's
+full training time. Writes OUT/curves.csv (seed, recipe, epoch, seconds, acc/test) and OUT/recipe.md.
+
+What it cannot say: seconds depend on the machine and its load (ratios of interleaved runs are what carry
+over); 1,000 test images give each accuracy a binomial standard error of about 1.5 points, so a difference between
+the recipes smaller than that over five seeds is not a difference.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from scarlab.config import RECIPES, TrainConfig  # noqa: E402
+from scarlab.runs import RunDir  # noqa: E402
+from scarlab.train import run_train  # noqa: E402
+
+SHARED = Path(os.environ.get("SCARLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def train(recipe: str, seed: int, data: str, out: Path) -> pd.DataFrame:
+    path = out / f"{recipe}__s{seed}"
+    run = RunDir(path)
+    if not ((path / "manifest.json").is_file() and run.status == "complete"):
+        run = run_train(TrainConfig(dataset=data, recipe=recipe, seed=seed, device="cpu"), path, overwrite=True,
+                        progress=False)
+    h = run.history()
+    return pd.DataFrame({"seed": seed, "recipe": recipe, "epoch": h["epoch"], "seconds": h["time/epoch_s"].cumsum(),
+                         "acc/test": h["acc/test"]})
+
+
+def time_to(curve: pd.DataFrame, target: float) -> float | None:
+    hit = curve[curve["acc/test"] >= target]
+    return float(hit["seconds"].iloc[0]) if len(hit) else None
+
+
+def report(curves: pd.DataFrame, targets: list[float], args, wall: float) -> list[str]:
+    finals = curves.groupby(["recipe", "seed"]).tail(1).set_index(["recipe", "seed"])
+    full = finals["seconds"].groupby(level=0).median()
+    lines = [f"_{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()} CPU, {os.cpu_count()} cores, "
+             f"torch {torch.__version__}, {args.threads} torch thread(s); load average at the end "
+             f"{os.getloadavg()[0]:.1f}; this run's wall time {wall:.0f} s_", "",
+             "| recipe | seeds | final test acc: mean [min, max] | training s: median [min, max] | "
+             + " | ".join(f"s to {t:.1%}: median (reached) | ratio to classic's full time" for t in targets) + " |",
+             "|---|---:|---|---|" + "---|---|" * len(targets)]
+    for recipe in args.recipes:
+        f = finals.loc[recipe]
+        cells = [recipe, str(len(f)), f"{f['acc/test'].mean():.3f} [{f['acc/test'].min():.3f}, "
+                 f"{f['acc/test'].max():.3f}]",
+                 f"{f['seconds'].median():.1f} [{f['seconds'].min():.1f}, {f['seconds'].max():.1f}]"]
+        for t in targets:
+            hits = [time_to(c, t) for _, c in curves[curves.recipe == recipe].groupby("seed")]
+            got = pd.Series([h for h in hits if h is not None], dtype=float)
+            med = f"{got.median():.1f} ({len(got)}/{len(hits)})" if len(got) else f"not reached (0/{len(hits)})"
+            ratio = f"{got.median() / full['classic']:.2f}" if len(got) and "classic" in full else "-"
+            cells += [med, ratio]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Recipes: " + "; ".join(f"**{r}** {RECIPES[r]}" for r in args.recipes) + ". Seconds: the training "
+              "loop only (per-epoch test evaluation excluded); a target counts as reached at the end of the first "
+              "epoch whose test accuracy is at or above it; 'ratio' divides that median by the classic recipe's "
+              "median full training time.", ""]
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=f"imagefolder:{SHARED / 'cifar10-mini'}")
+    ap.add_argument("--recipes", nargs="+", default=["classic", "fast"], choices=sorted(RECIPES))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--target", type=float, default=0.689, help="a fixed target accuracy (BENCHMARKS §5: 68.9 %%)")
+    ap.add_argument("--name", default="recipe")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path("bench/out") / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    t0, parts = time.perf_counter(), []
+    for i, seed in enumerate(args.seeds):
+        for recipe in (args.recipes if i % 2 == 0 else args.recipes[::-1]):
+            parts.append(train(recipe, seed, args.data, out))
+            print(f"seed {seed} {recipe}: {parts[-1]['acc/test'].iloc[-1]:.3f} in {parts[-1]['seconds'].iloc[-1]:.1f} s",
+                  flush=True)
+    curves = pd.concat(parts, ignore_index=True)
+    curves.to_csv(out / "curves.csv", index=False)
+    targets = [args.target]
+    if "classic" in args.recipes:
+        classic = curves[curves.recipe == "classic"].groupby("seed").tail(1)["acc/test"].mean()
+        targets.insert(0, round(float(classic), 4))
+    lines = ["## Training recipes on " + args.data.split("/")[-1], "", "`python bench/bench_recipe.py "
+             + " ".join(sys.argv[1:]) + "`", ""] + report(curves, targets, args, time.perf_counter() - t0)
+    (out / "recipe.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
