@@ -251,6 +251,7 @@ def test_pipeline_starts_from_an_imported_original(imported_tiny, digits_origina
     assert {s.run_dir for s in other[1:]}.isdisjoint(s.run_dir for s in specs[1:])  # never the stale stages
     retr = next(s for s in other if s.kind == "train_retrained")
     assert retr.params["epochs"] == 8 and retr.params["seed"] == 0  # as digits_original was trained
+    assert retr.params["batch_size"] == 64 and retr.params["label_smoothing"] == 0.0  # its resolved recipe
 
 
 def test_bad_original_is_one_line_before_any_work(imported_tiny, digits_retrained, tmp_path, capsys):

@@ -262,45 +262,46 @@ def _resolve_original(cfg: PipelineConfig) -> dict | None:
     return conf
 
 
-# the training options a trained original records (TrainConfig) and what the pipeline calls them
-RECIPE = {"epochs": "epochs", "batch_size": "train.batch_size", "lr": "train.lr", "optimizer": "train.optimizer",
-          "augment": "train.augment", "seed": "train_seed"}
-
-
 def _copy_recipe(cfg: PipelineConfig, conf: dict) -> None:
-    """The retrained oracle copies the given original's recorded training recipe: those values become the
-    pipeline's, and one given differently is refused (an imported original records none: nothing changes)."""
-    from ..config import TrainConfig
+    """The retrained oracle copies the given original's recorded training recipe (RECIPE_KEYS and the seed): those
+    values become the pipeline's (epochs, train_seed, train.*), and one given differently is refused. An original
+    trained before some options existed was trained with their legacy values; an imported one records no training
+    at all, and nothing changes."""
+    from ..config import LEGACY_RECIPE
 
+    trained = conf.get("epochs") is not None
+    recorded = {**(LEGACY_RECIPE if trained else {}), **conf}
     train = dict(cfg.params.get("train", {}))
     where = cfg.original
-    for key, name in RECIPE.items():
-        recorded = conf.get(key)
-        if recorded is None:
+    for key in (*RECIPE_KEYS, "seed"):
+        value = recorded.get(key)
+        if value is None:
             continue
+        if key == "weight_decay":  # the stage notebooks train with TrainConfig's: one recorded otherwise is refused
+            if value != TrainConfig.weight_decay:
+                raise ScarlabError(f"original {where} was trained with weight_decay={value}, which the pipeline's "
+                                   f"retrained oracle cannot copy (it trains with {TrainConfig.weight_decay}); train "
+                                   "the oracle yourself (scarlab train --retrained) or start from another original")
+            continue
+        name = {"epochs": "epochs", "seed": "train_seed"}.get(key, f"train.{key}")
         given = cfg.epochs if key == "epochs" else cfg.train_seed if key == "seed" else train.get(key)
         # train_seed always has a value: its default (0) gives way to the recorded seed, another value must agree
-        if given is not None and given != recorded and not (key == "seed" and given == PipelineConfig.train_seed):
-            raise ScarlabError(f"original {where} was trained with {name}={recorded!r}, the pipeline asks for "
+        if given is not None and given != value and not (key == "seed" and given == PipelineConfig.train_seed):
+            raise ScarlabError(f"original {where} was trained with {name}={value!r}, the pipeline asks for "
                                f"{name}={given!r}: the retrained oracle copies the original's recipe; drop {name} "
                                "or give that value")
         if key == "epochs":
-            cfg.epochs = recorded
+            cfg.epochs = value
         elif key == "seed":
-            cfg.train_seed = recorded
+            cfg.train_seed = value
         else:
-            train[key] = recorded
-    wd = conf.get("weight_decay")
-    if wd is not None and wd != TrainConfig.weight_decay:
-        raise ScarlabError(f"original {where} was trained with weight_decay={wd}, which the pipeline's retrained "
-                           f"oracle cannot copy (it trains with {TrainConfig.weight_decay}); train the oracle "
-                           "yourself (scarlab train --retrained) or start from another original")
+            train[key] = value
     if train:
         cfg.params = {**cfg.params, "train": train}
     if cfg.shadows:
         from ..audit.targets import TRAIN_KEYS
 
-        missing = [k for k in TRAIN_KEYS if conf.get(k) is None]
+        missing = [k for k in TRAIN_KEYS if recorded.get(k) is None]
         if missing:
             raise ScarlabError(f"original {where} records no {', '.join(missing)} (an imported model's training is "
                                "unknown), which the audit's shadow models copy: set shadows 0, or start from an "
