@@ -82,8 +82,8 @@ def _inside(path: Path, roots: list[Path]) -> bool:
 def safe_config(config: dict, root: str | os.PathLike, allowed_data: list | tuple = ()) -> dict:
     """``config`` (pipeline keys) made safe to launch under the runs root ``root``: ``out`` is the root or a folder
     name inside it (default: the root itself, so the root's completed stages are reused); an ``imagefolder:PATH``
-    data set or surrogate must lie inside one of ``allowed_data``; ``..`` in any path, and ``notebooks`` and
-    ``data_root``, are refused. Returns the config with ``out`` made absolute; one-line ScarlabError otherwise."""
+    data set or surrogate must lie inside one of ``allowed_data``; an ``original`` run to start from inside the root;
+    ``..`` in any path, and ``notebooks`` and ``data_root``, are refused. Returns the config with ``out`` made absolute; one-line ScarlabError otherwise."""
     if not isinstance(config, dict):
         raise ScarlabError(f"a job's configuration must be a mapping of pipeline options, got {type(config).__name__}")
     root_p = Path(root).expanduser().resolve()
@@ -106,6 +106,14 @@ def safe_config(config: dict, root: str | os.PathLike, allowed_data: list | tupl
             cfg["out"] = str(root_p / text)
     if Path(cfg["out"]).resolve().is_relative_to(jobs_dir(root_p)):
         raise ScarlabError(f"out {out!r}: {JOBS_DIR}/ holds the job records, not runs")
+    original = cfg.get("original")
+    if original not in (None, ""):  # a run to start from: inside the root (relative: to the root)
+        text = str(original)
+        path = Path(text).expanduser()
+        path = (path if path.is_absolute() else root_p / path).resolve()
+        if ".." in Path(text).parts or not _inside(path, [root_p]):
+            raise ScarlabError(f"original {text!r}: a job starts only from a run inside the runs root {root_p}")
+        cfg["original"] = str(path)
     allowed = [Path(a).expanduser().resolve() for a in allowed_data]
     for key in PATH_KEYS:
         value = cfg.get(key)

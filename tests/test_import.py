@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +225,51 @@ def test_dashboard_lists_imported_original(imported_root, imported_tiny, monkeyp
     for page in ("compare", "curves", "distances", "migration", "privacy"):
         at.switch_page(f"views/{page}.py").run()
         assert not at.exception, (page, [e.value for e in at.exception])
+
+
+# ----------------------------------------------------------------------------- the pipeline from an existing original
+def test_pipeline_starts_from_an_imported_original(imported_tiny, digits_original, tmp_path, capsys):
+    """`scarlab pipeline --original RUN`: no original is trained; split, retrained oracle and unlearning use RUN, and
+    a rerun reuses every stage. Another original (the trained one the import came from) plans other folders, and
+    its recorded recipe (8 epochs) is the retrained oracle's."""
+    from scarlab.pipeline import PipelineConfig, plan, stage_state
+
+    out = tmp_path / "p"
+    argv = ["pipeline", "--original", imported_tiny, "--forget-classes", "3", "--methods", "scar", "--epochs", "2",
+            "--unlearn-epochs", "1", "--no-evaluate", "--device", "cpu", "--quiet", "--out", out]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert not list(out.rglob("original__*"))  # nothing trained
+    unl = RunDir(next(out.rglob("scar__s0__*")))
+    assert unl.status == "complete" and unl.manifest["parents"]["original"] == str(imported_tiny.resolve())
+    assert RunDir(next(out.rglob("retrained"))).config["epochs"] == 2  # an import records no recipe: the pipeline's
+    specs = plan(PipelineConfig(original=str(imported_tiny), forget_classes=[3], methods=["scar"], epochs=2,
+                                unlearn_epochs=1, evaluate=False, device="cpu", out=str(out)))
+    assert [stage_state(s) for s in specs] == ["current"] * len(specs) and specs[0].given
+    other = plan(PipelineConfig(original=str(digits_original), forget_classes=[3], methods=["scar"],
+                                unlearn_epochs=1, evaluate=False, device="cpu", out=str(out)))
+    assert {s.run_dir for s in other[1:]}.isdisjoint(s.run_dir for s in specs[1:])  # never the stale stages
+    retr = next(s for s in other if s.kind == "train_retrained")
+    assert retr.params["epochs"] == 8 and retr.params["seed"] == 0  # as digits_original was trained
+    assert retr.params["batch_size"] == 64 and retr.params["label_smoothing"] == 0.0  # its resolved recipe
+
+
+def test_bad_original_is_one_line_before_any_work(imported_tiny, digits_retrained, tmp_path, capsys):
+    other = tmp_path / "c10"  # an original of another data set: the import's folder, relabelled
+    shutil.copytree(imported_tiny, other)
+    conf = RunDir(other).config
+    (other / "config.json").write_text(json.dumps({**conf, "dataset": "cifar10"}))
+    cases = [(tmp_path / "missing", ["does not exist"]),
+             (digits_retrained, ["has role 'retrained oracle'", "expected 'original'"]),
+             (other, ["'cifar10'", "'digits'"])]
+    for path, needles in cases:
+        out = tmp_path / "p"
+        code, stdout, err = run_cli(capsys, "pipeline", "--original", path, "--forget-classes", "3", "--device", "cpu",
+                                    "--out", out)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("scarlab: error: original "), err
+        assert all(n in lines[0] for n in needles), (needles, lines[0])
+        assert not out.exists()  # before any work
+    code, _, err = run_cli(capsys, "pipeline", "--original", imported_tiny, "--shadows", "4", "--forget-classes", "3",
+                           "--device", "cpu", "--dry-run", "--out", tmp_path / "p")
+    assert code == 2 and "shadows 0" in err  # an import records no training the shadow models could copy

@@ -53,6 +53,10 @@ def test_unsafe_configurations_are_refused(tmp_path):
     for extra, message in bad:
         with pytest.raises(ScarlabError, match=message.replace("(", r"\(").replace(".", r"\.")):
             J.safe_config({**BASE, **extra}, root, [tmp_path / "data"])
+    assert J.safe_config({**BASE, "original": "mine"}, root)["original"] == str(root.resolve() / "mine")
+    for value in ("../mine", str(tmp_path / "elsewhere")):
+        with pytest.raises(ScarlabError, match="inside the runs root"):
+            J.safe_config({**BASE, "original": value}, root)
     assert J.image_folders([tmp_path / "data"])["datasets"] == [f"imagefolder:{data.resolve()}"]
     with pytest.raises(ScarlabError, match="out"):  # and submit writes nothing then
         J.submit({**BASE, "out": "../x"}, root)
@@ -208,6 +212,41 @@ def test_run_page_form_checks_and_launches(run_app):
     assert jobs[0].config()["forget_classes"] == [3]
     assert any("Job " in m.value for m in at.markdown)
     jobs[0].stop(grace=20)  # a browser test runs it to the end; here launching is enough
+
+
+def test_run_page_starts_from_an_existing_original(run_app, digits_original):
+    """The originals under the root are offered (an imported one says so); choosing one fills `original`, fixes the
+    data set and model to its own, and the plan shows it given, not trained."""
+    import shutil
+
+    from scarlab.cli import main
+
+    at, root = run_app
+    shutil.copytree(digits_original, root / "trained")
+    assert main(["import", str(digits_original / "checkpoints" / "model.pt"), "--dataset", "digits", "--device", "cpu",
+                 "--quiet", "--out", str(root / "mine")]) == 0
+    at.run()
+    pick = at.selectbox(key="run_original")
+    shown = pick.options  # as the page words them
+    assert len(shown) == 3 and shown[0] == "train a new original", shown
+    assert any(o.startswith("mine · tinycnn on digits · imported from model.pt") for o in shown), shown
+    assert any(o.startswith("trained · tinycnn on digits · trained, 8 epochs") for o in shown), shown
+    pick.set_value(str(root.resolve() / "mine")).run()
+    assert at.selectbox(key="run_dataset_given").disabled and at.selectbox(key="run_model_given").value == "tinycnn"
+    at.multiselect(key="run_classes_digits").set_value([3])
+    at.text_input(key="run_epochs").set_value("2")
+    at.button(key="run_check").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    plan = [m.value for m in at.markdown if m.value.startswith("**Plan:**")]
+    assert plan and "1 reused" in plan[0] and "the original given" in plan[0], plan
+    table = next(d.value for d in at.dataframe if "state" in d.value.columns)
+    assert table["state"].tolist()[0] == "given" and (table["state"] == "run").sum() == len(table) - 1
+    assert "train original" not in table["stage"].tolist()
+    # a trained original lends its recipe: other epochs are the CLI's one line
+    at.selectbox(key="run_original").set_value(str(root.resolve() / "trained")).run()
+    at.button(key="run_check").click().run()
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "epochs" in errors[0] and "recipe" in errors[0], errors
 
 
 def test_run_page_absent_beyond_loopback(run_app, monkeypatch):

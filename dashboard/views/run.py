@@ -34,7 +34,7 @@ if root is None or not root.is_dir():
 allowed = D.data_folders()
 # fields the form asks for in its own widgets; the rest are generated under "More options"
 OWN = {"dataset", "model", "scenario", "forget_classes", "forget_size", "methods", "params", "seeds", "shadows",
-       "out", "notebooks", "data_root", "surrogate", "epochs", "unlearn_epochs"}
+       "out", "notebooks", "data_root", "surrogate", "epochs", "unlearn_epochs", "original"}
 
 
 @st.cache_data(show_spinner="Reading the pipeline's options (scarlab pipeline --describe)…", ttl=3600)
@@ -68,6 +68,20 @@ def _help(entry: dict) -> str:
     return f"{entry['help']} [default: {entry['shown']}]"
 
 
+def _originals() -> list[D.Run]:
+    """The complete original runs under the root a pipeline may start from (shadow members left out)."""
+    runs = D.scan(root).value or []
+    return [r for r in runs if r.stage == "train_original" and r.status == "complete" and r.usable and not r.shadow]
+
+
+def _original_text(r: D.Run) -> str:
+    imported = r.config.get("imported")
+    how = (f"imported from {Path(str(imported.get('source', '?'))).name}" if isinstance(imported, dict)
+           else f"trained, {r.config.get('epochs', '?')} epochs")
+    data = r.dataset if not str(r.dataset).startswith("imagefolder:") else Path(r.dataset.split(":", 1)[1]).name
+    return f"{r.id} · {r.model} on {data} · {how}"
+
+
 schema = _schema()
 if schema.value is None:
     st.error(common.md(f"The pipeline's options could not be read: {schema.error}"))
@@ -78,14 +92,28 @@ folders = J.image_folders(allowed)
 
 # ----------------------------------------------------------------------------- the form
 st.subheader("Configure")
+originals = {str(r.path): r for r in _originals()}
+start = st.selectbox("Original model", [""] + list(originals), key="run_original",
+                     format_func=lambda o: "train a new original" if not o else _original_text(originals[o]),
+                     help=_help(pipe["original"]) + " Listed: the complete original runs under the runs root "
+                     "(`scarlab import` or `scarlab train` made them; an imported one says where its weights came "
+                     "from). Its data set and model are the pipeline's.")
+given = originals.get(start)
 c1, c2, c3 = st.columns(3)
 datasets = ["digits"] + folders["datasets"]
+if given is not None:
+    datasets = [given.dataset]  # validation refuses another one; an image folder must still be an allowed one
 dataset = c1.selectbox("Data set", datasets, help=_help(pipe["dataset"]) + " ImageFolder data sets: the folders this "
-                       "dashboard was started with (--data DIR, $SCARLAB_SHARED_DATA).", key="run_dataset",
+                       "dashboard was started with (--data DIR, $SCARLAB_SHARED_DATA).",
+                       key="run_dataset" if given is None else "run_dataset_given", disabled=given is not None,
                        format_func=lambda d: d if d == "digits" else f"{Path(d.split(':', 1)[1]).name} ({d})")
 bucket = "digits" if dataset == "digits" else "generic"
-model = c2.selectbox("Model", ["default"] + S["models"], help=_help(pipe["model"]), key="run_model",
-                     format_func=lambda m: f"default ({pipe['model']['shown']})" if m == "default" else m)
+if given is None:
+    model = c2.selectbox("Model", ["default"] + S["models"], help=_help(pipe["model"]), key="run_model",
+                         format_func=lambda m: f"default ({pipe['model']['shown']})" if m == "default" else m)
+else:  # the original's own
+    c2.selectbox("Model", [given.model], key="run_model_given", disabled=True, help=_help(pipe["model"]))
+    model = "default"
 scenario = c3.radio("Forget", ["CR", "HR"], horizontal=True, help=_help(pipe["scenario"]), key="run_scenario",
                     format_func=lambda s: {"CR": "classes (CR)", "HR": "random samples (HR)"}[s])
 if dataset == "digits":
@@ -94,6 +122,8 @@ else:
     train = Path(dataset.split(":", 1)[1]) / "train"
     n_classes = sum(1 for p in train.iterdir() if p.is_dir()) if train.is_dir() else 0
 config: dict = {"dataset": dataset, "scenario": scenario}
+if given is not None:
+    config["original"] = start
 if model != "default":
     config["model"] = model
 c1, c2, c3 = st.columns(3)
@@ -110,7 +140,8 @@ config["methods"] = chosen
 seeds = c3.text_input("Seeds", "0", help=_help(pipe["seeds"]) + " Several: 0, 1, 2.", key="run_seeds")
 c1, c2, c3 = st.columns(3)
 epochs = c1.text_input("Training epochs (original and retrained)", "", key="run_epochs",
-                       help=_help(pipe["epochs"]) + " Empty: the default.")
+                       help=_help(pipe["epochs"]) + " Empty: the default (with an original given: its own, which "
+                       "the retrained oracle copies).")
 u_epochs = c2.text_input("Unlearning epochs (every method)", "", key="run_unlearn_epochs",
                          help=_help(pipe["unlearn_epochs"]) + " Empty: each method's default.")
 surrogates = [s for s in S["surrogates"] if not s.startswith("imagefolder:")] + folders["surrogates"]
@@ -215,13 +246,16 @@ cached = st.session_state.get("run_plan")
 if cached and cached[0] == key:
     plan = cached[1]
     est = plan["estimate"]
-    rows = [{"stage": s["label"], "state": "reuse" if s["state"] == "current" else "run",
+    rows = [{"stage": s["label"], "state": ("given" if s.get("given") else "reuse") if s["state"] == "current"
+             else "run",
              "estimate (s)": round(est["per_stage"][s["id"]][0], 1) if s["id"] in est["per_stage"] else 0.0,
              "from": est["per_stage"].get(s["id"], (0, "reused"))[1], "run folder": s["run_dir"]}
             for s in plan["stages"]]
     n_run = sum(r["state"] == "run" for r in rows)
-    st.markdown(f"**Plan:** {len(rows)} stages, {n_run} to run, {len(rows) - n_run} reused · about "
-                f"**{est['seconds'] / 60:.1f} min** ({common.md(est['note'])}).")
+    gave = [r["run folder"] for r in rows if r["state"] == "given"]
+    st.markdown(f"**Plan:** {len(rows)} stages, {n_run} to run, {len(rows) - n_run} reused"
+                + (f" (the original given, used as it is: {common.md(gave[0])})" if gave else "")
+                + f" · about **{est['seconds'] / 60:.1f} min** ({common.md(est['note'])}).")
     common.table(pd.DataFrame(rows), "plan", "run_plan_table", hide_index=True, width="stretch")
 
 # ----------------------------------------------------------------------------- jobs, watched live

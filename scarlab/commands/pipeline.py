@@ -32,6 +32,8 @@ examples:
   scarlab pipeline --dataset imagefolder:data/cifar10-mini --surrogate imagefolder:data/ood-mini \\
       --forget-classes 0 --methods scar,finetune --seeds 0 1 2 --set scar.lambda_2=5 --out runs/c10
   scarlab pipeline --config sweep.yaml --jobs 2
+  scarlab import model.pth --dataset digits --out runs/mine && \
+      scarlab pipeline --original runs/mine --forget-classes 3 --out runs/digits
 """
 
 
@@ -144,11 +146,12 @@ def describe() -> dict:
 
 
 def plan_json(specs) -> list[dict]:
-    """The plan as data: each stage's id, kind, label, state (current = reused), run directory, deps, info."""
+    """The plan as data: each stage's id, kind, label, state (current = reused), run directory, deps, info, and
+    given (the pipeline's ``original``: used as it is, never run)."""
     from ..pipeline import stage_state
 
     return [{"id": s.id, "kind": s.kind, "label": s.label, "state": stage_state(s), "run_dir": s.run_dir,
-             "deps": s.deps + s.after, "info": s.info} for s in specs]
+             "deps": s.deps + s.after, "info": s.info, "given": s.given} for s in specs]
 
 
 def run(args) -> int:
@@ -169,7 +172,8 @@ def run(args) -> int:
             return 0
         for s in specs:
             deps = f"  after {len(s.deps + s.after)}" if s.deps or s.after else ""
-            print(f"{stage_state(s):8s} {s.label:38s} {s.run_dir}{deps}")
+            state = stage_state(s)
+            print(f"{'given' if s.given and state == 'current' else state:8s} {s.label:38s} {s.run_dir}{deps}")
         print(f"{len(specs)} stage(s); nothing was run (--dry-run)")
         return 0
     result = run_pipeline(cfg, progress=not args.quiet, force=args.force, events=args.events)

@@ -38,6 +38,11 @@ K = 6 (its shadows are split in halves). audit.json etc. go into the run and the
 metrics.json; the compare stage waits for the audits. A shadow stage is current only while every member it
 listed is complete and intact.
 
+**A given original.** With ``original: RUN`` (a complete original run, e.g. from `scarlab import`) no
+``original__<h>/`` is trained: the plan's first stage is RUN itself (``StageSpec.given``: never executed, reused
+while complete and intact), every stage below reads it, the retrained oracle copies its recorded training recipe,
+and its fingerprint is the sha256 of RUN's checkpoint and class statistics (:func:`plan.original_identity`).
+
 **Notebooks.** A stage notebook may be a jupytext pair (``04_unlearn.ipynb`` + ``04_unlearn.py``, percent
 format): the file saved last is executed, and neither is ever written to.
 

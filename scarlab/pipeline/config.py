@@ -44,6 +44,11 @@ class PipelineConfig(ModelOptions):
     """HR: how many random training images are forgotten."""
     split_seed: int = bounded(0, **SEED)
     """HR: seeds the random forget sample (one split, one retrained oracle)."""
+    original: str | None = None
+    """an existing original run directory to start from (one `scarlab import` or `scarlab train` made) instead of
+    training one: complete, of the pipeline's data set (its model is the pipeline's); the retrained oracle is trained
+    with the recipe its config.json records (epochs, train.*, train_seed; an imported one records none: the
+    pipeline's are used). None = train the original."""
     methods: list = field(default_factory=lambda: ["scar"])
     """registered unlearning methods (scarlab.unlearn.METHODS) to run on each split."""
     params: dict = field(default_factory=dict)
@@ -184,9 +189,12 @@ def validate(cfg: PipelineConfig, check_device: bool = True) -> PipelineConfig:
     _check_types(cfg)
     n_classes = _resolve_dataset(cfg)
     _check_forget(cfg, n_classes)
+    given = _resolve_original(cfg)
     _resolve_model(cfg)
     _check_methods(cfg)
     _check_params(cfg)
+    if given is not None:
+        _copy_recipe(cfg, given)
     _check_seeds_and_sizes(cfg)
     _resolve_surrogate(cfg)
     _check_shadows(cfg)
@@ -209,6 +217,95 @@ def _resolve_dataset(cfg: PipelineConfig) -> int:
         raise ScarlabError(f"--dataset {cfg.dataset}: expected {path}/train/<class>/ and {path}/test/<class>/")
     cfg.dataset = f"imagefolder:{path.resolve()}"
     return sum(1 for p in (path / "train").iterdir() if p.is_dir())
+
+
+def given_original(path: str) -> dict:
+    """The config.json of ``path``, checked as the pipeline's ``original``: an existing, complete run whose role is
+    original (RunDir's role checks); one line otherwise."""
+    from ..runs import ORIGINAL, RunDir
+
+    run = RunDir(Path(path).expanduser())
+    if not run.path.exists():
+        raise ScarlabError(f"original {run.path} does not exist; give a run directory made by `scarlab import` or "
+                           "`scarlab train`")
+    run.require_complete("original", ORIGINAL)
+    return run.config
+
+
+def _same_dataset(recorded, dataset: str) -> bool:
+    """Whether an original's recorded data set is ``dataset`` (an image folder compared by its resolved path)."""
+    if not isinstance(recorded, str):
+        return False
+    if recorded.startswith("imagefolder:") and dataset.startswith("imagefolder:"):
+        return Path(recorded.split(":", 1)[1]).expanduser().resolve() == Path(dataset.split(":", 1)[1])
+    return recorded == dataset
+
+
+def _resolve_original(cfg: PipelineConfig) -> dict | None:
+    """``original`` (made absolute) checked: a complete original run of the pipeline's data set, whose model
+    becomes the pipeline's (a different --model is refused); returns its config, or None when none is given."""
+    if cfg.original in (None, ""):
+        cfg.original = None
+        return None
+    conf = given_original(cfg.original)
+    cfg.original = str(Path(cfg.original).expanduser().resolve())
+    where, model = cfg.original, conf.get("model")
+    if not _same_dataset(conf.get("dataset"), cfg.dataset):
+        raise ScarlabError(f"original {where} was made on data set {conf.get('dataset')!r}, the pipeline's is "
+                           f"{cfg.dataset!r}: give --dataset {conf.get('dataset')} or another original")
+    if not isinstance(model, str):
+        raise ScarlabError(f"original {where}/config.json records no model; make it again with `scarlab import`")
+    if cfg.model and cfg.model != model:
+        raise ScarlabError(f"original {where} is a {model}, the pipeline's --model is {cfg.model}: drop --model or "
+                           f"pass --model {model}")
+    cfg.model = model
+    return conf
+
+
+def _copy_recipe(cfg: PipelineConfig, conf: dict) -> None:
+    """The retrained oracle copies the given original's recorded training recipe (RECIPE_KEYS and the seed): those
+    values become the pipeline's (epochs, train_seed, train.*), and one given differently is refused. An original
+    trained before some options existed was trained with their legacy values; an imported one records no training
+    at all, and nothing changes."""
+    from ..config import LEGACY_RECIPE
+
+    trained = conf.get("epochs") is not None
+    recorded = {**(LEGACY_RECIPE if trained else {}), **conf}
+    train = dict(cfg.params.get("train", {}))
+    where = cfg.original
+    for key in (*RECIPE_KEYS, "seed"):
+        value = recorded.get(key)
+        if value is None:
+            continue
+        if key == "weight_decay":  # the stage notebooks train with TrainConfig's: one recorded otherwise is refused
+            if value != TrainConfig.weight_decay:
+                raise ScarlabError(f"original {where} was trained with weight_decay={value}, which the pipeline's "
+                                   f"retrained oracle cannot copy (it trains with {TrainConfig.weight_decay}); train "
+                                   "the oracle yourself (scarlab train --retrained) or start from another original")
+            continue
+        name = {"epochs": "epochs", "seed": "train_seed"}.get(key, f"train.{key}")
+        given = cfg.epochs if key == "epochs" else cfg.train_seed if key == "seed" else train.get(key)
+        # train_seed always has a value: its default (0) gives way to the recorded seed, another value must agree
+        if given is not None and given != value and not (key == "seed" and given == PipelineConfig.train_seed):
+            raise ScarlabError(f"original {where} was trained with {name}={value!r}, the pipeline asks for "
+                               f"{name}={given!r}: the retrained oracle copies the original's recipe; drop {name} "
+                               "or give that value")
+        if key == "epochs":
+            cfg.epochs = value
+        elif key == "seed":
+            cfg.train_seed = value
+        else:
+            train[key] = value
+    if train:
+        cfg.params = {**cfg.params, "train": train}
+    if cfg.shadows:
+        from ..audit.targets import TRAIN_KEYS
+
+        missing = [k for k in TRAIN_KEYS if recorded.get(k) is None]
+        if missing:
+            raise ScarlabError(f"original {where} records no {', '.join(missing)} (an imported model's training is "
+                               "unknown), which the audit's shadow models copy: set shadows 0, or start from an "
+                               "original scarlab trained")
 
 
 def _check_forget(cfg: PipelineConfig, n_classes: int) -> None:
@@ -349,9 +446,10 @@ def _check_shadows(cfg: PipelineConfig) -> None:
 _SCALARS = {"dataset": str, "data_root": str, "model": str, "scenario": str, "forget_size": int, "split_seed": int,
             "surrogate": str, "surrogate_chunks": int, "surrogate_size": int, "epochs": int, "unlearn_epochs": int,
             "train_seed": int, "snapshot_every": int, "retain_available": bool, "evaluate": bool, "embed": bool,
-            "device": str, "out": str, "jobs": int, "shadows": int, "audit_seed": int, "threads": int, "notebooks": str}
+            "device": str, "out": str, "jobs": int, "shadows": int, "audit_seed": int, "threads": int, "notebooks": str,
+            "original": str}
 _OPTIONAL = {"data_root", "model", "forget_size", "surrogate_chunks", "epochs", "unlearn_epochs", "threads",
-             "notebooks"}
+             "notebooks", "original"}
 
 
 def _check_types(cfg: PipelineConfig) -> None:

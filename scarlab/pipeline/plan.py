@@ -59,6 +59,9 @@ class StageSpec:
     """short text for progress displays."""
     info: dict = field(default_factory=dict)
     """what the stage is about (method and its params, seed, forget_classes, scenario): for sweeps and reports."""
+    given: bool = False
+    """an existing run the plan uses as it is (the pipeline's ``original``): never executed (not even with
+    --force), reused while complete and intact, else failed (its dependants blocked)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -101,6 +104,36 @@ def _code_hash(path: str, mtime_ns: int) -> str:
     cells = [c.source.strip() for c in jupytext.read(path).cells
              if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
     return hashlib.sha256(json.dumps(cells).encode()).hexdigest()
+
+
+def original_identity(run_dir: str | Path) -> dict:
+    """What a given original is, whatever its folder: the sha256 of its checkpoint and of its class statistics
+    (SCAR reads both), its data set and model."""
+    from ..runs import RunDir
+
+    run = RunDir(run_dir)
+    files = {name: _file_hash(str(run.file(name)), *_sig(run.file(name))) for name in ("checkpoints/model.pt",
+                                                                                        "stats.npz")}
+    return {**files, "dataset": run.config.get("dataset"), "model": run.config.get("model")}
+
+
+def _sig(path: Path) -> tuple:
+    try:
+        st = path.stat()
+        return st.st_mtime_ns, st.st_size
+    except OSError:
+        return None, None
+
+
+@functools.lru_cache(maxsize=32)
+def _file_hash(path: str, mtime_ns, size) -> str | None:
+    if mtime_ns is None:
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 # ============================================================================================ the grid
@@ -273,7 +306,18 @@ class _Point:
                         output="audit.ipynb", label=label, info=info)
 
     def original(self) -> StageSpec:
-        """01_train_original: one per data set, model and training configuration."""
+        """01_train_original: one per data set, model and training configuration; or the given original run, as
+        it is (its fingerprint: :func:`original_identity`, so another original never reuses these stages)."""
+        if self.cfg.original:
+            path = Path(self.cfg.original)
+            rel = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else path.as_posix()
+            self.specs.append(StageSpec(
+                id=f"{rel}:train_original", kind="train_original", notebook=str(self.nb / STAGE_NOTEBOOKS[
+                    "train_original"]), params={"original": str(path)}, run_dir=str(path),
+                output=str(path / "notebook.ipynb"), record=str(path / "manifest.json"), creates_run=False,
+                fingerprint=fingerprint("given_original", original_identity(path)), given=True,
+                label="original (given)", info={"method": "original", "given": str(path)}))
+            return self.specs[-1]
         orig_dir = self.base / f"original__{self.fp('train_original', self.train)[:8]}"
         return self.add("train_original", orig_dir, {**self.train, "out_dir": str(orig_dir)}, label="train original",
                         info={"method": "original"})

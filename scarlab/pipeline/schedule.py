@@ -321,7 +321,8 @@ def schedule(specs: list[StageSpec], executor, config, root: Path, what: str = "
         if out:
             timings[spec.id] = {k: out.get(k) for k in ("started", "finished", "host", "node")}
         tell(spec, status, seconds=round(seconds, 2), error=error)
-        rel = Path(spec.run_dir).relative_to(root).as_posix() if spec.run_dir != str(root) else "."
+        where = Path(spec.run_dir)  # a given original may lie outside the root: shown in full
+        rel = where.relative_to(root).as_posix() or "." if where.is_relative_to(root) else str(where)
         log(f"[{MARKS[status]:5s}] {spec.label:38s}{f'{seconds:7.1f}s' if out else ' ' * 8}  {rel}"
             + (f"\n        {error}" if error else ""))
         bar.update(1)

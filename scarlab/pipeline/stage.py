@@ -135,6 +135,9 @@ def effective(spec: StageSpec) -> StageSpec:
 def stage_state(spec: StageSpec) -> str:
     """``current`` (reusable), ``failed``, ``stale`` (done with another configuration or notebook) or
     ``missing``: the stage's entry in its record file says which, with the run's status and files."""
+    if spec.given:  # never executed: usable while complete and intact
+        ok = _manifest_status(spec.run_dir) == "complete" and files_intact(spec.run_dir)
+        return "current" if ok else "failed"
     spec = effective(spec)
     rec = _record(spec)
     if rec is None:
@@ -203,6 +206,10 @@ def execute_stage(spec: StageSpec | dict, kernel_name: str | None = None, force:
     the stage's lock makes a second caller wait for the first, then reuse its result (``say`` tells it waits).
     """
     spec = StageSpec.from_dict(spec) if isinstance(spec, dict) else spec
+    if spec.given:  # a run the user gave is read, never made again (not even with force)
+        if stage_state(spec) == "current":
+            return _reused(spec)
+        raise StageFailed(spec.id, f"the given original {spec.run_dir} is no longer a complete, intact run")
     if not force and stage_state(spec) == "current":
         return _reused(spec)
     with interrupts.stage_lock(_lock_path(spec), spec.label, say=say):
