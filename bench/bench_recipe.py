@@ -98,8 +98,8 @@ def main() -> None:
     for i, seed in enumerate(args.seeds):
         for recipe in (args.recipes if i % 2 == 0 else args.recipes[::-1]):
             parts.append(train(recipe, seed, args.data, out))
-            print(f"seed {seed} {recipe}: {parts[-1]['acc/test'].iloc[-1]:.3f} in {parts[-1]['seconds'].iloc[-1]:.1f} s",
-                  flush=True)
+            last = parts[-1].iloc[-1]
+            print(f"seed {seed} {recipe}: {last['acc/test']:.3f} in {last['seconds']:.1f} s", flush=True)
     curves = pd.concat(parts, ignore_index=True)
     curves.to_csv(out / "curves.csv", index=False)
     targets = [args.target]

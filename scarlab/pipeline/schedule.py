@@ -103,7 +103,7 @@ def env(**values):
                 os.environ[k] = v
 
 
-def _stage_env(threads: int | None, **values):
+def stage_env(threads: int | None, **values):
     """The environment stage kernels inherit: torch threads, and OpenMP threads that wait passively — spinning
     ones make small models several times slower as soon as another process shares the cores (measured: smallcnn
     training step 0.84 s -> 0.45 s on a busy 2-core machine with PASSIVE); a user's own setting wins."""
@@ -128,16 +128,18 @@ def run_stage(spec: StageSpec | dict, force: bool = False, kernel: str | None = 
 # ============================================================================================ executors
 class Local:
     """Runs each stage in a kernel of this machine, ``jobs`` at a time; ``threads``: torch threads per kernel.
-    ``jobs`` kernels wait ready (:mod:`scarlab.pipeline.warm`) while stages run."""
+    ``jobs`` kernels wait ready (:mod:`scarlab.pipeline.warm`, ``warm``: a pool already warming) while stages run."""
 
-    def __init__(self, jobs: int = 1, threads: int | None = None, name: str = "local"):
-        self.room, self.threads, self.name = jobs, threads, name
+    def __init__(self, jobs: int = 1, threads: int | None = None, name: str = "local",
+                 warm: WarmKernels | None = None):
+        self.room, self.threads, self.name, self.warm = jobs, threads, name, warm
         self.kernel = ensure_kernel()
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> "Local":
-        self._stack.enter_context(_stage_env(self.threads))  # once: threads share this process's environment
-        self.warm = self._stack.enter_context(WarmKernels(self.room)) if warm_enabled() else None
+        self._stack.enter_context(stage_env(self.threads))  # once: threads share this process's environment
+        if self.warm is None and warm_enabled():  # a pool of the caller's, or one of its own
+            self.warm = self._stack.enter_context(WarmKernels(self.room))
         self.pool = self._stack.enter_context(ThreadPoolExecutor(max_workers=self.room))
         return self
 
@@ -172,7 +174,7 @@ def _ray_task(spec: dict, threads: int | None, force: bool, values: dict, cwd: s
     """The Ray task: one stage, and which node of the cluster ran it (nodes of one machine share a host name)."""
     import ray
 
-    with _stage_env(threads, **values), _cwd(cwd):
+    with stage_env(threads, **values), _cwd(cwd):
         out = run_stage(spec, force)
     out["node"] = ray.get_runtime_context().get_node_id()
     return out

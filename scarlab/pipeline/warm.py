@@ -59,13 +59,11 @@ class WarmKernel:
         self.process.stdin.close()
 
     def discard(self) -> None:
+        """End a process no stage took (waiting or still importing: it holds nothing)."""
         with contextlib.suppress(OSError, ValueError):
-            self.process.stdin.close()  # end of input: a waiting process exits by itself
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            self.process.stdin.close()
+        self.process.kill()
+        self.process.wait()
         self.log.unlink(missing_ok=True)
 
 
