@@ -119,11 +119,13 @@ class WarmKernels:
         with self._cond:
             while not self._ready and self._starting and not self._closed:
                 self._cond.wait()
-            kernel = None
+            kernel, gone = None, 0
             while self._ready and kernel is None:
-                k = self._ready.pop(0)
-                kernel = k if k.alive() else k.discard() or None
-        if kernel is not None:
+                kernel = self._ready.pop(0)
+                if not kernel.alive():  # died while waiting (killed, out of memory): the next one, or a cold start
+                    kernel.discard()
+                    kernel, gone = None, gone + 1
+        for _ in range(gone + (kernel is not None)):  # the pool keeps its size
             self._spawn()
         return kernel
 
