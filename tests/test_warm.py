@@ -1,34 +1,57 @@
-"""Warm kernels (scarlab.pipeline.warm): the pool hands out live waiting processes, replaces what it hands out,
-skips one that died while waiting, and leaves no process or file behind when it closes."""
+"""Warm kernels (scarlab.pipeline.warm): stage kernels forked from a zygote that imported torch & co. once — a real
+stage runs in one, a zygote that died or went stale is replaced, and nothing is left behind."""
 from __future__ import annotations
 
-import time
+import signal
 
+from scarlab.pipeline import warm
 from scarlab.pipeline.warm import WarmKernels
 
 
-def test_pool_hands_out_live_kernels_and_leaves_nothing_behind():
+def _split_spec(tmp_path):
+    from scarlab.pipeline import PipelineConfig, plan
+
+    cfg = PipelineConfig(dataset="digits", forget_classes=[0], methods=["scar"], epochs=1, device="cpu",
+                         out=str(tmp_path / "p"), evaluate=False)
+    return next(s for s in plan(cfg) if s.kind == "split")
+
+
+def test_a_stage_runs_in_a_kernel_forked_from_the_zygote(tmp_path):
+    from scarlab.pipeline import execute_stage
+
     with WarmKernels(1) as pool:
-        first = pool.take()
-        assert first is not None and first.alive() and not first.started
-        second = pool.take()  # the replacement started when the first was taken
-        assert second is not None and second is not first and second.alive()
-        for k in (first, second):
-            k.discard()
-            assert not k.alive() and not k.log.exists()
-        third = pool._ready[0] if pool._ready else None
-        deadline = time.monotonic() + 60
-        while third is None and time.monotonic() < deadline:  # the next replacement, still starting
-            time.sleep(0.1)
-            third = pool._ready[0] if pool._ready else None
-        assert third is not None
-        third.process.kill()
-        third.process.wait()
-        got = pool.take()  # the dead one is discarded and replaced (waited for: it is ahead of a cold start)
-        assert got is None or (got is not third and got.alive())
-        assert got is not None or pool._starting or pool._ready  # a replacement is on its way
-        if got is not None:
-            got.discard()
-        folder, waiting = pool._dir, list(pool._ready)
-    assert all(not k.alive() for k in waiting)
+        zygote = warm.zygote()
+        taken = []
+        real_take = pool.take
+        pool.take = lambda: taken.append(real_take()) or taken[-1]
+        run = execute_stage(_split_spec(tmp_path), warm=pool, say=lambda _: None)
+        kernel = taken[0]
+        assert kernel is not None and kernel.started and kernel.zygote is zygote
+        assert kernel.process.wait(timeout=60) == 0  # it shut down with its stage; the zygote reaped it
+        assert not kernel.log.exists()  # a stage that succeeded keeps no kernel log
+        folder = pool._dir
+    assert run.status == "complete" and run.file("split.npz").is_file() and run.file("notebook.ipynb").is_file()
     assert not folder.exists()
+    assert zygote.alive()  # one per pipeline process: the next pipeline forks from it too
+
+
+def test_an_unused_kernel_leaves_nothing_and_a_dead_or_stale_zygote_is_replaced(monkeypatch):
+    with WarmKernels(2) as pool:
+        k = pool.take()
+        assert k is not None and not k.started and k.log.exists()
+        k.discard()
+        assert not k.log.exists()
+        first = warm.zygote()
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait()
+        assert pool.take() is None  # its zygote died: the stage would start cold, not hang
+    second = warm.zygote()
+    assert second is not first and second.alive() and second.wait_ready()
+    monkeypatch.setattr(warm, "_key", lambda: ("another interpreter or edited sources",))
+    third = warm.zygote()
+    assert third is not second and not second.alive() and third.alive()
+
+
+def test_the_pool_is_off_with_the_environment_switch(monkeypatch):
+    monkeypatch.setenv("SCARLAB_WARM_KERNELS", "0")
+    assert not warm.enabled()

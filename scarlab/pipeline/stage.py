@@ -61,18 +61,19 @@ def ensure_kernel() -> str:
 
 def _kernel_manager(log_path: Path, warm: WarmKernel | None = None):
     """An AsyncKernelManager whose kernel writes its own stdout/stderr to ``log_path`` (not our terminal); with
-    ``warm``, that waiting process becomes the kernel instead of a new one being launched."""
+    ``warm``, the kernel is forked from the zygote (:mod:`scarlab.pipeline.warm`) instead of launched."""
     from jupyter_client.manager import AsyncKernelManager
 
     class _LoggedKernelManager(AsyncKernelManager):
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             if warm is None:
                 return await super()._async_launch_kernel(kernel_cmd, **kw)
-            # what LocalProvisioner.launch_kernel does with the process it launches, for the one already waiting
-            warm.start(self.connection_file)
+            # what LocalProvisioner.launch_kernel does with the process it launches, for one forked from the zygote
+            # (the same environment and folder; its own session, so its process group is its pid)
+            warm.start(self.connection_file, kw.get("cwd"), kw.get("env"))
             p = self.provisioner
             p.process, p.pid, p.cwd = warm.process, warm.process.pid, kw.get("cwd") or os.getcwd()
-            p.pgid = os.getpgid(warm.process.pid)
+            p.pgid = warm.process.pid
             self._reconcile_connection_info(p.connection_info)
 
         async def start_kernel(self, **kw):
