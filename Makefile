@@ -16,9 +16,10 @@ STAMP  := $(VENV)/.scarlab-installed
 demo: $(STAMP)
 	$(VENV)/bin/scarlab demo
 
-# one pytest worker per core (pytest-xdist; each test module stays on one worker, so its fixtures are made once)
+# one pytest worker per core (pytest-xdist; each test module stays on one worker, so its fixtures are made once; the
+# modules go out in tests/conftest.py's order, longest first, not xdist's default of most tests first)
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto --dist loadscope
+	$(PY) -m pytest -q -n auto --dist loadscope --no-loadscope-reorder
 
 setup: $(STAMP)
 

@@ -5,7 +5,8 @@
 
 Each repeat runs `scarlab demo --no-serve` (14 stages on digits) twice in fresh folders, as separate processes:
 once with SCARLAB_WARM_KERNELS=0 (every stage starts its kernel and imports torch, pandas, plotly and scarlab
-itself) and once with warm kernels (the default: `scarlab.pipeline.warm`), the order alternating between
+itself) and once with warm kernels (the default: `scarlab.pipeline.warm` forks each kernel from a process that
+imported them once), the order alternating between
 repeats so that both see the same machine load. Per stage, from the run folder: the stage's seconds as the
 pipeline recorded them (kernel start to executed notebook written), the *work* inside it (the notebook's cell
 durations that papermill records, without the imports-and-setup cell), and the *overhead* = seconds − work
