@@ -58,15 +58,24 @@ def stage_times(root: Path) -> list[dict]:
 def run_demo(warm: bool, jobs: int) -> dict:
     out = Path(tempfile.mkdtemp(prefix="scarlab-stages-")) / "demo"
     env = {**os.environ, "SCARLAB_WARM_KERNELS": "1" if warm else "0"}
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _children_cpu()
     proc = subprocess.run([sys.executable, "-m", "scarlab", "demo", "--no-serve", "--quiet", "--out", str(out),
                            "--jobs", str(jobs)], capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     if proc.returncode != 0:
         raise SystemExit(f"demo failed (warm={warm}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     rows = stage_times(out)
     shutil.rmtree(out.parent, ignore_errors=True)
-    return {"warm": warm, "wall": wall, "stages": rows, "load": os.getloadavg()[0]}
+    return {"warm": warm, "wall": wall, "cpu": cpu, "stages": rows, "load": os.getloadavg()[0]}
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the processes this one waited for, and of theirs: the demo, its pipeline,
+    its kernels (a forked kernel is reaped by the zygote, the zygote by the demo)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def main() -> None:
@@ -79,18 +88,21 @@ def main() -> None:
         for warm in ((False, True) if r % 2 == 0 else (True, False)):
             runs.append(run_demo(warm, args.jobs))
             x = runs[-1]
-            print(f"repeat {r} {'warm' if warm else 'cold'}: pipeline {x['wall']:.1f} s, {len(x['stages'])} stages, "
+            print(f"repeat {r} {'warm' if warm else 'cold'}: pipeline {x['wall']:.1f} s, CPU {x['cpu']:.1f} s, "
+                  f"{len(x['stages'])} stages, "
                   f"median overhead {statistics.median(s['overhead'] for s in x['stages']):.2f} s, "
                   f"load {x['load']:.1f}", flush=True)
-    lines = ["| kernels | pipeline wall s (each repeat) | median | stage overhead s: median (each repeat) | "
-             "stage work s: median | stages |", "|---|---|---:|---|---:|---:|"]
+    lines = ["| kernels | pipeline wall s (each repeat) | median | CPU s (each repeat) | "
+             "stage overhead s: median (each repeat) | stage work s: median | stages |",
+             "|---|---|---:|---|---|---:|---:|"]
     for warm in (False, True):
         mine = [x for x in runs if x["warm"] == warm]
         over = [statistics.median(s["overhead"] for s in x["stages"]) for x in mine]
         work = statistics.median(s["work"] for x in mine for s in x["stages"])
         walls = ", ".join(f"{x['wall']:.1f}" for x in mine)
+        cpus = ", ".join(f"{x['cpu']:.1f}" for x in mine)
         lines.append(f"| {'warm' if warm else 'cold'} | {walls} | "
-                     f"{statistics.median(x['wall'] for x in mine):.1f} | "
+                     f"{statistics.median(x['wall'] for x in mine):.1f} | {cpus} | "
                      f"{statistics.median(over):.2f} ({', '.join(f'{o:.2f}' for o in over)}) | {work:.2f} | "
                      f"{len(mine[0]['stages'])} |")
     cold = statistics.median(x["wall"] for x in runs if not x["warm"])

@@ -171,11 +171,14 @@ def _cwd(path: str | None):
 
 
 def _ray_task(spec: dict, threads: int | None, force: bool, values: dict, cwd: str) -> dict:
-    """The Ray task: one stage, and which node of the cluster ran it (nodes of one machine share a host name)."""
+    """The Ray task: one stage, and which node of the cluster ran it (nodes of one machine share a host name). Its
+    kernel is forked from the Ray worker process's zygote (:mod:`scarlab.pipeline.warm`), which the worker's later
+    tasks fork from too."""
     import ray
 
-    with stage_env(threads, **values), _cwd(cwd):
-        out = run_stage(spec, force)
+    warm = WarmKernels() if warm_enabled() else contextlib.nullcontext()
+    with stage_env(threads, **values), _cwd(cwd), warm as pool:
+        out = run_stage(spec, force, warm=pool)
     out["node"] = ray.get_runtime_context().get_node_id()
     return out
 
