@@ -52,6 +52,12 @@ def test_an_unused_kernel_leaves_nothing_and_a_dead_or_stale_zygote_is_replaced(
     assert third is not second and not second.alive() and third.alive()
 
 
-def test_the_pool_is_off_with_the_environment_switch(monkeypatch):
+def test_forking_is_off_with_the_switch_and_outside_linux(monkeypatch):
+    monkeypatch.setattr(warm.sys, "platform", "linux")
+    monkeypatch.delenv("SCARLAB_WARM_KERNELS", raising=False)
+    assert warm.enabled()
     monkeypatch.setenv("SCARLAB_WARM_KERNELS", "0")
+    assert not warm.enabled()
+    monkeypatch.delenv("SCARLAB_WARM_KERNELS")
+    monkeypatch.setattr(warm.sys, "platform", "darwin")
     assert not warm.enabled()

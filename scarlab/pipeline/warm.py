@@ -12,7 +12,7 @@ milliseconds of CPU, so a pipeline's stages share one import instead of paying o
 Only the import of modules is shared: no notebook code runs in the zygote, no kernel serves two stages, Python's and
 numpy's global random generators are reseeded in each kernel, and a zygote whose scarlab sources or OpenMP settings
 changed since it started is replaced (a library read at import would otherwise be stale). ``SCARLAB_WARM_KERNELS=0``
-turns it off: every stage starts cold.
+turns it off (and it is off outside Linux): every stage starts cold.
 """
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ replaced, not forked from."""
 
 
 def enabled() -> bool:
-    return os.environ.get("SCARLAB_WARM_KERNELS", "1") != "0"
+    """On unless ``SCARLAB_WARM_KERNELS=0``; Linux only (the one system it was run on: macOS libraries are not all safe
+    to fork after import, Windows cannot fork), elsewhere every stage starts cold."""
+    return os.environ.get("SCARLAB_WARM_KERNELS", "1") != "0" and sys.platform.startswith("linux")
 
 
 # ============================================================================================ pipeline side
