@@ -61,3 +61,18 @@ def test_forking_is_off_with_the_switch_and_outside_linux(monkeypatch):
     monkeypatch.delenv("SCARLAB_WARM_KERNELS")
     monkeypatch.setattr(warm.sys, "platform", "darwin")
     assert not warm.enabled()
+
+
+def test_an_idle_zygote_exits_and_the_next_pipeline_starts_another(monkeypatch):
+    import time
+
+    monkeypatch.setattr(warm, "IDLE_S", 1)
+    monkeypatch.setattr(warm, "_key", lambda: ("a zygote of this test",))
+    idle = warm.zygote()
+    assert idle.wait_ready()
+    deadline = time.monotonic() + 30
+    while idle.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not idle.alive()  # no request, no kernel: it let its memory go
+    with WarmKernels() as pool:  # the next pipeline: a new zygote (this one, too, may exit after a second idle)
+        assert pool._zygote is not None and pool._zygote is not idle

@@ -70,7 +70,10 @@ def _kernel_manager(log_path: Path, warm: WarmKernel | None = None):
                 return await super()._async_launch_kernel(kernel_cmd, **kw)
             # what LocalProvisioner.launch_kernel does with the process it launches, for one forked from the zygote
             # (the same environment and folder; its own session, so its process group is its pid)
-            warm.start(self.connection_file, kw.get("cwd"), kw.get("env"))
+            try:
+                warm.start(self.connection_file, kw.get("cwd"), kw.get("env"))
+            except OSError:  # the zygote ended just now (idle, killed): this stage starts its kernel cold
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
             p = self.provisioner
             p.process, p.pid, p.cwd = warm.process, warm.process.pid, kw.get("cwd") or os.getcwd()
             p.pgid = warm.process.pid

@@ -37,6 +37,11 @@ PRELOAD = ("numpy", "pandas", "plotly.express", "plotly.io", "torch", "tqdm.auto
 """What the zygote imports before it forks kernels: what the stage notebooks import at their top (UMAP and numba,
 which only the embedding step needs, are left to it)."""
 
+IDLE_S = 300
+"""a zygote with no request and no running kernel for this long exits (a long-lived process — the demo serving
+its dashboard, a notebook that called ``run_pipeline`` — does not keep its memory); the next pipeline starts
+another."""
+
 _LIBRARY_ENV = ("OMP_", "KMP_", "MKL_", "GOMP_", "OPENBLAS_")
 """environment variables that OpenMP/BLAS read once, when torch loads: a zygote started under other values is
 replaced, not forked from."""
@@ -89,7 +94,7 @@ class Zygote:
 
     def __init__(self):
         self.key = _key()
-        self.process = subprocess.Popen([sys.executable, "-m", "scarlab.pipeline.warm"], stdin=subprocess.PIPE,
+        self.process = subprocess.Popen([sys.executable, "-m", "scarlab.pipeline.warm", str(IDLE_S)], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
         self._cond = threading.Condition()
         self._ready = False
@@ -217,8 +222,11 @@ class WarmKernel:
         interrupts.track_kernel(self.process)  # an abort kills it
 
     def discard(self) -> None:
-        """Forget a kernel no stage started (nothing was forked: only its log file exists)."""
-        self.log.unlink(missing_ok=True)
+        """Forget a kernel no stage started: nothing was forked, its empty log file goes (one a cold kernel wrote
+        to instead, when the zygote had just ended, stays for the stage's record)."""
+        with contextlib.suppress(OSError):
+            if self.log.stat().st_size == 0:
+                self.log.unlink()
 
 
 class WarmKernels:
@@ -251,8 +259,9 @@ class WarmKernels:
 
 # ============================================================================================ the zygote
 def _main() -> None:
-    """Import :data:`PRELOAD`, say ready, then fork one kernel per request line until stdin ends; report each
-    kernel's exit status (the zygote reaps them). Single-threaded: forking a threaded process is unsafe."""
+    """Import :data:`PRELOAD`, say ready, then fork one kernel per request line until stdin ends or it sat idle for
+    ``argv[1]`` seconds (:data:`IDLE_S`); report each kernel's exit status (the zygote reaps them).
+    Single-threaded: forking a threaded process is unsafe."""
     import importlib
 
     out = os.fdopen(os.dup(1), "w", buffering=1)  # the replies; anything else printed to stdout goes nowhere
@@ -267,9 +276,12 @@ def _main() -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so the wakeup fd hears of ended kernels
     out.write(json.dumps({"ready": True}) + "\n")
-    pending = b""
+    idle_s = float(sys.argv[1]) if len(sys.argv) > 1 else IDLE_S
+    pending, running = b"", 0
     while True:
-        readable, _, _ = select.select([0, wake_r], [], [])
+        readable, _, _ = select.select([0, wake_r], [], [], idle_s)
+        if not readable and not running:
+            return  # idle: exit rather than hold the imports' memory
         if wake_r in readable:
             os.read(wake_r, 4096)
         while True:  # reap every kernel that ended
@@ -279,6 +291,7 @@ def _main() -> None:
                 break
             if pid == 0:
                 break
+            running -= 1
             out.write(json.dumps({"exit": pid, "status": os.waitstatus_to_exitcode(status)}) + "\n")
         if 0 in readable:
             chunk = os.read(0, 65536)
@@ -291,6 +304,7 @@ def _main() -> None:
                 pid = os.fork()
                 if pid == 0:
                     _become_kernel(json.loads(line), (wake_r, wake_w, out.fileno()))
+                running += 1
                 out.write(json.dumps({"pid": pid}) + "\n")
 
 
