@@ -19,7 +19,7 @@ def _split_spec(tmp_path):
 def test_a_stage_runs_in_a_kernel_forked_from_the_zygote(tmp_path):
     from scarlab.pipeline import execute_stage
 
-    with WarmKernels(1) as pool:
+    with WarmKernels() as pool:
         zygote = warm.zygote()
         taken = []
         real_take = pool.take
@@ -36,7 +36,7 @@ def test_a_stage_runs_in_a_kernel_forked_from_the_zygote(tmp_path):
 
 
 def test_an_unused_kernel_leaves_nothing_and_a_dead_or_stale_zygote_is_replaced(monkeypatch):
-    with WarmKernels(2) as pool:
+    with WarmKernels() as pool:
         k = pool.take()
         assert k is not None and not k.started and k.log.exists()
         k.discard()

@@ -26,10 +26,10 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
 
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        # the first stages' kernels warm up while the plan is validated and made (seconds); an invalid plan kills them
+        # the zygote the stage kernels fork from imports torch & co. while the plan is validated and made (seconds)
         jobs, threads = _jobs_threads(cfg.jobs, cfg.threads)
         stack.enter_context(stage_env(threads))
-        warm = stack.enter_context(WarmKernels(jobs)) if warm_enabled() else None
+        warm = stack.enter_context(WarmKernels()) if warm_enabled() else None
         points = grid(cfg)
         specs = plan_points(points)
         first = points[0][1]  # jobs, threads and out are single-valued: the same in every point

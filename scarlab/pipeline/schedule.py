@@ -128,7 +128,8 @@ def run_stage(spec: StageSpec | dict, force: bool = False, kernel: str | None = 
 # ============================================================================================ executors
 class Local:
     """Runs each stage in a kernel of this machine, ``jobs`` at a time; ``threads``: torch threads per kernel.
-    ``jobs`` kernels wait ready (:mod:`scarlab.pipeline.warm`, ``warm``: a pool already warming) while stages run."""
+    Kernels are forked from this process's zygote (:mod:`scarlab.pipeline.warm`; ``warm``: the caller's, already
+    importing)."""
 
     def __init__(self, jobs: int = 1, threads: int | None = None, name: str = "local",
                  warm: WarmKernels | None = None):
@@ -139,7 +140,7 @@ class Local:
     def __enter__(self) -> "Local":
         self._stack.enter_context(stage_env(self.threads))  # once: threads share this process's environment
         if self.warm is None and warm_enabled():  # a pool of the caller's, or one of its own
-            self.warm = self._stack.enter_context(WarmKernels(self.room))
+            self.warm = self._stack.enter_context(WarmKernels())
         self.pool = self._stack.enter_context(ThreadPoolExecutor(max_workers=self.room))
         return self
 

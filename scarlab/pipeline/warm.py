@@ -230,12 +230,10 @@ class WarmKernel:
 
 
 class WarmKernels:
-    """Kernels forked from this process's zygote for a pipeline's stages; a context manager. Entering starts the
-    zygote (its imports run while the plan is made); ``size`` is kept for the callers' sake: forks are made on
-    demand, any number at once."""
+    """Kernels forked from this process's zygote for a pipeline's stages, any number at once; a context manager.
+    Entering starts the zygote (its imports run while the plan is made); leaving removes the kernels' log folder."""
 
-    def __init__(self, size: int = 1):
-        self.size = size
+    def __init__(self):
         self._dir = Path(tempfile.mkdtemp(prefix="scarlab-kernels-"))
         self._zygote: Zygote | None = None
 
