@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,12 +91,14 @@ class ForkedProcess:
 
 class Zygote:
     """The process that imported :data:`PRELOAD` and forks kernels on request (``python -m scarlab.pipeline.warm``).
-    Requests and replies are JSON lines on its stdin and stdout; a reader thread collects replies and exits."""
+    Requests and replies are JSON lines on its stdin and stdout; a reader thread collects the replies (forked pids,
+    readiness, kernels' exit statuses)."""
 
     def __init__(self):
         self.key = _key()
-        self.process = subprocess.Popen([sys.executable, "-m", "scarlab.pipeline.warm", str(IDLE_S)], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen([sys.executable, "-m", "scarlab.pipeline.warm", str(IDLE_S)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
         self._cond = threading.Condition()
         self._ready = False
         self._pids: list[int] = []  # replies to fork requests, in order
@@ -242,14 +245,15 @@ class WarmKernels:
         return self
 
     def __exit__(self, *exc) -> None:
-        import shutil
-
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def take(self) -> WarmKernel | None:
         """A kernel to fork once its stage starts one (the zygote's imports are waited for: they are ahead of a cold
-        start); None when there is no zygote (the caller starts a kernel cold)."""
+        start); None when there is no zygote (the caller starts a kernel cold). A zygote that ended meanwhile (idle
+        for :data:`IDLE_S` while the pipeline waited, killed) is replaced for this and the later stages."""
         z = self._zygote
+        if z is not None and not z.alive():
+            self._zygote = z = zygote()
         if z is None or interrupts.STOP.is_set() or not z.wait_ready():
             return None
         return WarmKernel(z, self._dir)
