@@ -139,7 +139,7 @@ def main() -> None:
             shutil.rmtree(p)
 
     if args.mode == "offline":
-        offline_rows(out, runs, methods, args, {})
+        offline_rows(out, runs, methods, args, {}, load_before)
         return
     rows, t_audit = [], time.perf_counter()
     for name in ["original_eval", "retrained", *methods]:
@@ -198,13 +198,13 @@ def main() -> None:
     (out / "audit.md").write_text("\n".join(lines) + "\n")
     print(f"total audit time {total:.1f}s for {len(rows)} runs (K={args.shadows}); {load}; {out / 'audit.md'}")
     if args.mode == "both":
-        offline_rows(out, runs, methods, args, {r["run"]: r for r in rows})
+        offline_rows(out, runs, methods, args, {r["run"]: r for r in rows}, os.getloadavg())
 
 
-def offline_rows(out: Path, runs: dict, methods: list, args, online: dict) -> None:
+def offline_rows(out: Path, runs: dict, methods: list, args, online: dict, load_before) -> None:
     """Offline audits of the original, the oracle and each method (retrained shadows made by the first, reused after),
     timed one by one; OUT/offline.json and OUT/offline.md, beside the online numbers when ``online`` has them."""
-    rows = []
+    rows, t_all = [], time.perf_counter()
     for name in ["original_eval", "retrained", *methods]:
         t = time.perf_counter()
         doc = audit_offline(runs[name], args.shadows, device=args.device, progress=False, jobs=args.jobs)
@@ -218,13 +218,20 @@ def offline_rows(out: Path, runs: dict, methods: list, args, online: dict) -> No
         print(f"offline {name:18s} {wall:6.1f}s (built {row['built']}, reused {row['reused']}, scores "
               f"{doc['time']['scores_s']:.1f}s)  LiRA AUC {_fmt(m, 'ulira/offline/lira/auc')}  RMIA AUC "
               f"{_fmt(m, 'ulira/offline/rmia/auc')} (a = {row['a']:g})", flush=True)
-    (out / "offline.json").write_text(json.dumps({"shadows": args.shadows, "data": args.data, "rows": rows},
+    total = time.perf_counter() - t_all
+    load = f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after ({os.cpu_count()} cores)"
+    (out / "offline.json").write_text(json.dumps({"shadows": args.shadows, "data": args.data, "rows": rows,
+                                                  "total_s": round(total, 1), "load": load, "jobs": args.jobs,
+                                                  "threads": torch.get_num_threads(), "cold": not args.reuse},
                                                  indent=2, default=float))
     head = ("| run | seconds | shadows made | offline LiRA AUC forget vs control | LiRA flagged forget / control | "
             "offline RMIA AUC forget vs control (a) | RMIA flagged forget / control | online AUC forget | "
             "online AUC control | online membership AUC |")
     lines = [f"{args.data}, K = {args.shadows} retrained shadows; offline = the run's own model, forget vs control; "
-             "online = U-LiRA over K unlearned vs K retrained shadows", "", head, "|---" * (head.count("|") - 1) + "|"]
+             "online = U-LiRA over K unlearned vs K retrained shadows", "",
+             f"offline audits of {len(rows)} runs: {total:.1f} s in all, cold: {not args.reuse} (the first makes the K "
+             f"retrained shadows); {torch.get_num_threads()} torch thread(s), shadow members in {args.jobs} "
+             f"process(es); {load}", "", head, "|---" * (head.count("|") - 1) + "|"]
     for r in rows:
         def flag(att):
             key = f"ulira/offline/{att}"
@@ -242,7 +249,7 @@ def offline_rows(out: Path, runs: dict, methods: list, args, online: dict) -> No
                              "online:ulira/membership/auc") if all(key in r for r in ranked)}
         lines += ["", "Ranking (smallest first): " + "; ".join(f"{k}: {v}" for k, v in order.items())]
     (out / "offline.md").write_text("\n".join(lines) + "\n")
-    print(f"offline audits: {sum(r['wall_s'] for r in rows):.1f}s; {out / 'offline.md'}")
+    print(f"offline audits: {total:.1f}s; {load}; {out / 'offline.md'}")
 
 
 if __name__ == "__main__":

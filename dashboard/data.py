@@ -45,7 +45,8 @@ ENV_RUNS = "SCARLAB_RUNS"
 EMBED_COLUMNS = ("step", "point", "group", "label", "pred", "x", "y")
 SNAPSHOT_KEYS = ("group", "labels", "preds", "index", "targets", "dist_own", "dist_target")
 AUDIT_FILES = ("audit.json", "audit.parquet", "audit_scores.npz", "audit_steps.csv",  # scarlab.audit writes them
-               "audit_steps.npz")
+               "audit_steps.npz", "audit_offline.json", "audit_offline.parquet")
+OFFLINE_COLUMNS = ("index", "part", "label", "lira_z", "rmia_score")
 AUDIT_COLUMNS = ("index", "label", "target_log_lr", "eps", "example_auc", "flagged@0.01")
 AUDIT_SCORE_KEYS = ("scores_a", "scores_b", "target", "index", "labels")
 
@@ -293,6 +294,7 @@ class Run(RunInfo):
     n_snapshots: int = 0
     has_embedding: bool = False
     has_audit: bool = False  # an audit.json (scarlab audit) that may be read
+    has_offline_audit: bool = False  # an audit_offline.json (scarlab audit --mode offline) that may be read
     usable: bool = True
     """its manifest, config and metrics parse and hold fields of the right types (else it is listed on the Runs
     page with its problem and left out of the others)."""
@@ -359,10 +361,11 @@ def _summary(root: str, rel: str, sigs: tuple) -> Run:
     run.has_embedding = emb.value is not None
     if emb.error:
         run.problems.append(emb.error)
-    aud = checked(root_p, path / "audit.json")
-    run.has_audit = aud.value is not None
-    if aud.error:
-        run.problems.append(aud.error)
+    for name, attr in (("audit.json", "has_audit"), ("audit_offline.json", "has_offline_audit")):
+        aud = checked(root_p, path / name)
+        setattr(run, attr, aud.value is not None)
+        if aud.error:
+            run.problems.append(aud.error)
     return run
 
 
@@ -653,6 +656,40 @@ def _roc(r, what: str) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None
     if len(fpr) and len(fpr) == len(tpr):
         return (fpr, tpr), None
     return None, f"{what}: fpr and tpr differ in length"
+
+
+def audit_offline(run: Run) -> Loaded:
+    """``audit_offline.json`` as a dict with ``metrics`` (numeric ``ulira/offline/*`` entries only), ``k``, ``a``
+    (RMIA's), ``a_source``, ``control`` (what the control examples are) and ``n_control``, ``n_examples``.
+    ``Loaded(None, None)`` when the run has none."""
+    got = read_json(run.path / "audit_offline.json", run.root)
+    if got.value is None:
+        return got
+    doc = got.value
+    raw = doc.get("metrics") if isinstance(doc.get("metrics"), dict) else {}
+    metrics = {k: _finite(v) for k, v in raw.items() if isinstance(k, str)}
+    rmia = doc.get("rmia") if isinstance(doc.get("rmia"), dict) else {}
+    ctl = doc.get("control") if isinstance(doc.get("control"), dict) else {}
+    return Loaded({"metrics": {k: v for k, v in metrics.items() if v == v}, "k": _count(doc.get("k")),
+                   "a": _finite(rmia.get("a")), "a_source": str(rmia.get("a_source", "")),
+                   "control": str(ctl.get("what", "")), "n_control": _count(ctl.get("n_examples")),
+                   "n_examples": _count(doc.get("n_examples"))})
+
+
+def _count(v) -> int | None:
+    f = _finite(v)
+    return int(f) if f == f and f >= 0 else None
+
+
+def audit_offline_table(run: Run) -> Loaded:
+    """``audit_offline.parquet``: one row per forget and control example (index, part, label, lira_z, rmia_score,
+    ...): a shared, read-only frame."""
+    got = read_parquet(run.path / "audit_offline.parquet", run.root)
+    if got.value is None:
+        return Loaded(None, got.error or f"{run.id} has no audit_offline.parquet")
+    df = got.value[0]
+    bad = _frame_ok(df, OFFLINE_COLUMNS, f"{run.id}/audit_offline.parquet")
+    return Loaded(None, bad) if bad else Loaded(df)
 
 
 def audit_table(run: Run) -> Loaded:

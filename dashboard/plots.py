@@ -826,3 +826,41 @@ def score_dist_figure(a: np.ndarray, b: np.ndarray, target: float, what_a: str =
     _base_layout(fig, height, None)
     fig.update_layout(margin=dict(t=30), legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom"))
     return fig
+
+
+def offline_figure(table: pd.DataFrame, colors: dict[str, str] | None = None, height: int = 380) -> go.Figure:
+    """The offline audit of each run (its own model against the retrained shadows): offline LiRA's and offline
+    RMIA's AUC forget vs control with intervals, chance 0.5 dashed (membership of that one model)."""
+    keys = ("ulira/offline/lira/auc", "ulira/offline/rmia/auc")
+    if not len(table) or not any(k in table.columns and table[k].notna().any() for k in keys):
+        return empty_figure("no offline audit with an AUC", height)
+    names = [str(i) for i in table.index]
+    fill = [(colors or {}).get(n, "#1f77b4") for n in names]
+    col = lambda k: table.get(k, pd.Series(np.nan, index=table.index)).to_numpy(float)  # noqa: E731
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12, shared_yaxes=True, subplot_titles=[
+        "offline LiRA: AUC forget vs control", "offline RMIA: AUC forget vs control"])
+    for c, key in enumerate(keys, start=1):
+        fig.add_trace(_interval_bars(names, col(key), col(f"{key}_low"), col(f"{key}_high"), fill, key.split("/")[2],
+                                     showlegend=False), row=1, col=c)
+        fig.add_hline(y=0.5, line=CHANCE_LINE, row=1, col=c, annotation_text="no membership 0.5",
+                      annotation_position="bottom right", annotation_font=dict(size=12, color="#555"))
+    fig.update_yaxes(title="AUC", range=[0, 1.05], row=1, col=1)
+    _base_layout(fig, height)
+    fig.update_layout(margin=dict(t=50))
+    return fig
+
+
+def offline_hist_figure(table: pd.DataFrame, height: int = 340) -> go.Figure:
+    """One run's offline LiRA z (audit_offline.parquet) of its forget and control examples, overlaid densities:
+    membership shows as the forget histogram to the right of the control's."""
+    if not len(table):
+        return empty_figure("the offline audit has no examples", height)
+    fig = go.Figure()
+    for part, color in (("control", "#9e9e9e"), ("forget", "#d62728")):
+        z = table.loc[table["part"] == part, "lira_z"].to_numpy(float)
+        fig.add_trace(go.Histogram(x=z[np.isfinite(z)], name=f"{part} ({len(z)})", histnorm="probability density",
+                                   opacity=0.6, marker_color=color, nbinsx=50))
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(title="offline LiRA z (φ against the retrained shadows' mean, in pooled σ)")
+    fig.update_yaxes(title="density")
+    return _base_layout(fig, height)

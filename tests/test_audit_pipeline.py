@@ -122,3 +122,68 @@ def test_pipeline_audits_and_reuses_every_stage(tmp_path, capsys):
     assert sum("shadow_stages" in line for line in lines) == 2, listing
     assert sum(line.split()[1] == "audit" for line in lines[:-1]) == 2, listing
     assert all(line.startswith("current") for line in lines[:-1]), listing
+
+
+# ----------------------------------------------------------------------------------- audit_mode offline
+def test_plan_offline_audits_share_the_splits_retrained_shadows(tmp_path):
+    specs = plan(cfg(tmp_path, methods=["scar", "scar_self"], seeds=[0, 1], audit_mode="offline"))
+    by_id = {s.id: s for s in specs}
+    shadows = [s for s in specs if s.kind == "shadows"]
+    assert len(shadows) == 1 and shadows[0].params["populations"] == ["retrained"]  # no per-method training
+    audits = [s for s in specs if s.kind == "audit_offline"]
+    assert not any(s.kind == "audit" for s in specs)
+    # every evaluated run, the retrained oracle too (no halves offline, K = 3 is enough)
+    assert sorted(s.info["method"] for s in audits) == ["original", "retrained", "scar", "scar", "scar_self",
+                                                         "scar_self"]
+    for s in audits:
+        assert Path(s.output).name == "audit_offline.ipynb" and Path(s.notebook).name == "07_audit_offline.ipynb"
+        assert [by_id[d].id for d in s.deps if by_id[d].kind == "shadows"] == [shadows[0].id]
+        assert {"rmia_a", "population"} <= set(s.params) and "delta" not in s.params
+    assert {s.id for s in audits} <= set(specs[-1].after)
+    # the online plan of the same configuration is what it was: the mode is part of each audit stage's identity
+    online = plan(cfg(tmp_path, methods=["scar", "scar_self"], seeds=[0, 1]))
+    assert [s.kind for s in online].count("shadows") == 3
+
+
+def test_an_unknown_audit_mode_is_one_line(tmp_path):
+    with pytest.raises(ScarlabError) as err:
+        validate(cfg(tmp_path, audit_mode="auto"))
+    assert "\n" not in str(err.value) and "audit_mode 'auto'" in str(err.value) and "offline" in str(err.value)
+
+
+def test_offline_pipeline_audits_every_run_from_one_retrained_population(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "p"
+    res = run_pipeline(cfg(out, audit_mode="offline"), progress=False)
+    bad = [(r.id, r.status, r.error) for r in res.stages if r.status != "complete"]
+    assert not bad, bad
+    kinds = [r.kind for r in res.stages]
+    assert kinds.count("shadows") == 1 and kinds.count("audit_offline") == 3 and "audit" not in kinds
+    unl = Path(next(r for r in res.stages if r.kind == "unlearn").run_dir)
+    sdir = unl.parent
+    for run in (unl, sdir / "original_eval", sdir / "retrained"):
+        doc = read_json(run / "audit_offline.json")
+        assert doc["mode"] == "offline" and doc["k"] == K and Path(doc["shadows"]["folder"]).parent == sdir
+        assert (run / "audit_offline.ipynb").is_file() and not (run / "audit.json").exists()
+        assert read_json(run / "manifest.json")["stages"]["audit_offline"]["status"] == "complete"
+        assert 0 <= read_json(run / "metrics.json")["ulira/offline/lira/auc"] <= 1
+    members = [p.name for p in next(sdir.glob("shadows__*")).iterdir() if (p / "manifest.json").is_file()]
+    assert sorted(m.split("__s")[0] for m in members) == ["retrained"] * K  # nothing else was trained
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["ulira/offline/lira/auc"].notna().sum() == 3
+    again = run_pipeline(cfg(out, audit_mode="offline"), progress=False)
+    assert not [(r.id, r.status) for r in again.stages if r.status != "skipped"]
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_every_planned_stage_passes_exactly_its_notebooks_parameters(tmp_path, mode):
+    """papermill only warns about a parameter a notebook lacks (the notebook would run on its default): the plan's
+    params of every stage are the names of its notebook's parameters cell."""
+    import papermill
+
+    names = {}
+    for s in plan(cfg(tmp_path, methods=["scar"], shadows=6, audit_mode=mode)):
+        if s.kind not in names:
+            names[s.kind] = set(papermill.inspect_notebook(s.notebook))
+        assert set(s.params) == names[s.kind], (s.id, set(s.params) ^ names[s.kind])

@@ -95,9 +95,10 @@ def browser_runs(tmp_path_factory, digits_original, digits_retrained, digits_sca
     m["parents"] = {"original": str(orig), "retrained": str(retr)}
     (scar / "manifest.json").write_text(json.dumps(m))
     run_embed(scar, progress=False)
-    from test_dashboard import write_audit  # synthetic audit files (scarlab audit's formats) for the Privacy page
+    from test_dashboard import write_audit, write_offline_audit  # synthetic audit files for the Privacy page
 
     write_audit(scar, k=16, n=300)
+    write_offline_audit(scar)
     received = shutil.copytree(scar, root / "received")  # run text with web addresses: shown, never a link
     m.update(status="failed", error=f"see {URL_TEXT}")
     (received / "manifest.json").write_text(json.dumps(m))
@@ -247,8 +248,8 @@ def test_stage_notebook_html_export_draws_offline(tmp_path):
 
 
 def test_privacy_page_renders(server, tmp_path):
-    """The Privacy page of an audited run: ROC, TPR and ε bars, the per-example map and one example's score
-    distributions all draw in the browser, without an exception."""
+    """The Privacy page of an audited run: ROC, TPR and ε bars, the offline audit's AUC bars and z histogram, the
+    per-example map and one example's score distributions all draw in the browser, without an exception."""
     driver = _chrome()
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -260,10 +261,10 @@ def test_privacy_page_renders(server, tmp_path):
         try:
             WebDriverWait(driver, 150).until(
                 lambda d: len({e.find_element(By.XPATH, "./ancestor::*[@data-testid='stPlotlyChart']").id
-                               for e in d.find_elements(By.CSS_SELECTOR, charts)}) >= 5)
+                               for e in d.find_elements(By.CSS_SELECTOR, charts)}) >= 7)
         finally:
             driver.save_screenshot(str(shot))
-        assert "U-LiRA" in driver.page_source
+        assert "U-LiRA" in driver.page_source and "Offline audit: each model against" in driver.page_source
         assert driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .scatterlayer .trace path')
         assert driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .barlayer .point')
         assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')

@@ -1021,6 +1021,36 @@ def write_audit(run: Path, k: int = 16, n: int = 200, shift: float = 1.0, seed: 
     return doc
 
 
+def write_offline_audit(run: Path, n: int = 200, nc: int = 150, k: int = 8, shift: float = 0.2, seed: int = 0) -> dict:
+    """Synthetic but well-formed offline audit files, as scarlab.audit.audit_offline writes them
+    (audit_offline.json, audit_offline.parquet), and the ulira/offline/* metrics merged into metrics.json."""
+    rng = np.random.default_rng(seed)
+    metrics = {}
+    for att, base in (("lira", 0.5 + shift / 2), ("rmia", 0.5 + shift / 4)):
+        key = f"ulira/offline/{att}"
+        metrics.update({f"{key}/auc": base, f"{key}/auc_low": base - 0.05, f"{key}/auc_high": base + 0.05,
+                        f"{key}/tpr@0.01": 0.01 + shift / 10, f"{key}/tpr@0.01_low": 0.0,
+                        f"{key}/tpr@0.01_high": 0.02 + shift / 5, f"{key}/forget/mean": 1.0 + shift,
+                        f"{key}/control/mean": 1.0, f"{key}/forget/flagged@0.01": 0.9,
+                        f"{key}/control/flagged@0.01": 0.85})
+    metrics.update({"ulira/offline/rmia/a": 1.0, "ulira/offline/k": k, "ulira/offline/n_population": 1000})
+    doc = {"mode": "offline", "run": str(run), "kind": "unlearn", "label": "x", "k": k, "alpha": 0.05,
+           "n_examples": n, "metrics": metrics, "reference": "retrained shadows",
+           "rmia": {"a": 1.0, "a_source": "tuned on the split's original", "a_auc": {"0": 0.5, "1": 0.55}},
+           "control": {"what": "test images of the forget classes", "n_examples": nc},
+           "shadows": {"k": k, "folder": "shadows__abcd1234", "seeds": list(range(1000, 1000 + k)), "built": [],
+                       "reused": k}, "time": {"audit_s": 1.0}}
+    (run / "audit_offline.json").write_text(json.dumps(doc))
+    pd.DataFrame({"index": np.arange(n + nc), "part": ["forget"] * n + ["control"] * nc,
+                  "label": np.zeros(n + nc, np.int64), "target_score": rng.normal(0, 1, n + nc),
+                  "ref_mean": np.zeros(n + nc), "lira_z": np.r_[rng.normal(3 + shift, 1, n), rng.normal(3, 1, nc)],
+                  "rmia_score": rng.uniform(0, 1, n + nc)}).to_parquet(run / "audit_offline.parquet", index=False)
+    path = run / "metrics.json"
+    merged = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps({**merged, **metrics}))
+    return doc
+
+
 @pytest.fixture()
 def audit_root(tmp_path):
     """Two audited results (scar, retrained) and an unaudited one on one forget set, plus a shadow folder."""
@@ -1106,6 +1136,51 @@ def test_privacy_page_without_audit(audit_root, monkeypatch):
     at = _privacy(_apptest(audit_root, monkeypatch), "negative_gradient")
     assert any("scarlab audit RUN --shadows K" in i.value for i in at.info)
     assert len(at.dataframe) == 1  # the comparable audited results are still shown
+
+
+OFFLINE_AUC = "offline LiRA AUC forget vs control (none: 0.5)"
+
+
+def _offline_table(at) -> pd.DataFrame:
+    return next(d.value for d in at.dataframe if OFFLINE_AUC in d.value.columns).set_index("result")
+
+
+def test_privacy_page_shows_offline_audits_labelled(audit_root, monkeypatch):
+    """A run with only an offline audit: no "no audit" note; the online table of its peers stays, and an offline
+    section (labelled so) lists every offline audit of the set, both attacks' AUC with intervals and chance, and
+    the picked run's z of forget and control examples."""
+    write_offline_audit(audit_root / "ng_cr0", shift=0.2)
+    write_offline_audit(audit_root / "scar_cr0", shift=0.0, seed=1)
+    at = _privacy(_apptest(audit_root, monkeypatch), "negative_gradient")
+    assert not any("has no audit yet" in i.value for i in at.info)
+    heads = [h.value for h in at.subheader]
+    assert any(h.startswith("Online audit") for h in heads) and any(h.startswith("Offline audit") for h in heads)
+    table = _offline_table(at)
+    assert set(table.index) == {"negative_gradient", "scar"}
+    assert table.loc["negative_gradient", OFFLINE_AUC] == "0.600 [0.550, 0.650]"
+    assert table.loc["scar", "offline RMIA AUC forget vs control (none: 0.5)"] == "0.500 [0.450, 0.550]"
+    assert table.loc["negative_gradient", "offline LiRA flagged forget / control (model-level)"] == "0.900 / 0.850"
+    assert table.loc["negative_gradient", "control examples"] == "150 (test images of the forget classes)"
+    specs = _chart_specs(at)
+    auc = next(f for f in specs if any("offline LiRA" in (a.get("text") or "")
+                                       for a in f["layout"].get("annotations", [])))
+    assert sum(t["type"] == "bar" for t in auc["data"]) == 2
+    assert sum("no membership 0.5" in (a.get("text") or "") for a in auc["layout"]["annotations"]) == 2
+    hist = next(f for f in specs if [t.get("type") for t in f["data"]] == ["histogram", "histogram"])
+    assert [t["name"] for t in hist["data"]] == ["control (150)", "forget (200)"]
+    assert any("Offline: the run's own model" in c.value for c in at.caption)
+
+
+def test_privacy_page_with_offline_audits_only(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    write_offline_audit(_write_run(root / "scar_cr0", "unlearn", "scar"))
+    at = _privacy(_apptest(root, monkeypatch))
+    assert [h.value for h in at.subheader] == ["Offline audit: each model against the retrained shadows"]
+    assert list(_offline_table(at).index) == ["scar"] and len(_chart_specs(at)) == 2
+    # a damaged offline file is one warning, the page still stands
+    (root / "scar_cr0" / "audit_offline.parquet").write_text("not parquet")
+    at = _privacy(_apptest(root, monkeypatch))
+    assert len(_chart_specs(at)) == 1 and any("parquet" in w.value and "ArrowInvalid" in w.value for w in at.warning)
 
 
 def test_shadow_models_hidden_unless_asked(audit_root, monkeypatch):

@@ -28,7 +28,7 @@ import pytest
 from jupytext.cli import jupytext as jupytext_cli
 
 import scarlab.config
-from scarlab.config import TrainConfig, UnlearnConfig
+from scarlab.config import AuditConfig, TrainConfig, UnlearnConfig
 from scarlab.notebook import NO_PLOTLY_NOTE, PLOTLY_MIME as PLOTLY
 from scarlab.runs import RunDir
 
@@ -60,10 +60,13 @@ CONTRACT = {
     "06_shadows": dict(run=None, original=None, split=None, shadows=8, seed=1000, shadow_dir=None, populations=None,
                        device="auto", members_file=None, jobs=1),
     "07_audit": dict(run=None, shadows=8, seed=1000, shadow_dir=None, delta=1e-5, alpha=0.05, device="auto"),
+    "07_audit_offline": dict(run=None, shadows=8, seed=1000, shadow_dir=None, alpha=0.05, device="auto", rmia_a=None,
+                             population=1000),
     "08_compare": dict(runs=[], out_dir="runs/notebooks"),
 }
 CONFIGS = {"01_train_original": TrainConfig, "02_split": getattr(scarlab.config, "SplitConfig", None),
-           "03_train_retrained": TrainConfig, "04_unlearn": UnlearnConfig}
+           "03_train_retrained": TrainConfig, "04_unlearn": UnlearnConfig, "07_audit": AuditConfig,
+           "07_audit_offline": AuditConfig}
 # deliberate differences from the dataclass defaults: a runnable CR example, and "unset" instead of ""
 NOT_DATACLASS_DEFAULT = {"forget_classes", "original"}
 

@@ -1,7 +1,8 @@
-"""Privacy: the U-LiRA audit (scarlab audit) of the picked run and of the runs comparable to it (same data set, model
-and forget set). Forget and control side by side: on the forget examples the attack measures whether the *model* can
-be told from retrained ones (model-level); the membership signal (forget − control) and the per-example map speak of
-remembered examples."""
+"""Privacy: the audits (scarlab audit) of the picked run and of the runs comparable to it (same data set, model and
+forget set), each labelled online or offline. Online (U-LiRA, audit.json): forget and control side by side: on the
+forget examples the attack measures whether the *model* can be told from retrained ones (model-level); the
+membership signal (forget − control) and the per-example map speak of remembered examples. Offline
+(audit_offline.json): the run's own model against the retrained shadows alone, forget vs control."""
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -18,7 +19,13 @@ NUMERIC = tuple(k + end for k in TABLE_KEYS for end in ("", "_low", "_high", *FL
     "ulira/eps_ceiling", "ulira/eps_chance", "ulira/k", "ulira/member@0.01", "ulira/control/n_examples",
     "competition/F", "competition/F_chance", "competition/F_control", "competition/score")
 HOW = ("`scarlab audit RUN --shadows K` (or `scarlab pipeline --shadows K`) audits a run against K shadow models "
-       "and writes audit.json, audit.parquet and audit_scores.npz into it.")
+       "and writes audit.json, audit.parquet and audit_scores.npz into it; `--mode offline` (`scarlab pipeline "
+       "--audit-mode offline`) audits the run's own model against the split's K retrained shadows alone "
+       "(audit_offline.json).")
+OFFLINE_KEYS = tuple(f"ulira/offline/{att}/{stat}{end}" for att in ("lira", "rmia")
+                     for stat, ends in (("auc", ("", "_low", "_high")), ("tpr@0.01", ("", "_low", "_high")),
+                                        ("forget/flagged@0.01", ("",)), ("control/flagged@0.01", ("",)))
+                     for end in ends)
 
 
 def cell(m, key: str) -> str:
@@ -42,8 +49,9 @@ def cell(m, key: str) -> str:
     return R.pm(key, v, None, lo, hi)
 
 
-common.header("Privacy (U-LiRA audit)",
-              "K shadow models made like the audited one (population A: e.g. unlearned by the same method) against K "
+common.header("Privacy (U-LiRA audit, online and offline)",
+              "**Online audit** (U-LiRA): K shadow models made like the audited one (population A: e.g. unlearned "
+              "by the same method) against K "
               "retrained without the forget set (B); a held-out likelihood-ratio attack asks of each example which "
               "population a model comes from. **What it can conclude:** on the forget examples, whether the audited "
               "*kind of model* can be told from a retrained one (model-level). The same attack on control examples, "
@@ -51,18 +59,95 @@ common.header("Privacy (U-LiRA audit)",
               "examples at all (in class removal a model that still scores the class differently is told apart on "
               "any image of it). Only the **membership signal**, forget − control, speaks of remembered forget "
               "examples. **What it cannot conclude:** that a model with no signal is private (K pairs bound what "
-              "can be seen), or anything at an FPR its K·N negatives cannot resolve.")
+              "can be seen), or anything at an FPR its K·N negatives cannot resolve. **Offline audit** (offline "
+              "LiRA and "
+              "RMIA): the run's own model against the split's K retrained shadows alone, shared by every method (no "
+              "training per run); it asks whether *this model* scores its forget examples above control examples of "
+              "the same kind (membership of one model), not whether the method's models look retrained.")
 runs = common.load_runs()
 run = common.pick_run(runs, "privacy", lambda r: r.stage in ("unlearn", "train_retrained", "evaluate",
                                                              "train_original"), "a model to audit")
 if run is None:
     st.stop()
 
-peers = [r for r in runs if r.has_audit and (r.dataset, r.model, r.scenario, r.forget) ==
-         (run.dataset, run.model, run.scenario, run.forget)]
-if not run.has_audit:
-    st.info(f"This run has no audit.json yet. {HOW}")
+same = lambda r: (r.dataset, r.model, r.scenario, r.forget) == (run.dataset, run.model, run.scenario,  # noqa: E731
+                                                                 run.forget)
+peers = [r for r in runs if r.has_audit and same(r)]
+offline_peers = [r for r in runs if r.has_offline_audit and same(r)]
+if not run.has_audit and not run.has_offline_audit:
+    st.info(f"This run has no audit yet. {HOW}")
+if not peers and not offline_peers:
+    st.stop()
+
+
+# ----------------------------------------------------------------------------- the offline audits of this set
+def offline_section() -> None:
+    """The offline audits of this data set, model and forget set: a table, the AUC forget vs control of both
+    attacks, and the picked run's LiRA z of forget and control examples."""
+    st.subheader("Offline audit: each model against the retrained shadows")
+    onames = common.legend_names(offline_peers)
+    osig = tuple(D.run_sig(r) for r in offline_peers)
+
+    def offline_table():
+        rows, problems = [], []
+        for r in offline_peers:
+            got = D.audit_offline(r)
+            if got.error:
+                problems.append(got.error)
+            if got.value is not None:
+                v = got.value
+                rows.append({"name": onames[r.id], "label": r.label, "method": r.method, "run": r.id, "K": v["k"],
+                             "a": v["a"], "control": v["control"], "n_control": v["n_control"],
+                             **{k: v["metrics"].get(k, np.nan) for k in OFFLINE_KEYS}})
+        cols = ["name", "label", "method", "run", "K", "a", "control", "n_control", *OFFLINE_KEYS]
+        return pd.DataFrame(rows, columns=cols).set_index("name", drop=False), problems
+
+    otable, problems = common.figure("privacy_offline", osig, offline_table)
+    common.warn(*problems)
+    if not len(otable):
+        return
+    shown = pd.DataFrame({"result": otable["label"], "run": otable["run"], "K": otable["K"].astype("Int64")})
+    for att, name in (("lira", "offline LiRA"), ("rmia", "offline RMIA")):
+        key = f"ulira/offline/{att}"
+        shown[f"{name} AUC forget vs control (none: 0.5)"] = [R.pm(f"{key}/auc", m[f"{key}/auc"], None,
+                                                                  m[f"{key}/auc_low"], m[f"{key}/auc_high"])
+                                                             for _, m in otable.iterrows()]
+        shown[f"{name} TPR @ 1 % FPR (none: 1 %)"] = [
+            "not resolvable (< 100 control examples)" if pd.isna(m[f"{key}/tpr@0.01"]) else
+            f"{100 * m[f'{key}/tpr@0.01']:.1f} % [{100 * m[f'{key}/tpr@0.01_low']:.1f}, "
+            f"{100 * m[f'{key}/tpr@0.01_high']:.1f}]" for _, m in otable.iterrows()]
+        shown[f"{name} flagged forget / control (model-level)"] = [
+            f"{m[f'{key}/forget/flagged@0.01']:.3f} / {m[f'{key}/control/flagged@0.01']:.3f}"
+            for _, m in otable.iterrows()]
+    shown["RMIA a"] = otable["a"].round(2)
+    shown["control examples"] = [f"{n} ({what})" if n is not None and n == n else what
+                                 for n, what in zip(otable["n_control"], otable["control"])]
+    common.table(shown, f"privacy_offline_{run.dataset}_{run.forget}", "privacy_offline_table", hide_index=True,
+                 width="stretch")
+    st.caption("Offline: the run's own model scored against the K retrained shadows (none trained on a forget "
+               "example or a test image). AUC forget vs control = P(a forget example scores above a control "
+               "example) for that one model: 0.5 is no membership; TPR at 1 % FPR of the control, 1 % by chance. "
+               "Flagged = the share of a side scored more confident than a retrained model would be at 1 %: "
+               "model-level (in class removal forget and control move together). Intervals at level 1 − alpha "
+               "over the shadows and the examples. It cannot tell whether the method's models as a population look "
+               "retrained (the online audit above), and says nothing of other examples.")
+    colors = P.method_colors(otable.index, otable["method"])
+    common.chart(common.figure("privacy_offline_auc", osig, lambda: P.offline_figure(otable, colors)),
+                 "privacy_offline_auc", "privacy_offline_auc")
+    if run.has_offline_audit:
+        got = D.audit_offline_table(run)
+        common.warn(got.error)
+        if got.value is not None:
+            common.chart(common.figure("privacy_offline_hist", D.run_sig(run),
+                                       lambda: P.offline_hist_figure(got.value)),
+                         f"privacy_offline_hist_{run.id}", "privacy_offline_hist")
+            st.caption(f"{run.label}: offline LiRA z of every forget (red) and control (grey) example. Membership "
+                       "shows as the forget histogram lying to the right of the control's; both far right of 0 is "
+                       "the model-level difference from retraining.")
+
+
 if not peers:
+    offline_section()
     st.stop()
 
 # ----------------------------------------------------------------------------- every audited result of this set
@@ -94,6 +179,8 @@ control: dict = {}
 table, curves, control, problems = common.figure("privacy_peers", sig, peer_table)
 common.warn(*problems)
 if not len(table):
+    if offline_peers:
+        offline_section()
     st.stop()
 colors = P.method_colors(table.index, table["method"])
 shown = pd.DataFrame({"result": table["label"], "run": table["run"], "K": table["K"].astype("Int64")})
@@ -105,7 +192,7 @@ shown["competition F forget / control (identical: chance)"] = [
     f"{f:.3f} / {c:.3f} ({z:.3f})" if pd.notna(f) else "" for f, c, z in
     zip(table["competition/F"], table["competition/F_control"], table["competition/F_chance"])]
 shown[R.METRIC["competition/score"].label] = table["competition/score"].round(3)
-st.subheader("Audited results on this data set, model and forget set")
+st.subheader("Online audit (U-LiRA): audited results on this data set, model and forget set")
 common.table(shown, f"privacy_{run.dataset}_{run.forget}", "privacy_table", hide_index=True, width="stretch")
 st.caption("value [low, high]: the audit's own interval (level 1 − alpha: t interval from a delete-one-pair "
            "jackknife plus an example bootstrap; for the membership signal the jackknife of the difference). "
@@ -140,10 +227,13 @@ st.caption("ε per forget example (scarlab's Clopper–Pearson-bounded estimate,
            "on K pairs of identical populations (above 0, it grows with K). Dashed: the ε ceiling, the largest ε K "
            "pairs can show at all; a value at it means the audit is saturated, not that leakage is bounded.")
 
+if offline_peers:
+    offline_section()
+
 # ----------------------------------------------------------------------------- the picked run, per example
-st.subheader("Forget examples of this run")
+st.subheader("Forget examples of this run (online audit)")
 if not run.has_audit:
-    st.info(f"Per-example results need this run's own audit. {HOW}")
+    st.info(f"Per-example results need this run's own online audit. {HOW}")
     st.stop()
 ex = D.audit_table(run)
 scores = D.audit_scores(run)

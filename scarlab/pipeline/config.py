@@ -20,8 +20,10 @@ NOTEBOOKS = next((p for p in (_HERE.parents[1] / "notebooks", _HERE.parent / "no
 STAGE_NOTEBOOKS = {"train_original": "01_train_original.ipynb", "split": "02_split.ipynb",
                    "train_retrained": "03_train_retrained.ipynb", "unlearn": "04_unlearn.ipynb",
                    "evaluate": "05_evaluate.ipynb", "compare": "08_compare.ipynb", "shadows": "06_shadows.ipynb",
-                   "audit": "07_audit.ipynb"}
-AUDIT_KINDS = ("shadows", "audit")  # planned only with shadows > 0
+                   "audit": "07_audit.ipynb", "audit_offline": "07_audit_offline.ipynb"}
+AUDIT_STAGES = {"online": "audit", "offline": "audit_offline"}
+"""audit_mode → the kind of the stage that audits each evaluated run (07_audit or 07_audit_offline)."""
+AUDIT_KINDS = ("shadows", *AUDIT_STAGES.values())  # planned only with shadows > 0
 KINDS = tuple(STAGE_NOTEBOOKS)
 
 # `--set train.NAME=VALUE`: the training recipe's options (TrainConfig's), shared by the original and the retrained
@@ -85,6 +87,11 @@ class PipelineConfig(ModelOptions):
     halves, is audited only from K = 6 (K = 8 or more for usable intervals)."""
     audit_seed: int = bounded(1000, **SEED)
     """first shadow seed: shadow i trains and unlearns with audit_seed + i (must not include train_seed)."""
+    audit_mode: str = "online"
+    """with shadows K: online = U-LiRA against K shadow originals, K retrained oracles and K unlearned shadows per
+    method variant (07_audit: forget, control, membership signal); offline = offline LiRA and RMIA of each run's own
+    model against the K retrained shadows alone, made once per split and shared by every method, variant and seed
+    (07_audit_offline: no training per method)."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
     out: str = "runs/pipeline"
@@ -415,8 +422,10 @@ def _resolve_locations(cfg: PipelineConfig) -> None:
     if Path(cfg.out).expanduser().exists() and not Path(cfg.out).expanduser().is_dir():
         raise ScarlabError(f"--out {cfg.out} is a file, not a folder; choose another --out")
     nb = Path(cfg.notebooks).expanduser() if cfg.notebooks else NOTEBOOKS
-    missing = [n for k, n in STAGE_NOTEBOOKS.items() if (cfg.shadows or k not in AUDIT_KINDS)
-               and not any((nb / n).with_suffix(suffix).is_file() for suffix in (".ipynb", ".py"))]
+    planned = [k for k in STAGE_NOTEBOOKS if k not in AUDIT_KINDS
+               or (cfg.shadows and k in ("shadows", AUDIT_STAGES.get(cfg.audit_mode)))]
+    missing = [STAGE_NOTEBOOKS[k] for k in planned if not any(
+        (nb / STAGE_NOTEBOOKS[k]).with_suffix(suffix).is_file() for suffix in (".ipynb", ".py"))]
     if missing:
         raise ScarlabError(f"stage notebook(s) {', '.join(missing)} (or their .py pairs) not found in {nb}; pass "
                            "--notebooks DIR (a scarlab checkout's notebooks/ folder)")
@@ -428,6 +437,7 @@ def _check_shadows(cfg: PipelineConfig) -> None:
     from ..audit import shadow_seeds
 
     k = cfg.shadows
+    choose("audit_mode", cfg.audit_mode, AUDIT_STAGES)
     if k == 0:
         return
     if k < MIN_SHADOWS:
@@ -446,7 +456,7 @@ def _check_shadows(cfg: PipelineConfig) -> None:
 _SCALARS = {"dataset": str, "data_root": str, "model": str, "scenario": str, "forget_size": int, "split_seed": int,
             "surrogate": str, "surrogate_chunks": int, "surrogate_size": int, "epochs": int, "unlearn_epochs": int,
             "train_seed": int, "snapshot_every": int, "retain_available": bool, "evaluate": bool, "embed": bool,
-            "device": str, "out": str, "jobs": int, "shadows": int, "audit_seed": int, "threads": int, "notebooks": str,
+            "device": str, "out": str, "jobs": int, "shadows": int, "audit_seed": int, "audit_mode": str, "threads": int, "notebooks": str,
             "original": str}
 _OPTIONAL = {"data_root", "model", "forget_size", "surrogate_chunks", "epochs", "unlearn_epochs", "threads",
              "notebooks", "original"}

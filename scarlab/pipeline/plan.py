@@ -13,7 +13,8 @@ from pathlib import Path
 from ..config import SURROGATE_SIZE, TrainConfig
 from ..errors import ScarlabError
 from ..schema import kind
-from .config import NEVER_AXES, STAGE_NOTEBOOKS, TRAIN_OPTIONS, PipelineConfig, param_types, validate
+from .config import (AUDIT_STAGES, NEVER_AXES, STAGE_NOTEBOOKS, TRAIN_OPTIONS, PipelineConfig, param_types,
+                     validate)
 
 # Parameters that say *where* things are or run, not *what* is computed: left out of fingerprints, so a
 # moved runs folder or another device still reuses its completed stages.
@@ -218,7 +219,7 @@ def plan_points(points: list[tuple[str, PipelineConfig]]) -> list[StageSpec]:
         # summarise whatever was evaluated, even if a branch failed: after, not deps
         specs.append(_spec("compare", root, root, params, fingerprint("compare", params, code=code), nb,
                            creates_run=False, output="compare.ipynb", label="compare",
-                           after=[s.id for s in specs if s.kind in ("evaluate", "audit")]))
+                           after=[s.id for s in specs if s.kind in ("evaluate", *AUDIT_STAGES.values())]))
     return specs
 
 
@@ -299,11 +300,14 @@ class _Point:
         return self.add("shadows", where, params, deps, creates_run=False, record=str(where / "stage.json"), **kw)
 
     def add_audit(self, evaluation: StageSpec, shadows: list[StageSpec], label: str, info: dict) -> StageSpec:
-        """The audit of one evaluated run (07_audit), into that run in place, after its evaluation."""
-        params = dict(run=evaluation.run_dir, shadows=self.cfg.shadows, seed=self.cfg.audit_seed, shadow_dir=None,
-                      delta=1e-5, alpha=0.05, device=self.cfg.device)
-        return self.add("audit", Path(evaluation.run_dir), params, [*shadows, evaluation], creates_run=False,
-                        output="audit.ipynb", label=label, info=info)
+        """The audit of one evaluated run (07_audit, or 07_audit_offline with audit_mode offline), into that run in
+        place, after its evaluation."""
+        cfg, kind = self.cfg, AUDIT_STAGES[self.cfg.audit_mode]
+        params = dict(run=evaluation.run_dir, shadows=cfg.shadows, seed=cfg.audit_seed, shadow_dir=None, alpha=0.05,
+                      device=cfg.device)
+        params.update(delta=1e-5) if kind == "audit" else params.update(rmia_a=None, population=1000)
+        return self.add(kind, Path(evaluation.run_dir), params, [*shadows, evaluation], creates_run=False,
+                        output=f"{kind}.ipynb", label=label if kind == "audit" else f"{label} (offline)", info=info)
 
     def original(self) -> StageSpec:
         """01_train_original: one per data set, model and training configuration; or the given original run, as
@@ -345,9 +349,10 @@ class _Point:
                              label=f"train retrained {tag}", info={**info, "method": "retrained"})
         branch = _Branch(sdir, tag, info, split, retrained)
         if cfg.shadows:  # validate: evaluate is on
+            # online: the originals and oracles every method's audit shares; offline: the oracles alone
+            pops = ["original", "retrained"] if cfg.audit_mode == "online" else ["retrained"]
             branch.shadow_train = self.add_shadows(
-                sdir, "train", dict(run=None, original=original.run_dir, split=split.run_dir,
-                                    populations=["original", "retrained"]),
+                sdir, "train", dict(run=None, original=original.run_dir, split=split.run_dir, populations=pops),
                 [original, split], label=f"shadows {tag}", info=info)
         return branch
 
@@ -370,7 +375,8 @@ class _Point:
         if cfg.shadows:
             self.add_audit(original_eval, [b.shadow_train], f"audit original {b.tag}",
                            {**b.info, "method": "original"})
-            if cfg.shadows >= RETRAINED_AUDIT_MIN:  # below: not planned (config docstring says so)
+            # online, below RETRAINED_AUDIT_MIN: not planned (config docstring says so); offline needs no halves
+            if cfg.shadows >= RETRAINED_AUDIT_MIN or cfg.audit_mode == "offline":
                 self.add_audit(b.retrained_eval, [b.shadow_train], f"audit retrained {b.tag}",
                                {**b.info, "method": "retrained"})
 
@@ -404,7 +410,9 @@ class _Point:
                                     # the retrained evaluation fits the UMAP reducers every embedding reuses: first
                                     after=[b.retrained_eval.id] if cfg.embed else [])
                 self.evaluated.append(unl.run_dir)
-            if cfg.shadows:
+            if cfg.shadows and cfg.audit_mode == "offline":  # the split's retrained shadows serve every run
+                self.add_audit(unl_eval, [b.shadow_train], f"audit {method} s{seed} {b.tag}", minfo)
+            elif cfg.shadows:
                 # one variant = the unlearn parameters but the seed (and locations): its K unlearned shadows
                 # are made from the first seed's run's resolved configuration and serve every seed
                 variant = {k: v for k, v in up.items() if k != "seed"}

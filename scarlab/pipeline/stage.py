@@ -15,6 +15,7 @@ from pathlib import Path
 from .. import interrupts
 from ..errors import ScarlabError, disk_error
 from ..runs import RunDir, clear_run, files_intact, read_json, write_json
+from .config import AUDIT_STAGES
 from .plan import StageSpec, fingerprint, notebook_hash, notebook_source
 from .warm import WarmKernel, WarmKernels
 
@@ -119,10 +120,14 @@ def _set_record(spec: StageSpec, entry: dict | None, **fields) -> None:
 def _run_state(run_dir: str) -> list:
     """What the compare stage's result depends on for one run: its evaluation's record, or its status."""
     stages = _stages(Path(run_dir) / "manifest.json")
-    rec, audit = stages.get("evaluate"), stages.get("audit")
+    rec = stages.get("evaluate")
     state = [rec.get("status"), rec.get("fingerprint")] if rec else [_manifest_status(run_dir), None]
     # an audit adds ulira/* metrics: the summary is made again (without one, the state is what it always was)
-    return state + [audit.get("status"), audit.get("fingerprint")] if audit else state
+    for kind in AUDIT_STAGES.values():  # the online audit's entry as before, an offline one named
+        entry = stages.get(kind)
+        if entry:
+            state += [entry.get("status"), entry.get("fingerprint"), *([kind] if kind != "audit" else [])]
+    return state
 
 
 def effective(spec: StageSpec) -> StageSpec:
