@@ -12,7 +12,7 @@ the membership signal per run, and the cold time.
 --mode online (default): the U-LiRA audit as above. --mode offline: scarlab.audit's offline LiRA and RMIA
 of each run's model against the K retrained shadows only (the first audit makes them, every later one reuses them;
 OUT/offline.md). --mode both: online first, then offline over the same (reused) retrained shadows, and OUT/offline.md
-compares the two per method (AUC and ranking).
+compares the two per method (AUC, ranking and Kendall τ between them); OUT/both.md holds both tables.
 
 --data digits: tinycnn at the digits defaults. --data cifar10-mini: $SCARLAB_SHARED_DATA/cifar10-mini (smallcnn, the
 data set's default 30 training epochs; --epochs E for a quick timing run), surrogate $SCARLAB_SHARED_DATA/ood-mini.
@@ -97,6 +97,22 @@ def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "d
     return runs
 
 
+def a_or_line(runs: dict, methods: list) -> str:
+    """CR: AUS with a_or = the original's retain-test accuracy (the authors', what evaluate writes) against a_or =
+    its full test accuracy (scarlab before issue 24), per method."""
+    from scarlab.metrics.aus import aus_cr
+
+    full = RunDir(runs["original"]).metrics["acc/test"]
+    cells = []
+    for m in ["retrained", *methods]:
+        met = RunDir(runs[m]).metrics
+        old = aus_cr(full, met["acc/retain_test"], met["acc/forget_test"])
+        cells.append(f"{m} {met['aus']:.4f} (full-test a_or: {old:.4f}, Δ {met['aus'] - old:+.4f})")
+    a_or = RunDir(runs["retrained"]).metrics["aus/a_or"]
+    return (f"AUS's a_or: the original's retain-test accuracy {a_or:.4f} (used) vs its full test accuracy {full:.4f}; "
+            "AUS per run: " + "; ".join(cells) + ".")
+
+
 def _fmt(m: dict, key: str) -> str:
     """value [low, high]; a one-sided bound where every shadow pair agrees; what K cannot resolve or measure."""
     if m.get(key + "_masked"):
@@ -176,7 +192,8 @@ def main() -> None:
              "n/r: not resolvable with this K; n/m: not measurable (control at 1); (≥ x): one-sided bound.", "",
              "| run | seconds | shadows made | AUS | SVC MIA acc. (chance) | AUC forget | AUC control | AUC membership "
              "| TPR@1 % forget | TPR@1 % control | TPR@1 % membership | TPR@0.1 % forget | ε mean forget (CP) "
-             "| ε ceiling | member @ 1 % |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| ε ceiling | member @ 1 % | competition F forget / control (chance) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         svc = (f"{r['mia/svc/acc']:.3f} ({r['mia/svc/chance']:.2f})" if r.get("mia/svc/acc") is not None else "–")
         aus = f"{r['aus']:.3f}" if r.get("aus") is not None else "–"
@@ -185,7 +202,9 @@ def main() -> None:
                      f"{_fmt(r, 'ulira/tpr@0.01')} | {_fmt(r, 'ulira/control/tpr@0.01')} | "
                      f"{_fmt(r, 'ulira/membership/tpr@0.01')} | {_fmt(r, 'ulira/tpr@0.001')} | "
                      f"{_fmt(r, 'ulira/eps_mean')} | {r['ulira/eps_ceiling']:.3f} | "
-                     f"{r.get('ulira/member@0.01', float('nan')):.3f} |")
+                     f"{r.get('ulira/member@0.01', float('nan')):.3f} | "
+                     f"{r.get('competition/F', float('nan')):.3f} / {r.get('competition/F_control', float('nan')):.3f} "
+                     f"({r.get('competition/F_chance', float('nan')):.3f}) |")
     ranked = [r for r in rows if r["run"] in methods]
     if len(ranked) > 1:
         by_aus = sorted(ranked, key=lambda r: -(r.get("aus") or float("-inf")))
@@ -195,10 +214,15 @@ def main() -> None:
                   + "; by model-level U-LiRA AUC (closest to the retrained oracle's 0.5 first) "
                   + " > ".join(r["label"] for r in by_auc) + "; by membership signal (smallest first) "
                   + " > ".join(r["label"] for r in by_mem) + "."]
+    if args.scenario == "CR":
+        lines += ["", a_or_line(runs, methods)]
     (out / "audit.md").write_text("\n".join(lines) + "\n")
     print(f"total audit time {total:.1f}s for {len(rows)} runs (K={args.shadows}); {load}; {out / 'audit.md'}")
-    if args.mode == "both":
+    if args.mode == "both":  # both.md: the two tables, one result block (bench/report.py)
         offline_rows(out, runs, methods, args, {r["run"]: r for r in rows}, os.getloadavg())
+        (out / "both.md").write_text("**Online (U-LiRA)**\n\n" + (out / "audit.md").read_text()
+                                     + "\n**Offline (the run's own model against the retrained shadows)**\n\n"
+                                     + (out / "offline.md").read_text())
 
 
 def offline_rows(out: Path, runs: dict, methods: list, args, online: dict, load_before) -> None:
@@ -248,8 +272,30 @@ def offline_rows(out: Path, runs: dict, methods: list, args, online: dict, load_
                  for key in ("ulira/offline/lira/auc", "ulira/offline/rmia/auc", "online:ulira/auc",
                              "online:ulira/membership/auc") if all(key in r for r in ranked)}
         lines += ["", "Ranking (smallest first): " + "; ".join(f"{k}: {v}" for k, v in order.items())]
+        if online:
+            lines += ["", "Ranking agreement, online vs offline, over the methods (Kendall τ; +1 the same order, "
+                      "−1 reversed; NaN rows left out): " + "; ".join(_agreement(ranked))]
     (out / "offline.md").write_text("\n".join(lines) + "\n")
     print(f"offline audits: {total:.1f}s; {load}; {out / 'offline.md'}")
+
+
+AGREEMENT = (("model-level", "online:ulira/auc", "ulira/offline/lira/forget/flagged@0.01"),
+             ("model-level", "online:ulira/auc", "ulira/offline/rmia/forget/flagged@0.01"),
+             ("membership", "online:ulira/membership/auc", "ulira/offline/lira/auc"),
+             ("membership", "online:ulira/membership/auc", "ulira/offline/rmia/auc"))
+
+
+def _agreement(ranked: list[dict]) -> list[str]:
+    """Kendall τ between an online and an offline reading of the same question over the methods."""
+    from scipy.stats import kendalltau
+
+    out = []
+    for what, on, off in AGREEMENT:
+        pairs = [(r.get(on, float("nan")), r.get(off, float("nan"))) for r in ranked]
+        pairs = [(a, b) for a, b in pairs if a == a and b == b]
+        tau = kendalltau(*zip(*pairs)).statistic if len(pairs) > 2 else float("nan")
+        out.append(f"{what}: {on[7:]} vs {off} τ = {tau:.2f} over {len(pairs)} methods")
+    return out
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@
 # K shadow **originals** and their K **retrained** oracles on the same split (given `original` and `split`),
 # or the K **unlearned** shadows of one method variant (given an unlearn `run`: its method, resolved
 # parameters and surrogate; the originals and retrained oracles are reused). A complete member with the same
-# configuration is reused, a damaged one made again, one of another configuration refused.
+# configuration is reused, a damaged one made again, one of another configuration refused. The offline audit
+# (`07_audit_offline`) needs only the retrained oracles (`populations = ["retrained"]`).
 
 # %% tags=["parameters"]
 run = None  # audited run whose shadows to make (unlearn run: its method's unlearned shadows); or None with original and split

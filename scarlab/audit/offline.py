@@ -102,7 +102,7 @@ def _tuning_model(a: Audited) -> tuple[Path | None, str]:
     orig = (a.run.manifest.get("parents") or {}).get("original") or a.run.config.get("original")
     f = Path(str(orig)) / "checkpoints" / "model.pt" if orig else None
     if f is not None and f.is_file():
-        return f, f"tuned on the split's original {Path(str(orig)).name}"
+        return f, f"tuned on the split's original model ({Path(str(orig)).name})"
     return None, f"no original model at hand: a = {A_UNKNOWN:g} (the authors' default when unknown)"
 
 

@@ -36,7 +36,10 @@ With ``shadows`` K > 0, every evaluated run gets an ``audit`` stage (07_audit, a
 after its evaluation; after its shadow stages): original_eval and every unlearn run, and the retrained run from
 K = 6 (its shadows are split in halves). audit.json etc. go into the run and the ``ulira/*`` scalars into its
 metrics.json; the compare stage waits for the audits. A shadow stage is current only while every member it
-listed is complete and intact.
+listed is complete and intact. With ``audit_mode: offline`` the split's shadow stage makes only the K retrained
+oracles, no method gets a shadow stage, and every evaluated run (the retrained one at any K) gets an
+``audit_offline`` stage instead (07_audit_offline, audit_offline.ipynb: the run's own model against those shadows;
+audit_offline.json, ``ulira/offline/*``).
 
 **A given original.** With ``original: RUN`` (a complete original run, e.g. from `scarlab import`) no
 ``original__<h>/`` is trained: the plan's first stage is RUN itself (``StageSpec.given``: never executed, reused
