@@ -52,6 +52,7 @@ from scarlab.config import TrainConfig, UnlearnConfig  # noqa: E402
 from scarlab.runs import RunDir  # noqa: E402
 
 METHODS = ("scar", "scar_self", "finetune", "negative_gradient")
+METHODS_HR = ("scar", "finetune", "negative_gradient")  # scar_self is defined for class removal only
 SHARED = Path(os.environ.get("SCARLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 DATA = {"digits": ("digits", "auto"),
         "cifar10-mini": (f"imagefolder:{SHARED / 'cifar10-mini'}", f"imagefolder:{SHARED / 'ood-mini'}")}
@@ -129,7 +130,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="bench/out/audit")
     ap.add_argument("--shadows", type=int, default=16, help="K")
-    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods to audit")
+    ap.add_argument("--methods", default=None, help="comma-separated methods to audit (default: "
+                    f"{','.join(METHODS)}; HR: {','.join(METHODS_HR)})")
     ap.add_argument("--forget-class", type=int, default=0)
     ap.add_argument("--scenario", choices=("CR", "HR"), default="CR")
     ap.add_argument("--forget-size", type=int, default=150, help="HR: random forget images")
@@ -144,7 +146,7 @@ def main() -> None:
         torch.set_num_threads(int(os.environ["SCARLAB_THREADS"]))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    methods = [m for m in args.methods.split(",") if m]
+    methods = [m for m in (args.methods or ",".join(METHODS if args.scenario == "CR" else METHODS_HR)).split(",") if m]
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     runs = make_runs(out, methods, args.forget_class, args.device, args.data, args.scenario, args.forget_size,

@@ -35,6 +35,7 @@ augment = True  # random crop (and horizontal flip, except digits) on training b
 label_smoothing = None  # cross-entropy label smoothing; None means the recipe's (fast 0.2, else 0)
 whiten = None  # first convolution whitened from the data and kept fixed; None means the recipe's
 channels_last = None  # channels-last memory layout while training; None means the recipe's
+bf16 = None  # bfloat16 autocast of the forward pass while training; None means the recipe's
 seed = 0  # seeds weights, shuffling, augmentation and (HR, without split) the forget sample
 device = "auto"  # auto, cpu, cuda, cuda:N or mps
 out_dir = "runs/notebooks/retrained"  # run directory to create
@@ -57,7 +58,8 @@ setup_notebook()  # figures as plotly's JSON for Lab (HTML: scarlab export); the
 cfg = TrainConfig(dataset=dataset, data_root=data_root, model=model, role="retrained", split=split,
                   scenario=scenario, forget_classes=list(forget_classes), forget_size=forget_size, epochs=epochs,
                   batch_size=batch_size, lr=lr, optimizer=optimizer, augment=augment, recipe=recipe,
-                  label_smoothing=label_smoothing, whiten=whiten, channels_last=channels_last, seed=seed, device=device)
+                  label_smoothing=label_smoothing, whiten=whiten, channels_last=channels_last, bf16=bf16, seed=seed,
+                  device=device)
 run = run_train(cfg, out_dir, overwrite=overwrite, progress=False)
 pd.Series(run.metrics, name="value").to_frame()
 

@@ -84,6 +84,9 @@ class TrainConfig(ModelOptions):
     while training (None: the recipe's)."""
     channels_last: bool | None = None
     """train in the channels-last memory layout (faster convolutions on CPUs; None: the recipe's)."""
+    bf16: bool | None = None
+    """bfloat16 autocast of the forward pass while training (weights, gradients and optimizer state stay float32;
+    faster convolutions on CPUs with AMX or AVX-512 BF16, measured in BENCHMARKS §5; None: the recipe's)."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
     stats_delta: float = bounded(0.5, above=0)
@@ -101,22 +104,22 @@ class TrainConfig(ModelOptions):
 
 RECIPES = {
     "fast": dict(epochs=12, batch_size=256, lr=0.2, optimizer="sgd", label_smoothing=0.2, whiten=True,
-                 channels_last=True),
+                 channels_last=True, bf16=False),
     "classic": dict(epochs=30, batch_size=128, lr=0.05, optimizer="sgd", label_smoothing=0.0, whiten=False,
-                    channels_last=False),
+                    channels_last=False, bf16=False),
 }
 """The training recipes of 32-px and larger images, compared by time to test accuracy on cifar10-mini
 (`bench/bench_recipe.py`). Both: Nesterov SGD, one-cycle schedule (15 % warm-up), weight decay 5e-4, random crop
 + flip."""
 DIGITS_RECIPE = dict(epochs=12, batch_size=64, lr=0.003, optimizer="adam", label_smoothing=0.0, whiten=False,
-                     channels_last=False)
+                     channels_last=False, bf16=False)
 """8-px digits: a few seconds of training; the stage's start-up, not training, is what costs there."""
 RECIPE_KEYS = ("recipe", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "augment", "label_smoothing",
-               "whiten", "channels_last")
+               "whiten", "channels_last", "bf16")
 """The training options: the recipe's name and what it resolves to. The resolved values (all but ``recipe``, a name
 for a set of defaults) make a training run what it is: a retrained oracle and every shadow model copy them from the
 original they stand for."""
-LEGACY_RECIPE = {"label_smoothing": 0.0, "whiten": False, "channels_last": False}
+LEGACY_RECIPE = {"label_smoothing": 0.0, "whiten": False, "channels_last": False, "bf16": False}
 """How a run recorded before these options existed (2026-12-05) was trained."""
 
 

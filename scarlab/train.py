@@ -32,6 +32,14 @@ def train_variant(config: dict, dataset: str) -> dict:
     return variant
 
 
+def _autocast(bf16: bool, device: str):
+    """The forward pass's bfloat16 autocast (off: a context that does nothing); CPU and CUDA only."""
+    kind = torch.device(device).type
+    if bf16 and kind not in ("cpu", "cuda"):
+        raise ScarlabError(f"bf16 autocast runs on cpu or cuda, not {kind}; train with --bf16 false")
+    return torch.autocast(kind if kind in ("cpu", "cuda") else "cpu", dtype=torch.bfloat16, enabled=bool(bf16))
+
+
 def fit(model, ds: Dataset, train_idx: np.ndarray, cfg: TrainConfig, device: str, generator: torch.Generator,
         on_epoch=None, progress: bool = True) -> list[dict]:
     """Train ``model`` on ``ds.train[train_idx]`` with cross-entropy as ``cfg`` (a resolved recipe) says; returns
@@ -46,6 +54,7 @@ def fit(model, ds: Dataset, train_idx: np.ndarray, cfg: TrainConfig, device: str
     fixed = [whiten_first_conv(model, ds.normalize(images[:5000], device))] if cfg.whiten else []
     layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.to(memory_format=layout)
+    autocast = _autocast(cfg.bf16, device)
     for f in fixed:
         f.requires_grad_(False)  # no gradient computed for it at all (restored after training)
     trained = [p for p in model.parameters() if p.requires_grad]
@@ -66,8 +75,9 @@ def fit(model, ds: Dataset, train_idx: np.ndarray, cfg: TrainConfig, device: str
             if cfg.augment:
                 xb = ds.augment(xb, generator)
             x, y = ds.normalize(xb, device).contiguous(memory_format=layout), labels[b].to(device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            with autocast:
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
             if not torch.isfinite(loss):
                 raise ScarlabError(f"training loss became {loss.item()} at epoch {epoch + 1}; lower --lr")
             opt.zero_grad(set_to_none=True)
@@ -140,6 +150,7 @@ def run_train(cfg: TrainConfig, out: str | Path, overwrite: bool = False, progre
             raise ScarlabError(f"{name} must be at least 1, got {value}")
     if not cfg.lr > 0:
         raise ScarlabError(f"learning rate must be positive, got {cfg.lr}")
+    _autocast(cfg.bf16, device)  # a device autocast cannot take: refused before a run directory exists
     split = None
     if cfg.role == "retrained":
         split = resolve_split(ds, cfg.split, cfg.scenario, cfg.forget_classes, cfg.forget_size, cfg.seed)

@@ -158,3 +158,43 @@ def test_fast_recipe_keeps_the_whitened_layer_fixed(tmp_path, cifar10_mini):
     got = load_checkpoint(run.file("checkpoints/model.pt")).body[0].weight
     assert torch.equal(got, want)  # the first 5,000 training images in order, and never trained
     assert run.metrics["acc/test"] > 0.2  # one epoch: well above chance (0.1)
+
+
+def test_bf16_autocasts_the_forward_pass_and_keeps_float32_weights(tmp_path, cifar10_mini):
+    """--bf16: the convolutions run in bfloat16 while training (seen by a hook), the test evaluation, the weights and
+    the checkpoint stay float32, and one epoch learns (well above chance); recorded in config.json."""
+    import numpy as np
+    import torch
+
+    from scarlab.config import TrainConfig
+    from scarlab.data import load_dataset
+    from scarlab.models import create_model
+    from scarlab.train import fit, run_train
+
+    ds = load_dataset(f"imagefolder:{cifar10_mini}")
+    model = create_model("smallcnn", num_classes=10)
+    seen = []
+    hook = model.body[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    cfg = TrainConfig(dataset="x", recipe="fast", epochs=1, bf16=True).resolved("cifar10-mini")
+    fit(model, ds, np.arange(512), cfg, "cpu", torch.Generator().manual_seed(0), progress=False)
+    hook.remove()
+    # 512 images in batches of 256: two training forwards in bfloat16, then the test evaluation in float32
+    assert seen[:2] == [torch.bfloat16] * 2 and set(seen[2:]) == {torch.float32}
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    run = run_train(TrainConfig(dataset=f"imagefolder:{cifar10_mini}", recipe="fast", epochs=1, bf16=True,
+                                device="cpu"), tmp_path / "bf16", progress=False)
+    assert run.config["bf16"] is True and run.config["variant"]["bf16"] is True
+    state = torch.load(run.file("checkpoints/model.pt"), weights_only=False)
+    weights = state.get("state_dict", state) if isinstance(state, dict) else state.state_dict()
+    assert all(v.dtype == torch.float32 for v in weights.values() if torch.is_floating_point(v))
+    assert run.metrics["acc/test"] > 0.2
+
+
+def test_bf16_on_a_device_autocast_cannot_take_is_one_line():
+    from scarlab.errors import ScarlabError
+    from scarlab.train import _autocast
+
+    with pytest.raises(ScarlabError, match="bf16 autocast runs on cpu or cuda, not mps; train with --bf16 false"):
+        _autocast(True, "mps")
+    with _autocast(False, "mps"):  # off: nothing to refuse
+        pass
