@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scarlab.audit import audit_run  # noqa: E402
 from scarlab.audit import audit_offline  # noqa: E402
 from scarlab.config import TrainConfig, UnlearnConfig  # noqa: E402
+from scarlab.metrics.ulira import one_sided  # noqa: E402
 from scarlab.runs import RunDir  # noqa: E402
 
 METHODS = ("scar", "scar_self", "finetune", "negative_gradient")
@@ -122,7 +123,8 @@ def _fmt(m: dict, key: str) -> str:
     if v is None or v != v:
         return "n/r" if m.get(key + "_k_needed") else "–"
     if m.get(key + "_saturated"):
-        return f"{v:.3f} (≥ {m[key + '_low']:.3f})" if v >= 1 else f"{v:.3f} (≤ {m[key + '_high']:.3f})"
+        side, bound = one_sided(v, m[key + "_low"], m[key + "_high"])
+        return f"{v:.3f} ({side} {bound:.3f})"
     return f"{v:.3f} [{m[key + '_low']:.3f}, {m[key + '_high']:.3f}]"
 
 
@@ -156,8 +158,9 @@ def main() -> None:
         for p in out.glob("shadows__*"):
             shutil.rmtree(p)
 
-    if args.mode == "offline":
+    if args.mode == "offline":  # offline_cold.md / offline_warm.md: kept when a later --mode both rewrites offline.md
         offline_rows(out, runs, methods, args, {}, load_before)
+        shutil.copyfile(out / "offline.md", out / f"offline_{'warm' if args.reuse else 'cold'}.md")
         return
     rows, t_audit = [], time.perf_counter()
     for name in ["original_eval", "retrained", *methods]:
@@ -270,7 +273,7 @@ def offline_rows(out: Path, runs: dict, methods: list, args, online: dict, load_
                      f"{_fmt(on, 'ulira/membership/auc') if on else '–'} |")
     ranked = [r for r in rows if r["run"] in methods]
     if len(ranked) > 1:
-        order = {key: " > ".join(r["label"] for r in sorted(ranked, key=lambda r: r.get(key, float("nan"))))
+        order = {key: " < ".join(r["label"] for r in sorted(ranked, key=lambda r: r.get(key, float("nan"))))
                  for key in ("ulira/offline/lira/auc", "ulira/offline/rmia/auc", "online:ulira/auc",
                              "online:ulira/membership/auc") if all(key in r for r in ranked)}
         lines += ["", "Ranking (smallest first): " + "; ".join(f"{k}: {v}" for k, v in order.items())]

@@ -2,6 +2,7 @@
 
     python bench/bench_recipe.py                                   # cifar10-mini, classic vs fast, seeds 0-4
     python bench/bench_recipe.py --seeds 0 1 --threads 1 --name recipe_t1
+    python bench/bench_recipe.py --recipes classic fast fast:bf16=true fast:bf16=true,epochs=16 --name recipe_bf16
 
 Each seed trains one original per recipe with the real `train` stage (`run_train`, smallcnn), the recipes
 interleaved (their order alternates from seed to seed) so that both see the same machine load. From each run's
@@ -25,24 +26,41 @@ import argparse  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+import typing  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scarlab.config import RECIPES, TrainConfig  # noqa: E402
+from scarlab.config import RECIPE_KEYS, RECIPES, TrainConfig  # noqa: E402
 from scarlab.runs import RunDir  # noqa: E402
 from scarlab.train import run_train  # noqa: E402
 
 SHARED = Path(os.environ.get("SCARLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
+def options(spec: str) -> dict:
+    """A recipe spec: a recipe's name, optionally with TrainConfig options over it: ``fast:bf16=true,epochs=16``."""
+    name, _, rest = spec.partition(":")
+    if name not in RECIPES:
+        raise SystemExit(f"unknown recipe {name!r} in {spec!r}; valid: {', '.join(RECIPES)}")
+    types = typing.get_type_hints(TrainConfig)
+    opts = {"recipe": name}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        if key not in RECIPE_KEYS or key == "recipe":
+            raise SystemExit(f"{spec!r}: {key!r} is not a recipe option ({', '.join(RECIPE_KEYS[1:])})")
+        kind = next(t for t in (bool, int, float, str) if t in (types[key], *typing.get_args(types[key])))
+        opts[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return opts
+
+
 def train(recipe: str, seed: int, data: str, out: Path) -> pd.DataFrame:
-    path = out / f"{recipe}__s{seed}"
+    path = out / f"{recipe.replace(':', '__').replace(',', '_').replace('=', '-')}__s{seed}"
     run = RunDir(path)
     if not ((path / "manifest.json").is_file() and run.status == "complete"):
-        run = run_train(TrainConfig(dataset=data, recipe=recipe, seed=seed, device="cpu"), path, overwrite=True,
+        run = run_train(TrainConfig(dataset=data, seed=seed, device="cpu", **options(recipe)), path, overwrite=True,
                         progress=False)
     h = run.history()
     return pd.DataFrame({"seed": seed, "recipe": recipe, "epoch": h["epoch"], "seconds": h["time/epoch_s"].cumsum(),
@@ -75,7 +93,7 @@ def report(curves: pd.DataFrame, targets: list[float], args, wall: float) -> lis
             ratio = f"{got.median() / full['classic']:.2f}" if len(got) and "classic" in full else "-"
             cells += [med, ratio]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Recipes: " + "; ".join(f"**{r}** {RECIPES[r]}" for r in args.recipes) + ". Seconds: the training "
+    lines += ["", "Recipes: " + "; ".join(f"**{r}** {RECIPES[options(r)['recipe']]}" for r in args.recipes) + ". Seconds: the training "
               "loop only (per-epoch test evaluation excluded); a target counts as reached at the end of the first "
               "epoch whose test accuracy is at or above it; 'ratio' divides that median by the classic recipe's "
               "median full training time.", ""]
@@ -85,7 +103,8 @@ def report(curves: pd.DataFrame, targets: list[float], args, wall: float) -> lis
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=f"imagefolder:{SHARED / 'cifar10-mini'}")
-    ap.add_argument("--recipes", nargs="+", default=["classic", "fast"], choices=sorted(RECIPES))
+    ap.add_argument("--recipes", nargs="+", default=["classic", "fast"],
+                    help="recipe names, each optionally with options over it: fast:bf16=true,epochs=16")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--target", type=float, default=0.689, help="a fixed target accuracy (BENCHMARKS §5: 68.9 %%)")

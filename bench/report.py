@@ -48,9 +48,17 @@ STEPS = [
     ("5", "dashboard", "bench/bench_dashboard.py", None),
     ("5", "sweep", "bench/bench_sweep.py", None),
     ("5", "ray_cluster", "bench/bench_ray_cluster.py", "bench/out/ray_cluster.md"),
+    ("7", "audit_digits_cr8", "bench/bench_audit.py --shadows 8 --mode both --out bench/out/audit_digits_cr8",
+     "bench/out/audit_digits_cr8/both.md"),
+    ("7", "audit_digits_hr8", "bench/bench_audit.py --scenario HR --forget-size 150 --shadows 8 --mode both "
+     "--out bench/out/audit_digits_hr8", "bench/out/audit_digits_hr8/both.md"),
+    ("7", "audit_cifar_cr8_offline", "bench/bench_audit.py --data cifar10-mini --shadows 8 --jobs 2 --mode offline "
+     "--out bench/out/audit_cifar_cr8", "bench/out/audit_cifar_cr8/offline_cold.md"),
+    ("7", "audit_cifar_cr8", "bench/bench_audit.py --data cifar10-mini --shadows 8 --jobs 2 --mode both --reuse "
+     "--out bench/out/audit_cifar_cr8", "bench/out/audit_cifar_cr8/both.md"),
+    ("7", "audit_cifar_hr8", "bench/bench_audit.py --data cifar10-mini --scenario HR --forget-size 500 --shadows 8 "
+     "--jobs 2 --mode both --out bench/out/audit_cifar_hr8", "bench/out/audit_cifar_hr8/both.md"),
     ("7", "audit", "bench/bench_audit.py --shadows 16 --out bench/out/audit", "bench/out/audit/audit.md"),
-    ("7", "audit_cifar", "bench/bench_audit.py --data cifar10-mini --shadows 8 --jobs 2 --out bench/out/audit_cifar",
-     "bench/out/audit_cifar/audit.md"),
 ]
 SECTIONS = {"1": "1. Class removal (CR) on cifar10-mini: the paper-style table",
             "2": "2. Loop ablation: the authors' loop against each single deviation",
@@ -58,7 +66,7 @@ SECTIONS = {"1": "1. Class removal (CR) on cifar10-mini: the paper-style table",
             "4": "4. Surrogate ablation and digits",
             "5": "5. Speed and memory",
             "6": "6. GPU: ResNet-18 at the paper's hyper-parameters",
-            "7": "7. Privacy audit (U-LiRA with shadow models) on digits and cifar10-mini"}
+            "7": "7. Privacy audit: forget, control and membership, online (U-LiRA) and offline (LiRA, RMIA)"}
 GPU_COMMAND = ("bench/bench_repro.py cr --model resnet18 --device cuda --jobs 4 --classes 0 1 2 "
                "--out bench/out/repro_gpu")
 PEAK = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); "

@@ -446,3 +446,13 @@ def test_saturated_statistics_are_one_sided_bounds_and_unresolvable_tprs_say_so(
     assert r["ulira/min_fpr"] == pytest.approx(1 / 800)  # 0.1 % < 1/800: not resolvable
     assert np.isnan(r["ulira/tpr@0.001"]) and r["ulira/tpr@0.001_k_needed"] == 10  # ⌈1 / (0.001 · 100)⌉
     assert r["ulira/roc_fpr"][0] == pytest.approx(1 / 800)
+
+
+def test_a_saturated_value_just_under_one_reads_as_a_lower_bound():
+    """Saturation is "within SATURATION of a bound": an AUC of 0.9995 on which every pair agrees is ≥ its low end
+    (it once printed "≤ 1.000" because the side was chosen by value >= 1)."""
+    from scarlab.metrics.ulira import SATURATION, one_sided
+
+    assert one_sided(1 - SATURATION / 2, 0.688, 1.0) == ("≥", 0.688)
+    assert one_sided(1.0, 0.688, 1.0) == ("≥", 0.688)
+    assert one_sided(SATURATION / 2, 0.0, 0.312) == ("≤", 0.312)

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from scarlab import results as R
+from scarlab.metrics.ulira import one_sided
 from scarlab_dashboard import common
 from scarlab_dashboard import data as D
 from scarlab_dashboard import plots as P
@@ -45,7 +46,8 @@ def cell(m, key: str) -> str:
         return f"not resolvable with K = {m.get('ulira/k', '?'):.0f} (needs K ≥ {need:.0f})" if pd.notna(need) else ""
     if m.get(f"{key}_saturated", 0) == 1:
         f = lambda x: f"{x * metric.scale:.{metric.digits}f}"  # noqa: E731
-        return f"{f(v)} (≥ {f(lo)}, one-sided)" if v >= 1 else f"{f(v)} (≤ {f(hi)}, one-sided)"
+        side, bound = one_sided(v, lo, hi)
+        return f"{f(v)} ({side} {f(bound)}, one-sided)"
     return R.pm(key, v, None, lo, hi)
 
 

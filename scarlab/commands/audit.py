@@ -26,6 +26,8 @@ def register(sub) -> None:
 
 def _interval(m: dict, key: str, digits: int = 3) -> str:
     """value [low, high]; a saturated statistic as its one-sided bound; an unresolvable TPR says what K it needs."""
+    from ..metrics.ulira import one_sided  # numpy and scipy: loaded when an audit prints, not for --help
+
     v, lo, hi = m.get(key), m.get(f"{key}_low"), m.get(f"{key}_high")
     if "eps" in key and "competition" not in key and m.get("ulira/eps_ceiling") == 0:
         return f"not measurable with K={m.get('ulira/k')}: the estimate's ceiling is 0 (K ≥ 6 needed)"
@@ -38,8 +40,8 @@ def _interval(m: dict, key: str, digits: int = 3) -> str:
     if m.get(f"{key}_masked"):
         return f"{v:.{digits}f}: not measurable, the control is already at 1 (the models differ on every example)"
     if m.get(f"{key}_saturated"):
-        return (f"{v:.{digits}f}: every shadow pair agrees, so ≥ {lo:.{digits}f} (one-sided)" if v >= 1 else
-                f"{v:.{digits}f}: every shadow pair agrees, so ≤ {hi:.{digits}f} (one-sided)")
+        side, bound = one_sided(v, lo, hi)
+        return f"{v:.{digits}f}: every shadow pair agrees, so {side} {bound:.{digits}f} (one-sided)"
     bounds = f" [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None and hi is not None else ""
     return f"{v:.{digits}f}{bounds}"
 
