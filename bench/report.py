@@ -3,6 +3,7 @@
     python bench/report.py --run            # run every step not yet done (hours on a 2-core CPU), then write
     python bench/report.py --run --only cr hr --force   # rerun some steps
     python bench/report.py                  # only rebuild BENCHMARKS.md from what bench/out/ holds
+    python bench/report.py --section 7      # rebuild §7 in place, every other section as it is
 
 Each step is a separate process (the command a reader can copy); its wall time and the peak resident memory
 of its largest process are recorded in bench/out/report/<step>.json, what it prints in <step>.log (its stderr
@@ -133,6 +134,45 @@ def notes() -> dict[str, str]:
     return {k: v.strip() for k, v in zip(parts[1::2], parts[2::2])} | {"intro": parts[0].strip()}
 
 
+def section(sec: str, note: dict) -> list[str]:
+    """One section: its title, its notes (bench/NOTES.md), then each step's command, record and result."""
+    out = [f"## {SECTIONS[sec]}", ""]
+    if sec in note:
+        out += [note[sec], ""]
+    for s, step, cmd, result in STEPS:
+        if s != sec:
+            continue
+        rec_path = LOGS / f"{step}.json"
+        rec = json.loads(rec_path.read_text()) if rec_path.is_file() else None
+        out += [f"`{rec['command'] if rec else command(step, cmd)}`", ""]
+        if rec:
+            out += [f"_finished {rec['finished']}, {rec['machine']}, load {rec['load_before']} before; "
+                    f"{rec['seconds']:.0f} s wall, peak memory {rec['peak_mib']} MiB, exit {rec['rc']}_", ""]
+        out += [result_block(step, result), ""]
+    if sec == "6":
+        out += [f"`{PY} {GPU_COMMAND}`", ""]
+    return out
+
+
+def _as_typed(text: str) -> str:
+    return text.replace(sys.executable, "python").replace(f"{ROOT}/", "")  # paths as typed
+
+
+def splice(sec: str) -> Path:
+    """Rebuild one section of BENCHMARKS.md in place (from its '## <sec>.' heading to the next '## '), the rest as
+    it is: for a section re-measured while the outputs of the others are not at hand."""
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text()
+    start = re.search(rf"^## {re.escape(sec)}\. .*$", text, flags=re.M)
+    if start is None:
+        raise SystemExit(f"BENCHMARKS.md has no section '## {sec}.'")
+    end = re.search(r"^## ", text[start.end():], flags=re.M)
+    stop = start.end() + end.start() if end else len(text)
+    body = _as_typed("\n".join(section(sec, notes())).rstrip()) + "\n\n"
+    path.write_text(text[:start.start()] + body + text[stop:].lstrip("\n"))
+    return path
+
+
 def write() -> Path:
     note = notes()
     out = ["# scarlab benchmarks", "",
@@ -142,25 +182,10 @@ def write() -> Path:
            "test CIFAR-10 images) and `ood-mini` (2,000 CIFAR-100 images, 4 chunks) as surrogate.", ""]
     if note["intro"]:
         out += [note["intro"], ""]
-    for sec, title in SECTIONS.items():
-        out += [f"## {title}", ""]
-        if sec in note:
-            out += [note[sec], ""]
-        for s, step, cmd, result in STEPS:
-            if s != sec:
-                continue
-            rec_path = LOGS / f"{step}.json"
-            rec = json.loads(rec_path.read_text()) if rec_path.is_file() else None
-            out += [f"`{rec['command'] if rec else command(step, cmd)}`", ""]
-            if rec:
-                out += [f"_finished {rec['finished']}, {rec['machine']}, load {rec['load_before']} before; "
-                        f"{rec['seconds']:.0f} s wall, peak memory {rec['peak_mib']} MiB, exit {rec['rc']}_", ""]
-            out += [result_block(step, result), ""]
-        if sec == "6":
-            out += [f"`{PY} {GPU_COMMAND}`", ""]
+    for sec in SECTIONS:
+        out += section(sec, note)
     path = ROOT / "BENCHMARKS.md"
-    text = "\n".join(out).rstrip().replace(sys.executable, "python").replace(f"{ROOT}/", "")  # paths as typed
-    path.write_text(text + "\n")
+    path.write_text(_as_typed("\n".join(out).rstrip()) + "\n")
     return path
 
 
@@ -169,6 +194,8 @@ def main() -> int:
     ap.add_argument("--run", action="store_true", help="run the steps (those without a record, unless --force)")
     ap.add_argument("--only", nargs="+", default=None, help="steps to run: " + " ".join(s[1] for s in STEPS))
     ap.add_argument("--force", action="store_true", help="rerun steps that have a record")
+    ap.add_argument("--section", default=None, choices=sorted(SECTIONS),
+                    help="rebuild only this section of BENCHMARKS.md in place (the others as they are)")
     a = ap.parse_args()
     failed = 0
     if a.run:
@@ -176,7 +203,7 @@ def main() -> int:
             if (a.only and step not in a.only) or ((LOGS / f"{step}.json").is_file() and not a.force):
                 continue
             failed += run_step(step, cmd)["rc"] != 0
-    print(f"wrote {write()}")
+    print(f"wrote {splice(a.section) if a.section else write()}")
     return 1 if failed else 0
 
 
