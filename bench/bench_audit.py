@@ -64,6 +64,13 @@ def _complete(path: Path) -> bool:
     return (path / "manifest.json").is_file() and RunDir(path).status == "complete"
 
 
+def run_paths(out: Path, methods, forget_class: int, scenario: str, forget_size: int) -> dict[str, Path]:
+    """Where make_runs puts the audited runs (by name: original, retrained, original_eval and each method)."""
+    tag = f"c{forget_class}" if scenario == "CR" else f"hr{forget_size}"
+    return {"original": out / "original", "retrained": out / f"retrained_{tag}",
+            "original_eval": out / f"original_eval_{tag}", **{m: out / f"{m}_{tag}" for m in methods}}
+
+
 def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "digits", scenario: str = "CR",
               forget_size: int = 150, epochs: int | None = None) -> dict[str, Path]:
     """The audited runs (reused when complete): CR forgets ``forget_class``, HR a random ``forget_size`` images."""
@@ -72,11 +79,9 @@ def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "d
     from scarlab.unlearn.stage import run_unlearn
 
     dataset, surrogate = DATA[data]
-    tag = f"c{forget_class}" if scenario == "CR" else f"hr{forget_size}"
     forget = ({"forget_classes": [forget_class]} if scenario == "CR" else
               {"scenario": "HR", "forget_size": forget_size})
-    runs = {"original": out / "original", "retrained": out / f"retrained_{tag}",
-            "original_eval": out / f"original_eval_{tag}"}
+    runs = run_paths(out, [], forget_class, scenario, forget_size)
     if not _complete(runs["original"]):
         run_train(TrainConfig(dataset=dataset, device=device, epochs=epochs), runs["original"], overwrite=True,
                   progress=False)
@@ -87,7 +92,7 @@ def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "d
         evaluate_run(runs["original"], retrained=runs["retrained"], split=runs["retrained"],
                      out=runs["original_eval"], overwrite=True, mia_repeats=1)
     for m in methods:
-        runs[m] = out / f"{m}_{tag}"
+        runs[m] = run_paths(out, [m], forget_class, scenario, forget_size)[m]
         if not _complete(runs[m]):
             run_unlearn(UnlearnConfig(original=str(runs["original"]), retrained=str(runs["retrained"]),
                                       split=str(runs["retrained"]), method=m, device=device, surrogate=surrogate),
@@ -97,6 +102,12 @@ def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "d
         if "aus" not in RunDir(runs[name]).metrics:
             evaluate_run(runs[name], original=runs["original"], retrained=runs["retrained"])
     return runs
+
+
+def _measured(r: dict, key: str) -> bool:
+    """A number (not None, not NaN) that is not marked not measurable (``_masked``: the control already at 1)."""
+    v = r.get(key)
+    return isinstance(v, (int, float)) and v == v and not r.get(f"{key}_masked")
 
 
 def a_or_line(runs: dict, methods: list) -> str:
@@ -128,6 +139,66 @@ def _fmt(m: dict, key: str) -> str:
     return f"{v:.3f} [{m[key + '_low']:.3f}, {m[key + '_high']:.3f}]"
 
 
+def online_md(info: dict, args, runs: dict, methods: list) -> str:
+    """audit.md from audit.json's contents (a table per run, rankings, AUS's a_or in CR)."""
+    split = f"CR class {args.forget_class}" if args.scenario == "CR" else f"HR {args.forget_size} random images"
+    lines = [f"{info['data']}, {split}, K = {info['shadows']}, {info['threads']} torch thread(s), "
+             f"shadow members in {info['jobs']} process(es), "
+             f"cold: {info['cold']}; total audit time {info['audit_total_s']:.1f} s (setup of the audited runs "
+             f"{info['setup_s']:.1f} s, not counted); {info['load']} ({os.cpu_count()} cores)", "",
+             "Forget = the forget examples (model-level distinguishability); control = examples no model trained on "
+             "(CR: the forget class's test images; HR: test images); membership = forget − control (none: 0). "
+             "n/r: not resolvable with this K; n/m: not measurable (control at 1); (≥ x): one-sided bound.", "",
+             "| run | seconds | shadows made | AUS | SVC MIA acc. (chance) | AUC forget | AUC control | AUC membership "
+             "| TPR@1 % forget | TPR@1 % control | TPR@1 % membership | TPR@0.1 % forget | ε mean forget (CP) "
+             "| ε ceiling | member @ 1 % | competition F forget / control (chance) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in info['rows']:
+        svc = (f"{r['mia/svc/acc']:.3f} ({r['mia/svc/chance']:.2f})" if r.get("mia/svc/acc") is not None else "–")
+        aus = f"{r['aus']:.3f}" if r.get("aus") is not None else "–"
+        lines.append(f"| {r['label']} | {r['wall_s']:.1f} | {r['built']} | {aus} | {svc} | {_fmt(r, 'ulira/auc')} | "
+                     f"{_fmt(r, 'ulira/control/auc')} | {_fmt(r, 'ulira/membership/auc')} | "
+                     f"{_fmt(r, 'ulira/tpr@0.01')} | {_fmt(r, 'ulira/control/tpr@0.01')} | "
+                     f"{_fmt(r, 'ulira/membership/tpr@0.01')} | {_fmt(r, 'ulira/tpr@0.001')} | "
+                     f"{_fmt(r, 'ulira/eps_mean')} | {r['ulira/eps_ceiling']:.3f} | "
+                     f"{r.get('ulira/member@0.01', float('nan')):.3f} | "
+                     f"{r.get('competition/F', float('nan')):.3f} / {r.get('competition/F_control', float('nan')):.3f} "
+                     f"({r.get('competition/F_chance', float('nan')):.3f}) |")
+    ranked = [r for r in info['rows'] if r["run"] in methods]
+    if len(ranked) > 1:
+        by_aus = sorted(ranked, key=lambda r: -(r.get("aus") or float("-inf")))
+        by_auc = sorted(ranked, key=lambda r: r["ulira/auc"])
+        measurable = [r for r in ranked if _measured(r, "ulira/membership/auc")]
+        by_mem = sorted(measurable, key=lambda r: r["ulira/membership/auc"])
+        left_out = [r["label"] for r in ranked if r not in measurable]
+        lines += ["", "Ranking of the methods (best first): by AUS " + " > ".join(r["label"] for r in by_aus)
+                  + "; by model-level U-LiRA AUC (closest to the retrained oracle's 0.5 first) "
+                  + " > ".join(r["label"] for r in by_auc) + "; by membership signal (smallest first) "
+                  + (" < ".join(r["label"] for r in by_mem) or "none measurable")
+                  + (f" ({', '.join(left_out)}: not measurable, control at 1)" if left_out else "") + "."]
+    if args.scenario == "CR":
+        lines += ["", a_or_line(runs, methods)]
+    return "\n".join(lines) + "\n"
+
+
+def render(out: Path, args, methods: list) -> None:
+    """audit.md, offline.md and both.md again from the JSON files a run of this bench left in OUT."""
+    runs = run_paths(out, methods, args.forget_class, args.scenario, args.forget_size)
+    if (out / "audit.json").is_file():
+        (out / "audit.md").write_text(online_md(json.loads((out / "audit.json").read_text()), args, runs, methods))
+    if (out / "offline.json").is_file():
+        (out / "offline.md").write_text(offline_md(json.loads((out / "offline.json").read_text()), methods))
+    if (out / "audit.md").is_file() and (out / "offline.md").is_file():
+        write_both(out)
+
+
+def write_both(out: Path) -> None:
+    """both.md: the online and the offline table, one result block (bench/report.py)."""
+    (out / "both.md").write_text("**Online (U-LiRA)**\n\n" + (out / "audit.md").read_text()
+                                 + "\n**Offline (the run's own model against the retrained shadows)**\n\n"
+                                 + (out / "offline.md").read_text())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="bench/out/audit")
@@ -143,12 +214,17 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="keep existing shadow folders (a warm audit)")
     ap.add_argument("--mode", choices=("online", "offline", "both"), default="online")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the data set's)")
+    ap.add_argument("--render", action="store_true", help="only write OUT's tables again from its audit.json and "
+                    "offline.json (no audit run)")
     args = ap.parse_args()
     if os.environ.get("SCARLAB_THREADS"):
         torch.set_num_threads(int(os.environ["SCARLAB_THREADS"]))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     methods = [m for m in (args.methods or ",".join(METHODS if args.scenario == "CR" else METHODS_HR)).split(",") if m]
+    if args.render:
+        render(out, args, methods)
+        return
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     runs = make_runs(out, methods, args.forget_class, args.device, args.data, args.scenario, args.forget_size,
@@ -187,47 +263,43 @@ def main() -> None:
             "threads": torch.get_num_threads(), "setup_s": round(setup_s, 1), "audit_total_s": round(total, 1),
             "cold": not args.reuse, "rows": rows}
     (out / "audit.json").write_text(json.dumps(info, indent=2))
-    split = f"CR class {args.forget_class}" if args.scenario == "CR" else f"HR {args.forget_size} random images"
-    lines = [f"{args.data}, {split}, K = {args.shadows}, {torch.get_num_threads()} torch thread(s), "
-             f"shadow members in {args.jobs} process(es), "
-             f"cold: {not args.reuse}; total audit time {total:.1f} s (setup of the audited runs {setup_s:.1f} s, "
-             f"not counted); {load} ({os.cpu_count()} cores)", "",
-             "Forget = the forget examples (model-level distinguishability); control = examples no model trained on "
-             "(CR: the forget class's test images; HR: test images); membership = forget − control (none: 0). "
-             "n/r: not resolvable with this K; n/m: not measurable (control at 1); (≥ x): one-sided bound.", "",
-             "| run | seconds | shadows made | AUS | SVC MIA acc. (chance) | AUC forget | AUC control | AUC membership "
-             "| TPR@1 % forget | TPR@1 % control | TPR@1 % membership | TPR@0.1 % forget | ε mean forget (CP) "
-             "| ε ceiling | member @ 1 % | competition F forget / control (chance) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        svc = (f"{r['mia/svc/acc']:.3f} ({r['mia/svc/chance']:.2f})" if r.get("mia/svc/acc") is not None else "–")
-        aus = f"{r['aus']:.3f}" if r.get("aus") is not None else "–"
-        lines.append(f"| {r['label']} | {r['wall_s']:.1f} | {r['built']} | {aus} | {svc} | {_fmt(r, 'ulira/auc')} | "
-                     f"{_fmt(r, 'ulira/control/auc')} | {_fmt(r, 'ulira/membership/auc')} | "
-                     f"{_fmt(r, 'ulira/tpr@0.01')} | {_fmt(r, 'ulira/control/tpr@0.01')} | "
-                     f"{_fmt(r, 'ulira/membership/tpr@0.01')} | {_fmt(r, 'ulira/tpr@0.001')} | "
-                     f"{_fmt(r, 'ulira/eps_mean')} | {r['ulira/eps_ceiling']:.3f} | "
-                     f"{r.get('ulira/member@0.01', float('nan')):.3f} | "
-                     f"{r.get('competition/F', float('nan')):.3f} / {r.get('competition/F_control', float('nan')):.3f} "
-                     f"({r.get('competition/F_chance', float('nan')):.3f}) |")
-    ranked = [r for r in rows if r["run"] in methods]
-    if len(ranked) > 1:
-        by_aus = sorted(ranked, key=lambda r: -(r.get("aus") or float("-inf")))
-        by_auc = sorted(ranked, key=lambda r: r["ulira/auc"])
-        by_mem = sorted(ranked, key=lambda r: r.get("ulira/membership/auc", float("nan")))
-        lines += ["", "Ranking of the methods (best first): by AUS " + " > ".join(r["label"] for r in by_aus)
-                  + "; by model-level U-LiRA AUC (closest to the retrained oracle's 0.5 first) "
-                  + " > ".join(r["label"] for r in by_auc) + "; by membership signal (smallest first) "
-                  + " > ".join(r["label"] for r in by_mem) + "."]
-    if args.scenario == "CR":
-        lines += ["", a_or_line(runs, methods)]
-    (out / "audit.md").write_text("\n".join(lines) + "\n")
+    (out / "audit.md").write_text(online_md(info, args, runs, methods))
     print(f"total audit time {total:.1f}s for {len(rows)} runs (K={args.shadows}); {load}; {out / 'audit.md'}")
     if args.mode == "both":  # both.md: the two tables, one result block (bench/report.py)
         offline_rows(out, runs, methods, args, {r["run"]: r for r in rows}, os.getloadavg())
-        (out / "both.md").write_text("**Online (U-LiRA)**\n\n" + (out / "audit.md").read_text()
-                                     + "\n**Offline (the run's own model against the retrained shadows)**\n\n"
-                                     + (out / "offline.md").read_text())
+        write_both(out)
+
+
+def offline_md(doc: dict, methods: list) -> str:
+    """offline.md from offline.json's contents (beside the online numbers where the rows carry them)."""
+    head = ("| run | seconds | shadows made | offline LiRA AUC forget vs control | LiRA flagged forget / control | "
+            "offline RMIA AUC forget vs control (a) | RMIA flagged forget / control | online AUC forget | "
+            "online AUC control | online membership AUC |")
+    lines = [f"{doc['data']}, K = {doc['shadows']} retrained shadows; offline = the run's own model, forget vs "
+             "control; online = U-LiRA over K unlearned vs K retrained shadows", "",
+             f"offline audits of {len(doc['rows'])} runs: {doc['total_s']:.1f} s in all, cold: {doc['cold']} (the "
+             f"first makes the K retrained shadows); {doc['threads']} torch thread(s), shadow members in "
+             f"{doc['jobs']} process(es); {doc['load']}", "", head, "|---" * (head.count("|") - 1) + "|"]
+    for r in doc['rows']:
+        def flag(att):
+            key = f"ulira/offline/{att}"
+            return f"{r[f'{key}/forget/flagged@0.01']:.3f} / {r[f'{key}/control/flagged@0.01']:.3f}"
+
+        on = {k[7:]: v for k, v in r.items() if k.startswith("online:")}
+        lines.append(f"| {r['label']} | {r['wall_s']:.1f} | {r['built']} | {_fmt(r, 'ulira/offline/lira/auc')} | "
+                     f"{flag('lira')} | {_fmt(r, 'ulira/offline/rmia/auc')} ({r['a']:g}) | {flag('rmia')} | "
+                     f"{_fmt(on, 'ulira/auc') if on else '–'} | {_fmt(on, 'ulira/control/auc') if on else '–'} | "
+                     f"{_fmt(on, 'ulira/membership/auc') if on else '–'} |")
+    ranked = [r for r in doc['rows'] if r["run"] in methods]
+    if len(ranked) > 1:
+        order = {key: " < ".join(r["label"] for r in sorted(ranked, key=lambda r: r[key]))
+                 for key in ("ulira/offline/lira/auc", "ulira/offline/rmia/auc", "online:ulira/auc",
+                             "online:ulira/membership/auc") if all(_measured(r, key) for r in ranked)}
+        lines += ["", "Ranking (smallest first): " + "; ".join(f"{k}: {v}" for k, v in order.items())]
+        if any(k.startswith('online:') for r in ranked for k in r):
+            lines += ["", "Ranking agreement, online vs offline, over the methods (Kendall τ; +1 the same order, "
+                      "−1 reversed; rows not measured left out): " + "; ".join(_agreement(ranked))]
+    return "\n".join(lines) + "\n"
 
 
 def offline_rows(out: Path, runs: dict, methods: list, args, online: dict, load_before) -> None:
@@ -253,34 +325,7 @@ def offline_rows(out: Path, runs: dict, methods: list, args, online: dict, load_
                                                   "total_s": round(total, 1), "load": load, "jobs": args.jobs,
                                                   "threads": torch.get_num_threads(), "cold": not args.reuse},
                                                  indent=2, default=float))
-    head = ("| run | seconds | shadows made | offline LiRA AUC forget vs control | LiRA flagged forget / control | "
-            "offline RMIA AUC forget vs control (a) | RMIA flagged forget / control | online AUC forget | "
-            "online AUC control | online membership AUC |")
-    lines = [f"{args.data}, K = {args.shadows} retrained shadows; offline = the run's own model, forget vs control; "
-             "online = U-LiRA over K unlearned vs K retrained shadows", "",
-             f"offline audits of {len(rows)} runs: {total:.1f} s in all, cold: {not args.reuse} (the first makes the K "
-             f"retrained shadows); {torch.get_num_threads()} torch thread(s), shadow members in {args.jobs} "
-             f"process(es); {load}", "", head, "|---" * (head.count("|") - 1) + "|"]
-    for r in rows:
-        def flag(att):
-            key = f"ulira/offline/{att}"
-            return f"{r[f'{key}/forget/flagged@0.01']:.3f} / {r[f'{key}/control/flagged@0.01']:.3f}"
-
-        on = {k[7:]: v for k, v in r.items() if k.startswith("online:")}
-        lines.append(f"| {r['label']} | {r['wall_s']:.1f} | {r['built']} | {_fmt(r, 'ulira/offline/lira/auc')} | "
-                     f"{flag('lira')} | {_fmt(r, 'ulira/offline/rmia/auc')} ({r['a']:g}) | {flag('rmia')} | "
-                     f"{_fmt(on, 'ulira/auc') if on else '–'} | {_fmt(on, 'ulira/control/auc') if on else '–'} | "
-                     f"{_fmt(on, 'ulira/membership/auc') if on else '–'} |")
-    ranked = [r for r in rows if r["run"] in methods]
-    if len(ranked) > 1:
-        order = {key: " < ".join(r["label"] for r in sorted(ranked, key=lambda r: r.get(key, float("nan"))))
-                 for key in ("ulira/offline/lira/auc", "ulira/offline/rmia/auc", "online:ulira/auc",
-                             "online:ulira/membership/auc") if all(key in r for r in ranked)}
-        lines += ["", "Ranking (smallest first): " + "; ".join(f"{k}: {v}" for k, v in order.items())]
-        if online:
-            lines += ["", "Ranking agreement, online vs offline, over the methods (Kendall τ; +1 the same order, "
-                      "−1 reversed; NaN rows left out): " + "; ".join(_agreement(ranked))]
-    (out / "offline.md").write_text("\n".join(lines) + "\n")
+    (out / "offline.md").write_text(offline_md(json.loads((out / "offline.json").read_text()), methods))
     print(f"offline audits: {total:.1f}s; {load}; {out / 'offline.md'}")
 
 
@@ -296,8 +341,7 @@ def _agreement(ranked: list[dict]) -> list[str]:
 
     out = []
     for what, on, off in AGREEMENT:
-        pairs = [(r.get(on, float("nan")), r.get(off, float("nan"))) for r in ranked]
-        pairs = [(a, b) for a, b in pairs if a == a and b == b]
+        pairs = [(r[on], r[off]) for r in ranked if _measured(r, on) and _measured(r, off)]
         tau = kendalltau(*zip(*pairs)).statistic if len(pairs) > 2 else float("nan")
         out.append(f"{what}: {on[7:]} vs {off} τ = {tau:.2f} over {len(pairs)} methods")
     return out
