@@ -151,8 +151,9 @@ def online_md(info: dict, args, runs: dict, methods: list) -> str:
              "n/r: not resolvable with this K; n/m: not measurable (control at 1); (≥ x): one-sided bound.", "",
              "| run | seconds | shadows made | AUS | SVC MIA acc. (chance) | AUC forget | AUC control | AUC membership "
              "| TPR@1 % forget | TPR@1 % control | TPR@1 % membership | TPR@0.1 % forget | ε mean forget (CP) "
-             "| ε ceiling | member @ 1 % | competition F forget / control (chance) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| ε ceiling | member @ 1 % | competition ε mean (share at the cap 50; largest finite at K) "
+             "| competition F forget / control (chance) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in info['rows']:
         svc = (f"{r['mia/svc/acc']:.3f} ({r['mia/svc/chance']:.2f})" if r.get("mia/svc/acc") is not None else "–")
         aus = f"{r['aus']:.3f}" if r.get("aus") is not None else "–"
@@ -162,6 +163,9 @@ def online_md(info: dict, args, runs: dict, methods: list) -> str:
                      f"{_fmt(r, 'ulira/membership/tpr@0.01')} | {_fmt(r, 'ulira/tpr@0.001')} | "
                      f"{_fmt(r, 'ulira/eps_mean')} | {r['ulira/eps_ceiling']:.3f} | "
                      f"{r.get('ulira/member@0.01', float('nan')):.3f} | "
+                     f"{r.get('competition/eps_mean', float('nan')):.2f} "
+                     f"({r.get('competition/eps_capped', float('nan')):.0%}; "
+                     f"{r.get('competition/eps_max_finite', float('nan')):.2f}) | "
                      f"{r.get('competition/F', float('nan')):.3f} / {r.get('competition/F_control', float('nan')):.3f} "
                      f"({r.get('competition/F_chance', float('nan')):.3f}) |")
     ranked = [r for r in info['rows'] if r["run"] in methods]
@@ -272,9 +276,9 @@ def main() -> None:
 
 def offline_md(doc: dict, methods: list) -> str:
     """offline.md from offline.json's contents (beside the online numbers where the rows carry them)."""
-    head = ("| run | seconds | shadows made | offline LiRA AUC forget vs control | LiRA flagged forget / control | "
-            "offline RMIA AUC forget vs control (a) | RMIA flagged forget / control | online AUC forget | "
-            "online AUC control | online membership AUC |")
+    head = ("| run | seconds | shadows made | offline LiRA AUC forget vs control | LiRA TPR @ 1 % FPR | LiRA flagged "
+            "forget / control | offline RMIA AUC forget vs control (a) | RMIA TPR @ 1 % FPR | RMIA flagged forget / "
+            "control | online AUC forget | online AUC control | online membership AUC |")
     lines = [f"{doc['data']}, K = {doc['shadows']} retrained shadows; offline = the run's own model, forget vs "
              "control; online = U-LiRA over K unlearned vs K retrained shadows", "",
              f"offline audits of {len(doc['rows'])} runs: {doc['total_s']:.1f} s in all, cold: {doc['cold']} (the "
@@ -285,9 +289,15 @@ def offline_md(doc: dict, methods: list) -> str:
             key = f"ulira/offline/{att}"
             return f"{r[f'{key}/forget/flagged@0.01']:.3f} / {r[f'{key}/control/flagged@0.01']:.3f}"
 
+        def tpr(att):  # NaN: fewer than 100 control examples
+            return _fmt(r, f"ulira/offline/{att}/tpr@0.01") if _measured(r, f"ulira/offline/{att}/tpr@0.01") else \
+                "n/r (< 100 control)"
+
         on = {k[7:]: v for k, v in r.items() if k.startswith("online:")}
         lines.append(f"| {r['label']} | {r['wall_s']:.1f} | {r['built']} | {_fmt(r, 'ulira/offline/lira/auc')} | "
-                     f"{flag('lira')} | {_fmt(r, 'ulira/offline/rmia/auc')} ({r['a']:g}) | {flag('rmia')} | "
+                     f"{tpr('lira')} | {flag('lira')} | "
+                     f"{_fmt(r, 'ulira/offline/rmia/auc')} ({r['a']:g}) | {tpr('rmia')} | "
+                     f"{flag('rmia')} | "
                      f"{_fmt(on, 'ulira/auc') if on else '–'} | {_fmt(on, 'ulira/control/auc') if on else '–'} | "
                      f"{_fmt(on, 'ulira/membership/auc') if on else '–'} |")
     ranked = [r for r in doc['rows'] if r["run"] in methods]
