@@ -85,8 +85,8 @@ class TrainConfig(ModelOptions):
     channels_last: bool | None = None
     """train in the channels-last memory layout (faster convolutions on CPUs; None: the recipe's)."""
     bf16: bool | None = None
-    """bfloat16 autocast of the forward pass while training (weights, gradients and optimizer state stay float32;
-    faster convolutions on CPUs with AMX or AVX-512 BF16, measured in BENCHMARKS §5; None: the recipe's)."""
+    """bfloat16 autocast of the forward pass while training (weights, gradients, optimizer state and the test
+    evaluation stay float32); off in every recipe until measured end to end (None: the recipe's)."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
     stats_delta: float = bounded(0.5, above=0)
