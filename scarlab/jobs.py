@@ -53,8 +53,7 @@ LIVE = ("queued", "running")
 STOP_GRACE_S = 10.0
 """after the two SIGINTs, how long a job has to end before SIGTERM (and as long again before SIGKILL)."""
 FALLBACK_S = {"train_original": 60.0, "split": 5.0, "train_retrained": 60.0, "unlearn": 30.0, "evaluate": 20.0,
-              "compare": 10.0, "shadows": 600.0, "audit": 30.0,
-              "audit_offline": 10.0}
+              "compare": 10.0, "shadows": 600.0, "audit": 30.0, "audit_offline": 10.0}
 """seconds a stage is assumed to take when no run under the root recorded one of its kind (a guess, said so)."""
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 PATH_KEYS = ("dataset", "surrogate")

@@ -153,14 +153,14 @@ N_BOOT = 200  # bootstrap resamples for the intervals
 ROC_GRID = np.logspace(-5, 0, 101)  # FPR grid of the reported (log-axis) ROC curve
 
 SATURATION = 1e-3  # a statistic this close to 0 or 1 in the estimate and every jackknife replicate is saturated
+_MIN_FIT = 2  # models per population for one std
+_MIN_HELD_OUT = _MIN_FIT + 1  # leave-one-pair-out fits on K − 1
 
 
 def one_sided(value: float, low: float, high: float) -> tuple[str, float]:
     """A saturated statistic's one-sided bound: ("≥", low) at the top, ("≤", high) at the bottom (a value within
     SATURATION of 1 may read 0.9995: the side is the nearer bound, not ``value >= 1``)."""
     return ("≥", low) if value >= 0.5 else ("≤", high)
-_MIN_FIT = 2  # models per population for one std
-_MIN_HELD_OUT = _MIN_FIT + 1  # leave-one-pair-out fits on K − 1
 
 
 # ------------------------------------------------------------------------------------------ inputs

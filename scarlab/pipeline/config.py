@@ -456,8 +456,8 @@ def _check_shadows(cfg: PipelineConfig) -> None:
 _SCALARS = {"dataset": str, "data_root": str, "model": str, "scenario": str, "forget_size": int, "split_seed": int,
             "surrogate": str, "surrogate_chunks": int, "surrogate_size": int, "epochs": int, "unlearn_epochs": int,
             "train_seed": int, "snapshot_every": int, "retain_available": bool, "evaluate": bool, "embed": bool,
-            "device": str, "out": str, "jobs": int, "shadows": int, "audit_seed": int, "audit_mode": str, "threads": int, "notebooks": str,
-            "original": str}
+            "device": str, "out": str, "jobs": int, "shadows": int, "audit_seed": int, "audit_mode": str,
+            "threads": int, "notebooks": str, "original": str}
 _OPTIONAL = {"data_root", "model", "forget_size", "surrogate_chunks", "epochs", "unlearn_epochs", "threads",
              "notebooks", "original"}
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import SURROGATE_SIZE, TrainConfig
+from ..config import SURROGATE_SIZE, AuditConfig, TrainConfig
 from ..errors import ScarlabError
 from ..schema import kind
 from .config import (AUDIT_STAGES, NEVER_AXES, STAGE_NOTEBOOKS, TRAIN_OPTIONS, PipelineConfig, param_types,
@@ -303,9 +303,12 @@ class _Point:
         """The audit of one evaluated run (07_audit, or 07_audit_offline with audit_mode offline), into that run in
         place, after its evaluation."""
         cfg, kind = self.cfg, AUDIT_STAGES[self.cfg.audit_mode]
-        params = dict(run=evaluation.run_dir, shadows=cfg.shadows, seed=cfg.audit_seed, shadow_dir=None, alpha=0.05,
-                      device=cfg.device)
-        params.update(delta=1e-5) if kind == "audit" else params.update(rmia_a=None, population=1000)
+        params = dict(run=evaluation.run_dir, shadows=cfg.shadows, seed=cfg.audit_seed, shadow_dir=None,
+                      alpha=AuditConfig.alpha, device=cfg.device)
+        if kind == "audit":
+            params.update(delta=AuditConfig.delta)
+        else:  # the offline estimators' own options, at their defaults
+            params.update(rmia_a=AuditConfig.rmia_a, population=AuditConfig.population)
         return self.add(kind, Path(evaluation.run_dir), params, [*shadows, evaluation], creates_run=False,
                         output=f"{kind}.ipynb", label=label if kind == "audit" else f"{label} (offline)", info=info)
 
