@@ -637,10 +637,8 @@ def audit(run: Run) -> Loaded:
     ctl = doc.get("control") if isinstance(doc.get("control"), dict) else {}
     control_roc, control_problem = _roc(ctl.get("roc"), f"{run.id}/audit.json: control roc")
     pops = doc.get("populations") if isinstance(doc.get("populations"), dict) else {}
-    k = doc.get("k", metrics.get("ulira/k"))
     return Loaded({"metrics": metrics, "roc": roc, "control_roc": control_roc,
-                   "control": str(ctl.get("what", "")), "k": int(k) if isinstance(k, (int, float)) and
-                   not isinstance(k, bool) and math.isfinite(k) else None,
+                   "control": str(ctl.get("what", "")), "k": _count(doc.get("k", metrics.get("ulira/k"))),
                    "populations": {s: str(pops.get(s, "")) for s in ("a", "b")}}, problem or control_problem)
 
 
@@ -684,23 +682,23 @@ def _count(v) -> int | None:
 def audit_offline_table(run: Run) -> Loaded:
     """``audit_offline.parquet``: one row per forget and control example (index, part, label, lira_z, rmia_score,
     ...): a shared, read-only frame."""
-    got = read_parquet(run.path / "audit_offline.parquet", run.root)
+    return _audit_frame(run, "audit_offline.parquet", OFFLINE_COLUMNS)
+
+
+def _audit_frame(run: Run, name: str, need: tuple[str, ...]) -> Loaded:
+    """One of the run's audit tables, refused (one line) when it lacks a column the page draws from."""
+    got = read_parquet(run.path / name, run.root)
     if got.value is None:
-        return Loaded(None, got.error or f"{run.id} has no audit_offline.parquet")
+        return Loaded(None, got.error or f"{run.id} has no {name}")
     df = got.value[0]
-    bad = _frame_ok(df, OFFLINE_COLUMNS, f"{run.id}/audit_offline.parquet")
+    bad = _frame_ok(df, need, f"{run.id}/{name}")
     return Loaded(None, bad) if bad else Loaded(df)
 
 
 def audit_table(run: Run) -> Loaded:
     """``audit.parquet``: one row per forget example (index, label, target_log_lr, eps, example_auc,
     flagged@0.01, ...): a shared, read-only frame."""
-    got = read_parquet(run.path / "audit.parquet", run.root)
-    if got.value is None:
-        return Loaded(None, got.error or f"{run.id} has no audit.parquet")
-    df = got.value[0]
-    bad = _frame_ok(df, AUDIT_COLUMNS, f"{run.id}/audit.parquet")
-    return Loaded(None, bad) if bad else Loaded(df)
+    return _audit_frame(run, "audit.parquet", AUDIT_COLUMNS)
 
 
 def audit_scores(run: Run) -> Loaded:
