@@ -622,17 +622,22 @@ def _finite(v) -> float:
     return f if math.isfinite(f) else math.nan
 
 
+def _audit_json(run: Run, name: str) -> tuple[Loaded, dict | None, dict]:
+    """(what reading one of the run's audit JSON files gave, its contents or None, its finite numeric metrics)."""
+    got = read_json(run.path / name, run.root)
+    if got.value is None:
+        return got, None, {}
+    raw = got.value.get("metrics") if isinstance(got.value.get("metrics"), dict) else {}
+    return got, got.value, {k: f for k, v in raw.items() if isinstance(k, str) and (f := _finite(v)) == f}
+
+
 def audit(run: Run) -> Loaded:
     """``audit.json`` as a dict with ``metrics`` (numeric ``ulira/*`` entries only), ``k``, ``roc`` (``fpr``,
     ``tpr``: equal-length float arrays, or None), ``populations`` (``a``, ``b``: text). ``Loaded(None, None)``
     when the run has none."""
-    got = read_json(run.path / "audit.json", run.root)
-    if got.value is None:
+    got, doc, metrics = _audit_json(run, "audit.json")
+    if doc is None:
         return got
-    doc = got.value
-    raw = doc.get("metrics") if isinstance(doc.get("metrics"), dict) else {}
-    metrics = {k: _finite(v) for k, v in raw.items() if isinstance(k, str)}
-    metrics = {k: v for k, v in metrics.items() if v == v}
     roc, problem = _roc(doc.get("roc"), f"{run.id}/audit.json: roc")
     ctl = doc.get("control") if isinstance(doc.get("control"), dict) else {}
     control_roc, control_problem = _roc(ctl.get("roc"), f"{run.id}/audit.json: control roc")
@@ -660,15 +665,12 @@ def audit_offline(run: Run) -> Loaded:
     """``audit_offline.json`` as a dict with ``metrics`` (numeric ``ulira/offline/*`` entries only), ``k``, ``a``
     (RMIA's), ``a_source``, ``control`` (what the control examples are) and ``n_control``, ``n_examples``.
     ``Loaded(None, None)`` when the run has none."""
-    got = read_json(run.path / "audit_offline.json", run.root)
-    if got.value is None:
+    got, doc, metrics = _audit_json(run, "audit_offline.json")
+    if doc is None:
         return got
-    doc = got.value
-    raw = doc.get("metrics") if isinstance(doc.get("metrics"), dict) else {}
-    metrics = {k: _finite(v) for k, v in raw.items() if isinstance(k, str)}
     rmia = doc.get("rmia") if isinstance(doc.get("rmia"), dict) else {}
     ctl = doc.get("control") if isinstance(doc.get("control"), dict) else {}
-    return Loaded({"metrics": {k: v for k, v in metrics.items() if v == v}, "k": _count(doc.get("k")),
+    return Loaded({"metrics": metrics, "k": _count(doc.get("k")),
                    "a": _finite(rmia.get("a")), "a_source": str(rmia.get("a_source", "")),
                    "control": str(ctl.get("what", "")), "n_control": _count(ctl.get("n_examples")),
                    "n_examples": _count(doc.get("n_examples"))})
