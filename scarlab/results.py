@@ -382,7 +382,8 @@ def aggregate(df, keys: tuple[str, ...] = GROUP_KEYS, metrics: tuple[str, ...] =
         + [c for m in metrics for c in (m, f"{m}/std")] \
         + [c for m in metrics if f"{m}_low" in df.columns and f"{m}_high" in df.columns
            for c in (f"{m}_low", f"{m}_high")]
-    return pd.DataFrame(rows, columns=cols)
+    # a bound also asked for as a metric of its own would be a second column of that name
+    return pd.DataFrame(rows, columns=list(dict.fromkeys(cols)))
 
 
 def _group_aus(g, scenario):

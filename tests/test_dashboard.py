@@ -1171,6 +1171,21 @@ def test_privacy_page_shows_offline_audits_labelled(audit_root, monkeypatch):
     assert any("Offline: the run's own model" in c.value for c in at.caption)
 
 
+def test_compare_page_takes_offline_audit_metrics(audit_root, monkeypatch):
+    """A run with offline-audit metrics (ulira/offline/*, some with bounds but no METRICS entry) on the Compare page:
+    no exception (its bounds once made a second column of the same name), the offline AUC in the table of all
+    metrics with its interval."""
+    from scarlab.results import METRIC
+
+    write_offline_audit(audit_root / "scar_cr0", shift=0.2)
+    at = _apptest(audit_root, monkeypatch)
+    at.switch_page("views/compare.py").run()
+    _ok(at)
+    every = at.dataframe[-1].value.set_index("label")
+    assert every.loc["scar", METRIC["ulira/offline/lira/auc"].label] == "0.600 [0.550, 0.650]"
+    assert "ulira/offline/lira/tpr@0.01" in every.columns and not every.columns.duplicated().any()
+
+
 def test_privacy_page_with_offline_audits_only(tmp_path, monkeypatch):
     root = tmp_path / "runs"
     write_offline_audit(_write_run(root / "scar_cr0", "unlearn", "scar"))

@@ -35,7 +35,7 @@ sub = sub.assign(name=[lbl + (f" · {f}" if by_forget and f else "") for lbl, f 
 names = dict(zip(sub["run"], sub["name"]))  # run id -> the row it counts in
 metrics = [k for k in R.METRIC_KEYS if k in sub.columns and sub[k].notna().any()]
 extra = sorted(c for c in sub.columns if "/" in c and c not in R.METRIC and c not in R.INTERVAL_KEYS
-               and sub[c].notna().any())
+               and not c.endswith(("_low", "_high")) and sub[c].notna().any())  # bounds go with their metric
 agg = R.aggregate(sub, keys + ("name",), tuple(metrics + extra)).set_index("name", drop=False)
 shown = ("label",) + (("forget",) if by_forget else ("forget_classes",)) + ("runs", "seeds")
 main = [k for k in R.SUMMARY_KEYS if k in metrics]
