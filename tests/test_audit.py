@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 
 import numpy as np
 import pandas as pd
@@ -213,6 +214,54 @@ def test_worker_processes_make_the_same_population(runs, tmp_path):
     assert again.built == [] and len(again.reused) == 9
     with pytest.raises(ScarlabError, match="jobs must be a whole number"):
         shadow_population(runs["scar"], 3, seed=3000, shadow_dir=folder, device="cpu", progress=False, jobs=0)
+
+
+PARENT = """
+import multiprocessing as mp, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from scarlab.audit.members import die_with_parent
+
+if __name__ == "__main__":
+    init = dict(initializer=die_with_parent, initargs=(os.getpid(),)) if sys.argv[1] == "guarded" else {}
+    pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), **init)
+    print(pool.submit(os.getpid).result(), flush=True)
+    pool.submit(time.sleep, 600)  # a member being trained
+    time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.parametrize("kind", ["guarded", "unguarded"])
+def test_a_shadow_worker_ends_with_the_audit_process(tmp_path, kind):
+    """An audit process killed (SIGKILL: no handler runs) takes its worker processes with it; the unguarded pool
+    (no die_with_parent) is the control that shows the test can fail: its worker outlives the parent."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    proc = subprocess.Popen([sys.executable, str(script), kind], stdout=subprocess.PIPE, text=True)
+    worker = int(proc.stdout.readline())
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + (2 if kind == "unguarded" else 20)  # the control: still alive 2 s later
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        assert _alive(worker) == (kind == "unguarded")
+    finally:
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)
 
 
 def test_a_member_failing_in_a_worker_process_says_how_to_resume(runs, tmp_path):

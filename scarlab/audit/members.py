@@ -219,16 +219,38 @@ class _Workers:
         self.timed(m, t0)
 
 
+def die_with_parent(parent: int) -> None:
+    """A worker's initializer: end this process when ``parent`` (the audit's process) ends, however it ends.
+    Without it a worker outlived a parent stopped with SIGTERM or SIGKILL and went on training its member for
+    minutes. Linux: the kernel sends SIGTERM at the parent's death (prctl PR_SET_PDEATHSIG); elsewhere nothing."""
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent ended before the request took effect
+        os._exit(1)
+
+
 def _build_in_workers(b: Builder, members: list[Member], jobs: int, bar, timed) -> None:
     """Make or reuse ``members`` in ``jobs`` spawned worker processes (build)."""
     import multiprocessing as mp
+    import os
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     import torch
 
     threads = max(1, torch.get_num_threads() // jobs)
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         state = _Workers(b, members, pool, threads, timed)
         try:
             while True:
