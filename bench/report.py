@@ -59,6 +59,8 @@ STEPS = [
      "--out bench/out/audit_cifar_cr8", "bench/out/audit_cifar_cr8/both.md"),
     ("7", "audit_cifar_hr8", "bench/bench_audit.py --data cifar10-mini --scenario HR --forget-size 500 --shadows 8 "
      "--jobs 2 --mode both --out bench/out/audit_cifar_hr8", "bench/out/audit_cifar_hr8/both.md"),
+    ("7", "audit_k16_idle", "bench/bench_audit.py --shadows 16 --out bench/out/audit_k16_idle",
+     "bench/out/audit_k16_idle/audit.md"),
     ("7", "audit", "bench/bench_audit.py --shadows 16 --out bench/out/audit", "bench/out/audit/audit.md"),
 ]
 SECTIONS = {"1": "1. Class removal (CR) on cifar10-mini: the paper-style table",
@@ -147,11 +149,16 @@ def section(sec: str, note: dict) -> list[str]:
         out += [f"`{rec['command'] if rec else command(step, cmd)}`", ""]
         if rec:
             out += [f"_finished {rec['finished']}, {rec['machine']}, load {rec['load_before']} before; "
-                    f"{rec['seconds']:.0f} s wall, peak memory {rec['peak_mib']} MiB, exit {rec['rc']}_", ""]
+                    f"{rec['seconds']:.0f} s wall, peak memory {_mib(rec['peak_mib'])}, exit {rec['rc']}_"
+                    + (f" ({rec['how']})" if rec.get("how") else ""), ""]
         out += [result_block(step, result), ""]
     if sec == "6":
         out += [f"`{PY} {GPU_COMMAND}`", ""]
     return out
+
+
+def _mib(peak) -> str:
+    return "not recorded" if peak is None else f"{peak} MiB"
 
 
 def _as_typed(text: str) -> str:
