@@ -25,6 +25,7 @@ METHOD_PALETTE = qualitative.Bold + qualitative.Safe + qualitative.Vivid
 FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=14)
 MAX_CLASS_TRACES = 20  # above this (CIFAR-100, Tiny-ImageNet) retain points share one trace and a colour scale
 CHANCE_LINE = dict(color="#555", width=1.5, dash="dash")
+CHANCE_LABEL = "dashed"  # how a figure's axis title names its reference line (CHANCE_LINE)
 
 
 def class_colors(k: int) -> list[str]:
@@ -738,12 +739,11 @@ def membership_figure(table: pd.DataFrame, colors: dict[str, str] | None = None,
     key = "ulira/membership/auc"
     fig.add_trace(_interval_bars(names, col(key), col(f"{key}_low"), col(f"{key}_high"), fill, "membership",
                                  showlegend=False), row=1, col=2)
-    fig.add_hline(y=0.5, line=CHANCE_LINE, row=1, col=1, annotation_text="chance 0.5",
-                  annotation_position="bottom right", annotation_font=dict(size=12, color="#555"))
-    fig.add_hline(y=0.0, line=CHANCE_LINE, row=1, col=2, annotation_text="no membership signal",
-                  annotation_position="top right", annotation_font=dict(size=12, color="#555"))
-    fig.update_yaxes(title="AUC", range=[0, 1.05], row=1, col=1)
-    fig.update_yaxes(title="Δ AUC", row=1, col=2)
+    # the dashed lines are named in the axis titles: a label inside the plot covered the bars near it
+    fig.add_hline(y=0.5, line=CHANCE_LINE, row=1, col=1)
+    fig.add_hline(y=0.0, line=CHANCE_LINE, row=1, col=2)
+    fig.update_yaxes(title=f"AUC ({CHANCE_LABEL}: chance 0.5)", range=[0, 1.05], row=1, col=1)
+    fig.update_yaxes(title=f"Δ AUC ({CHANCE_LABEL}: no membership signal 0)", row=1, col=2)
     _base_layout(fig, height)
     fig.update_layout(barmode="group", margin=dict(t=50))
     return fig
@@ -842,9 +842,8 @@ def offline_figure(table: pd.DataFrame, colors: dict[str, str] | None = None, he
     for c, key in enumerate(keys, start=1):
         fig.add_trace(_interval_bars(names, col(key), col(f"{key}_low"), col(f"{key}_high"), fill, key.split("/")[2],
                                      showlegend=False), row=1, col=c)
-        fig.add_hline(y=0.5, line=CHANCE_LINE, row=1, col=c, annotation_text="no membership 0.5",
-                      annotation_position="bottom right", annotation_font=dict(size=12, color="#555"))
-    fig.update_yaxes(title="AUC", range=[0, 1.05], row=1, col=1)
+        fig.add_hline(y=0.5, line=CHANCE_LINE, row=1, col=c)  # named in the axis title, clear of the bars
+    fig.update_yaxes(title=f"AUC ({CHANCE_LABEL}: no membership 0.5)", range=[0, 1.05], row=1, col=1)
     _base_layout(fig, height)
     fig.update_layout(margin=dict(t=50))
     return fig

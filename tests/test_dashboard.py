@@ -1085,6 +1085,9 @@ def test_privacy_page(audit_root, monkeypatch):
     assert table.loc["scar", METRIC["ulira/membership/auc"].label] == "0.062 [0.020, 0.105]"
     mem, roc, tpr, eps, emap, dist = _chart_specs(at)
     assert [t["name"] for t in mem["data"] if t["type"] == "bar"] == ["forget", "control", "membership"]
+    assert [mem["layout"][a]["title"]["text"] for a in ("yaxis", "yaxis2")] == [
+        "AUC (dashed: chance 0.5)", "Δ AUC (dashed: no membership signal 0)"]  # the lines named clear of the bars
+    assert [sh["y0"] for sh in mem["layout"]["shapes"]] == [0.5, 0.0]
     assert roc["layout"]["xaxis"]["type"] == "log" and {"scar", "retrained"} <= {t["name"] for t in roc["data"]}
     assert {"scar · control", "retrained · control"} <= {t["name"] for t in roc["data"]}
     assert any("chance" in t["name"] for t in roc["data"])
@@ -1165,7 +1168,8 @@ def test_privacy_page_shows_offline_audits_labelled(audit_root, monkeypatch):
     auc = next(f for f in specs if any("offline LiRA" in (a.get("text") or "")
                                        for a in f["layout"].get("annotations", [])))
     assert sum(t["type"] == "bar" for t in auc["data"]) == 2
-    assert sum("no membership 0.5" in (a.get("text") or "") for a in auc["layout"]["annotations"]) == 2
+    assert auc["layout"]["yaxis"]["title"]["text"] == "AUC (dashed: no membership 0.5)"  # named clear of the bars
+    assert [sh["y0"] for sh in auc["layout"]["shapes"]] == [0.5, 0.5]
     hist = next(f for f in specs if [t.get("type") for t in f["data"]] == ["histogram", "histogram"])
     assert [t["name"] for t in hist["data"]] == ["control (150)", "forget (200)"]
     assert any("Offline: the run's own model" in c.value for c in at.caption)
