@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import SURROGATE_SIZE, AuditConfig, TrainConfig
+from ..config import MIN_SHADOWS, SURROGATE_SIZE, AuditConfig, TrainConfig
 from ..errors import ScarlabError
 from ..schema import kind
 from .config import (AUDIT_STAGES, NEVER_AXES, STAGE_NOTEBOOKS, TRAIN_OPTIONS, PipelineConfig, param_types,
@@ -20,8 +20,8 @@ from .config import (AUDIT_STAGES, NEVER_AXES, STAGE_NOTEBOOKS, TRAIN_OPTIONS, P
 # moved runs folder or another device still reuses its completed stages.
 LOCATION_PARAMS = frozenset({"out_dir", "original", "retrained", "split", "run", "runs", "data_root", "device",
                              "overwrite", "shadow_dir", "members_file", "jobs"})
-# A retrained oracle's K shadows are split in halves of at least MIN_SHADOWS (scarlab.config): audited from K = 6.
-RETRAINED_AUDIT_MIN = 6
+# A retrained oracle's K shadows are split in two halves of at least MIN_SHADOWS each: audited online from K = 6.
+RETRAINED_AUDIT_MIN = 2 * MIN_SHADOWS
 # Options that hold lists by nature (the plan expands them itself): never grid axes.
 LIST_OPTIONS = frozenset({"methods", "forget_classes", "seeds", "params"})
 
