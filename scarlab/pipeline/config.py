@@ -453,21 +453,25 @@ def _check_shadows(cfg: PipelineConfig) -> None:
                            f"{cfg.train_seed}: a shadow would be the audited model's twin; choose another audit_seed")
 
 
-_SCALARS = {"dataset": str, "data_root": str, "model": str, "scenario": str, "forget_size": int, "split_seed": int,
-            "surrogate": str, "surrogate_chunks": int, "surrogate_size": int, "epochs": int, "unlearn_epochs": int,
-            "train_seed": int, "snapshot_every": int, "retain_available": bool, "evaluate": bool, "embed": bool,
-            "device": str, "out": str, "jobs": int, "shadows": int, "audit_seed": int, "audit_mode": str,
-            "threads": int, "notebooks": str, "original": str}
-_OPTIONAL = {"data_root", "model", "forget_size", "surrogate_chunks", "epochs", "unlearn_epochs", "threads",
-             "notebooks", "original"}
+def _scalar_options() -> dict[str, tuple[type, bool]]:
+    """The options that take one str, int or bool, read from PipelineConfig's annotations: name -> (type, may be
+    None). A new option is checked the day it is declared."""
+    hints = typing.get_type_hints(PipelineConfig)
+    out = {}
+    for f in dataclasses.fields(PipelineConfig):
+        args = typing.get_args(hints[f.name])
+        base = next((a for a in args if a is not type(None)), None) if args else hints[f.name]
+        if base in (str, int, bool):
+            out[f.name] = (base, type(None) in args)
+    return out
 
 
 def _check_types(cfg: PipelineConfig) -> None:
     """Each scalar option has its type (YAML ``jobs: two`` or ``retain_available: "false"`` is an error, not a
     silent truthy string); a list where a scalar belongs is named."""
-    for name, typ in _SCALARS.items():
+    for name, (typ, optional) in _scalar_options().items():
         v = getattr(cfg, name)
-        if v is None and name in _OPTIONAL:
+        if v is None and optional:
             continue
         if isinstance(v, (list, dict)):
             hint = "" if name in NEVER_AXES else "; lists of such values are grid axes of `scarlab sweep`"
