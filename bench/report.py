@@ -58,7 +58,7 @@ STEPS = [
     ("7", "audit_cifar_cr8", "bench/bench_audit.py --data cifar10-mini --shadows 8 --jobs 2 --mode both --reuse "
      "--out bench/out/audit_cifar_cr8", "bench/out/audit_cifar_cr8/both.md"),
     ("7", "audit_cifar_hr8", "bench/bench_audit.py --data cifar10-mini --scenario HR --forget-size 500 --shadows 8 "
-     "--jobs 2 --mode both --out bench/out/audit_cifar_hr8", "bench/out/audit_cifar_hr8/both.md"),
+     "--jobs 2 --mode both --reuse --out bench/out/audit_cifar_hr8", "bench/out/audit_cifar_hr8/both.md"),
     ("7", "audit_k16_idle", "bench/bench_audit.py --shadows 16 --out bench/out/audit_k16_idle",
      "bench/out/audit_k16_idle/audit.md"),
     ("7", "audit", "bench/bench_audit.py --shadows 16 --out bench/out/audit", "bench/out/audit/audit.md"),
