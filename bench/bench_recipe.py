@@ -11,7 +11,8 @@ times: the training loop only, not the per-epoch test evaluation). Reports per r
 (mean, min, max over seeds), the training seconds, and the seconds to reach a target accuracy — the classic
 recipe's mean final accuracy in this same run, and `--target` — with the ratio of the medians to classic's
 full training time, and each run's wall time as a stage (evaluations included). A run already complete in OUT is
-reused with the seconds it took then: delete its folder to time it again. Writes OUT/curves.csv (seed, recipe, epoch, seconds, acc/test) and OUT/recipe.md.
+reused with the seconds it took then: delete its folder to time it again. Writes OUT/curves.csv (seed, recipe,
+epoch, seconds, acc/test, run_wall_s) and OUT/recipe.md.
 
 What it cannot say: seconds depend on the machine and its load (ratios of interleaved runs are what carry
 over); 1,000 test images give each accuracy a binomial standard error of about 1.5 points, so a difference between
