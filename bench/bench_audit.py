@@ -6,6 +6,8 @@ the membership signal per run, and the cold time.
     python bench/bench_audit.py --scenario HR --forget-size 150 --shadows 8 --out bench/out/audit_digits_hr8
     python bench/bench_audit.py --data cifar10-mini --shadows 8 --jobs 2 --out bench/out/audit_cifar
     python bench/bench_audit.py --shadows 4 --methods scar --out /tmp/audit_smoke  # a quick smoke run
+    python bench/bench_audit.py --data cifar10-mini --shadows 8 --jobs 2 --mode offline \
+        --recipe fast:bf16=true,epochs=18 --out bench/out/audit_cifar_cr8_fastbf16   # issue 27: shadows, new recipe
     python bench/bench_audit.py --shadows 8 --methods scar,finetune,negative_gradient --mode both \
         --out bench/out/audit_offline_digits_cr8                                   # issue 24: offline vs online
 
@@ -72,8 +74,12 @@ def run_paths(out: Path, methods, forget_class: int, scenario: str, forget_size:
 
 
 def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "digits", scenario: str = "CR",
-              forget_size: int = 150, epochs: int | None = None) -> dict[str, Path]:
-    """The audited runs (reused when complete): CR forgets ``forget_class``, HR a random ``forget_size`` images."""
+              forget_size: int = 150, epochs: int | None = None, recipe: str | None = None) -> dict[str, Path]:
+    """The audited runs (reused when complete): CR forgets ``forget_class``, HR a random ``forget_size`` images;
+    the original and the oracle trained with ``recipe`` (a bench_recipe spec, e.g. ``fast:bf16=true,epochs=18``;
+    None: the data set's default), which the audit's shadows copy."""
+    from bench_recipe import options  # noqa: PLC0415 - a sibling script (bench/ is this script's folder)
+
     from scarlab.evaluate import evaluate_run
     from scarlab.train import run_train
     from scarlab.unlearn.stage import run_unlearn
@@ -82,11 +88,12 @@ def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "d
     forget = ({"forget_classes": [forget_class]} if scenario == "CR" else
               {"scenario": "HR", "forget_size": forget_size})
     runs = run_paths(out, [], forget_class, scenario, forget_size)
+    train = {"epochs": epochs, **(options(recipe) if recipe else {})}
     if not _complete(runs["original"]):
-        run_train(TrainConfig(dataset=dataset, device=device, epochs=epochs), runs["original"], overwrite=True,
+        run_train(TrainConfig(dataset=dataset, device=device, **train), runs["original"], overwrite=True,
                   progress=False)
     if not _complete(runs["retrained"]):
-        run_train(TrainConfig(dataset=dataset, role="retrained", device=device, epochs=epochs, **forget),
+        run_train(TrainConfig(dataset=dataset, role="retrained", device=device, **train, **forget),
                   runs["retrained"], overwrite=True, progress=False)
     if not _complete(runs["original_eval"]):
         evaluate_run(runs["original"], retrained=runs["retrained"], split=runs["retrained"],
@@ -218,6 +225,8 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="keep existing shadow folders (a warm audit)")
     ap.add_argument("--mode", choices=("online", "offline", "both"), default="online")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the data set's)")
+    ap.add_argument("--recipe", default=None, help="the audited original's training recipe, as bench_recipe.py "
+                    "takes it: fast:bf16=true,epochs=18 (default: the data set's)")
     ap.add_argument("--render", action="store_true", help="only write OUT's tables again from its audit.json and "
                     "offline.json (no audit run)")
     args = ap.parse_args()
@@ -232,7 +241,7 @@ def main() -> None:
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     runs = make_runs(out, methods, args.forget_class, args.device, args.data, args.scenario, args.forget_size,
-                     args.epochs)
+                     args.epochs, args.recipe)
     setup_s = time.perf_counter() - t0
     if not args.reuse:
         for p in out.glob("shadows__*"):
@@ -262,7 +271,8 @@ def main() -> None:
               f"{_fmt(m, 'ulira/control/auc')}  membership {_fmt(m, 'ulira/membership/auc')}", flush=True)
     total = time.perf_counter() - t_audit
     load = f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after"
-    info = {"load": load, "data": args.data, "jobs": args.jobs, "shadows": args.shadows, "methods": methods,
+    info = {"load": load, "data": args.data + (f" (recipe {args.recipe})" if args.recipe else ""),
+            "jobs": args.jobs, "shadows": args.shadows, "methods": methods,
             "forget_class": args.forget_class,
             "threads": torch.get_num_threads(), "setup_s": round(setup_s, 1), "audit_total_s": round(total, 1),
             "cold": not args.reuse, "rows": rows}
@@ -331,7 +341,8 @@ def offline_rows(out: Path, runs: dict, methods: list, args, online: dict, load_
               f"{_fmt(m, 'ulira/offline/rmia/auc')} (a = {row['a']:g})", flush=True)
     total = time.perf_counter() - t_all
     load = f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after ({os.cpu_count()} cores)"
-    (out / "offline.json").write_text(json.dumps({"shadows": args.shadows, "data": args.data, "rows": rows,
+    data = args.data + (f" (recipe {args.recipe})" if args.recipe else "")
+    (out / "offline.json").write_text(json.dumps({"shadows": args.shadows, "data": data, "rows": rows,
                                                   "total_s": round(total, 1), "load": load, "jobs": args.jobs,
                                                   "threads": torch.get_num_threads(), "cold": not args.reuse},
                                                  indent=2, default=float))
