@@ -111,6 +111,11 @@ def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "d
     return runs
 
 
+def data_label(args) -> str:
+    """The data set as the tables name it, with the audited original's recipe when one was given."""
+    return args.data + (f" (recipe {args.recipe})" if args.recipe else "")
+
+
 def _measured(r: dict, key: str) -> bool:
     """A number (not None, not NaN) that is not marked not measurable (``_masked``: the control already at 1)."""
     v = r.get(key)
@@ -271,8 +276,7 @@ def main() -> None:
               f"{_fmt(m, 'ulira/control/auc')}  membership {_fmt(m, 'ulira/membership/auc')}", flush=True)
     total = time.perf_counter() - t_audit
     load = f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after"
-    info = {"load": load, "data": args.data + (f" (recipe {args.recipe})" if args.recipe else ""),
-            "jobs": args.jobs, "shadows": args.shadows, "methods": methods,
+    info = {"load": load, "data": data_label(args), "jobs": args.jobs, "shadows": args.shadows, "methods": methods,
             "forget_class": args.forget_class,
             "threads": torch.get_num_threads(), "setup_s": round(setup_s, 1), "audit_total_s": round(total, 1),
             "cold": not args.reuse, "rows": rows}
@@ -341,8 +345,7 @@ def offline_rows(out: Path, runs: dict, methods: list, args, online: dict, load_
               f"{_fmt(m, 'ulira/offline/rmia/auc')} (a = {row['a']:g})", flush=True)
     total = time.perf_counter() - t_all
     load = f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after ({os.cpu_count()} cores)"
-    data = args.data + (f" (recipe {args.recipe})" if args.recipe else "")
-    (out / "offline.json").write_text(json.dumps({"shadows": args.shadows, "data": data, "rows": rows,
+    (out / "offline.json").write_text(json.dumps({"shadows": args.shadows, "data": data_label(args), "rows": rows,
                                                   "total_s": round(total, 1), "load": load, "jobs": args.jobs,
                                                   "threads": torch.get_num_threads(), "cold": not args.reuse},
                                                  indent=2, default=float))

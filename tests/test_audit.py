@@ -254,6 +254,7 @@ def test_a_shadow_worker_ends_with_the_audit_process(tmp_path, kind):
     worker = int(proc.stdout.readline())
     proc.kill()
     proc.wait()
+    proc.stdout.close()
     deadline = time.monotonic() + (2 if kind == "unguarded" else 20)  # the control: still alive 2 s later
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.1)
