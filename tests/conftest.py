@@ -30,6 +30,20 @@ LONGEST_FIRST = ("test_browser", "test_reliability", "test_notebooks", "test_ide
                  "test_audit", "test_audit_pipeline", "test_pipeline")
 
 
+def _dashboard_pages() -> list[str]:
+    """Every page of the app, as dashboard/app.py declares them: views/<name>.py, served at /<name>. AppTest runs
+    the app in the test's process, bound nowhere: it is said to be served as `scarlab dashboard` serves it, on
+    loopback, where the Run page is part of the navigation (beyond loopback it is not: tests/test_live.py)."""
+    import streamlit.config
+    from scarlab_dashboard import app
+
+    streamlit.config.set_option("server.address", "127.0.0.1")
+    return [name for name, _title, _icon in app.PAGES]
+
+
+PAGES = _dashboard_pages()
+
+
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: tests keep their order in a module
@@ -54,6 +68,25 @@ def cifar10_mini() -> Path:
 @pytest.fixture(scope="session")
 def ood_mini() -> Path:
     return _require_shared("ood-mini")
+
+
+@pytest.fixture(scope="session")
+def warm_kernels():
+    """Kernels forked from this worker's zygote (as the pipeline runs its stages): a test that executes a notebook
+    itself takes one per notebook (:func:`run_nb`) instead of starting a cold kernel (~2.5 s of imports each)."""
+    from scarlab.pipeline.warm import WarmKernels
+
+    with WarmKernels() as warm:
+        yield warm
+
+
+def run_nb(warm, name: str, out: Path, **params) -> Path:
+    """Execute notebooks/<name> with papermill into ``out`` in a kernel of this interpreter forked from ``warm``
+    (:func:`scarlab.pipeline.run_notebook`, what every pipeline stage runs); returns ``out``."""
+    from scarlab.pipeline import NOTEBOOKS, run_notebook
+
+    run_notebook(NOTEBOOKS / name, out, params, warm.take())
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -214,25 +214,22 @@ def test_migration_html_export_plays_offline(browser_runs, tmp_path):
         driver.quit()
 
 
-def test_stage_notebook_html_export_draws_offline(tmp_path):
+def test_stage_notebook_html_export_draws_offline(tmp_path, warm_kernels):
     """An executed stage notebook (02_split) through `scarlab export`, opened from disk: both figures draw, and
     the page asks no host for anything (plotly.js is inlined from the plotly package, no CDN script)."""
     from urllib.parse import urlparse
 
-    import papermill
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    from conftest import run_nb
     from scarlab.cli import main
-    from scarlab.pipeline import NOTEBOOKS, ensure_kernel
 
     driver = _chrome(offline=True)
     executed = tmp_path / "notebook.ipynb"
     shot = tmp_path / "notebook_export.png"
     try:
-        papermill.execute_notebook(str(NOTEBOOKS / "02_split.ipynb"), str(executed), kernel_name=ensure_kernel(),
-                                   parameters=dict(dataset="digits", out_dir=str(tmp_path / "split")),
-                                   progress_bar=False)
+        run_nb(warm_kernels, "02_split.ipynb", executed, dataset="digits", out_dir=str(tmp_path / "split"))
         assert main(["export", str(executed)]) == 0
         driver.get(executed.with_suffix(".html").as_uri())
         drawn = ".plotly-graph-div .main-svg .cartesianlayer"
@@ -281,7 +278,7 @@ def test_every_page_stays_on_the_dashboards_host(server, tmp_path):
 
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-    from test_dashboard import PAGES
+    from conftest import PAGES
 
     own = urlsplit(server).netloc
     driver = _chrome()

@@ -17,15 +17,10 @@ from scarlab_dashboard import app as dashboard_app
 from scarlab_dashboard import data as D
 from scarlab_dashboard import plots as P
 
+from conftest import PAGES  # the app's pages; AppTest served on loopback (conftest says so)
+
 REPO = Path(__file__).resolve().parents[1]
 APP = Path(dashboard_app.__file__)
-# AppTest runs the app in this process, bound nowhere: say it is served as `scarlab dashboard` serves it, on
-# loopback, where the Run page is part of the navigation (beyond loopback it is not: tests/test_live.py)
-import streamlit.config  # noqa: E402
-
-streamlit.config.set_option("server.address", "127.0.0.1")
-PAGES = [name for name, _title, _icon in dashboard_app.PAGES]
-"""Every page of the app, as app.py declares them: views/<name>.py, served at /<name>."""
 NG = "negative_gradient · epochs=2"  # labels of dash_root's runs: 2 (8) epochs is not the method's (digits') default
 RETRAINED = "retrained · epochs=8"
 

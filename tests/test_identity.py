@@ -7,15 +7,13 @@ import re
 from pathlib import Path
 
 import pandas as pd
-import papermill
-import pytest
 
-from scarlab.pipeline import NOTEBOOKS, ensure_kernel
 from scarlab.results import read_summary
 from scarlab_dashboard import app as dashboard_app
 
+from conftest import PAGES, run_nb
+
 DASHBOARD = Path(dashboard_app.__file__)
-PAGES = [name for name, _title, _icon in dashboard_app.PAGES]
 
 
 def _notebook_text(path: Path) -> str:
@@ -53,13 +51,8 @@ def _pages(root: Path, monkeypatch) -> dict[str, tuple[str, list]]:
     return shown
 
 
-def run_nb(name: str, out: Path, **params) -> Path:
-    papermill.execute_notebook(str(NOTEBOOKS / name), str(out), parameters=params, kernel_name=ensure_kernel(),
-                               progress_bar=False, log_output=False, start_timeout=180)
-    return out
-
-
-def test_a_retrained_run_from_a_class_3_split_is_class_3_everywhere(tmp_path, digits_original, monkeypatch):
+def test_a_retrained_run_from_a_class_3_split_is_class_3_everywhere(tmp_path, digits_original, monkeypatch,
+                                                                    warm_kernels):
     """02_split forgets class 3; 03_train_retrained reuses that split with its parameters cell left at the default
     forget_classes=[0]. The split decides: summary.csv, the compare notebook and every dashboard page say 3."""
     from scarlab.config import UnlearnConfig
@@ -67,8 +60,8 @@ def test_a_retrained_run_from_a_class_3_split_is_class_3_everywhere(tmp_path, di
     from scarlab.unlearn.stage import run_unlearn
 
     root = tmp_path / "runs"
-    run_nb("02_split.ipynb", tmp_path / "split.ipynb", forget_classes=[3], out_dir=str(root / "split"))
-    run_nb("03_train_retrained.ipynb", tmp_path / "retrained.ipynb", split=str(root / "split"), epochs=2,
+    run_nb(warm_kernels, "02_split.ipynb", tmp_path / "split.ipynb", forget_classes=[3], out_dir=str(root / "split"))
+    run_nb(warm_kernels, "03_train_retrained.ipynb", tmp_path / "retrained.ipynb", split=str(root / "split"), epochs=2,
            device="cpu", out_dir=str(root / "retrained"))  # forget_classes stays the notebook's [0]
     assert json.loads((root / "retrained" / "config.json").read_text())["forget_classes"] == [3]
     scar = run_unlearn(UnlearnConfig(original=str(digits_original), retrained=str(root / "retrained"),
@@ -77,8 +70,8 @@ def test_a_retrained_run_from_a_class_3_split_is_class_3_everywhere(tmp_path, di
     for run in (root / "retrained", scar):
         evaluate_run(run, original=digits_original, mia_repeats=1)
 
-    compare = run_nb("08_compare.ipynb", tmp_path / "compare.ipynb", runs=[str(root / "retrained"), str(scar)],
-                     out_dir=str(root))
+    compare = run_nb(warm_kernels, "08_compare.ipynb", tmp_path / "compare.ipynb",
+                     runs=[str(root / "retrained"), str(scar)], out_dir=str(root))
     summary = read_summary(root / "summary.csv")
     assert list(summary["forget_classes"]) == ["3", "3"]
     assert list(summary["label"]) == ["retrained · epochs=2", "scar · epochs=1"]

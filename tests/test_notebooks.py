@@ -32,6 +32,8 @@ from scarlab.config import AuditConfig, TrainConfig, UnlearnConfig
 from scarlab.notebook import NO_PLOTLY_NOTE, PLOTLY_MIME as PLOTLY
 from scarlab.runs import RunDir
 
+from conftest import run_nb
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 STAGES = sorted(NOTEBOOKS.glob("0*.ipynb"))
 ALL = STAGES + sorted((NOTEBOOKS / "explore").glob("*.ipynb"))
@@ -209,13 +211,11 @@ def nbdir(tmp_path_factory):
     return tmp_path_factory.mktemp("notebooks")
 
 
-def execute(name: str, out: Path, **params) -> dict:
-    """Execute a notebook with papermill (this interpreter's kernel); returns the executed notebook."""
-    from scarlab.pipeline import ensure_kernel  # a kernel that runs this interpreter
-
+def execute(warm, name: str, out: Path, **params) -> dict:
+    """Execute a notebook with papermill (a kernel of this interpreter, forked as a pipeline stage's is); returns
+    the executed notebook."""
     t0 = time.perf_counter()
-    papermill.execute_notebook(str(NOTEBOOKS / name), str(out), parameters=params, kernel_name=ensure_kernel(),
-                               progress_bar=False)
+    run_nb(warm, name, out, **params)
     print(f"{name}: {time.perf_counter() - t0:.1f}s, {out.stat().st_size / 1e6:.1f} MB executed")
     return json.loads(out.read_text())
 
@@ -236,36 +236,36 @@ def plotlyjs_copies(nb: dict) -> int:
 
 
 @pytest.fixture(scope="module")
-def original(nbdir):
+def original(nbdir, warm_kernels):
     run = nbdir / "original"
-    nb = execute("01_train_original.ipynb", nbdir / "01.ipynb", dataset="digits", epochs=2, device="cpu",
+    nb = execute(warm_kernels, "01_train_original.ipynb", nbdir / "01.ipynb", dataset="digits", epochs=2, device="cpu",
                  out_dir=str(run))
     assert plot_count(nb) == 2
     return run
 
 
 @pytest.fixture(scope="module")
-def split(nbdir):
+def split(nbdir, warm_kernels):
     run = nbdir / "split"
-    nb = execute("02_split.ipynb", nbdir / "02.ipynb", dataset="digits", scenario="CR", forget_classes=[0],
-                 out_dir=str(run))
+    nb = execute(warm_kernels, "02_split.ipynb", nbdir / "02.ipynb", dataset="digits", scenario="CR",
+                 forget_classes=[0], out_dir=str(run))
     assert plot_count(nb) == 2
     return run
 
 
 @pytest.fixture(scope="module")
-def retrained(nbdir, split):
+def retrained(nbdir, split, warm_kernels):
     run = nbdir / "retrained"
-    nb = execute("03_train_retrained.ipynb", nbdir / "03.ipynb", dataset="digits", split=str(split), epochs=2,
-                 device="cpu", out_dir=str(run))
+    nb = execute(warm_kernels, "03_train_retrained.ipynb", nbdir / "03.ipynb", dataset="digits", split=str(split),
+                 epochs=2, device="cpu", out_dir=str(run))
     assert plot_count(nb) == 2
     return run
 
 
 @pytest.fixture(scope="module")
-def unlearned(nbdir, original, split, retrained):
+def unlearned(nbdir, original, split, retrained, warm_kernels):
     run = nbdir / "scar"
-    nb = execute("04_unlearn.ipynb", nbdir / "04.ipynb", original=str(original), retrained=str(retrained),
+    nb = execute(warm_kernels, "04_unlearn.ipynb", nbdir / "04.ipynb", original=str(original), retrained=str(retrained),
                  split=str(split), method="scar", params={"epochs": 2}, device="cpu", out_dir=str(run))
     assert plot_count(nb) == 3  # losses, accuracies, distances
     return run
@@ -317,26 +317,27 @@ def test_04_unlearn(unlearned):
     assert list((run.path / "features").glob("step_*.npz"))
 
 
-def test_04_unlearn_rejects_unknown_hyper_parameter(nbdir, original, split):
+def test_04_unlearn_rejects_unknown_hyper_parameter(nbdir, original, split, warm_kernels):
     with pytest.raises(papermill.PapermillExecutionError) as err:
-        execute("04_unlearn.ipynb", nbdir / "04_bad.ipynb", original=str(original), split=str(split), method="scar",
-                params={"lamda_2": 5}, device="cpu", out_dir=str(nbdir / "bad"))
+        execute(warm_kernels, "04_unlearn.ipynb", nbdir / "04_bad.ipynb", original=str(original), split=str(split),
+                method="scar", params={"lamda_2": 5}, device="cpu", out_dir=str(nbdir / "bad"))
     assert "lamda_2" in err.value.evalue and "lambda_2" in err.value.evalue
     assert not (nbdir / "bad").exists()
 
 
 @needs_evaluate
-def test_05_evaluate_and_08_compare(nbdir, original, split, retrained, unlearned):
+def test_05_evaluate_and_08_compare(nbdir, original, split, retrained, unlearned, warm_kernels):
     embed = importlib.util.find_spec("scarlab.embed") is not None  # the dashboard issue's UMAP embedding
-    nb = execute("05_evaluate.ipynb", nbdir / "05a.ipynb", run=str(unlearned), original=str(original),
+    nb = execute(warm_kernels, "05_evaluate.ipynb", nbdir / "05a.ipynb", run=str(unlearned), original=str(original),
                  retrained=str(retrained), embed=embed, device="cpu")
     assert plot_count(nb) >= 1 + embed and "acc/forget_test" in RunDir(unlearned).metrics
     assert (Path(unlearned) / "embedding.parquet").is_file() == embed
-    execute("05_evaluate.ipynb", nbdir / "05b.ipynb", run=str(original), retrained=str(retrained), split=str(split),
-            out_dir=str(nbdir / "original_eval"), device="cpu")
+    execute(warm_kernels, "05_evaluate.ipynb", nbdir / "05b.ipynb", run=str(original), retrained=str(retrained),
+            split=str(split), out_dir=str(nbdir / "original_eval"), device="cpu")
     assert RunDir(nbdir / "original_eval").status == "complete"
-    execute("05_evaluate.ipynb", nbdir / "05c.ipynb", run=str(retrained), original=str(original), device="cpu")
-    nb = execute("08_compare.ipynb", nbdir / "08.ipynb", out_dir=str(nbdir),
+    execute(warm_kernels, "05_evaluate.ipynb", nbdir / "05c.ipynb", run=str(retrained), original=str(original),
+            device="cpu")
+    nb = execute(warm_kernels, "08_compare.ipynb", nbdir / "08.ipynb", out_dir=str(nbdir),
                  runs=[str(nbdir / "original_eval"), str(retrained), str(unlearned)])
     assert plot_count(nb) >= 1
     import pandas as pd
@@ -346,9 +347,9 @@ def test_05_evaluate_and_08_compare(nbdir, original, split, retrained, unlearned
     assert {"forget_classes", "seed"} <= set(df.columns)
 
 
-def test_explore_how_scar_forgets(tmp_path):
+def test_explore_how_scar_forgets(tmp_path, warm_kernels):
     t0 = time.perf_counter()
-    nb = execute("explore/how_scar_forgets.ipynb", tmp_path / "explore.ipynb")
+    nb = execute(warm_kernels, "explore/how_scar_forgets.ipynb", tmp_path / "explore.ipynb")
     seconds = time.perf_counter() - t0
     print(f"how_scar_forgets.ipynb executed in {seconds:.1f}s")
     assert plot_count(nb) >= 9  # and no plotly.js stored

@@ -76,9 +76,9 @@ from .config import (KINDS, NOTEBOOKS, STAGE_NOTEBOOKS, TRAIN_OPTIONS, PipelineC
                      config_from_dict, parse_sets, validate)
 from .plan import StageSpec, fingerprint, grid, notebook_hash, notebook_source, plan, plan_points
 from .run import run_pipeline
-from .stage import StageFailed, effective, ensure_kernel, execute_stage, stage_state
+from .stage import StageFailed, effective, ensure_kernel, execute_stage, run_notebook, stage_state
 
 __all__ = ["KINDS", "NOTEBOOKS", "STAGE_NOTEBOOKS", "TRAIN_OPTIONS", "PipelineConfig", "StageFailed", "StageSpec",
            "config_from_dict", "effective", "ensure_kernel", "execute_stage", "fingerprint", "grid",
-           "notebook_hash", "notebook_source", "parse_sets", "plan", "plan_points", "run_pipeline",
+           "notebook_hash", "notebook_source", "parse_sets", "plan", "plan_points", "run_notebook", "run_pipeline",
            "stage_state", "validate"]

@@ -234,13 +234,30 @@ def _reused(spec: StageSpec) -> RunDir:
     return run
 
 
-def _execute_locked(spec: StageSpec, kernel_name: str | None, warm: WarmKernels | None = None) -> RunDir:
+def run_notebook(source: str | Path, output: str | Path, parameters: dict, kernel: WarmKernel | None = None,
+                 kernel_name: str | None = None, log: Path | None = None) -> None:
+    """Execute one notebook (``.ipynb``, or a jupytext ``.py``) with papermill into ``output``, in a kernel of this
+    interpreter: ``kernel`` (one :meth:`WarmKernels.take` gave: forked from the zygote) or, without it, one started
+    cold. The kernel's stdout and stderr go to ``log`` (default: the warm kernel's log, else beside ``output``), not
+    our terminal. Papermill's errors propagate (``PapermillExecutionError`` for a cell that raised)."""
     import jupytext
     import papermill
+
+    log = Path(log or (kernel.log if kernel is not None else Path(output).with_suffix(".kernel.log")))
+    try:
+        papermill.execute_notebook(jupytext.read(source), str(output), parameters=parameters,
+                                   kernel_name=kernel_name or ensure_kernel(), language="python",
+                                   progress_bar=False, log_output=False, start_timeout=180,
+                                   kernel_manager_class=_kernel_manager(log, kernel))
+    finally:
+        if kernel is not None and not kernel.started:  # papermill failed before it needed a kernel
+            kernel.discard()
+
+
+def _execute_locked(spec: StageSpec, kernel_name: str | None, warm: WarmKernels | None = None) -> RunDir:
     from papermill.exceptions import PapermillExecutionError
 
     run_dir = Path(spec.run_dir)
-    kernel = kernel_name or ensure_kernel()
     if spec.creates_run:
         _clear(run_dir)
     else:
@@ -254,16 +271,11 @@ def _execute_locked(spec: StageSpec, kernel_name: str | None, warm: WarmKernels 
     waiting = warm.take() if warm is not None else None  # a process that has imported torch & co. already
     kernel_log = waiting.log if waiting is not None else tmp.with_suffix(".kernel.log")
     try:
-        papermill.execute_notebook(jupytext.read(source), str(tmp), parameters=spec.params,
-                                   kernel_name=kernel, language="python", progress_bar=False, log_output=False,
-                                   start_timeout=180, kernel_manager_class=_kernel_manager(kernel_log, waiting))
+        run_notebook(source, tmp, spec.params, waiting, kernel_name, kernel_log)
     except PapermillExecutionError as exc:
         error = f"{exc.ename}: {exc.evalue}" if exc.evalue else exc.ename
     except Exception as exc:  # kernel died, timeout, unreadable notebook: still a failed stage, not a crash
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".rstrip(": ")
-    finally:
-        if waiting is not None and not waiting.started:  # papermill failed before it needed a kernel
-            waiting.discard()
     if error is not None and interrupts.ABORT.is_set():
         error = "interrupted: stopped by the user (second Ctrl-C or SIGTERM)"
     seconds = time.perf_counter() - t0

@@ -32,11 +32,12 @@ from pathlib import Path
 
 from .. import interrupts
 
-PRELOAD = ("numpy", "pandas", "plotly.express", "plotly.io", "torch", "tqdm.auto", "sklearn.datasets",
-           "sklearn.linear_model", "sklearn.svm", "scarlab.notebook", "scarlab.config", "scarlab.results",
-           "scarlab.train", "scarlab.unlearn.stage", "scarlab.evaluate", "ipykernel.kernelapp")
-"""What the zygote imports before it forks kernels: what the stage notebooks import at their top (UMAP and numba,
-which only the embedding step needs, are left to it)."""
+PRELOAD = ("numpy", "pandas", "plotly.express", "plotly.io", "torch", "torch._dynamo", "tqdm.auto",
+           "sklearn.datasets", "sklearn.linear_model", "sklearn.svm", "scarlab.notebook", "scarlab.config",
+           "scarlab.results", "scarlab.train", "scarlab.unlearn.stage", "scarlab.evaluate", "ipykernel.kernelapp")
+"""What the zygote imports before it forks kernels: what the stage notebooks import at their top, and
+``torch._dynamo``, which torch imports when a process makes its first optimizer (about 1 s here: every training and
+unlearning stage paid it). UMAP and numba, which only the embedding step needs, are left to it."""
 
 IDLE_S = 300
 """a zygote with no request and no running kernel for this long exits (a long-lived process — the demo serving
