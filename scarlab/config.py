@@ -60,11 +60,12 @@ class TrainConfig(ModelOptions):
     """retrained: a split.npz (or a run directory holding one) to reuse instead of making a new split."""
     seed: int = bounded(0, **SEED)
     """seeds weights, shuffling, augmentation and (HR) the forget sample."""
-    recipe: str = "classic"
-    """training recipe for 32-px images and larger (see RECIPES): 'classic' (every number of BENCHMARKS) or 'fast'
-    (whitened fixed first layer, label smoothing, larger batches, channels-last: on cifar10-mini 0.32x the time,
-    1.1 points less test accuracy, BENCHMARKS §5); options given explicitly override the recipe's. Digits has one
-    recipe."""
+    recipe: str = "lab"
+    """training recipe for 32-px images and larger (see RECIPES): 'lab' (the default: 'fast' for 18 epochs with
+    bfloat16 autocast where the device has bfloat16 kernels; on cifar10-mini 0.33x classic's stage time at 1.3 points
+    more test accuracy, BENCHMARKS §5), 'fast' (12 epochs, float32) or 'classic' (30 epochs: the default before
+    2026-12-05 and the recipe of BENCHMARKS' blocks labelled so); options given explicitly override the recipe's.
+    Digits has one recipe."""
     epochs: int | None = None
     """training epochs (None: the recipe's)."""
     batch_size: int | None = None
@@ -86,7 +87,8 @@ class TrainConfig(ModelOptions):
     """train in the channels-last memory layout (faster convolutions on CPUs; None: the recipe's)."""
     bf16: bool | None = None
     """bfloat16 autocast of the forward pass while training (weights, gradients, optimizer state and the test
-    evaluation stay float32); off in every recipe until measured end to end (None: the recipe's)."""
+    evaluation stay float32). None: the recipe's — on in 'lab' where the device has bfloat16 kernels
+    (scarlab.device.native_bf16), off in 'fast' and 'classic'; the run records what it used."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
     stats_delta: float = bounded(0.5, above=0)
@@ -103,14 +105,17 @@ class TrainConfig(ModelOptions):
 
 
 RECIPES = {
+    "lab": dict(epochs=18, batch_size=256, lr=0.2, optimizer="sgd", label_smoothing=0.2, whiten=True,
+                channels_last=True, bf16=None),
     "fast": dict(epochs=12, batch_size=256, lr=0.2, optimizer="sgd", label_smoothing=0.2, whiten=True,
                  channels_last=True, bf16=False),
     "classic": dict(epochs=30, batch_size=128, lr=0.05, optimizer="sgd", label_smoothing=0.0, whiten=False,
                     channels_last=False, bf16=False),
 }
 """The training recipes of 32-px and larger images, compared by time to test accuracy on cifar10-mini
-(`bench/bench_recipe.py`). Both: Nesterov SGD, one-cycle schedule (15 % warm-up), weight decay 5e-4, random crop
-+ flip."""
+(`bench/bench_recipe.py`, BENCHMARKS §5). All: Nesterov SGD, one-cycle schedule (15 % warm-up), weight decay 5e-4,
+random crop + flip. ``bf16=None`` (lab): bfloat16 autocast where the training device has bfloat16 kernels, else
+float32 (decided when the run starts, recorded in its config.json)."""
 DIGITS_RECIPE = dict(epochs=12, batch_size=64, lr=0.003, optimizer="adam", label_smoothing=0.0, whiten=False,
                      channels_last=False, bf16=False)
 """8-px digits: a few seconds of training; the stage's start-up, not training, is what costs there."""

@@ -28,6 +28,21 @@ def resolve_device(name: str = "auto") -> str:
     return name
 
 
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` has bfloat16 kernels of its own: a CUDA GPU that supports bfloat16, or a CPU for which
+    oneDNN has them (AVX-512 or newer x86, Arm with BF16). Elsewhere bfloat16 autocast is emulated or refused: the
+    ``lab`` recipe trains in float32 there."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if kind == "cpu":
+        try:
+            return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # a torch build without the probe: assume emulation
+            return False
+    return False
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; returns a CPU generator for shuffling and augmentation."""
     random.seed(seed)

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .config import RECIPE_KEYS, TrainConfig
 from .data import Dataset, Split, batches, check_hr_classes, check_split, load_dataset, make_split
-from .device import resolve_device, seed_everything
+from .device import native_bf16, resolve_device, seed_everything
 from .errors import ScarlabError, choose
 from .features import accuracy_on, extract
 from .models import create_model, save_checkpoint, whiten_first_conv
@@ -21,11 +21,13 @@ from .runs import HOLDS_SPLIT, RunDir
 from .stats import class_stats
 
 
-def train_variant(config: dict, dataset: str) -> dict:
-    """The training options of an original/retrained run that differ from the data set's defaults: recorded in
-    the run's config.json as ``variant`` (``scarlab.results.describe`` only reads it)."""
+def train_variant(config: dict, dataset: str, device: str) -> dict:
+    """The training options of an original/retrained run that differ from the data set's defaults on ``device``:
+    recorded in the run's config.json as ``variant`` (``scarlab.results.describe`` only reads it)."""
     recipe = config.get("recipe", TrainConfig.recipe)
     defaults = TrainConfig(dataset=dataset, recipe=recipe).resolved(dataset)  # the recipe's values are no variant
+    if defaults.bf16 is None:  # the recipe leaves it to the device (lab)
+        defaults = dataclasses.replace(defaults, bf16=native_bf16(device))
     variant = {k: config[k] for k in RECIPE_KEYS if k in config and config[k] != getattr(defaults, k)}
     if recipe != TrainConfig.recipe and dataset != "digits":  # digits has one recipe
         variant["recipe"] = recipe
@@ -145,6 +147,8 @@ def run_train(cfg: TrainConfig, out: str | Path, overwrite: bool = False, progre
     device = resolve_device(cfg.device)
     ds = load_dataset(cfg.dataset, cfg.data_root)
     cfg = cfg.resolved(ds.name)
+    if cfg.bf16 is None:  # the recipe leaves it to the device (lab): what it decided is recorded
+        cfg = dataclasses.replace(cfg, bf16=native_bf16(device))
     for name, value in (("epochs", cfg.epochs), ("batch size", cfg.batch_size)):
         if value < 1:
             raise ScarlabError(f"{name} must be at least 1, got {value}")
@@ -159,7 +163,7 @@ def run_train(cfg: TrainConfig, out: str | Path, overwrite: bool = False, progre
                                   forget_size=len(split.forget_idx))
     model_kwargs = dict(num_classes=ds.num_classes, in_channels=ds.shape[0], image_size=ds.shape[1])
     model = create_model(cfg.model, **model_kwargs)  # validates the name before a run directory exists
-    config = {**dataclasses.asdict(cfg), "variant": train_variant(dataclasses.asdict(cfg), ds.name)}
+    config = {**dataclasses.asdict(cfg), "variant": train_variant(dataclasses.asdict(cfg), ds.name, device)}
     run = RunDir.create(out, stage=f"train_{cfg.role}", config=config, overwrite=overwrite, device=device)
     with run.running():
         if split is not None:

@@ -44,14 +44,14 @@ needs_evaluate = pytest.mark.skipif(not HAS_EVALUATE, reason="scarlab.evaluate (
 # The parameters each stage notebook takes, with their defaults: the names the pipeline passes. Names that are
 # fields of the stage's configuration dataclass must keep its default (checked below), except where noted.
 CONTRACT = {
-    "01_train_original": dict(dataset="digits", data_root=None, model=None, recipe="classic", epochs=None,
+    "01_train_original": dict(dataset="digits", data_root=None, model=None, recipe="lab", epochs=None,
                               batch_size=None, lr=None, optimizer=None, augment=True, label_smoothing=None,
                               whiten=None, channels_last=None, bf16=None, seed=0, device="auto",
                               out_dir="runs/notebooks/original", overwrite=False),
     "02_split": dict(dataset="digits", data_root=None, scenario="CR", forget_classes=[0], forget_size=None, seed=0,
                      out_dir="runs/notebooks/split", overwrite=False),
     "03_train_retrained": dict(dataset="digits", data_root=None, model=None, split=None, scenario="CR",
-                               forget_classes=[0], forget_size=None, recipe="classic", epochs=None, batch_size=None,
+                               forget_classes=[0], forget_size=None, recipe="lab", epochs=None, batch_size=None,
                                lr=None, optimizer=None, augment=True, label_smoothing=None, whiten=None,
                                channels_last=None, bf16=None, seed=0, device="auto",
                                out_dir="runs/notebooks/retrained", overwrite=False),

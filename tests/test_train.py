@@ -1,6 +1,7 @@
 """Original and retrained training on digits, and the run directories they leave: real toy-scale runs."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -188,6 +189,32 @@ def test_bf16_autocasts_the_forward_pass_and_keeps_float32_weights(tmp_path, cif
     weights = state.get("state_dict", state) if isinstance(state, dict) else state.state_dict()
     assert all(v.dtype == torch.float32 for v in weights.values() if torch.is_floating_point(v))
     assert run.metrics["acc/test"] > 0.2
+
+
+def test_the_lab_recipe_uses_bf16_where_the_device_has_it_and_records_what_it_used(tmp_path, monkeypatch):
+    """The default recipe (lab) leaves bf16 to the device: on with native bfloat16 kernels, float32 without; the run
+    records what it used, and neither is a variant of its label. bf16 set against the device's choice is one."""
+    from PIL import Image
+
+    from scarlab import train as T
+    from scarlab.device import native_bf16
+
+    root = tmp_path / "imgs"  # 32-px RGB images: not digits, so the recipe applies
+    for part in ("train", "test"):
+        for c in range(3):
+            (root / part / f"c{c}").mkdir(parents=True)
+            for i in range(4):
+                Image.fromarray(np.full((32, 32, 3), 60 * c + i, np.uint8)).save(root / part / f"c{c}" / f"{i}.png")
+    cfg = TrainConfig(dataset=f"imagefolder:{root}", model="tinycnn", epochs=1, device="cpu")
+    assert cfg.recipe == "lab" and cfg.resolved("x").bf16 is None  # decided when the run starts
+    run = T.run_train(cfg, tmp_path / "native", progress=False)
+    assert run.config["bf16"] is native_bf16("cpu") and run.config["variant"] == {"epochs": 1}
+    for native in (True, False):
+        monkeypatch.setattr(T, "native_bf16", lambda device, native=native: native)
+        run = T.run_train(cfg, tmp_path / f"n{native}", progress=False)
+        assert run.config["bf16"] is native and run.config["variant"] == {"epochs": 1}
+        run = T.run_train(dataclasses.replace(cfg, bf16=not native), tmp_path / f"x{native}", progress=False)
+        assert run.config["bf16"] is (not native) and run.config["variant"] == {"epochs": 1, "bf16": not native}
 
 
 def test_bf16_on_a_device_autocast_cannot_take_is_one_line():

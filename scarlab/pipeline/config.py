@@ -67,8 +67,8 @@ class PipelineConfig(ModelOptions):
     surrogate_size: int = bounded(SURROGATE_SIZE, low=1)
     """generated surrogates: how many images."""
     epochs: int | None = None
-    """training epochs of the original and retrained models; None = the training recipe's (digits 12; classic 30,
-    fast 12: --set train.recipe=fast)."""
+    """training epochs of the original and retrained models; None = the training recipe's (digits 12; lab 18,
+    fast 12: --set train.recipe=fast, classic 30)."""
     unlearn_epochs: int | None = None
     """every method's `epochs` (unless set per method with --set); None = each method's default."""
     train_seed: int = bounded(0, **SEED)
