@@ -78,10 +78,9 @@ def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "d
     """The audited runs (reused when complete): CR forgets ``forget_class``, HR a random ``forget_size`` images;
     the original and the oracle trained with ``recipe`` (a bench_recipe spec, e.g. ``fast:bf16=true,epochs=18``;
     None: the data set's default), which the audit's shadows copy."""
-    from bench_recipe import options  # noqa: PLC0415 - a sibling script (bench/ is this script's folder)
+    from bench_recipe import options, trained  # noqa: PLC0415 - a sibling script (bench/ is this script's folder)
 
     from scarlab.evaluate import evaluate_run
-    from scarlab.train import run_train
     from scarlab.unlearn.stage import run_unlearn
 
     dataset, surrogate = DATA[data]
@@ -89,18 +88,20 @@ def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "d
               {"scenario": "HR", "forget_size": forget_size})
     runs = run_paths(out, [], forget_class, scenario, forget_size)
     train = {"epochs": epochs, **(options(recipe) if recipe else {})}
-    if not _complete(runs["original"]):
-        run_train(TrainConfig(dataset=dataset, device=device, **train), runs["original"], overwrite=True,
-                  progress=False)
-    if not _complete(runs["retrained"]):
-        run_train(TrainConfig(dataset=dataset, role="retrained", device=device, **train, **forget),
-                  runs["retrained"], overwrite=True, progress=False)
-    if not _complete(runs["original_eval"]):
+    # reused only if trained with these options (a run another recipe made is trained again)
+    trained(TrainConfig(dataset=dataset, device=device, **train), runs["original"])
+    trained(TrainConfig(dataset=dataset, role="retrained", device=device, **train, **forget), runs["retrained"])
+    made = max(RunDir(runs[k]).manifest["created"] for k in ("original", "retrained"))
+
+    def current(path: Path) -> bool:  # complete, and made from these two runs (not from ones trained before them)
+        return _complete(path) and RunDir(path).manifest.get("created", 0) >= made
+
+    if not current(runs["original_eval"]):
         evaluate_run(runs["original"], retrained=runs["retrained"], split=runs["retrained"],
                      out=runs["original_eval"], overwrite=True, mia_repeats=1)
     for m in methods:
         runs[m] = run_paths(out, [m], forget_class, scenario, forget_size)[m]
-        if not _complete(runs[m]):
+        if not current(runs[m]):
             run_unlearn(UnlearnConfig(original=str(runs["original"]), retrained=str(runs["retrained"]),
                                       split=str(runs["retrained"]), method=m, device=device, surrogate=surrogate),
                         runs[m],

@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_recipe import options, trained  # noqa: E402  (a sibling script: bench/ is this script's folder)
 from scarlab.config import TrainConfig, UnlearnConfig  # noqa: E402
 from scarlab.evaluate import evaluate_run  # noqa: E402
 from scarlab.runs import RunDir  # noqa: E402
-from scarlab.train import run_train  # noqa: E402
 from scarlab.unlearn.stage import run_unlearn  # noqa: E402
 
 SHARED = Path(os.environ.get("SCARLAB_SHARED_DATA", "/work/shared/data"))
@@ -45,16 +45,13 @@ def prepare(args, out: Path) -> tuple[Path, Path, Path]:
     if not (SHARED / "cifar10-mini").is_dir():
         sys.exit(f"no cifar10-mini under {SHARED}: set SCARLAB_SHARED_DATA")
 
-    def train(role: str) -> Path:
-        path = out / role
-        if args.reuse and _complete(path):
-            return path
-        cfg = TrainConfig(dataset=dataset, model="smallcnn", role=role,
-                          forget_classes=[0] if role == "retrained" else [], epochs=args.epochs, device="cpu")
+    def train(role: str) -> Path:  # reused (--reuse) only if trained with these options
+        cfg = TrainConfig(dataset=dataset, model="smallcnn", role=role, forget_classes=[0] if role == "retrained"
+                          else [], epochs=args.epochs, device="cpu", **options(args.recipe))
         t0 = time.perf_counter()
-        run_train(cfg, path, overwrite=True, progress=False)
-        print(f"trained {role} ({args.epochs} epochs) in {time.perf_counter() - t0:.1f} s", flush=True)
-        return path
+        run = trained(cfg, out / role, reuse=args.reuse)
+        print(f"{role} ({args.recipe}, {args.epochs} epochs) ready in {time.perf_counter() - t0:.1f} s", flush=True)
+        return run.path
 
     original, retrained = train("original"), train("retrained")
     scar = out / "scar"
@@ -75,6 +72,7 @@ def main() -> None:
     ap.add_argument("--original", default=None)
     ap.add_argument("--retrained", default=None)
     ap.add_argument("--epochs", type=int, default=3, help="training epochs of original and retrained")
+    ap.add_argument("--recipe", default="lab", help="their training recipe, as bench_recipe.py spells it")
     ap.add_argument("--unlearn-epochs", type=int, default=5, help="SCAR epochs (batch 128)")
     ap.add_argument("--repeats", type=int, default=3, help="timed evaluations of the run")
     ap.add_argument("--mia-repeats", type=int, default=5)

@@ -1,6 +1,7 @@
 """Loop ablation: SCAR with the authors' loop against each single deviation scarlab offers, on one original.
 
-    python bench/bench_loop.py                       # cifar10-mini, 30-epoch smallcnn, classes 0-3, every variant
+    python bench/bench_loop.py                       # cifar10-mini, lab-recipe smallcnn, classes 0-3, every variant
+    python bench/bench_loop.py --recipe classic --epochs 30   # §2's tables before 2026-12-05
     python bench/bench_loop.py --classes 0 --variants authors scarlab-fast
 
 Trains (or, with the same OUT, reuses) one original smallcnn on cifar10-mini and the retrained oracle for the first
@@ -21,12 +22,13 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_recipe import options, trained  # noqa: E402  (a sibling script: bench/ is this script's folder)
 from scarlab.config import TrainConfig, UnlearnConfig  # noqa: E402
 from scarlab.data import load_dataset, make_split  # noqa: E402
 from scarlab.metrics import aus_cr  # noqa: E402
 from scarlab.models import load_checkpoint  # noqa: E402
 from scarlab.runs import RunDir  # noqa: E402
-from scarlab.train import model_accuracies, run_train  # noqa: E402
+from scarlab.train import model_accuracies  # noqa: E402
 from scarlab.unlearn.stage import run_unlearn  # noqa: E402
 
 SHARED = Path(os.environ.get("SCARLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -45,27 +47,22 @@ VARIANTS = {  # name -> what differs from the authors' loop
 }
 
 
-def _trained(cfg: TrainConfig, path: Path) -> RunDir:
-    run = RunDir(path)
-    if (path / "manifest.json").is_file() and run.status == "complete":
-        return run
-    return run_train(cfg, path, overwrite=True, progress=False)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--classes", type=int, nargs="+", default=[0, 1, 2, 3])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), help="names from VARIANTS (quote them)")
-    ap.add_argument("--epochs", type=int, default=30, help="epochs of the original and the oracle")
+    ap.add_argument("--epochs", type=int, default=None, help="epochs of the original and the oracle (the recipe's)")
+    ap.add_argument("--recipe", default="lab", help="their training recipe, as bench_recipe.py spells it "
+                    "(§2's tables before 2026-12-05: classic)")
     ap.add_argument("--out", default="bench/out/loop")
     args = ap.parse_args()
     torch.set_num_threads(2)
     out = Path(args.out)
     ds = load_dataset(DATA)
-    train = dict(dataset=DATA, model="smallcnn", epochs=args.epochs, device="cpu")
-    original = _trained(TrainConfig(**train), out / "original")
-    oracle = _trained(TrainConfig(**train, role="retrained", forget_classes=[args.classes[0]]),
-                      out / f"retrained_c{args.classes[0]}")
+    train = dict(dataset=DATA, model="smallcnn", epochs=args.epochs, device="cpu", **options(args.recipe))
+    original = trained(TrainConfig(**train), out / "original")  # reused only if trained with these options
+    oracle = trained(TrainConfig(**train, role="retrained", forget_classes=[args.classes[0]]),
+                     out / f"retrained_c{args.classes[0]}")
     retrain_s = oracle.metrics["time/train_s"]
     model = load_checkpoint(original.file("checkpoints/model.pt"))
     rows = []
@@ -90,8 +87,8 @@ def main() -> None:
     df.to_csv(out / "loop.csv", index=False)
     mean = df.groupby("variant", sort=False).agg(["mean", "std"])
     authors_s = df[(df["variant"] == "authors") & (df["class"] == args.classes[0])]
-    lines = [f"Command: `python bench/bench_loop.py {' '.join(sys.argv[1:])}` — original: smallcnn, {args.epochs} "
-             f"epochs, test accuracy {original.metrics['acc/test']:.4f}; classes {args.classes}; SCAR at the paper's "
+    lines = [f"Command: `python bench/bench_loop.py {' '.join(sys.argv[1:])}` — original: smallcnn, recipe "
+             f"{args.recipe}, {original.config['epochs']} epochs, test accuracy {original.metrics['acc/test']:.4f}; classes {args.classes}; SCAR at the paper's "
              "defaults (Adam 5e-4, batch 1,024, λ2 = 5) on ood-mini; one row changes one option.", "",
              "| variant | AUS | retain-test | forget-test | steps | seconds | steps/s |", "|---|---|---|---|---|---|---|"]
     for name, r in mean.iterrows():

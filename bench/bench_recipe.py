@@ -1,6 +1,6 @@
 """Training recipes side by side: test accuracy against training seconds, per seed, in one run (issue 27).
 
-    python bench/bench_recipe.py                                   # cifar10-mini, classic vs fast, seeds 0-4
+    python bench/bench_recipe.py                                   # cifar10-mini, classic vs lab, seeds 0-4
     python bench/bench_recipe.py --seeds 0 1 --threads 1 --name recipe_t1
     python bench/bench_recipe.py --recipes classic fast fast:bf16=true fast:bf16=true,epochs=16 --name recipe_bf16
 
@@ -25,6 +25,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -35,7 +36,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scarlab.config import RECIPE_KEYS, RECIPES, TrainConfig  # noqa: E402
+from scarlab.config import LEGACY_RECIPE, RECIPE_KEYS, RECIPES, TrainConfig  # noqa: E402
+from scarlab.device import native_bf16, resolve_device  # noqa: E402
 from scarlab.runs import RunDir  # noqa: E402
 from scarlab.train import run_train  # noqa: E402
 
@@ -58,18 +60,34 @@ def options(spec: str) -> dict:
     return opts
 
 
-def resolved(spec: str) -> dict:
-    """The training options a spec runs with: its recipe's, then the spec's own over them."""
-    opts = options(spec)
-    return {**RECIPES[opts.pop("recipe")], **opts}
+def resolved(cfg: TrainConfig) -> TrainConfig:
+    """The training options ``cfg`` runs with on this machine: its recipe's, its own over them, and bf16 where the
+    recipe leaves it to the device (as `run_train` decides it)."""
+    cfg = cfg.resolved("digits" if cfg.dataset == "digits" else cfg.dataset)
+    if cfg.bf16 is None:
+        cfg = dataclasses.replace(cfg, bf16=native_bf16(resolve_device(cfg.device)))
+    return cfg
+
+
+MATCH = tuple(k for k in RECIPE_KEYS if k != "recipe") + ("model", "role", "seed")
+"""What a reused run must have been trained with: every resolved recipe option, the model, role and seed."""
+
+
+def trained(cfg: TrainConfig, path: Path, reuse: bool = True) -> RunDir:
+    """The run at ``path`` when it is complete and was trained with ``cfg``'s options (:data:`MATCH`), else ``cfg``
+    trained there now: a run another recipe made (the default recipe changed on 2026-12-05) is never reused."""
+    run, want = RunDir(path), resolved(cfg)
+    if reuse and (path / "manifest.json").is_file() and run.status == "complete":
+        got = {**LEGACY_RECIPE, **run.config}
+        if all(got.get(k) == getattr(want, k) for k in MATCH):
+            return run
+        print(f"{path}: trained with other options than asked; training it again", flush=True)
+    return run_train(cfg, path, overwrite=True, progress=False)
 
 
 def train(recipe: str, seed: int, data: str, out: Path) -> pd.DataFrame:
     path = out / f"{recipe.replace(':', '__').replace(',', '_').replace('=', '-')}__s{seed}"
-    run = RunDir(path)
-    if not ((path / "manifest.json").is_file() and run.status == "complete"):
-        run = run_train(TrainConfig(dataset=data, seed=seed, device="cpu", **options(recipe)), path, overwrite=True,
-                        progress=False)
+    run = trained(TrainConfig(dataset=data, seed=seed, device="cpu", **options(recipe)), path)
     h, m = run.history(), run.manifest
     return pd.DataFrame({"seed": seed, "recipe": recipe, "epoch": h["epoch"], "seconds": h["time/epoch_s"].cumsum(),
                          "acc/test": h["acc/test"], "run_wall_s": m["finished"] - m["created"]})
@@ -103,7 +121,9 @@ def report(curves: pd.DataFrame, targets: list[float], args, wall: float) -> lis
             ratio = f"{got.median() / full['classic']:.2f}" if len(got) and "classic" in full else "-"
             cells += [med, ratio]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Recipes: " + "; ".join(f"**{r}** {resolved(r)}" for r in args.recipes) + ". Seconds: the training "
+    shown = {r: {k: getattr(resolved(TrainConfig(dataset=args.data, **options(r))), k) for k in RECIPE_KEYS[1:]}
+             for r in args.recipes}
+    lines += ["", "Recipes: " + "; ".join(f"**{r}** {o}" for r, o in shown.items()) + ". Seconds: the training "
               "loop only (per-epoch test evaluation excluded); a target counts as reached at the end of the first "
               "epoch whose test accuracy is at or above it; 'ratio' divides that median by the classic recipe's "
               "median full training time.", ""]
@@ -113,7 +133,7 @@ def report(curves: pd.DataFrame, targets: list[float], args, wall: float) -> lis
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=f"imagefolder:{SHARED / 'cifar10-mini'}")
-    ap.add_argument("--recipes", nargs="+", default=["classic", "fast"],
+    ap.add_argument("--recipes", nargs="+", default=["classic", "lab"],
                     help="recipe names, each optionally with options over it: fast:bf16=true,epochs=16")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--threads", type=int, default=2)

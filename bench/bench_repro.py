@@ -7,8 +7,9 @@
     python bench/bench_repro.py cr --methods scar --set scar.lr=0.00025 --name cr_scar_lr   # a parameter variant
     python bench/bench_repro.py cr --model resnet18 --device cuda --jobs 4 --out bench/out/repro_gpu  # GPU (issue 8.5)
 
-Each part runs the real pipeline (stage notebooks through papermill, smallcnn, 30-epoch original and retrained
-models, every stage evaluated) into one pipeline root OUT/runs/ (default OUT: bench/out/repro), so the original
+Each part runs the real pipeline (stage notebooks through papermill, smallcnn original and retrained models
+trained with the default recipe — lab, 18 epochs; `--set train.recipe=classic` for the 30-epoch recipe of the
+tables before 2026-12-05 — every stage evaluated) into one pipeline root OUT/runs/ (default OUT: bench/out/repro), so the original
 model is trained once for all parts and completed stages are reused when a command is repeated, and writes
 OUT/<part>.md: the paper-style table (mean ± std over forget classes and seeds)
 and the goals of issue 8 checked against it. Data: $SCARLAB_SHARED_DATA (default ../shared/data next to the
@@ -29,6 +30,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scarlab.config import RECIPES, TrainConfig  # noqa: E402
 from scarlab.errors import ScarlabError  # noqa: E402
 from scarlab.pipeline import PipelineConfig, parse_sets, run_pipeline  # noqa: E402
 from scarlab.unlearn import METHODS  # noqa: E402
@@ -134,7 +136,7 @@ def part_cr(a) -> str:
     df.to_csv(a.out / f"{a.name}.csv", index=False)
     aus = {m: mean(df, m, "aus") for m in ["retrained", *methods]}
     lines = [f"Classes {a.classes}; seeds {a.seeds} for {', '.join(seeded)}, seed {a.seeds[0]} for the other methods; "
-             f"{a.epochs or 30}-epoch {a.model or 'smallcnn'} original/retrained on {a.device}; "
+             f"{training(a)} on {a.device}; "
              f"{spent(wall)}.", "", markdown(table(df)), "",
              "Goals and the paper's ordering (CIFAR-100 table: SCAR above NegativeGradient and RandomLabels, "
              "close to DUCK; retrained ≈ 1):", ""]
@@ -196,6 +198,15 @@ def part_surrogate(a) -> str:
                       markdown(table(df, by="surrogate"))])
 
 
+def training(a) -> str:
+    """The original and retrained models as the tables name them: epochs, model, recipe."""
+    t = a.params.get("train", {})
+    recipe = t.get("recipe", TrainConfig.recipe)
+    extra = "".join(f", {k}={v}" for k, v in t.items() if k not in ("recipe", "epochs"))
+    return (f"{a.epochs or t.get('epochs') or RECIPES[recipe]['epochs']}-epoch {a.model or 'smallcnn'} "
+            f"original/retrained ({recipe} recipe{extra})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("part", choices=["cr", "hr", "surrogate"])
@@ -204,7 +215,7 @@ def main() -> None:
     ap.add_argument("--methods", type=lambda s: s.split(","), default=None, help="comma-separated; default: all")
     ap.add_argument("--seeded", type=lambda s: s.split(","), default=None,
                     help="cr: methods run with every seed (default: all); the others run with the first seed only")
-    ap.add_argument("--epochs", type=int, default=None, help="original/retrained epochs (default 30)")
+    ap.add_argument("--epochs", type=int, default=None, help="original/retrained epochs (default: the recipe's)")
     ap.add_argument("--forget-size", type=int, default=500)
     ap.add_argument("--model", default=None, help="registered model (default: smallcnn)")
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")

@@ -2,6 +2,7 @@
 
     python bench/bench_scar.py --out bench/out/scar            # ~10 min on a 2-core CPU
     python bench/bench_scar.py --out bench/out/scar --reuse    # keep the trained models, rerun SCAR and the speed part
+    python bench/bench_scar.py --recipe classic --epochs 30 --reuse   # BENCHMARKS' numbers before 2026-12-05
 
 Trains an original smallcnn on cifar10-mini (5,000 images) and the retrained oracle for CR class 0
 (same recipe, 4,500 images), runs SCAR with ood-mini as surrogate, and times everything in one process.
@@ -22,10 +23,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_recipe import options, trained  # noqa: E402  (a sibling script: bench/ is this script's folder)
 from scarlab.config import TrainConfig, UnlearnConfig  # noqa: E402
 from scarlab.metrics import aus_cr  # noqa: E402
 from scarlab.runs import RunDir  # noqa: E402
-from scarlab.train import run_train  # noqa: E402
 from scarlab.unlearn.stage import run_unlearn  # noqa: E402
 
 SHARED = Path(os.environ.get("SCARLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -35,7 +36,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="bench/out/scar")
     ap.add_argument("--model", default="smallcnn")
-    ap.add_argument("--epochs", type=int, default=30, help="training epochs of original and retrained")
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs of original and retrained (the "
+                    "recipe's)")
+    ap.add_argument("--recipe", default="lab", help="their training recipe, as bench_recipe.py spells it (BENCHMARKS "
+                    "before 2026-12-05: classic, 30 epochs)")
     ap.add_argument("--forget-class", type=int, default=0)
     ap.add_argument("--speed-steps", type=int, default=20, help="steps for the fast-vs-faithful comparison")
     ap.add_argument("--lrs", type=float, nargs="+", default=[5e-4, 2.5e-4],
@@ -51,13 +55,10 @@ def main() -> None:
     surrogate = f"imagefolder:{SHARED / 'ood-mini'}"
     fc = [args.forget_class]
 
-    def train(role: str) -> RunDir:
-        path = out / role
-        if args.reuse and (path / "manifest.json").exists() and RunDir(path).status == "complete":
-            return RunDir(path)
+    def train(role: str) -> RunDir:  # reused (--reuse) only if trained with these options
         cfg = TrainConfig(dataset=dataset, model=args.model, role=role, forget_classes=fc if role == "retrained" else [],
-                          epochs=args.epochs, device="cpu")
-        return run_train(cfg, path, overwrite=True, progress=False)
+                          epochs=args.epochs, device="cpu", **options(args.recipe))
+        return trained(cfg, out / role, reuse=args.reuse)
 
     original, retrained = train("original"), train("retrained")
     a_or = original.metrics["acc/test"]
@@ -97,7 +98,8 @@ def main() -> None:
             speed[label, faithful] = run.metrics["steps"] / run.metrics["time/unlearn_s"]
 
     t_retrain, aus_retrain = rows[1][4], rows[1][3]
-    lines = [f"# SCAR on cifar10-mini, CR class {args.forget_class}, {args.model}, {args.epochs} training epochs",
+    lines = [f"# SCAR on cifar10-mini, CR class {args.forget_class}, {args.model}, recipe {args.recipe}, "
+             f"{original.config['epochs']} training epochs",
              "", f"Command: `python {' '.join(sys.argv)}`",
              f"Machine: {os.cpu_count()} CPU cores, torch threads {args.threads}, no GPU. Original test accuracy {a_or:.4f}.",
              "", "| model | retain-test | forget-test | AUS | wall time (s) |", "|---|---|---|---|---|"]
