@@ -51,8 +51,11 @@ STEPS = [
      "salun --name methods_c0_e8_o0", "bench/out/digits/methods_c0_e8_o0.md"),
     ("5", "recipe", "bench/bench_recipe.py --recipes classic fast fast:bf16=true fast:bf16=true,epochs=18 --seeds 0 1 "
      "2 3 4 --threads 2 --name recipe_bf16", "bench/out/recipe_bf16/recipe.md"),
+    ("5", "recipe_digits", "bench/bench_recipe.py --data digits --baseline lab --recipes lab lab:epochs=8 "
+     "lab:epochs=6 lab:batch_size=128,lr=0.006 lab:bf16=true --target 0.97 --seeds 0 1 2 3 4 --threads 2 "
+     "--name recipe_digits", "bench/out/recipe_digits/recipe.md"),
     ("5", "scar", "bench/bench_scar.py --recipe classic --epochs 30 --reuse", "bench/out/scar/scar.md"),
-    ("5", "scar_lab", "bench/bench_scar.py --out bench/out/scar_lab --lrs 0.0005 --reuse",
+    ("5", "scar_lab", "bench/bench_scar.py --recipe lab --out bench/out/scar_lab --lrs 0.0005 --reuse",
      "bench/out/scar_ab/lab.3.md"),
     ("5", "scar_classic", "bench/bench_scar.py --recipe classic --epochs 30 --out bench/out/scar_classic --lrs 0.0005 "
      "--reuse", "bench/out/scar_ab/classic.3.md"),
@@ -86,8 +89,8 @@ RECIPE = {"cr_core": "classic", "cr_lab": "lab", "loop": "classic", "hr": "class
 """The training recipe of the cifar10-mini models behind a step's block (digits has one recipe): said above it."""
 RECIPE_LABEL = {
     "classic": "_cifar10-mini models of the **classic** recipe (30 epochs; the default before 2026-12-05)_",
-    "lab": "_cifar10-mini models of the **lab** recipe (the default since 2026-12-05: the fast recipe, 18 epochs, "
-           "bfloat16 autocast on this CPU), here spelled out as its options_"}
+    "lab": "_cifar10-mini models of the **lab** recipe (the default since 2026-12-05: the fast recipe for 18 epochs "
+           "with bfloat16 autocast on this CPU; `fast:bf16=true,epochs=18` spells out the same options)_"}
 MARK = "<!-- step: {} -->"
 """Opens each step's block in BENCHMARKS.md, so that a block can be found again (:func:`page_blocks`)."""
 
