@@ -34,6 +34,7 @@ import time  # noqa: E402
 import typing  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
@@ -133,6 +134,28 @@ def report(curves: pd.DataFrame, targets: list[float], args, wall: float) -> lis
     return lines
 
 
+CURVE_AT = (10, 20, 30, 45, 60, 90, 120)
+"""Training seconds at which :func:`curves_table` reads each recipe's accuracy curve."""
+
+
+def curves_table(curves: pd.DataFrame, recipes: list[str], at=CURVE_AT) -> list[str]:
+    """The accuracy-against-seconds curves, sampled: per recipe and time t, the test accuracy of the last epoch each
+    seed finished by t (mean [min, max] over the seeds that finished one; '–' before any did)."""
+    lines = ["**Test accuracy against training seconds** (per seed: the last epoch finished by then; mean [min, max] "
+             "over seeds, their count when not all)", "",
+             "| recipe | " + " | ".join(f"{t} s" for t in at) + " |", "|---|" + "---|" * len(at)]
+    for recipe in recipes:
+        cells = []
+        for t in at:
+            got = [g[g["seconds"] <= t]["acc/test"].iloc[-1] for _, g in curves[curves.recipe == recipe].groupby("seed")
+                   if (g["seconds"] <= t).any()]
+            n = curves[curves.recipe == recipe]["seed"].nunique()
+            cells.append("–" if not got else f"{np.mean(got):.3f} [{min(got):.3f}, {max(got):.3f}]"
+                         + ("" if len(got) == n else f" ({len(got)}/{n})"))
+        lines.append(f"| {recipe} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=f"imagefolder:{SHARED / 'cifar10-mini'}")
@@ -144,9 +167,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--target", type=float, default=0.689, help="a fixed target accuracy (BENCHMARKS §5: 68.9 %%)")
     ap.add_argument("--name", default="recipe")
+    ap.add_argument("--curves-only", action="store_true", help="no training: add the curves table of OUT/curves.csv "
+                    "(an earlier run's) to OUT/recipe.md, or replace the one it has")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path("bench/out") / args.name
+    if args.curves_only:
+        curves = pd.read_csv(out / "curves.csv")
+        text = (out / "recipe.md").read_text().split("**Test accuracy against training seconds**")[0].rstrip()
+        (out / "recipe.md").write_text(text + "\n\n" + "\n".join(curves_table(curves, args.recipes)))
+        print((out / "recipe.md").read_text())
+        return
     out.mkdir(parents=True, exist_ok=True)
     t0, parts = time.perf_counter(), []
     for i, seed in enumerate(args.seeds):
@@ -162,6 +193,7 @@ def main() -> None:
         targets.insert(0, round(float(base), 4))
     lines = ["## Training recipes on " + args.data.split("/")[-1], "", "`python bench/bench_recipe.py "
              + " ".join(sys.argv[1:]) + "`", ""] + report(curves, targets, args, time.perf_counter() - t0)
+    lines += curves_table(curves, args.recipes)
     (out / "recipe.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
