@@ -11,9 +11,10 @@ epoch's loop seconds (compilation included), the median loop seconds of the late
 final test accuracy. The break-even: how many epochs the steady saving needs to repay the first epoch's extra.
 Writes OUT/compile.md.
 
-What it cannot say: another CPU's or compiler's numbers; a warm inductor cache (a second process compiling the same
-graphs) would shorten the first epoch — each run here starts from this process's state, the first compiled run
-from an empty in-process cache.
+What it cannot say: another CPU's or compiler's numbers. The first epoch depends on inductor's caches: in this
+process the second seed's compiled run reuses the first's graphs, and inductor's on-disk cache (under /tmp) lets a
+later process skip most of the compilation (2026-12-05: 37.8 s for the first compiled epoch with an empty cache,
+3.4 s in the next process).
 """
 from __future__ import annotations
 
@@ -84,8 +85,8 @@ def main() -> None:
     comp = [r for r in rows if r["mode"] == "compiled"]
     extra = statistics.median(c["first"] - e["first"] for c, e in zip(comp, eager))
     saving = statistics.median(e["later"] - c["later"] for c, e in zip(comp, eager))
-    lines += ["", f"Medians over seeds: the compiled first epoch costs {extra:+.1f} s more; each later epoch "
-              f"{saving:+.2f} s less (compiled / eager: "
+    lines += ["", f"Medians over seeds: first epoch compiled − eager {extra:+.1f} s; each later epoch compiled − eager "
+              f"{-saving:+.2f} s (compiled / eager: "
               f"{statistics.median(c['later'] / e['later'] for c, e in zip(comp, eager)):.2f}×); the whole loop "
               f"compiled / eager {statistics.median(c['loop'] / e['loop'] for c, e in zip(comp, eager)):.2f}×. "
               + (f"Break-even after {extra / saving:.0f} epochs." if saving > 0 else "No break-even: later epochs "

@@ -54,6 +54,7 @@ STEPS = [
     ("5", "recipe_digits", "bench/bench_recipe.py --data digits --baseline lab --recipes lab lab:epochs=8 "
      "lab:epochs=6 lab:batch_size=128,lr=0.006 lab:bf16=true --target 0.97 --seeds 0 1 2 3 4 --threads 2 "
      "--name recipe_digits", "bench/out/recipe_digits/recipe.md"),
+    ("5", "compile", "bench/bench_compile.py", "bench/out/compile/compile.md"),
     ("5", "scar", "bench/bench_scar.py --recipe classic --epochs 30 --reuse", "bench/out/scar/scar.md"),
     ("5", "scar_lab", "bench/bench_scar.py --recipe lab --out bench/out/scar_lab --lrs 0.0005 --reuse",
      "bench/out/scar_ab/lab.3.md"),
@@ -85,7 +86,7 @@ STEPS = [
 RECIPE = {"cr_core": "classic", "cr_lab": "lab", "loop": "classic", "hr": "classic", "surrogate": "classic",
           "scar": "classic", "scar_classic": "classic", "scar_lab": "lab", "evaluate": "classic",
           "audit_cifar_cr8_offline": "classic", "audit_cifar_cr8": "classic", "audit_cifar_hr8": "classic",
-          "audit_cifar_cr8_lab": "lab"}
+          "audit_cifar_cr8_lab": "lab", "compile": "lab"}
 """The training recipe of the cifar10-mini models behind a step's block (digits has one recipe): said above it."""
 RECIPE_LABEL = {
     "classic": "_cifar10-mini models of the **classic** recipe (30 epochs; the default before 2026-12-05)_",
