@@ -27,7 +27,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -40,9 +39,9 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scarlab.config import LEGACY_RECIPE, RECIPE_KEYS, RECIPES, TrainConfig  # noqa: E402
-from scarlab.device import native_bf16, resolve_device  # noqa: E402
+from scarlab.device import resolve_device  # noqa: E402
 from scarlab.runs import RunDir  # noqa: E402
-from scarlab.train import run_train  # noqa: E402
+from scarlab.train import resolve_recipe, run_train  # noqa: E402
 
 SHARED = Path(os.environ.get("SCARLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -64,12 +63,8 @@ def options(spec: str) -> dict:
 
 
 def resolved(cfg: TrainConfig) -> TrainConfig:
-    """The training options ``cfg`` runs with on this machine: its recipe's, its own over them, and bf16 where the
-    recipe leaves it to the device (as `run_train` decides it)."""
-    cfg = cfg.resolved("digits" if cfg.dataset == "digits" else cfg.dataset)
-    if cfg.bf16 is None:
-        cfg = dataclasses.replace(cfg, bf16=native_bf16(resolve_device(cfg.device)))
-    return cfg
+    """The training options ``cfg`` runs with on this machine, as `run_train` resolves them."""
+    return resolve_recipe(cfg, "digits" if cfg.dataset == "digits" else cfg.dataset, resolve_device(cfg.device))
 
 
 MATCH = tuple(k for k in RECIPE_KEYS if k != "recipe") + ("model", "role", "seed")

@@ -21,13 +21,18 @@ from .runs import HOLDS_SPLIT, RunDir
 from .stats import class_stats
 
 
+def resolve_recipe(cfg: TrainConfig, dataset: str, device: str) -> TrainConfig:
+    """Every recipe option filled as a run on ``device`` trains with it: ``cfg``'s own, the recipe's for the rest
+    (``TrainConfig.resolved``), and bf16 where the recipe leaves it to the device (lab: :func:`native_bf16`)."""
+    cfg = cfg.resolved(dataset)
+    return cfg if cfg.bf16 is not None else dataclasses.replace(cfg, bf16=native_bf16(device))
+
+
 def train_variant(config: dict, dataset: str, device: str) -> dict:
     """The training options of an original/retrained run that differ from the data set's defaults on ``device``:
     recorded in the run's config.json as ``variant`` (``scarlab.results.describe`` only reads it)."""
     recipe = config.get("recipe", TrainConfig.recipe)
-    defaults = TrainConfig(dataset=dataset, recipe=recipe).resolved(dataset)  # the recipe's values are no variant
-    if defaults.bf16 is None:  # the recipe leaves it to the device (lab)
-        defaults = dataclasses.replace(defaults, bf16=native_bf16(device))
+    defaults = resolve_recipe(TrainConfig(dataset=dataset, recipe=recipe), dataset, device)  # the recipe's: no variant
     variant = {k: config[k] for k in RECIPE_KEYS if k in config and config[k] != getattr(defaults, k)}
     if recipe != TrainConfig.recipe and dataset != "digits":  # digits has one recipe
         variant["recipe"] = recipe
@@ -146,9 +151,7 @@ def run_train(cfg: TrainConfig, out: str | Path, overwrite: bool = False, progre
         check_hr_classes(cfg.scenario, cfg.forget_classes)
     device = resolve_device(cfg.device)
     ds = load_dataset(cfg.dataset, cfg.data_root)
-    cfg = cfg.resolved(ds.name)
-    if cfg.bf16 is None:  # the recipe leaves it to the device (lab): what it decided is recorded
-        cfg = dataclasses.replace(cfg, bf16=native_bf16(device))
+    cfg = resolve_recipe(cfg, ds.name, device)  # what the device decided (lab's bf16) is recorded
     for name, value in (("epochs", cfg.epochs), ("batch size", cfg.batch_size)):
         if value < 1:
             raise ScarlabError(f"{name} must be at least 1, got {value}")
