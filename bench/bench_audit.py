@@ -62,10 +62,6 @@ DATA = {"digits": ("digits", "auto"),
 PAPER = ("aus", "mia/svc/acc", "mia/svc/chance")  # the paper's numbers, from each run's evaluation
 
 
-def _complete(path: Path) -> bool:
-    return (path / "manifest.json").is_file() and RunDir(path).status == "complete"
-
-
 def run_paths(out: Path, methods, forget_class: int, scenario: str, forget_size: int) -> dict[str, Path]:
     """Where make_runs puts the audited runs (by name: original, retrained, original_eval and each method)."""
     tag = f"c{forget_class}" if scenario == "CR" else f"hr{forget_size}"
@@ -75,10 +71,11 @@ def run_paths(out: Path, methods, forget_class: int, scenario: str, forget_size:
 
 def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "digits", scenario: str = "CR",
               forget_size: int = 150, epochs: int | None = None, recipe: str | None = None) -> dict[str, Path]:
-    """The audited runs (reused when complete): CR forgets ``forget_class``, HR a random ``forget_size`` images;
-    the original and the oracle trained with ``recipe`` (a bench_recipe spec, e.g. ``fast:bf16=true,epochs=18``;
-    None: the data set's default), which the audit's shadows copy."""
-    from bench_recipe import options, trained  # noqa: PLC0415 - a sibling script (bench/ is this script's folder)
+    """The audited runs, reused when complete (and, past the original and the oracle, made from those two): CR
+    forgets ``forget_class``, HR a random ``forget_size`` images; the original and the oracle trained with ``recipe``
+    (a bench_recipe spec, e.g. ``fast:bf16=true,epochs=18``; None: the data set's default), which the audit's shadows
+    copy."""
+    from bench_recipe import made_from, options, trained  # noqa: PLC0415 - a sibling script (bench/ is its folder)
 
     from scarlab.evaluate import evaluate_run
     from scarlab.unlearn.stage import run_unlearn
@@ -91,10 +88,9 @@ def make_runs(out: Path, methods, forget_class: int, device: str, data: str = "d
     # reused only if trained with these options (a run another recipe made is trained again)
     trained(TrainConfig(dataset=dataset, device=device, **train), runs["original"])
     trained(TrainConfig(dataset=dataset, role="retrained", device=device, **train, **forget), runs["retrained"])
-    made = max(RunDir(runs[k]).manifest["created"] for k in ("original", "retrained"))
 
     def current(path: Path) -> bool:  # complete, and made from these two runs (not from ones trained before them)
-        return _complete(path) and RunDir(path).manifest.get("created", 0) >= made
+        return made_from(path, runs["original"], runs["retrained"])
 
     if not current(runs["original_eval"]):
         evaluate_run(runs["original"], retrained=runs["retrained"], split=runs["retrained"],

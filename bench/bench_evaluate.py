@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench_recipe import options, trained  # noqa: E402  (a sibling script: bench/ is this script's folder)
+from bench_recipe import made_from, options, trained  # noqa: E402  (a sibling script: bench/ is this script's folder)
 from scarlab.config import TrainConfig, UnlearnConfig  # noqa: E402
 from scarlab.evaluate import evaluate_run  # noqa: E402
 from scarlab.runs import RunDir  # noqa: E402
@@ -33,10 +33,6 @@ SHARED = Path(os.environ.get("SCARLAB_SHARED_DATA", "/work/shared/data"))
 GOAL_S = 30.0
 PHASES = ("time/evaluate/predict_s", "time/evaluate/mia_svc_s", "time/evaluate/loss_privacy_s",
           "time/evaluate/mia_steps_s")
-
-
-def _complete(path: Path) -> bool:
-    return (path / "manifest.json").is_file() and RunDir(path).status == "complete"
 
 
 def prepare(args, out: Path) -> tuple[Path, Path, Path]:
@@ -55,7 +51,7 @@ def prepare(args, out: Path) -> tuple[Path, Path, Path]:
 
     original, retrained = train("original"), train("retrained")
     scar = out / "scar"
-    if not (args.reuse and _complete(scar)):
+    if not (args.reuse and made_from(scar, original, retrained)):  # a SCAR run of these two, not of earlier ones
         cfg = UnlearnConfig(original=str(original), retrained=str(retrained), split=str(retrained), method="scar",
                             surrogate=f"imagefolder:{SHARED / 'ood-mini'}", device="cpu",
                             params={"epochs": args.unlearn_epochs, "batch_size": 128})

@@ -71,11 +71,21 @@ MATCH = tuple(k for k in RECIPE_KEYS if k != "recipe") + ("model", "role", "seed
 """What a reused run must have been trained with: every resolved recipe option, the model, role and seed."""
 
 
+def complete(path: Path) -> bool:
+    return (path / "manifest.json").is_file() and RunDir(path).status == "complete"
+
+
+def made_from(path: Path, *parents: Path) -> bool:
+    """``path`` is a complete run made after each of ``parents`` (not from runs trained again since)."""
+    return complete(path) and RunDir(path).manifest.get("created", 0) >= max(
+        RunDir(p).manifest["created"] for p in parents)
+
+
 def trained(cfg: TrainConfig, path: Path, reuse: bool = True) -> RunDir:
     """The run at ``path`` when it is complete and was trained with ``cfg``'s options (:data:`MATCH`), else ``cfg``
     trained there now: a run another recipe made (the default recipe changed on 2026-12-05) is never reused."""
     run, want = RunDir(path), resolved(cfg)
-    if reuse and (path / "manifest.json").is_file() and run.status == "complete":
+    if reuse and complete(path):
         got = {**LEGACY_RECIPE, **run.config}
         if all(got.get(k) == getattr(want, k) for k in MATCH):
             return run
