@@ -2,7 +2,12 @@
 stage runs in one, a zygote that died or went stale is replaced, and nothing is left behind."""
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 from scarlab.pipeline import warm
 from scarlab.pipeline.warm import WarmKernels
@@ -32,17 +37,19 @@ def test_a_stage_runs_in_a_kernel_forked_from_the_zygote(tmp_path):
         folder = pool._dir
     assert run.status == "complete" and run.file("split.npz").is_file() and run.file("notebook.ipynb").is_file()
     assert not folder.exists()
-    assert zygote.alive()  # one per pipeline process: the next pipeline forks from it too
+    assert zygote.alive()  # it stays: the next pipeline forks from it too
 
 
 def test_an_unused_kernel_leaves_nothing_and_a_dead_or_stale_zygote_is_replaced(monkeypatch):
+    monkeypatch.setattr(warm, "_ZYGOTE", None)  # this process's shared zygote is left alone (other tests fork from it)
+    monkeypatch.setattr(warm, "_key", lambda: ("a zygote this test kills",))
     with WarmKernels() as pool:
         k = pool.take()
         assert k is not None and not k.started and k.log.exists()
         k.discard()
         assert not k.log.exists()
         first = warm.zygote()
-        first.process.send_signal(signal.SIGKILL)
+        os.kill(first.pid, signal.SIGKILL)
         first.process.wait()
         again = pool.take()  # its zygote died (killed, or idle while the pipeline waited): a successor, not a hang
         assert again is not None and again.zygote is not first
@@ -52,6 +59,8 @@ def test_an_unused_kernel_leaves_nothing_and_a_dead_or_stale_zygote_is_replaced(
     monkeypatch.setattr(warm, "_key", lambda: ("another interpreter or edited sources",))
     third = warm.zygote()
     assert third is not second and not second.alive() and third.alive()
+    assert second.process.wait(timeout=10) is not None  # the stale zygote was asked to exit, and did
+    third.close(stop=True)
 
 
 def test_forking_is_off_with_the_switch_and_outside_linux(monkeypatch):
@@ -69,6 +78,7 @@ def test_an_idle_zygote_exits_and_the_next_pipeline_starts_another(monkeypatch):
     import time
 
     monkeypatch.setattr(warm, "IDLE_S", 1)
+    monkeypatch.setattr(warm, "_ZYGOTE", None)
     monkeypatch.setattr(warm, "_key", lambda: ("a zygote of this test",))
     idle = warm.zygote()
     assert idle.wait_ready()
@@ -78,3 +88,44 @@ def test_an_idle_zygote_exits_and_the_next_pipeline_starts_another(monkeypatch):
     assert not idle.alive()  # no request, no kernel: it let its memory go
     with WarmKernels() as pool:  # the next pipeline: a new zygote (this one, too, may exit after a second idle)
         assert pool._zygote is not None and pool._zygote is not idle
+
+
+def test_pipelines_in_other_processes_fork_from_the_running_zygote(tmp_path, monkeypatch):
+    """One zygote per user and key on the machine: a second process (another `scarlab pipeline`, a job of the Run
+    page) connects to the running one instead of importing torch & co. again, and its kernel's exit is told to it."""
+    monkeypatch.setattr(warm, "_ZYGOTE", None)
+    monkeypatch.setattr(warm, "_key", lambda: ("a zygote two processes share",))
+    mine = warm.zygote()
+    assert mine.wait_ready() and mine.process is not None  # this process started it
+    other = subprocess.run([sys.executable, "-c", """
+import json, os, sys, tempfile
+from scarlab.pipeline import warm
+warm._key = lambda: ("a zygote two processes share",)
+z = warm.zygote()
+assert z.wait_ready()
+k = z.fork(os.path.abspath("kernel.json"), os.path.abspath("kernel.log"), os.getcwd(), dict(os.environ))
+k.terminate()
+print(json.dumps({"zygote": z.pid, "started": z.process is not None, "kernel": k.pid, "exit": k.wait(60)}))
+"""], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert other.returncode == 0, other.stderr[-2000:]
+    seen = json.loads(other.stdout)
+    assert seen["zygote"] == mine.pid and not seen["started"]  # it found this one running
+    assert seen["exit"] == -signal.SIGTERM  # the kernel's end reached the process that asked for it
+    mine.close(stop=True)
+    assert mine.process.wait(timeout=10) is not None
+
+
+def test_the_zygotes_socket_is_in_a_folder_only_the_user_may_open(monkeypatch, request):
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(dir="/tmp"))  # short: a socket's path holds about 100 bytes
+    request.addfinalizer(lambda: shutil.rmtree(tmp))
+    monkeypatch.setattr(warm.tempfile, "gettempdir", lambda: str(tmp))
+    path = warm._socket_path(("a key",))
+    folder = tmp / f"scarlab-{os.getuid()}"
+    assert path.parent == folder and folder.stat().st_mode & 0o777 == 0o700
+    assert warm._socket_path(("a key",)) == path and warm._socket_path(("another",)) != path
+    folder.chmod(0o755)  # opened to others (by whoever made it): not used, nothing is shared
+    private = warm._socket_path(("a key",))
+    assert private.parent != folder and private.parent.stat().st_mode & 0o777 == 0o700

@@ -3,11 +3,13 @@ imported the heavy modules already.
 
 A stage would otherwise spend its first seconds starting Python and importing torch, pandas, plotly, sklearn and
 scarlab before its notebook does any work — on digits, more than the work itself, and the same CPU again in every
-stage. A *zygote* process (one per pipeline process, started with the first pool) imports :data:`PRELOAD` once and
-then forks: each stage's kernel is a copy-on-write child of it that becomes that stage's ipykernel (the same
-``ipykernel_launcher`` a cold start runs, with the stage's environment and working folder, in a session of its own,
-its output in the stage's kernel log) and is shut down with the stage like any other kernel. A fork costs
-milliseconds of CPU, so a pipeline's stages share one import instead of paying one each.
+stage. A *zygote* process imports :data:`PRELOAD` once and then forks: each stage's kernel is a copy-on-write child of it
+that becomes that stage's ipykernel (the same ``ipykernel_launcher`` a cold start runs, with the stage's environment
+and working folder, in a session of its own, its output in the stage's kernel log) and is shut down with the stage
+like any other kernel. A fork costs milliseconds of CPU, so stages share one import instead of paying one each. The
+zygote is shared too: every pipeline of the user on this machine (a queue of jobs, a sweep's processes, the next
+`scarlab pipeline`) forks from the one that is running, over a Unix socket only the user can open, and the first to
+find none starts it; it exits after :data:`IDLE_S` seconds without work.
 
 Only the import of modules is shared: no notebook code runs in the zygote, no kernel serves two stages, Python's and
 numpy's global random generators are reseeded in each kernel, and a zygote whose scarlab sources or OpenMP settings
@@ -18,11 +20,16 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import select
 import shutil
 import signal
+import socket
+import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -40,9 +47,8 @@ PRELOAD = ("numpy", "pandas", "plotly.express", "plotly.io", "torch", "torch._dy
 unlearning stage paid it). UMAP and numba, which only the embedding step needs, are left to it."""
 
 IDLE_S = 300
-"""a zygote with no request and no running kernel for this long exits (a long-lived process — the demo serving
-its dashboard, a notebook that called ``run_pipeline`` — does not keep its memory); the next pipeline starts
-another."""
+"""a zygote with no request and no running kernel for this long exits (it does not keep its memory while nothing
+runs); the next pipeline starts another."""
 
 _LIBRARY_ENV = ("OMP_", "KMP_", "MKL_", "GOMP_", "OPENBLAS_")
 """environment variables that OpenMP/BLAS read once, when torch loads: a zygote started under other values is
@@ -91,49 +97,107 @@ class ForkedProcess:
 
 
 class Zygote:
-    """The process that imported :data:`PRELOAD` and forks kernels on request (``python -m scarlab.pipeline.warm``).
-    Requests and replies are JSON lines on its stdin and stdout; a reader thread collects the replies (forked pids,
-    readiness, kernels' exit statuses)."""
+    """A connection to the zygote of this interpreter, OpenMP settings and scarlab sources (:func:`_key`): the
+    process that imported :data:`PRELOAD` and forks kernels on request (``python -m scarlab.pipeline.warm``).
+
+    One zygote serves every pipeline of the user with that key on this machine, over a Unix socket in a folder only
+    the user can open (:func:`_socket_path`): a pipeline connects to the running one or starts it (under a file lock,
+    so two pipelines starting at once start one), and it exits on its own after :data:`IDLE_S` idle seconds. Requests
+    and replies are JSON lines; a thread connects (while the caller plans) and then collects the replies (forked
+    pids, readiness, this connection's kernels' exit statuses)."""
 
     def __init__(self):
         self.key = _key()
-        self.process = subprocess.Popen([sys.executable, "-m", "scarlab.pipeline.warm", str(IDLE_S)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
+        self.path = _socket_path(self.key)
+        self.pid: int | None = None  # the zygote's, once connected
+        self.process: subprocess.Popen | None = None  # when this process started it
+        self._sock: socket.socket | None = None
         self._cond = threading.Condition()
         self._ready = False
         self._pids: list[int] = []  # replies to fork requests, in order
         self._exits: dict[int, int] = {}
         self._lock = threading.Lock()  # one fork request at a time: replies come in request order
-        threading.Thread(target=self._read, daemon=True, name="scarlab-zygote").start()
+        threading.Thread(target=self._run, daemon=True, name="scarlab-zygote").start()
 
-    def _read(self) -> None:
-        for line in self.process.stdout:
+    # -------------------------------------------------------------------------------- connecting
+    def _run(self) -> None:
+        try:
+            sock = self._connect_or_start()
+        except OSError:
+            sock = None
+        if sock is not None:
+            self._read(sock)
+        with self._cond:  # the zygote ended (idle, killed) or never started: nothing more will come
+            self._ready = None
+            self._cond.notify_all()
+
+    def _connect(self) -> tuple[socket.socket, dict] | None:
+        """A connection to a running zygote at :attr:`path` and its greeting, or None."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(self.path))
+            sock.settimeout(60)
+            line = sock.makefile("rb").readline()  # the greeting: {"ready": true, "pid": ...}
+            sock.settimeout(None)
+            hello = json.loads(line) if line else {}
+            if hello.get("ready"):
+                return sock, hello
+        except (OSError, ValueError):
+            pass
+        sock.close()
+        return None
+
+    def _connect_or_start(self) -> socket.socket | None:
+        got = self._connect()
+        if got is None:
+            with open(self.path.with_suffix(".lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time; the others then find it running
+                got = self._connect()
+                if got is None:
+                    with contextlib.suppress(FileNotFoundError):
+                        self.path.unlink()  # a socket its ended zygote left
+                    self.process = subprocess.Popen(
+                        [sys.executable, "-m", "scarlab.pipeline.warm", str(IDLE_S), str(self.path)],
+                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        start_new_session=True)
+                    threading.Thread(target=self.process.wait, daemon=True).start()  # reaped when it exits
+                    while got is None and self.process.poll() is None:
+                        time.sleep(0.05)
+                        got = self._connect()
+        if got is None:
+            return None
+        self._sock, hello = got
+        with self._cond:
+            self.pid, self._ready = hello.get("pid"), True
+            self._cond.notify_all()
+        return self._sock
+
+    def _read(self, sock: socket.socket) -> None:
+        for line in sock.makefile("rb"):
             try:
                 msg = json.loads(line)
             except ValueError:
                 continue
             with self._cond:
-                if "ready" in msg:
-                    self._ready = True
-                elif "pid" in msg:
+                if "pid" in msg:
                     self._pids.append(msg["pid"])
                 elif "exit" in msg:
                     self._exits[msg["exit"]] = msg["status"]
                 self._cond.notify_all()
-        with self._cond:  # the zygote ended (closed, killed): nothing more will come
-            self._ready = None
-            self._cond.notify_all()
 
+    # -------------------------------------------------------------------------------- using it
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self._ready is not None
 
     def wait_ready(self) -> bool:
-        """True once the imports are done; False if the zygote died first."""
+        """True once connected (a zygote this process started: once its imports are done); False if there is none."""
         with self._cond:
             while self._ready is False:
                 self._cond.wait()
             return bool(self._ready)
+
+    def _send(self, msg: dict) -> None:
+        self._sock.sendall((json.dumps(msg) + "\n").encode())
 
     def fork(self, connection_file: str, log: Path, cwd: str, env: dict) -> ForkedProcess:
         request = {"connection_file": connection_file, "log": str(log), "cwd": cwd, "env": env}
@@ -141,8 +205,7 @@ class Zygote:
             with self._cond:
                 if self._ready is not True:
                     raise OSError("the zygote is not running")
-                self.process.stdin.write((json.dumps(request) + "\n").encode())
-                self.process.stdin.flush()
+                self._send(request)
                 while not self._pids and self._ready:
                     self._cond.wait()
                 if not self._pids:
@@ -163,14 +226,19 @@ class Zygote:
         except (OSError, IndexError):
             return -1
 
-    def close(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.process.stdin.close()  # the zygote exits at the end of its input; its kernels live on
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+    def close(self, stop: bool = False) -> None:
+        """Hang up (the zygote stays for the next pipeline until it is idle); ``stop``: ask it to exit now (its
+        running kernels carry on, each in its own session)."""
+        with contextlib.suppress(OSError, AttributeError):
+            if stop and self.wait_ready():
+                self._send({"exit": True})
+            self._sock.shutdown(socket.SHUT_RDWR)
+        with self._cond:
+            self._ready = None
+            self._cond.notify_all()
+        if stop and self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
 
 
 _ZYGOTE: Zygote | None = None
@@ -178,20 +246,38 @@ _ZYGOTE_LOCK = threading.Lock()
 
 
 def _key() -> tuple:
-    """What a zygote's imports depend on: the interpreter, the OpenMP/BLAS settings and scarlab's sources."""
+    """What a zygote's imports depend on: the interpreter, its import path, the OpenMP/BLAS settings and scarlab's
+    sources."""
     src = Path(__file__).resolve().parents[1]
     newest = max((p.stat().st_mtime_ns for p in src.rglob("*.py")), default=0)
-    libenv = sorted((k, v) for k, v in os.environ.items() if k.startswith(_LIBRARY_ENV))
+    libenv = sorted((k, v) for k, v in os.environ.items() if k.startswith(_LIBRARY_ENV) or k == "PYTHONPATH")
     return sys.executable, tuple(libenv), newest
 
 
+def _socket_path(key: tuple) -> Path:
+    """Where the zygote of ``key`` listens: a folder of the temporary directory only this user may open (a private
+    one of this process when that folder is not so: then nothing is shared)."""
+    name = "zygote-" + hashlib.sha256(repr(key).encode()).hexdigest()[:16] + ".sock"
+    tmp = Path(tempfile.gettempdir())
+    if len(str(tmp)) > 60:  # a Unix socket's path holds about 100 bytes
+        tmp = Path("/tmp")
+    folder = tmp / f"scarlab-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    st = folder.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        folder = Path(tempfile.mkdtemp(prefix="scarlab-", dir=tmp))
+    return folder / name
+
+
 def zygote() -> Zygote | None:
-    """This process's zygote, started (or replaced, when :func:`_key` changed or it died) on demand; None when it
-    cannot be started (stages then start cold)."""
+    """This process's connection to its zygote, made (or made again, when :func:`_key` changed or the zygote ended)
+    on demand; None when none can be had (stages then start cold). A zygote whose key is no longer this process's is
+    asked to exit."""
     global _ZYGOTE
     with _ZYGOTE_LOCK:
         if _ZYGOTE is not None and (not _ZYGOTE.alive() or _ZYGOTE.key != _key()):
-            _ZYGOTE.close()
+            _ZYGOTE.close(stop=_ZYGOTE.alive())
             _ZYGOTE = None
         if _ZYGOTE is None:
             try:
@@ -234,8 +320,9 @@ class WarmKernel:
 
 
 class WarmKernels:
-    """Kernels forked from this process's zygote for a pipeline's stages, any number at once; a context manager.
-    Entering starts the zygote (its imports run while the plan is made); leaving removes the kernels' log folder."""
+    """Kernels forked from the zygote for a pipeline's stages, any number at once; a context manager. Entering
+    connects to the zygote, or starts it (its imports run while the plan is made); leaving removes the kernels' log
+    folder."""
 
     def __init__(self):
         self._dir = Path(tempfile.mkdtemp(prefix="scarlab-kernels-"))
@@ -262,56 +349,89 @@ class WarmKernels:
 
 # ============================================================================================ the zygote
 def _main() -> None:
-    """Import :data:`PRELOAD`, say ready, then fork one kernel per request line until stdin ends or it sat idle for
-    ``argv[1]`` seconds (:data:`IDLE_S`); report each kernel's exit status (the zygote reaps them).
-    Single-threaded: forking a threaded process is unsafe."""
+    """Import :data:`PRELOAD`, listen on ``argv[2]`` (:func:`_socket_path`), greet each connection, then fork one
+    kernel per request line and tell the connection that asked its pid and, later, its exit status (the zygote reaps
+    its kernels); exit when nothing happened (no request, no running kernel) for ``argv[1]`` seconds (:data:`IDLE_S`)
+    or a connection asks it to. Single-threaded: forking a threaded process is unsafe."""
     import importlib
 
-    out = os.fdopen(os.dup(1), "w", buffering=1)  # the replies; anything else printed to stdout goes nowhere
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 1)
-    os.close(devnull)
+    for fd in (0, 1):  # nothing is read from or printed to the terminal it was started from
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, fd)
+        os.close(devnull)
     for name in PRELOAD:
         with contextlib.suppress(Exception):  # a module that fails here fails again, visibly, in the notebook
             importlib.import_module(name)
+    idle_s, path = float(sys.argv[1]), sys.argv[2]
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
+    inode = os.stat(path).st_ino
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so the wakeup fd hears of ended kernels
-    out.write(json.dumps({"ready": True}) + "\n")
-    idle_s = float(sys.argv[1]) if len(sys.argv) > 1 else IDLE_S
-    pending, running = b"", 0
-    while True:
-        readable, _, _ = select.select([0, wake_r], [], [], idle_s)
-        if not readable and not running:
-            return  # idle: exit rather than hold the imports' memory
-        if wake_r in readable:
-            os.read(wake_r, 4096)
-        while True:  # reap every kernel that ended
+    conns: dict[socket.socket, bytes] = {}  # each connection -> what it sent that is not yet a whole line
+    owner: dict[int, socket.socket] = {}  # each running kernel's pid -> the connection that asked for it
+
+    def tell(conn: socket.socket, msg: dict) -> None:
+        if conn in conns:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            running -= 1
-            out.write(json.dumps({"exit": pid, "status": os.waitstatus_to_exitcode(status)}) + "\n")
-        if 0 in readable:
-            chunk = os.read(0, 65536)
-            if not chunk:
-                return  # the pipeline closed us (or died): running kernels carry on, each in its own session
-            pending += chunk
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
-                out.flush()
-                pid = os.fork()
+                conn.sendall((json.dumps(msg) + "\n").encode())
+            except OSError:
+                del conns[conn]
+                conn.close()
+
+    try:
+        while True:
+            readable, _, _ = select.select([listener, wake_r, *conns], [], [], idle_s)
+            if not readable and not owner:
+                return  # idle: exit rather than hold the imports' memory
+            if wake_r in readable:
+                os.read(wake_r, 4096)
+            while True:  # reap every kernel that ended
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
                 if pid == 0:
-                    _become_kernel(json.loads(line), (wake_r, wake_w, out.fileno()))
-                running += 1
-                out.write(json.dumps({"pid": pid}) + "\n")
+                    break
+                if pid in owner:
+                    tell(owner.pop(pid), {"exit": pid, "status": os.waitstatus_to_exitcode(status)})
+            if listener in readable:
+                conn, _ = listener.accept()
+                uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
+                if uid != os.getuid():  # the folder is the user's alone; this is the second lock
+                    conn.close()
+                else:
+                    conns[conn] = b""
+                    tell(conn, {"ready": True, "pid": os.getpid()})
+            for conn in [c for c in readable if c in conns]:
+                chunk = conn.recv(65536)
+                if not chunk:  # hung up: its running kernels carry on, each in its own session
+                    del conns[conn]
+                    conn.close()
+                    continue
+                pending = conns[conn] + chunk
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    request = json.loads(line)
+                    if request.get("exit"):
+                        return
+                    pid = os.fork()
+                    if pid == 0:
+                        _become_kernel(request, [listener.fileno(), wake_r, wake_w, *(c.fileno() for c in conns)])
+                    owner[pid] = conn
+                    tell(conn, {"pid": pid})
+                if conn in conns:
+                    conns[conn] = pending
+    finally:
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino == inode:
+                os.unlink(path)  # no later client waits on a zygote that is gone
 
 
-def _become_kernel(request: dict, zygote_fds: tuple) -> None:
+def _become_kernel(request: dict, zygote_fds: list) -> None:
     """In the forked child: the stage's session, environment, folder, log and fresh random state, then the same
     ``ipykernel_launcher`` a cold kernel runs. Never returns into the zygote's loop."""
     import random
