@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .errors import ScarlabError
+
 SEED_MAX = 2**32 - 1
 """the largest seed: NumPy's seeding (np.random.seed, default_rng) takes 0..2**32 − 1 and no negative seed."""
 
@@ -270,6 +272,14 @@ class OrganizeConfig:
 
 MIN_SHADOWS = 3
 """the fewest shadow models per population: the held-out U-LiRA attack fits on K − 1 pairs, and one std needs two."""
+
+
+def shadow_seeds(seed: int, k: int) -> list[int]:
+    """The K shadow seeds seed, seed + 1, ..., each a valid seed (0..SEED_MAX)."""
+    if not 0 <= seed <= seed + k - 1 <= SEED_MAX:
+        raise ScarlabError(f"the shadow seeds {seed}..{seed + k - 1} must lie from 0 to {SEED_MAX}; choose another "
+                           "shadow seed")
+    return [int(seed) + i for i in range(k)]
 
 
 @dataclass

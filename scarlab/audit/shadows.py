@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import MIN_SHADOWS, SEED_MAX
+from ..config import MIN_SHADOWS, shadow_seeds
 from ..errors import ScarlabError
 from ..runs import make_folder, read_json, replacing, write_json
 from .members import Builder, Member, build, shadow_trace
@@ -30,14 +30,6 @@ class ShadowPopulation:
     reused: list[str] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
     """seconds spent per population (original, retrained, the method key), building and checking."""
-
-
-def shadow_seeds(seed: int, k: int) -> list[int]:
-    """The K shadow seeds seed, seed + 1, ..., each a valid seed (0..SEED_MAX)."""
-    if not 0 <= seed <= seed + k - 1 <= SEED_MAX:
-        raise ScarlabError(f"the shadow seeds {seed}..{seed + k - 1} must lie from 0 to {SEED_MAX}; choose another "
-                           "shadow seed")
-    return [int(seed) + i for i in range(k)]
 
 
 def check_k(k, kind: str | None = None) -> None:

@@ -8,7 +8,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import MIN_SHADOWS, RECIPE_KEYS, SEED, SURROGATE_SIZE, ModelOptions, TrainConfig, bounded
+from ..config import (MIN_SHADOWS, RECIPE_KEYS, SEED, SURROGATE_SIZE, ModelOptions, TrainConfig, bounded,
+                      shadow_seeds)
 from ..errors import ScarlabError, choose
 from ..runs import replacing
 from ..schema import check_bounds, coerce, nearest
@@ -434,8 +435,6 @@ def _resolve_locations(cfg: PipelineConfig) -> None:
 
 def _check_shadows(cfg: PipelineConfig) -> None:
     """shadows = 0 (no audit) or K ≥ MIN_SHADOWS; the audit needs the evaluation; no shadow seed is the models'."""
-    from ..audit import shadow_seeds
-
     k = cfg.shadows
     choose("audit_mode", cfg.audit_mode, AUDIT_STAGES)
     if k == 0:
