@@ -19,11 +19,12 @@ COMMANDS = ["train", "split", "unlearn", "stats", "surrogate", "pipeline", "swee
             "audit", "dashboard", "export", "import", "jobs"]
 
 
-def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The whole command line; ``argv`` lets a command add options that depend on others (``unlearn --method``)."""
+def build_parser(argv: list[str] | None = None, only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; ``argv`` lets a command add options that depend on others (``unlearn --method``);
+    ``only``: that one command (what running it needs: the other commands' modules are not imported)."""
     parser = argparse.ArgumentParser(prog="scarlab", description="A lab for machine unlearning built around SCAR.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else [only]:
         register = importlib.import_module(f"scarlab.commands.{name}").register
         if "argv" in inspect.signature(register).parameters:
             register(sub, argv=argv)
@@ -34,7 +35,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(argv)
+    parser = build_parser(argv, only=argv[0] if argv and argv[0] in COMMANDS else None)
     args, extra = parser.parse_known_args(argv)
     # SIGTERM ends a command like Ctrl-C does: the stage being written is marked failed ("interrupted"), never
     # left "running" (long commands install their own graceful handlers on top of this)
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         if extra and not getattr(args, "accepts_extra", False):
             _unrecognized(parser, args, extra)
         args.extra = extra
-        if os.environ.get("SCARLAB_THREADS"):
+        if os.environ.get("SCARLAB_THREADS") and getattr(sys.modules[args.func.__module__], "COMPUTES", True):
             import torch
             torch.set_num_threads(int(os.environ["SCARLAB_THREADS"]))
         return args.func(args) or 0
