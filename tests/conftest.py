@@ -1,6 +1,7 @@
 """Shared fixtures: toy-scale real runs on digits, trained once per test session, and the offline data."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -94,35 +95,57 @@ def runs_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("runs")
 
 
+def _made_once(tmp_path_factory, name: str, make) -> Path:
+    """``make(path)`` run once per test session: under pytest-xdist the first worker to ask makes the run in the
+    folder the workers share, the others wait for it (a file lock) and read the same run. Each worker uses the same
+    torch threads, so the run is the one any of them would have made."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-of-<user>/pytest-<n>/: every worker's folder is in it
+    path = root / "session_runs" / name
+    path.parent.mkdir(exist_ok=True)
+    with open(path.parent / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (path / "manifest.json").is_file():
+            make(path)
+    status = json.loads((path / "manifest.json").read_text()).get("status")
+    if status != "complete":
+        pytest.fail(f"the session's {name} run is {status}: see {path}")
+    return path
+
+
 @pytest.fixture(scope="session")
-def digits_original(runs_root) -> Path:
+def digits_original(tmp_path_factory) -> Path:
     """An original tinycnn trained on digits (8 epochs, ~5 s): a completed run directory with stats.npz."""
     from scarlab.config import TrainConfig
     from scarlab.train import run_train
 
-    return run_train(TrainConfig(dataset="digits", epochs=8, device="cpu"), runs_root / "digits_original",
-                     progress=False).path
+    return _made_once(tmp_path_factory, "digits_original", lambda out: run_train(
+        TrainConfig(dataset="digits", epochs=8, device="cpu"), out, progress=False))
 
 
 @pytest.fixture(scope="session")
-def digits_retrained(runs_root) -> Path:
+def digits_retrained(tmp_path_factory) -> Path:
     """The retrained oracle for CR class 0 on digits (8 epochs)."""
     from scarlab.config import TrainConfig
     from scarlab.train import run_train
 
-    return run_train(TrainConfig(dataset="digits", role="retrained", scenario="CR", forget_classes=[0], epochs=8,
-                                 device="cpu"), runs_root / "digits_retrained_cr0", progress=False).path
+    return _made_once(tmp_path_factory, "digits_retrained_cr0", lambda out: run_train(
+        TrainConfig(dataset="digits", role="retrained", scenario="CR", forget_classes=[0], epochs=8, device="cpu"),
+        out, progress=False))
 
 
 @pytest.fixture(scope="session")
-def digits_scar(runs_root, digits_original, digits_retrained) -> Path:
+def digits_scar(tmp_path_factory, digits_original, digits_retrained) -> Path:
     """SCAR on digits, CR class 0, default settings."""
     from scarlab.config import UnlearnConfig
     from scarlab.unlearn.stage import run_unlearn
 
     cfg = UnlearnConfig(original=str(digits_original), retrained=str(digits_retrained), split=str(digits_retrained),
                         method="scar", device="cpu")
-    return run_unlearn(cfg, runs_root / "digits_scar_cr0", progress=False).path
+    return _made_once(tmp_path_factory, "digits_scar_cr0", lambda out: run_unlearn(cfg, out, progress=False))
 
 
 MALFORMED = {  # run folder -> (what makes it malformed, the one-line problem a reader reports)

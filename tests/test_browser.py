@@ -141,9 +141,10 @@ def _serving(root: Path, tmp_path: Path):
         log.close()
 
 
-@pytest.fixture()
-def server(browser_runs, tmp_path):
-    yield from _serving(browser_runs, tmp_path)
+@pytest.fixture(scope="module")
+def server(browser_runs, tmp_path_factory):
+    """One dashboard over :func:`browser_runs` for the tests that only read pages (each in a browser of its own)."""
+    yield from _serving(browser_runs, tmp_path_factory.mktemp("server"))
 
 
 def test_feature_migration_renders_points(server, tmp_path):
