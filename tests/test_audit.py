@@ -217,13 +217,11 @@ def test_worker_processes_make_the_same_population(runs, tmp_path):
 
 
 PARENT = """
-import multiprocessing as mp, os, sys, time
-from concurrent.futures import ProcessPoolExecutor
-from scarlab.audit.members import die_with_parent
+import os, sys, time
+from scarlab.audit.members import worker_pool
 
 if __name__ == "__main__":
-    init = dict(initializer=die_with_parent, initargs=(os.getpid(),)) if sys.argv[1] == "guarded" else {}
-    pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), **init)
+    pool = worker_pool(1, guarded=sys.argv[1] == "guarded")  # the audit's pool, with and without die_with_parent
     print(pool.submit(os.getpid).result(), flush=True)
     pool.submit(time.sleep, 600)  # a member being trained
     time.sleep(600)

@@ -219,38 +219,62 @@ class _Workers:
         self.timed(m, t0)
 
 
-def die_with_parent(parent: int) -> None:
-    """A worker's initializer: end this process when ``parent`` (the audit's process) ends, however it ends.
-    Without it a worker outlived a parent stopped with SIGTERM or SIGKILL and went on training its member for
-    minutes. Linux: the kernel sends SIGTERM at the parent's death (prctl PR_SET_PDEATHSIG); elsewhere nothing."""
-    import ctypes
+def die_with_parent(audit: int) -> None:
+    """A worker's initializer: end this process when the process ``audit`` (the one that made the pool) ends, however
+    it ends. Without it a worker outlived an audit stopped with SIGTERM or SIGKILL and went on training its member
+    for minutes. Linux: a thread waits on the audit's pidfd and sends this process SIGTERM when it ends (its parent
+    is :func:`worker_pool`'s forkserver, which lives as long as its workers do); elsewhere nothing."""
     import os
+    import select
     import signal
     import sys
+    import threading
 
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or not hasattr(os, "pidfd_open"):
         return
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent ended before the request took effect
+        fd = os.pidfd_open(audit)
+    except ProcessLookupError:  # it ended before the worker started
         os._exit(1)
+    except OSError:  # a kernel without pidfds (before Linux 5.3)
+        return
+
+    def watch() -> None:
+        select.select([fd], [], [])  # readable once the process has ended
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="scarlab-die-with-audit").start()
+
+
+WORKER_PRELOAD = ["scarlab.audit.members", "scarlab.train", "scarlab.unlearn.stage"]
+"""what the workers' forkserver imports once (torch & co.): each worker is forked from it instead of starting Python
+and importing them again (about 3 s of CPU per worker here)."""
+
+
+def worker_pool(jobs: int, guarded: bool = True):
+    """A pool of ``jobs`` worker processes forked from a forkserver of this process that imported
+    :data:`WORKER_PRELOAD` (a fresh, single-threaded process: forking it is safe, unlike forking this one, whose
+    torch and kernel threads may hold locks); ``guarded``: each worker ends with this process
+    (:func:`die_with_parent`)."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(WORKER_PRELOAD)
+    guard = {"initializer": die_with_parent, "initargs": (os.getpid(),)} if guarded else {}
+    return ProcessPoolExecutor(jobs, mp_context=ctx, **guard)
 
 
 def _build_in_workers(b: Builder, members: list[Member], jobs: int, bar, timed) -> None:
-    """Make or reuse ``members`` in ``jobs`` spawned worker processes (build)."""
-    import multiprocessing as mp
-    import os
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    """Make or reuse ``members`` in ``jobs`` worker processes (build)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
     import torch
 
     threads = max(1, torch.get_num_threads() // jobs)
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
+    with worker_pool(jobs) as pool:
         state = _Workers(b, members, pool, threads, timed)
         try:
             while True:
