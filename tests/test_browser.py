@@ -72,6 +72,37 @@ def _requests(driver) -> list[str]:
     return urls
 
 
+def _requests_until_quiet(driver, quiet: float = 1.5, most: float = 6.0) -> list[str]:
+    """:func:`_requests` collected until the page asked for nothing new for ``quiet`` seconds (at most ``most``)."""
+    urls, start = [], time.monotonic()
+    last = start
+    while time.monotonic() - last < quiet and time.monotonic() - start < most:
+        new = _requests(driver)
+        if new:
+            urls += new
+            last = time.monotonic()
+        time.sleep(0.2)
+    return urls
+
+
+def _rerun_done(driver, most: float = 15.0) -> None:
+    """Wait for the app's rerun after an input: Streamlit shows its status widget while the script runs; done once
+    it has been gone for half a second (at most ``most`` seconds)."""
+    from selenium.webdriver.common.by import By
+
+    time.sleep(0.3)  # the rerun request reaches the server
+    start = time.monotonic()
+    idle_since = None
+    while time.monotonic() - start < most:
+        if driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]'):
+            idle_since = None
+        elif idle_since is None:
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since >= 0.5:
+            return
+        time.sleep(0.1)
+
+
 def _keep(shot: Path) -> None:
     """Copy a screenshot to $SCARLAB_ARTIFACTS when it is set."""
     if shot.exists() and os.environ.get("SCARLAB_ARTIFACTS"):
@@ -288,8 +319,7 @@ def test_every_page_stays_on_the_dashboards_host(server, tmp_path):
         for path in PAGES:
             driver.get(f"{server}/{path}")
             WebDriverWait(driver, 150).until(lambda d: d.find_elements(By.CSS_SELECTOR, "h1"))
-            time.sleep(3)  # late requests: charts, fonts, the page icon
-            for url in _requests(driver):
+            for url in _requests_until_quiet(driver):  # late requests too: charts, fonts, the page icon
                 seen += 1
                 parts = urlsplit(url)
                 if parts.scheme not in ("data", "blob") and parts.netloc != own:
@@ -338,7 +368,7 @@ def _set_text(driver, key: str, text: str) -> None:
     el.send_keys(Keys.DELETE)
     el.send_keys(text)
     el.send_keys(Keys.ENTER)
-    time.sleep(1.5)  # the rerun
+    _rerun_done(driver)
 
 
 def _pick(driver, key: str, text: str, clear: bool = False) -> None:
@@ -352,7 +382,7 @@ def _pick(driver, key: str, text: str, clear: bool = False) -> None:
     el.send_keys(text)
     el.send_keys(Keys.ENTER)
     el.send_keys(Keys.ESCAPE)
-    time.sleep(1.5)
+    _rerun_done(driver)
 
 
 def _stepper(driver) -> str:
