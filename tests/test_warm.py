@@ -21,6 +21,14 @@ def _split_spec(tmp_path):
     return next(s for s in plan(cfg) if s.kind == "split")
 
 
+def _private(monkeypatch, key: str) -> None:
+    """A zygote of this test's own (the process's shared one is left alone: other tests fork from it) that imports
+    only what a kernel needs to start: the tests of its mechanics need no torch."""
+    monkeypatch.setattr(warm, "_ZYGOTE", None)
+    monkeypatch.setattr(warm, "_key", lambda: (key,))
+    monkeypatch.setattr(warm, "PRELOAD", ("ipykernel.kernelapp",))
+
+
 def test_a_stage_runs_in_a_kernel_forked_from_the_zygote(tmp_path):
     from scarlab.pipeline import execute_stage
 
@@ -41,8 +49,7 @@ def test_a_stage_runs_in_a_kernel_forked_from_the_zygote(tmp_path):
 
 
 def test_an_unused_kernel_leaves_nothing_and_a_dead_or_stale_zygote_is_replaced(monkeypatch):
-    monkeypatch.setattr(warm, "_ZYGOTE", None)  # this process's shared zygote is left alone (other tests fork from it)
-    monkeypatch.setattr(warm, "_key", lambda: ("a zygote this test kills",))
+    _private(monkeypatch, "a zygote this test kills")
     with WarmKernels() as pool:
         k = pool.take()
         assert k is not None and not k.started and k.log.exists()
@@ -78,8 +85,7 @@ def test_an_idle_zygote_exits_and_the_next_pipeline_starts_another(monkeypatch):
     import time
 
     monkeypatch.setattr(warm, "IDLE_S", 1)
-    monkeypatch.setattr(warm, "_ZYGOTE", None)
-    monkeypatch.setattr(warm, "_key", lambda: ("a zygote of this test",))
+    _private(monkeypatch, "a zygote of this test")
     idle = warm.zygote()
     assert idle.wait_ready()
     deadline = time.monotonic() + 30
@@ -93,14 +99,14 @@ def test_an_idle_zygote_exits_and_the_next_pipeline_starts_another(monkeypatch):
 def test_pipelines_in_other_processes_fork_from_the_running_zygote(tmp_path, monkeypatch):
     """One zygote per user and key on the machine: a second process (another `scarlab pipeline`, a job of the Run
     page) connects to the running one instead of importing torch & co. again, and its kernel's exit is told to it."""
-    monkeypatch.setattr(warm, "_ZYGOTE", None)
-    monkeypatch.setattr(warm, "_key", lambda: ("a zygote two processes share",))
+    _private(monkeypatch, "a zygote two processes share")
     mine = warm.zygote()
     assert mine.wait_ready() and mine.process is not None  # this process started it
     other = subprocess.run([sys.executable, "-c", """
 import json, os, sys, tempfile
 from scarlab.pipeline import warm
 warm._key = lambda: ("a zygote two processes share",)
+warm.PRELOAD = ("ipykernel.kernelapp",)
 z = warm.zygote()
 assert z.wait_ready()
 k = z.fork(os.path.abspath("kernel.json"), os.path.abspath("kernel.log"), os.getcwd(), dict(os.environ))

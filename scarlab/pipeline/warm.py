@@ -157,7 +157,7 @@ class Zygote:
                     with contextlib.suppress(FileNotFoundError):
                         self.path.unlink()  # a socket its ended zygote left
                     self.process = subprocess.Popen(
-                        [sys.executable, "-m", "scarlab.pipeline.warm", str(IDLE_S), str(self.path)],
+                        [sys.executable, "-m", "scarlab.pipeline.warm", str(IDLE_S), str(self.path), *PRELOAD],
                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                         start_new_session=True)
                     threading.Thread(target=self.process.wait, daemon=True).start()  # reaped when it exits
@@ -246,12 +246,12 @@ _ZYGOTE_LOCK = threading.Lock()
 
 
 def _key() -> tuple:
-    """What a zygote's imports depend on: the interpreter, its import path, the OpenMP/BLAS settings and scarlab's
-    sources."""
+    """What a zygote's imports depend on: the interpreter, its import path, the OpenMP/BLAS settings, scarlab's
+    sources and what it imports."""
     src = Path(__file__).resolve().parents[1]
     newest = max((p.stat().st_mtime_ns for p in src.rglob("*.py")), default=0)
     libenv = sorted((k, v) for k, v in os.environ.items() if k.startswith(_LIBRARY_ENV) or k == "PYTHONPATH")
-    return sys.executable, tuple(libenv), newest
+    return sys.executable, tuple(libenv), newest, PRELOAD
 
 
 def _socket_path(key: tuple) -> Path:
@@ -349,20 +349,20 @@ class WarmKernels:
 
 # ============================================================================================ the zygote
 def _main() -> None:
-    """Import :data:`PRELOAD`, listen on ``argv[2]`` (:func:`_socket_path`), greet each connection, then fork one
-    kernel per request line and tell the connection that asked its pid and, later, its exit status (the zygote reaps
-    its kernels); exit when nothing happened (no request, no running kernel) for ``argv[1]`` seconds (:data:`IDLE_S`)
-    or a connection asks it to. Single-threaded: forking a threaded process is unsafe."""
+    """Import the modules ``argv[3:]`` (:data:`PRELOAD`), listen on ``argv[2]`` (:func:`_socket_path`), greet each
+    connection, then fork one kernel per request line and tell the connection that asked its pid and, later, its exit
+    status (the zygote reaps its kernels); exit when nothing happened (no request, no running kernel) for ``argv[1]``
+    seconds (:data:`IDLE_S`) or a connection asks it to. Single-threaded: forking a threaded process is unsafe."""
     import importlib
 
     for fd in (0, 1):  # nothing is read from or printed to the terminal it was started from
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, fd)
         os.close(devnull)
-    for name in PRELOAD:
+    idle_s, path, modules = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
+    for name in modules:
         with contextlib.suppress(Exception):  # a module that fails here fails again, visibly, in the notebook
             importlib.import_module(name)
-    idle_s, path = float(sys.argv[1]), sys.argv[2]
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
