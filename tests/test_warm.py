@@ -135,3 +135,19 @@ def test_the_zygotes_socket_is_in_a_folder_only_the_user_may_open(monkeypatch, r
     folder.chmod(0o755)  # opened to others (by whoever made it): not used, nothing is shared
     private = warm._socket_path(("a key",))
     assert private.parent != folder and private.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_pipeline_that_imported_sklearn_forks_from_the_same_zygote():
+    """scikit-learn sets KMP_* variables when imported (the zygote imports it too): whether a pipeline process
+    imported it before asking for its zygote does not make the zygote another one."""
+    out = subprocess.run([sys.executable, "-c", """
+import os
+for k in ("KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK"):
+    os.environ.pop(k, None)
+from scarlab.pipeline import warm
+before = warm._key()
+import sklearn
+assert "KMP_INIT_AT_FORK" in os.environ
+print(before == warm._key())
+"""], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "True", out.stderr[-2000:]

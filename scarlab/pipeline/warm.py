@@ -55,6 +55,11 @@ _LIBRARY_ENV = ("OMP_", "KMP_", "MKL_", "GOMP_", "OPENBLAS_")
 replaced, not forked from."""
 
 
+_SET_BY_PRELOAD = ("KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK")
+"""what importing scikit-learn sets (when unset) in the process that imports it, the zygote included: a pipeline
+process that happened to import it first is no reason for a zygote of its own."""
+
+
 def enabled() -> bool:
     """On unless ``SCARLAB_WARM_KERNELS=0``; Linux only (the one system it was run on: macOS libraries are not all safe
     to fork after import, Windows cannot fork), elsewhere every stage starts cold."""
@@ -250,7 +255,8 @@ def _key() -> tuple:
     sources and what it imports."""
     src = Path(__file__).resolve().parents[1]
     newest = max((p.stat().st_mtime_ns for p in src.rglob("*.py")), default=0)
-    libenv = sorted((k, v) for k, v in os.environ.items() if k.startswith(_LIBRARY_ENV) or k == "PYTHONPATH")
+    libenv = sorted((k, v) for k, v in os.environ.items()
+                    if (k.startswith(_LIBRARY_ENV) or k == "PYTHONPATH") and k not in _SET_BY_PRELOAD)
     return sys.executable, tuple(libenv), newest, PRELOAD
 
 
