@@ -70,9 +70,12 @@ def _kernel_manager(log_path: Path, warm: WarmKernel | None = None):
             if warm is None:
                 return await super()._async_launch_kernel(kernel_cmd, **kw)
             # what LocalProvisioner.launch_kernel does with the process it launches, for one forked from the zygote
-            # (the same environment and folder; its own session, so its process group is its pid)
+            # (the same environment, folder and options — nbclient's --HistoryManager.hist_file=:memory: among them:
+            # without it every stage added a session to the user's ~/.ipython history; its own session, so its
+            # process group is its pid)
             try:
-                warm.start(self.connection_file, kw.get("cwd"), kw.get("env"))
+                warm.start(self.connection_file, kw.get("cwd"), kw.get("env"),
+                           args=kernel_cmd[kernel_cmd.index("-f") + 2:] if "-f" in kernel_cmd else [])
             except OSError:  # the zygote ended just now (idle, killed): this stage starts its kernel cold
                 return await super()._async_launch_kernel(kernel_cmd, **kw)
             p = self.provisioner

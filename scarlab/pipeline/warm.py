@@ -204,8 +204,8 @@ class Zygote:
     def _send(self, msg: dict) -> None:
         self._sock.sendall((json.dumps(msg) + "\n").encode())
 
-    def fork(self, connection_file: str, log: Path, cwd: str, env: dict) -> ForkedProcess:
-        request = {"connection_file": connection_file, "log": str(log), "cwd": cwd, "env": env}
+    def fork(self, connection_file: str, log: Path, cwd: str, env: dict, args: list[str] = ()) -> ForkedProcess:
+        request = {"connection_file": connection_file, "log": str(log), "cwd": cwd, "env": env, "args": list(args)}
         with self._lock:
             with self._cond:
                 if self._ready is not True:
@@ -312,9 +312,10 @@ class WarmKernel:
     def started(self) -> bool:
         return self.process is not None
 
-    def start(self, connection_file: str, cwd: str | None = None, env: dict | None = None) -> None:
+    def start(self, connection_file: str, cwd: str | None = None, env: dict | None = None,
+              args: list[str] = ()) -> None:
         self.process = self.zygote.fork(connection_file, self.log, cwd or os.getcwd(),
-                                        dict(os.environ if env is None else env))
+                                        dict(os.environ if env is None else env), list(args))
         interrupts.track_kernel(self.process)  # an abort kills it
 
     def discard(self) -> None:
@@ -464,7 +465,7 @@ def _become_kernel(request: dict, zygote_fds: list) -> None:
         random.seed()
         if "numpy" in sys.modules:
             sys.modules["numpy"].random.seed()
-        sys.argv = [sys.argv[0], "-f", request["connection_file"]]
+        sys.argv = [sys.argv[0], "-f", request["connection_file"], *request.get("args", [])]
         runpy.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as exc:
