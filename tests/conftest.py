@@ -22,13 +22,13 @@ os.environ["SCARLAB_THREADS"] = _THREADS  # the stage kernels and subprocesses t
 torch.set_num_threads(int(_THREADS))
 
 
-# The longest modules first (seconds per module, `pytest -n 2 --dist loadscope --durations=0`, 2026-12-05: browser
-# 149, reliability 98, notebooks 84, identity 69, sweep 66, live 65, audit 55, audit_pipeline 43, pipeline 38; every
-# other module under 25). `make test` keeps each module on one worker and hands modules out in this order
+# The longest modules first (seconds per module, `pytest -n 2 --dist loadscope --durations=40`, 2026-12-05 14:42:
+# browser 140, reliability 51, audit 50, audit_pipeline 49, identity 47, live 38, notebooks 37, sweep 33, pipeline 31;
+# every other module under 25). `make test` keeps each module on one worker and hands modules out in this order
 # (--no-loadscope-reorder), so no core idles behind the last long module. Only the order changes; a module not
 # listed keeps its place after these.
-LONGEST_FIRST = ("test_browser", "test_reliability", "test_notebooks", "test_identity", "test_sweep", "test_live",
-                 "test_audit", "test_audit_pipeline", "test_pipeline")
+LONGEST_FIRST = ("test_browser", "test_reliability", "test_audit", "test_audit_pipeline", "test_identity", "test_live",
+                 "test_notebooks", "test_sweep", "test_pipeline")
 
 
 def _dashboard_pages() -> list[str]:
