@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from scarlab.pipeline import warm
@@ -24,8 +25,9 @@ def _split_spec(tmp_path):
 def _private(monkeypatch, key: str) -> None:
     """A zygote of this test's own (the process's shared one is left alone: other tests fork from it) that imports
     only what a kernel needs to start: the tests of its mechanics need no torch."""
+    unique = (key, os.getpid(), time.time())  # never a zygote another test or checkout left running
     monkeypatch.setattr(warm, "_ZYGOTE", None)
-    monkeypatch.setattr(warm, "_key", lambda: (key,))
+    monkeypatch.setattr(warm, "_key", lambda: unique)
     monkeypatch.setattr(warm, "PRELOAD", ("ipykernel.kernelapp",))
 
 
@@ -63,7 +65,7 @@ def test_an_unused_kernel_leaves_nothing_and_a_dead_or_stale_zygote_is_replaced(
         again.discard()
     second = warm.zygote()
     assert second is again.zygote and second is not first and second.alive() and second.wait_ready()
-    monkeypatch.setattr(warm, "_key", lambda: ("another interpreter or edited sources",))
+    monkeypatch.setattr(warm, "_key", lambda: ("another interpreter or edited sources", os.getpid(), time.time()))
     third = warm.zygote()
     assert third is not second and not second.alive() and third.alive()
     assert second.process.wait(timeout=10) is not None  # the stale zygote was asked to exit, and did
@@ -82,8 +84,6 @@ def test_forking_is_off_with_the_switch_and_outside_linux(monkeypatch):
 
 
 def test_an_idle_zygote_exits_and_the_next_pipeline_starts_another(monkeypatch):
-    import time
-
     monkeypatch.setattr(warm, "IDLE_S", 1)
     _private(monkeypatch, "a zygote of this test")
     idle = warm.zygote()
@@ -102,10 +102,10 @@ def test_pipelines_in_other_processes_fork_from_the_running_zygote(tmp_path, mon
     _private(monkeypatch, "a zygote two processes share")
     mine = warm.zygote()
     assert mine.wait_ready() and mine.process is not None  # this process started it
-    other = subprocess.run([sys.executable, "-c", """
+    other = subprocess.run([sys.executable, "-c", f"KEY = {warm._key()!r}" + """
 import json, os, sys, tempfile
 from scarlab.pipeline import warm
-warm._key = lambda: ("a zygote two processes share",)
+warm._key = lambda: KEY
 warm.PRELOAD = ("ipykernel.kernelapp",)
 z = warm.zygote()
 assert z.wait_ready()

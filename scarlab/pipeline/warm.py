@@ -192,7 +192,13 @@ class Zygote:
 
     # -------------------------------------------------------------------------------- using it
     def alive(self) -> bool:
-        return self._ready is not None
+        """Not known to have ended: the connection is open (or being made) and the zygote's process still runs
+        (checked too, since the reader thread may not have seen the connection close yet)."""
+        if self._ready is None:
+            return False
+        if self.process is not None and self.process.poll() is not None:
+            return False
+        return self.pid is None or _running(self.pid)
 
     def wait_ready(self) -> bool:
         """True once connected (a zygote this process started: once its imports are done); False if there is none."""
@@ -244,6 +250,15 @@ class Zygote:
         if stop and self.process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=10)
+
+
+def _running(pid: int) -> bool:
+    """The process ``pid`` exists and has not ended (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 _ZYGOTE: Zygote | None = None
