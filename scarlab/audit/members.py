@@ -260,8 +260,11 @@ def worker_pool(jobs: int, guarded: bool = True):
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(WORKER_PRELOAD)
+    if "forkserver" not in mp.get_all_start_methods():  # Windows: each worker starts Python and imports anew
+        ctx = mp.get_context("spawn")
+    else:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(WORKER_PRELOAD)
     guard = {"initializer": die_with_parent, "initargs": (os.getpid(),)} if guarded else {}
     return ProcessPoolExecutor(jobs, mp_context=ctx, **guard)
 

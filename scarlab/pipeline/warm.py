@@ -230,12 +230,7 @@ class Zygote:
             if self._ready is not None:
                 return None
         # the zygote is gone, so nobody reports this kernel's end: read the process table
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                state = fh.read().rsplit(b")", 1)[1].split()[0]
-            return -1 if state == b"Z" else None
-        except (OSError, IndexError):
-            return -1
+        return None if _running(pid) else -1
 
     def close(self, stop: bool = False) -> None:
         """Hang up (the zygote stays for the next pipeline until it is idle); ``stop``: ask it to exit now (its
