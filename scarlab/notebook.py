@@ -47,6 +47,31 @@ def setup_notebook() -> None:
     torch.set_num_threads(int(os.environ.get("SCARLAB_THREADS") or torch.get_num_threads()))
 
 
+def warm_up() -> None:
+    """Load what a kernel's first figure loads, once, in a process that forks stage kernels (the pipeline's zygote,
+    :mod:`scarlab.pipeline.warm`): plotly's renderers (and the nbformat they import), its default template and the
+    validators of each kind of figure the stage notebooks draw, each drawn to JSON as :func:`setup_notebook`'s
+    renderer would. Every forked kernel then starts with them: about 0.1-0.2 s of CPU less per stage here. Shows
+    nothing and changes no setting (the renderer is chosen by :func:`setup_notebook`, in the kernel)."""
+    import pandas as pd
+    import plotly.express as px
+    import plotly.graph_objects as go
+    import plotly.io as pio
+    from plotly.io.base_renderers import PlotlyRenderer
+
+    pio.renderers  # noqa: B018 - plotly.io imports its renderers (and nbformat) on first use
+    df = pd.DataFrame({"x": [0, 1], "y": [0.0, 1.0], "c": ["a", "b"]})
+    figs = [px.bar(df, x="c", y="y", color="c", barmode="group", title="."), px.line(df, x="x", y="y", facet_col="c", markers=True),
+            px.scatter(df, x="x", y="y", color="c", hover_data=["c"]), px.histogram(df, x="y", color="c"),
+            px.box(df, x="c", y="y"), px.imshow([[0.0, 1.0], [1.0, 0.0]]), go.Figure(go.Scatter(x=[0, 1], y=[0, 1]))]
+    for fig in figs:
+        fig.add_shape(type="line", x0=0, x1=1, y0=0, y1=1, line=dict(color="#555", dash="dash"))
+        fig.add_hline(y=0.5, line_dash="dot", annotation_text=".")
+        fig.update_xaxes(type="log", title=".").update_yaxes(matches=None, visible=True).update_traces(opacity=1)
+        fig.update_layout(**FIG, legend_title_text=".")
+        PlotlyRenderer().to_mimebundle(fig.to_dict())
+
+
 def export_html(notebook: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     """Write an executed notebook as one HTML page that draws its figures offline: each figure's plotly JSON
     becomes a plotly div, plotly.js is inlined once (before the first figure) from the installed plotly package,

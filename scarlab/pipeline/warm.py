@@ -38,13 +38,17 @@ import time
 from pathlib import Path
 
 from .. import interrupts
+from ..notebook import warm_up
 
 PRELOAD = ("numpy", "pandas", "plotly.express", "plotly.io", "torch", "torch._dynamo", "tqdm.auto",
            "sklearn.datasets", "sklearn.linear_model", "sklearn.svm", "scarlab.notebook", "scarlab.config",
-           "scarlab.results", "scarlab.train", "scarlab.unlearn.stage", "scarlab.evaluate", "ipykernel.kernelapp")
+           "scarlab.results", "scarlab.train", "scarlab.unlearn.stage", "scarlab.evaluate", "ipykernel.kernelapp",
+           "ipykernel.debugger")
 """What the zygote imports before it forks kernels: what the stage notebooks import at their top, and
 ``torch._dynamo``, which torch imports when a process makes its first optimizer (about 1 s here: every training and
-unlearning stage paid it). UMAP and numba, which only the embedding step needs, are left to it."""
+unlearning stage paid it), and ``ipykernel.debugger``, which each kernel imports as it starts (debugpy: ~40 ms); with
+``scarlab.notebook`` among them the zygote also draws one figure of each kind (:func:`scarlab.notebook.warm_up`).
+UMAP and numba, which only the embedding step needs, are left to it."""
 
 IDLE_S = 300
 """a zygote with no request and no running kernel for this long exits (it does not keep its memory while nothing
@@ -380,6 +384,9 @@ def _main() -> None:
     for name in modules:
         with contextlib.suppress(Exception):  # a module that fails here fails again, visibly, in the notebook
             importlib.import_module(name)
+    if "scarlab.notebook" in modules:
+        with contextlib.suppress(Exception):  # an optional head start: a kernel loads the same when it needs it
+            warm_up()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
