@@ -418,11 +418,14 @@ def test_run_page_launches_watches_queues_and_stops(live_root, tmp_path):
         _pick(driver, "run_classes_digits", "3", clear=True)
         _set_text(driver, "run_epochs", "2")
         _set_text(driver, "run_p_scar_lr_digits", "0.0005, 0.00025")
-        _set_text(driver, "run_p_scar_epochs_digits", "10")
+        # every epoch, not stopped early once the forget set is forgotten (~3 epochs here): each run writes its
+        # snapshots over ~5 s, so the page (redrawn every 2 s) shows the plot growing more than once
+        _set_text(driver, "run_p_scar_epochs_digits", "5")
+        _set_text(driver, "run_p_scar_stop_digits", "false")
         driver.find_element(By.CSS_SELECTOR, ".st-key-run_launch button").click()
         WebDriverWait(driver, 60).until(lambda d: len(J.list_jobs(live_root)) == 2)
         first = J.list_jobs(live_root)[-1]
-        assert first.config()["params"] == {"scar": {"lr": [0.0005, 0.00025], "epochs": 10}}
+        assert first.config()["params"] == {"scar": {"lr": [0.0005, 0.00025], "epochs": 5, "stop": False}}
         assert first.config()["forget_classes"] == [3]
         time.sleep(2)
         driver.find_element(By.CSS_SELECTOR, ".st-key-run_launch button").click()  # the second launch
@@ -470,6 +473,7 @@ def test_run_page_launches_watches_queues_and_stops(live_root, tmp_path):
         _set_text(driver, "run_epochs", "2")
         _set_text(driver, "run_p_scar_lr_digits", "0.0001")
         _set_text(driver, "run_p_scar_epochs_digits", "200")
+        _set_text(driver, "run_p_scar_stop_digits", "false")  # no early stop: still running when it is stopped
         driver.find_element(By.CSS_SELECTOR, ".st-key-run_launch button").click()
         WebDriverWait(driver, 60).until(lambda d: len(J.list_jobs(live_root)) == 4)
         third = J.list_jobs(live_root)[-1]
