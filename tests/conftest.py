@@ -105,8 +105,8 @@ def _made_once(tmp_path_factory, name: str, make) -> Path:
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # pytest-of-<user>/pytest-<n>/: every worker's folder is in it
     path = root / "session_runs" / name
-    path.parent.mkdir(exist_ok=True)
-    with open(path.parent / f"{name}.lock", "w") as lock:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f"{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (path / "manifest.json").is_file():
             make(path)
@@ -146,6 +146,35 @@ def digits_scar(tmp_path_factory, digits_original, digits_retrained) -> Path:
     cfg = UnlearnConfig(original=str(digits_original), retrained=str(digits_retrained), split=str(digits_retrained),
                         method="scar", device="cpu")
     return _made_once(tmp_path_factory, "digits_scar_cr0", lambda out: run_unlearn(cfg, out, progress=False))
+
+
+def copy_run(src: Path, dst: Path, parents: dict | None = None) -> Path:
+    """A copy of the run folder ``src`` at ``dst``; ``parents``: the copy's manifest names these parent runs."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    if parents is not None:
+        m = json.loads((dst / "manifest.json").read_text())
+        m["parents"] = {k: str(v) for k, v in parents.items()}
+        (dst / "manifest.json").write_text(json.dumps(m))
+    return dst
+
+
+@pytest.fixture(scope="session")
+def digits_embedded(tmp_path_factory, digits_original, digits_retrained, digits_scar) -> dict[str, Path]:
+    """Copies of the session's original, retrained and SCAR runs, SCAR embedded (``run_embed``): the UMAP reducers
+    of the original and of the retrained oracle are fitted once per session (numba's compilation and the fits:
+    ~10-25 s of CPU in each process that fits). A copy of these folders reuses them (a reducer's key is its
+    checkpoint, not its folder): ``run_embed`` on a copy only transforms."""
+    from scarlab.embed import run_embed
+
+    def make(scar: Path) -> None:
+        orig = copy_run(digits_original, scar.parent / "original")
+        retr = copy_run(digits_retrained, scar.parent / "retrained")
+        run_embed(copy_run(digits_scar, scar, {"original": orig, "retrained": retr}), progress=False)
+
+    scar = _made_once(tmp_path_factory, "digits_embedded/scar", make)
+    return {"original": scar.parent / "original", "retrained": scar.parent / "retrained", "scar": scar}
 
 
 MALFORMED = {  # run folder -> (what makes it malformed, the one-line problem a reader reports)

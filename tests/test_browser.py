@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import copy_run
+
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,20 +114,16 @@ def _keep(shot: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser_runs(tmp_path_factory, digits_original, digits_retrained, digits_scar) -> Path:
+def browser_runs(tmp_path_factory, digits_embedded) -> Path:
     """Copies of the session's real digits runs (original, retrained, SCAR), embedded."""
     from scarlab.embed import run_embed
 
     root = tmp_path_factory.mktemp("browser_runs")
-    orig = root / "digits_original"
-    retr = root / "digits_retrained_cr0"
-    scar = root / "digits_scar_cr0"
-    for src, dst in ((digits_original, orig), (digits_retrained, retr), (digits_scar, scar)):
-        shutil.copytree(src, dst)
+    orig = copy_run(digits_embedded["original"], root / "digits_original")
+    retr = copy_run(digits_embedded["retrained"], root / "digits_retrained_cr0")
+    scar = copy_run(digits_embedded["scar"], root / "digits_scar_cr0", {"original": orig, "retrained": retr})
     m = json.loads((scar / "manifest.json").read_text())
-    m["parents"] = {"original": str(orig), "retrained": str(retr)}
-    (scar / "manifest.json").write_text(json.dumps(m))
-    run_embed(scar, progress=False)
+    run_embed(scar, progress=False)  # transforms only: the reducers came with the copies
     from test_dashboard import write_audit, write_offline_audit  # synthetic audit files for the Privacy page
 
     write_audit(scar, k=16, n=300)

@@ -17,7 +17,7 @@ from scarlab_dashboard import app as dashboard_app
 from scarlab_dashboard import data as D
 from scarlab_dashboard import plots as P
 
-from conftest import PAGES  # the app's pages; AppTest served on loopback (conftest says so)
+from conftest import PAGES, copy_run  # the app's pages; AppTest served on loopback (conftest says so)
 
 REPO = Path(__file__).resolve().parents[1]
 APP = Path(dashboard_app.__file__)
@@ -26,28 +26,20 @@ RETRAINED = "retrained · epochs=8"
 
 
 # ----------------------------------------------------------------------------- fixtures: real runs, embedded
-def _copy_run(src: Path, dst: Path, parents: dict | None = None) -> Path:
-    shutil.copytree(src, dst)
-    if parents is not None:
-        m = json.loads((dst / "manifest.json").read_text())
-        m["parents"] = {k: str(v) for k, v in parents.items()}
-        (dst / "manifest.json").write_text(json.dumps(m))
-    return dst
-
-
 @pytest.fixture(scope="module")
-def dash_root(tmp_path_factory, digits_original, digits_retrained, digits_scar):
-    """A runs root of copies of the session's real digits runs (so embedding never touches them) plus a second
-    method, embedded with ``run_embed`` and evaluated (metrics with AUS, perclass.json, mia_steps.csv)."""
+def dash_root(tmp_path_factory, digits_embedded):
+    """A runs root of copies of the session's real digits runs (their reducers already fitted: ``digits_embedded``)
+    plus a second method, embedded with ``run_embed`` and evaluated (metrics with AUS, perclass.json,
+    mia_steps.csv)."""
     from scarlab.config import UnlearnConfig
     from scarlab.embed import run_embed
     from scarlab.evaluate import evaluate_run
     from scarlab.unlearn.stage import run_unlearn
 
     root = tmp_path_factory.mktemp("dash_runs")
-    orig = _copy_run(digits_original, root / "digits_original")
-    retr = _copy_run(digits_retrained, root / "digits_retrained_cr0")
-    scar = _copy_run(digits_scar, root / "digits_scar_cr0", {"original": orig, "retrained": retr})
+    orig = copy_run(digits_embedded["original"], root / "digits_original")
+    retr = copy_run(digits_embedded["retrained"], root / "digits_retrained_cr0")
+    scar = copy_run(digits_embedded["scar"], root / "digits_scar_cr0", {"original": orig, "retrained": retr})
     cfg = UnlearnConfig(original=str(orig), retrained=str(retr), split=str(retr), method="negative_gradient",
                         params={"epochs": 2}, snapshot_every=2, device="cpu")
     ng = run_unlearn(cfg, root / "digits_negative_gradient_cr0", progress=False).path
@@ -184,7 +176,7 @@ def test_embed_refuses_a_run_without_snapshots(tmp_path, dash_root):
     from scarlab.embed import run_embed
     from scarlab.errors import ScarlabError
 
-    bad = _copy_run(dash_root["ng"], tmp_path / "no_snaps")
+    bad = copy_run(dash_root["ng"], tmp_path / "no_snaps")
     shutil.rmtree(bad / "features")
     with pytest.raises(ScarlabError, match="snapshots"):
         run_embed(bad, progress=False)
@@ -329,7 +321,7 @@ def test_variants_are_separate_results(tmp_path, dash_root, monkeypatch):
     secs = {}
     for name, lr, seed, t in (("scar_lr5e-4_s0", 0.0005, 0, 1.0), ("scar_lr5e-4_s1", 0.0005, 1, 3.0),
                               ("scar_lr2.5e-4_s0", 0.00025, 0, 20.0)):
-        run = _copy_run(dash_root["scar"], root / name, {})
+        run = copy_run(dash_root["scar"], root / name, {})
         _edit(run, "config.json", variant={"lr": lr}, seed=seed)
         _edit(run, "metrics.json", **{"time/unlearn_s": t})
         secs.setdefault(lr, []).append(t)
@@ -360,8 +352,8 @@ def test_forget_set_is_the_recorded_one(tmp_path, dash_root, monkeypatch):
     """A retrained run (and the unlearning run on its split) whose config records forget class 3: every page
     that names forget sets says class 3, none says class 0."""
     root = tmp_path / "runs"
-    retr = _copy_run(dash_root["retrained"], root / "retrained_cr3")
-    scar = _copy_run(dash_root["scar"], root / "scar_cr3", {"retrained": retr})
+    retr = copy_run(dash_root["retrained"], root / "retrained_cr3")
+    scar = copy_run(dash_root["scar"], root / "scar_cr3", {"retrained": retr})
     for run in (retr, scar):
         _edit(run, "config.json", forget_classes=[3], scenario="CR")
     at = _apptest(root, monkeypatch)
@@ -569,7 +561,7 @@ def test_attack_chance_is_drawn_next_to_attack_accuracy():
 # ----------------------------------------------------------------------------- safety and malformed runs
 def _malformed_root(root: Path, dash_root) -> Path:
     """Empty, partial and malformed run folders next to one good unlearning run."""
-    good = _copy_run(dash_root["scar"], root / "good_scar")
+    good = copy_run(dash_root["scar"], root / "good_scar")
     (root / "empty_dir").mkdir()
     partial = root / "partial_no_manifest"
     partial.mkdir()
@@ -578,7 +570,7 @@ def _malformed_root(root: Path, dash_root) -> Path:
     truncated.mkdir()
     (truncated / "manifest.json").write_text(json.dumps({"stage": "unlearn", "status": "complete"}))
     (truncated / "metrics.json").write_text("{truncated")
-    bad = _copy_run(dash_root["ng"], root / "bad_ng")  # its records are fine, every other file is broken
+    bad = copy_run(dash_root["ng"], root / "bad_ng")  # its records are fine, every other file is broken
     (bad / "history.csv").write_bytes(b"\x00\x01garbage,\n\"unterminated")
     (bad / "embedding.parquet").write_bytes(b"PAR1 not really")
     (bad / "thumbs.parquet").write_text("nope")
@@ -650,9 +642,9 @@ def test_reads_stay_inside_the_root(tmp_path, dash_root):
     root = tmp_path / "root"
     root.mkdir()
     outside = tmp_path / "outside"
-    _copy_run(dash_root["ng"], outside)
+    copy_run(dash_root["ng"], outside)
     os.symlink(outside, root / "link_out")
-    good = _copy_run(dash_root["scar"], root / "scar", {"original": tmp_path / "elsewhere" / "digits_original",
+    good = copy_run(dash_root["scar"], root / "scar", {"original": tmp_path / "elsewhere" / "digits_original",
                                                         "retrained": outside})
     assert D.inside(root.resolve(), root / "link_out") is None
     assert D.inside(root.resolve(), root / ".." / "outside") is None
@@ -857,7 +849,7 @@ def test_run_text_is_shown_as_text_not_markdown(tmp_path, dash_root, monkeypatch
     image = "![x](http://example.invalid/leak.png)"
     root = tmp_path / "runs"
     root.mkdir()
-    run = _copy_run(dash_root["scar"], root / "received")
+    run = copy_run(dash_root["scar"], root / "received")
     m = json.loads((run / "manifest.json").read_text())
     m.update(status="failed", error=image, method="**bold**", parents={})
     (run / "manifest.json").write_text(json.dumps(m))
