@@ -30,15 +30,16 @@ def _notebook_text(path: Path) -> str:
     return "\n".join(out)
 
 
-def _pages(root: Path, monkeypatch) -> dict[str, tuple[str, list]]:
-    """(the text, the tables) every dashboard page shows for the runs under ``root`` (AppTest), by page."""
+def _pages(root: Path, monkeypatch, pages=PAGES) -> dict[str, tuple[str, list]]:
+    """(the text, the tables) each of ``pages`` (default: every dashboard page) shows for the runs under ``root``
+    (AppTest), by page."""
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("SCARLAB_RUNS", str(root))
     at = AppTest.from_file(str(DASHBOARD), default_timeout=180)
     at.run()
     shown = {}
-    for page in PAGES:
+    for page in pages:
         at.switch_page(f"views/{page}.py").run()
         assert not at.exception, (page, [e.value for e in at.exception])
         parts = [str(getattr(e, "value", "")) for e in (*at.markdown, *at.caption, *at.text, *at.subheader,
@@ -111,5 +112,5 @@ def test_two_lr_variants_of_scar_are_two_results_everywhere(tmp_path, monkeypatc
     text = _notebook_text(root / "compare.ipynb")
     assert all(label in text for label in labels)
 
-    compare = _pages(root, monkeypatch)["compare"][0]
+    compare = _pages(root, monkeypatch, ["compare"])["compare"][0]
     assert all(label in compare for label in labels)

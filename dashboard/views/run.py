@@ -324,9 +324,19 @@ def _progress(job: J.Job, stages: list[dict]) -> None:
     common.chart(P.without_links(fig), f"feature_migration_live_{cur['label']}", "run_migration_chart")
 
 
-@st.fragment(run_every=2.0)
+LIVE_EVERY_S, IDLE_EVERY_S = 2.0, 10.0
+"""how often the job panel below is redrawn: while a job of this runs root is queued or running, and while none is
+(a job launched elsewhere, `scarlab jobs` or another tab, shows within IDLE_EVERY_S). Each redraw reads the job's
+files and draws its figures: ~0.1 s of the server's CPU and a redraw in the browser, for as long as the page stays
+open."""
+_LIVE = any(j.live for j in J.list_jobs(root))
+
+
+@st.fragment(run_every=LIVE_EVERY_S if _LIVE else IDLE_EVERY_S)
 def watch() -> None:
     all_jobs = J.list_jobs(root)
+    if any(j.live for j in all_jobs) != _LIVE:
+        st.rerun()  # a job started or ended: the whole page again, at the other pace
     if not all_jobs:
         st.caption("No jobs under this runs root yet.")
         return
