@@ -327,8 +327,8 @@ def _progress(job: J.Job, stages: list[dict]) -> None:
 LIVE_EVERY_S, IDLE_EVERY_S = 2.0, 10.0
 """how often the job panel below is redrawn: while a job of this runs root is queued or running, and while none is
 (a job launched elsewhere, `scarlab jobs` or another tab, shows within IDLE_EVERY_S). Each redraw reads the job's
-files and draws its figures: ~0.1 s of the server's CPU and a redraw in the browser, for as long as the page stays
-open."""
+files and draws its figures again, in the server and in the browser, for as long as the page stays open: with a
+finished digits job shown, 3.8 s of CPU per 20 s at 2 s, 1.4 s at 10 s."""
 _LIVE = any(j.live for j in J.list_jobs(root))
 
 
