@@ -17,6 +17,9 @@ from .errors import ScarlabError, disk_error
 # Sub-command modules, each exposing ``register(subparsers)``; order = order in --help.
 COMMANDS = ["train", "split", "unlearn", "stats", "surrogate", "pipeline", "sweep", "demo", "lab", "evaluate", "embed",
             "audit", "dashboard", "export", "import", "jobs"]
+NO_TORCH = {"dashboard", "export", "jobs", "lab"}
+"""commands that only read files or start other processes (which set their own torch threads): no torch threads to
+set, so the command line leaves torch unloaded"""
 
 
 def build_parser(argv: list[str] | None = None, only: str | None = None) -> argparse.ArgumentParser:
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         if extra and not getattr(args, "accepts_extra", False):
             _unrecognized(parser, args, extra)
         args.extra = extra
-        if os.environ.get("SCARLAB_THREADS") and getattr(sys.modules[args.func.__module__], "COMPUTES", True):
+        if os.environ.get("SCARLAB_THREADS") and args.command not in NO_TORCH:
             import torch
             torch.set_num_threads(int(os.environ["SCARLAB_THREADS"]))
         return args.func(args) or 0

@@ -232,3 +232,14 @@ def test_python_m_scarlab_help(tmp_path):
                          env={**os.environ, "SCARLAB_THREADS": "1"}, cwd=tmp_path, timeout=180)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("usage: scarlab") and all(name in res.stdout for name in COMMANDS)
+
+
+def test_commands_that_compute_nothing_leave_torch_unloaded(tmp_path):
+    """`scarlab jobs` (and dashboard, export, lab: cli.NO_TORCH) neither build the other commands' parsers nor set
+    torch threads, so they start without importing torch even with SCARLAB_THREADS set."""
+    code = ("import sys; from scarlab.cli import main; main(['jobs', '--runs', sys.argv[1]]); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "SCARLAB_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stdout

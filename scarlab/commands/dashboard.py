@@ -65,10 +65,6 @@ class DashboardConfig(ServeOptions):
     surrogate folders ($SCARLAB_SHARED_DATA is added when set); nothing outside them is read."""
 
 
-COMPUTES = False
-"""it only starts other processes (which set their own torch threads): the command line leaves torch unloaded"""
-
-
 def register(sub) -> None:
     from . import _common
 

@@ -15,10 +15,6 @@ class ExportConfig:
     """executed notebooks, or run directories (every .ipynb in them)."""
 
 
-COMPUTES = False
-"""it only starts other processes (which set their own torch threads): the command line leaves torch unloaded"""
-
-
 def register(sub) -> None:
     from . import _common
 

@@ -6,10 +6,6 @@ from __future__ import annotations
 import argparse
 
 
-COMPUTES = False
-"""it only starts other processes (which set their own torch threads): the command line leaves torch unloaded"""
-
-
 def register(sub) -> None:
     p = sub.add_parser("jobs", help="list, show or stop the background pipeline jobs of a runs root (the dashboard's "
                                     "Run page and scarlab.jobs.launch start them)",

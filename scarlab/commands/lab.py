@@ -27,10 +27,6 @@ class LabConfig:
     """print the JupyterLab command instead of running it."""
 
 
-COMPUTES = False
-"""it only starts other processes (which set their own torch threads): the command line leaves torch unloaded"""
-
-
 def register(sub) -> None:
     from . import _common
 
