@@ -38,6 +38,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 STAGES = sorted(NOTEBOOKS.glob("0*.ipynb"))
 ALL = STAGES + sorted((NOTEBOOKS / "explore").glob("*.ipynb"))
 FORMATS = "ipynb,py:percent"
+NO_VERSION = "-jupytext.text_representation.jupytext_version"
 HAS_EVALUATE = importlib.util.find_spec("scarlab.evaluate") is not None
 needs_evaluate = pytest.mark.skipif(not HAS_EVALUATE, reason="scarlab.evaluate (evaluation issue) is not installed")
 
@@ -128,6 +129,9 @@ def test_notebook_and_py_are_a_synced_pair(path):
     assert nb.metadata.get("jupytext", {}).get("formats") == FORMATS, f"{path.name}: not paired with {FORMATS}"
     assert text.metadata.get("jupytext", {}).get("formats") == FORMATS, f"{py.name}: not paired with {FORMATS}"
     assert text.metadata["jupytext"]["text_representation"]["format_name"] == "percent"
+    # without it each jupytext release rewrites the .py headers (jupytext_version: ...), a diff in every pair
+    assert nb.metadata["jupytext"].get("notebook_metadata_filter") == NO_VERSION, \
+        f"{path.name}: set jupytext's notebook_metadata_filter to {NO_VERSION} (as the other notebooks)"
 
     def cells(n):
         return [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in n.cells]
