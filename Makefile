@@ -6,12 +6,11 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# constraints.txt pins torch for the test environment (other versions download gigabytes or do not pair with
-# torchvision); the package's own dependencies stay open. The Dockerfile installs the same way
-# (tests/test_env_files.py checks it).
+# constraints.txt pins the test environment (torch, and every other package at the version the suite last passed
+# with); the package's own dependencies stay open. The Dockerfile installs the same way (tests/test_env_files.py).
 STAMP  := $(VENV)/.scarlab-installed
 
-.PHONY: demo test setup clean-venv
+.PHONY: demo test setup clean-venv lock
 
 demo: $(STAMP)
 	$(VENV)/bin/scarlab demo
@@ -30,3 +29,17 @@ $(STAMP): pyproject.toml constraints.txt
 
 clean-venv:
 	rm -rf $(VENV)
+
+# constraints.txt redone from today's releases: the package and its dev extra in a scratch venv under the torch pins
+# alone, then every version pip chose, pinned for that venv's Python (the header above "-- resolved" is kept).
+LOCK := /tmp/scarlab-lock
+lock:
+	rm -rf $(LOCK) && $(PYTHON) -m venv $(LOCK)
+	grep -E '^torch(vision)?==[^;]*$$' constraints.txt > $(LOCK)/torch.txt
+	$(LOCK)/bin/python -m pip install -c $(LOCK)/torch.txt -e '.[dev]'
+	sed '/^# -- resolved by make lock/q' constraints.txt > $(LOCK)/new.txt
+	v=$$($(LOCK)/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') && \
+	  $(LOCK)/bin/python -m pip freeze --all --exclude-editable | grep -Ev '^(pip|torch|torchvision)==' \
+	  | sed "s/$$/ ; python_version == \"$$v\"/" >> $(LOCK)/new.txt
+	mv $(LOCK)/new.txt constraints.txt && rm -rf $(LOCK)
+	@echo "constraints.txt redone: git diff constraints.txt, then make test"

@@ -2,6 +2,7 @@
 keep them honest by checking they name the same dependencies and commands as pyproject.toml."""
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shlex
 import sys
@@ -55,17 +56,55 @@ def test_environment_yml_matches_pyproject(pyproject):
     assert _reqs(pip_lines) == expected
 
 
-def _constraints() -> dict[str, str]:
+def _constraints() -> tuple[dict[str, str], dict[str, Requirement]]:
+    """constraints.txt as ({name: specifier} of the lines without a marker, {name: Requirement} of those with one)."""
     lines = [ln.strip() for ln in (REPO / "constraints.txt").read_text().splitlines()]
-    return _reqs([ln for ln in lines if ln and not ln.startswith("#")])
+    reqs = [Requirement(ln) for ln in lines if ln and not ln.startswith("#")]
+    names = [canonicalize_name(r.name) for r in reqs]
+    assert len(names) == len(set(names)), "a package pinned twice in constraints.txt"
+    plain = _reqs([str(r) for r in reqs if r.marker is None])
+    return plain, {canonicalize_name(r.name): r for r in reqs if r.marker is not None}
 
 
 def test_torch_is_pinned_in_constraints_not_in_the_package(pyproject):
-    assert _constraints() == TORCH_PINS
+    assert _constraints()[0] == TORCH_PINS
     deps = _reqs(pyproject["project"]["dependencies"])
     for name, pin in TORCH_PINS.items():
         assert not deps[name].startswith("=="), f"{name} must not be pinned with == in the package's dependencies"
         assert Version(pin.lstrip("=")) in SpecifierSet(deps[name]), f"{name}{pin} must satisfy the package's range"
+
+
+def test_constraints_pin_every_dependency_for_the_tested_python(pyproject):
+    """Each dependency (and the dev extra) at one exact version inside the package's own range, for Python 3.11."""
+    locked = _constraints()[1]
+    project = pyproject["project"]
+    for name, spec in _reqs(project["dependencies"] + project["optional-dependencies"]["dev"]).items():
+        if name in TORCH_PINS:
+            continue
+        assert name in locked, f"constraints.txt does not pin {name}: run make lock, then make test"
+        [pin] = locked[name].specifier
+        assert pin.operator == "==", f"{locked[name]}: constraints.txt pins exact versions"
+        assert Version(pin.version) in SpecifierSet(spec), f"{locked[name]} is outside pyproject's {name}{spec}"
+    assert {str(r.marker) for r in locked.values()} == {'python_version == "3.11"'}
+    python = re.search(r"python=(\d+\.\d+)", (REPO / "environment.yml").read_text()).group(1)
+    assert python == "3.11" and "python:3.11" in (REPO / "Dockerfile").read_text()  # where the pins apply
+
+
+def test_this_environment_is_the_pinned_one():
+    """The thresholds in the tests were set in the pinned environment: say so when this one differs from it."""
+    locked = {name: r for name, r in _constraints()[1].items() if r.marker.evaluate()}
+    if not locked:
+        pytest.skip(f"constraints.txt pins nothing for Python {sys.version_info[0]}.{sys.version_info[1]}")
+    off = []
+    for name, req in locked.items():
+        try:
+            have = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # pinned but not installed here (pip installs what this platform needs)
+        if Version(have) not in req.specifier:
+            off.append(f"{name} {have} (pinned {req.specifier})")
+    assert not off, "this environment is not the one constraints.txt pins: " + ", ".join(off) + \
+        " — make setup reinstalls it (delete .venv if that changes nothing)"
 
 
 def test_environment_python_satisfies_requires_python(pyproject):
@@ -89,10 +128,12 @@ def _pip_installs(text: str) -> list[list[str]]:
 
 
 def _makefile_installs() -> list[list[str]]:
+    """The `pip install`s of the Makefile's setup recipe (the one `make demo` and `make test` run)."""
     text = (REPO / "Makefile").read_text()
     variables = dict(re.findall(r"^(\w+)\s*:?=\s*(.+)$", text, flags=re.M))
-    text = re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), m.group(0)), text)
-    return _pip_installs(text)
+    recipe = re.search(r"^\$\(STAMP\):.*\n((?:\t.*\n)+)", text, flags=re.M).group(1)
+    recipe = re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), m.group(0)), recipe)
+    return _pip_installs(recipe)
 
 
 def test_makefile_installs_pinned_torch_then_package():
