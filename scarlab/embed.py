@@ -163,11 +163,40 @@ def _fuzzy_weights(d: np.ndarray, k: int, iters: int = 64) -> np.ndarray:
 _REFITTED: set[str] = set()  # runs whose reducer was refitted in this process (``force`` refits each once)
 
 
+UMAP_JIT_CACHED = ("umap.utils:fast_knn_indices", "umap.umap_:smooth_knn_dist",
+                   "umap.umap_:compute_membership_strengths")
+"""umap-learn's numba functions that a fit under 4,096 points compiles and umap-learn does not keep on disk.
+:func:`_fit_umap` turns numba's disk cache on for them (what ``cache=True`` does, keyed by their source), so only the
+first process on a machine compiles them: a fit of the 1,797 digits images took 9.45 → 3.47 s of CPU in a fresh
+process, the same coordinates (``python bench/bench_embed_fit.py``, BENCHMARKS.md)."""
+_UMAP_CACHING: list[bool] = []
+
+
+def _cache_umap_compiles() -> bool:
+    """Numba's disk cache on for :data:`UMAP_JIT_CACHED` (once per process); False where a name is no longer a numba
+    function in the installed umap-learn or numba finds no folder to write to (then those compile in every process,
+    as before)."""
+    if not _UMAP_CACHING:
+        import importlib
+
+        done = True
+        for name in UMAP_JIT_CACHED:
+            module, attr = name.split(":")
+            func = getattr(importlib.import_module(module), attr, None)
+            try:
+                func.enable_caching()
+            except (AttributeError, RuntimeError):  # not a numba function now; no writable cache folder
+                done = False
+        _UMAP_CACHING.append(done)
+    return _UMAP_CACHING[0]
+
+
 def _fit_umap(feats: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import umap
 
+        _cache_umap_compiles()
         reducer = umap.UMAP(n_components=2, n_jobs=1, low_memory=True, **UMAP_SETTINGS)
         return np.asarray(reducer.fit_transform(np.ascontiguousarray(feats, np.float32)), np.float32)
 

@@ -126,6 +126,19 @@ def _points(trace: dict) -> int:
 
 
 # ----------------------------------------------------------------------------- embedding
+def test_umaps_uncached_compiles_are_cached_on_disk():
+    """The umap-learn functions scarlab.embed caches still exist and take numba's disk cache (the installed umap-learn
+    renamed or un-jitted one if this fails: update UMAP_JIT_CACHED)."""
+    import importlib
+
+    from scarlab import embed as E
+
+    assert E._cache_umap_compiles()
+    for name in E.UMAP_JIT_CACHED:
+        module, attr = name.split(":")
+        assert type(getattr(importlib.import_module(module), attr)._cache).__name__ == "FunctionCache", name
+
+
 def test_embedding_contract(dash_root):
     import pyarrow.parquet as pq
 
