@@ -205,17 +205,17 @@ def _fit_umap(feats: np.ndarray) -> np.ndarray:
 
 def _exact_knn(x: np.ndarray, block_bytes: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
     """The exact Euclidean nearest neighbours umap-learn finds for fewer than 4,096 points, computed the way it does
-    (float32 differences squared, summed in float64; ties in index order) a few rows at a time (what fits in a
+    (float32 differences squared, summed in float64, the root stored as float32; ties in index order) a few rows at a time (what fits in a
     cache). umap-learn itself asks scikit-learn for the distance matrix with its numba metric as a Python callable,
     one call per pair of points (~1.6 s of a digits fit). Handed to umap-learn as ``precomputed_knn``, the
     coordinates came out the same to the bit on every input tried (bench/bench_embed_fit.py)."""
     k = UMAP_SETTINGS["n_neighbors"]
     block = max(1, block_bytes // max(1, x.nbytes))  # rows whose differences to all points fit in ~1 MB
     idx = np.empty((len(x), k), np.int64)
-    dist = np.empty((len(x), k), np.float64)
+    dist = np.empty((len(x), k), np.float32)
     for lo in range(0, len(x), block):
         diff = x[lo:lo + block, None, :] - x[None, :, :]
-        d = np.sqrt(np.square(diff, out=diff).sum(-1, dtype=np.float64))
+        d = np.sqrt(np.square(diff, out=diff).sum(-1, dtype=np.float64)).astype(np.float32)  # as scikit-learn keeps it
         nearest = np.argsort(d, axis=1, kind="stable")[:, :k]
         idx[lo:lo + block], dist[lo:lo + block] = nearest, np.take_along_axis(d, nearest, axis=1)
     return idx, dist

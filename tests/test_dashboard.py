@@ -139,6 +139,28 @@ def test_umaps_uncached_compiles_are_cached_on_disk():
         assert type(getattr(importlib.import_module(module), attr)._cache).__name__ == "FunctionCache", name
 
 
+def test_exact_neighbours_are_umaps_own():
+    """scarlab.embed._exact_knn gives umap-learn the neighbours it would compute itself for a small fit (its numba
+    metric over every pair, then its own sort), duplicated points (ties) included."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.metrics import pairwise_distances
+    from umap.distances import euclidean
+    from umap.utils import fast_knn_indices
+
+    from scarlab import embed as E
+
+    x = load_digits().data[:200].astype(np.float32)
+    x = np.concatenate([x, x[:50]])
+    k = E.UMAP_SETTINGS["n_neighbors"]
+    dmat = pairwise_distances(x, metric=euclidean)
+    theirs = fast_knn_indices(dmat, k)
+    idx, dist = E._exact_knn(x)
+    assert np.array_equal(np.sort(dmat, axis=1)[:, :k], dist)  # the same distances, bit for bit
+    assert np.array_equal(dmat[np.arange(len(x))[:, None], theirs], dist)
+    assert np.array_equal(np.sort(idx, axis=1), np.sort(theirs, axis=1))  # the same neighbours (duplicates tie)
+
+
 def test_embedding_contract(dash_root):
     import pyarrow.parquet as pq
 
