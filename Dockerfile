@@ -19,13 +19,13 @@ RUN if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv --help >/dev/nu
     fi
 
 WORKDIR /opt/scarlab
-# Installed the way the Makefile does it: a venv, then the package with its dev extra under constraints.txt, then
-# umap-learn's numba code compiled into numba's cache (the image's first UMAP fit would otherwise do it).
+# Installed the way the Makefile does it: a venv, the package with its dev extra under constraints.txt, its bytecode
+# (an editable install writes none), and umap-learn's numba code compiled into numba's cache (else the first fit's).
 RUN python3 -m venv /opt/scarlab/.venv
 ENV PATH=/opt/scarlab/.venv/bin:$PATH
 COPY . /opt/scarlab
 RUN python -m pip install -c constraints.txt -e '.[dev]'
-RUN python -c 'import umap'
+RUN python -m compileall -q scarlab dashboard && python -c 'import umap'
 
 EXPOSE 8501
 # The dashboard binds 127.0.0.1 by default; inside a container that address is unreachable from the host, so

@@ -25,6 +25,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -c constraints.txt -e '.[dev]'
+	$(PY) -m compileall -q scarlab dashboard  # the bytecode an editable install leaves out (read under PYTHONDONTWRITEBYTECODE)
 	$(PY) -c 'import umap'  # umap-learn compiles its numba code once into numba's cache (~10 s), here, not in a first fit
 	touch $@
 
