@@ -25,8 +25,8 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -c constraints.txt -e '.[dev]'
-	$(PY) -m compileall -q scarlab dashboard  # the bytecode an editable install leaves out (read under PYTHONDONTWRITEBYTECODE)
-	$(PY) -c 'import umap'  # umap-learn compiles its numba code once into numba's cache (~10 s), here, not in a first fit
+	$(PY) -m compileall -q scarlab dashboard  # bytecode, which an editable install and PYTHONDONTWRITEBYTECODE skip
+	$(PY) -c 'import umap'  # umap-learn compiles its numba code into numba's cache once (~10 s): here, not in a fit
 	touch $@
 
 clean-venv:

@@ -72,7 +72,8 @@ def main() -> None:
                     runs[mode].append(fit(mode, data, env))
             for mode, rs in runs.items():
                 cpu = [r["cpu"] for r in rs]
-                print(f"| {data} | {mode} | {statistics.median(cpu):.2f} ({min(cpu):.2f}–{max(cpu):.2f}) | {len(rs)} |")
+                spread = f"{statistics.median(cpu):.2f} ({min(cpu):.2f}–{max(cpu):.2f})"
+                print(f"| {data} | {mode} | {spread} | {len(rs)} |")
             same &= all(r["xy"] == first["xy"] for rs in runs.values() for r in rs)
     print(f"\nthe same coordinates, to the bit, in every process of each input: {same}")
     if not same:

@@ -165,10 +165,12 @@ _REFITTED: set[str] = set()  # runs whose reducer was refitted in this process (
 
 UMAP_JIT_CACHED = ("umap.utils:fast_knn_indices", "umap.umap_:smooth_knn_dist",
                    "umap.umap_:compute_membership_strengths")
-"""umap-learn's numba functions that a fit under 4,096 points compiles and umap-learn does not keep on disk.
-:func:`_fit_umap` turns numba's disk cache on for them (what ``cache=True`` does, keyed by their source), so only the
-first process on a machine compiles them: a fit of the 1,797 digits images took 9.45 → 3.47 s of CPU in a fresh
-process, the same coordinates (``python bench/bench_embed_fit.py``, BENCHMARKS.md)."""
+"""umap-learn's numba functions that a fit under :data:`UMAP_EXACT_BELOW` points compiles and umap-learn does not
+keep on disk. :func:`_fit_umap` turns numba's disk cache on for them (what ``cache=True`` does, keyed by their source),
+so only the first process on a machine compiles them (a digits fit in a fresh process: 9.50 s of CPU before, 3.52 s
+with this cache, 2.06 s with :func:`_exact_knn` too; ``python bench/bench_embed_fit.py``, BENCHMARKS.md)."""
+UMAP_EXACT_BELOW = 4096
+"""umap-learn's own threshold: below it a fit computes exact nearest neighbours, from it on approximate ones."""
 _UMAP_CACHING: list[bool] = []
 
 
@@ -198,17 +200,18 @@ def _fit_umap(feats: np.ndarray) -> np.ndarray:
 
         _cache_umap_compiles()
         x = np.ascontiguousarray(feats, np.float32)
-        knn = _exact_knn(x) if len(x) < 4096 else (None, None, None)  # from 4,096 on umap-learn approximates
+        knn = _exact_knn(x) if len(x) < UMAP_EXACT_BELOW else (None, None, None)  # (None, ...): umap-learn's own
         reducer = umap.UMAP(n_components=2, n_jobs=1, low_memory=True, precomputed_knn=knn, **UMAP_SETTINGS)
         return np.asarray(reducer.fit_transform(x), np.float32)
 
 
 def _exact_knn(x: np.ndarray, block_bytes: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
-    """The exact Euclidean nearest neighbours umap-learn finds for fewer than 4,096 points, computed the way it does
-    (float32 differences squared, summed in float64, the root stored as float32; ties in index order) a few rows at a time (what fits in a
-    cache). umap-learn itself asks scikit-learn for the distance matrix with its numba metric as a Python callable,
-    one call per pair of points (~1.6 s of a digits fit). Handed to umap-learn as ``precomputed_knn``, the
-    coordinates came out the same to the bit on every input tried (bench/bench_embed_fit.py)."""
+    """The exact Euclidean nearest neighbours umap-learn finds for fewer than :data:`UMAP_EXACT_BELOW` points,
+    computed the way it does (float32 differences squared, summed in float64, the root kept as float32; ties in index
+    order), a few rows at a time (what fits in a cache). umap-learn itself asks scikit-learn for the distance matrix
+    with its numba metric as a Python callable, one call per pair of points (~1.6 s of a digits fit). Handed to
+    umap-learn as ``precomputed_knn``, the coordinates came out the same to the bit on every input tried
+    (bench/bench_embed_fit.py, tests/test_dashboard.py)."""
     k = UMAP_SETTINGS["n_neighbors"]
     block = max(1, block_bytes // max(1, x.nbytes))  # rows whose differences to all points fit in ~1 MB
     idx = np.empty((len(x), k), np.int64)
