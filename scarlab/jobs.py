@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ScarlabError
-from .runs import read_json, replacing, write_json
+from .runs import locked, read_json, replacing, write_json
 
 JOBS_DIR = ".jobs"
 STATES = ("queued", "running", "finished", "failed", "stopped")
@@ -270,19 +270,9 @@ def _read(path: Path) -> dict:
         return {}
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def _update_state(job_dir: Path, **fields) -> dict:
     """Merge ``fields`` into the job's state.json (under the job's lock: the submitter and the worker both write)."""
-    with _locked(job_dir / ".state.lock"):
+    with locked(job_dir / ".state.lock"):
         state = {**_read(job_dir / "state.json"), **fields}
         write_json(job_dir / "state.json", state)
     return state

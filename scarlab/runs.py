@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import fcntl
 import fnmatch
 import io
 import json
@@ -75,6 +76,18 @@ def replacing(path: Path, tmp: Path | None = None):
         with suppress(OSError):
             tmp.unlink()
         raise
+
+
+@contextmanager
+def locked(path: Path):
+    """An exclusive advisory lock (``flock``) on the file ``path`` (created if missing) for the block: processes and
+    threads that read, change and write the same record take turns instead of losing each other's changes."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def write_json(path: Path, obj) -> None:

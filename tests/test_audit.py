@@ -19,7 +19,7 @@ import pytest
 from scarlab import audit
 from scarlab.audit import audit_run, shadow_population
 from scarlab.errors import ScarlabError
-from scarlab.runs import RunDir
+from scarlab.runs import RunDir, read_json
 
 K = 4
 K_RETRAINED = 16
@@ -310,6 +310,36 @@ def test_an_original_made_again_makes_its_unlearned_model_again(runs, audits):
 
 
 # ------------------------------------------------------------------------------------------ refusals
+def test_stages_recording_members_at_once_all_land(runs, tmp_path):
+    """Stages of one pipeline running at once (--jobs 2: an audit beside a method's shadow stage) record their members
+    in the same shadows.json: every record lands and none fails on another's temporary file (a CI run failed so:
+    FileNotFoundError renaming shadows.json.tmp)."""
+    import threading
+
+    from scarlab.audit.shadows import ShadowPopulation, _record
+    from scarlab.audit.targets import audited
+
+    a, folder = audited(runs["scar"]), tmp_path / "shadows"
+    folder.mkdir()
+    names, errors = [f"original_s{1000 + i}" for i in range(8)], []
+
+    def record(name: str) -> None:
+        pop = ShadowPopulation(folder, "fp", [], originals=[folder / name], built=[name])
+        try:
+            for _ in range(25):
+                _record(folder, "fp", a, pop)
+        except Exception as e:  # noqa: BLE001 - collected and reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=record, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert read_json(folder / "shadows.json")["members"]["original"] == sorted(names)  # no update lost
+
+
 def test_a_member_made_with_another_configuration_is_refused(runs, audits):
     folder = RunDir(audits["scar"]["shadows"]["folder"]).path
     f = folder / "original__s1000" / "config.json"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..config import MIN_SHADOWS, shadow_seeds
 from ..errors import ScarlabError
-from ..runs import make_folder, read_json, replacing, write_json
+from ..runs import locked, make_folder, read_json, replacing, write_json
 from .members import Builder, Member, build, shadow_trace
 from .targets import (DEFAULT_SEED, DEFAULT_SHADOWS, Audited, audited, differences, digest, folder_identity,
                       method_key, split_identity)
@@ -44,6 +44,11 @@ def check_k(k, kind: str | None = None) -> None:
                            f"must be at least {2 * MIN_SHADOWS}")
 
 
+LOCK = ".shadows.lock"
+"""the shadow folder's lock file: the stages that use one folder at once (with --jobs 2 an audit runs beside a
+method's shadow stage) take turns writing its split.npz and shadows.json."""
+
+
 def shadow_folder(a: Audited, shadow_dir) -> tuple[Path, str]:
     """(The shadow folder of ``a``, its fingerprint): ``shadow_dir`` or ``shadows__<fingerprint8>`` beside the run;
     a folder of another configuration, or not a shadow folder, is refused."""
@@ -58,28 +63,30 @@ def shadow_folder(a: Audited, shadow_dir) -> tuple[Path, str]:
             raise ScarlabError(f"shadow folder {folder} holds shadows of another configuration (fingerprint "
                                f"{str(old.get('fingerprint'))[:8]} ≠ {fp[:8]}: {diff}); another split, data set or "
                                "training option. Audit with another --shadow-dir (or none: a folder per fingerprint)")
-    elif folder.is_dir() and any(p.name != "split.npz" for p in folder.iterdir()):
+    elif folder.is_dir() and any(p.name not in ("split.npz", LOCK) for p in folder.iterdir()):
         raise ScarlabError(f"{folder} exists and is not a scarlab shadow folder (no shadows.json); choose another "
                            "--shadow-dir")
     return folder, fp
 
 
 def _record(folder: Path, fp: str, a: Audited, pop: ShadowPopulation) -> None:
+    """Add ``pop``'s complete members (and its method) to the folder's shadows.json, under the folder's lock."""
     rec = folder / "shadows.json"
-    old = read_json(rec) if rec.is_file() else {"created": time.time()}
-    members = old.get("members") or {}
-    there = set(pop.built) | set(pop.reused)  # complete now (a failed build leaves the rest unlisted)
-    for key, paths in (("original", pop.originals), ("retrained", pop.retrained),
-                       (pop.method_key or "", pop.unlearned)):
-        names = {p.name for p in paths} & there
-        if names:
-            members[key] = sorted(set(members.get(key, [])) | names)
-    if pop.method_key:
-        methods = old.get("methods") or {}
-        methods[pop.method_key] = a.unlearn
-        old["methods"] = methods
-    write_json(rec, {**old, "fingerprint": fp, "identity": folder_identity(a), "members": members,
-                     "updated": time.time()})
+    with locked(folder / LOCK):
+        old = read_json(rec) if rec.is_file() else {"created": time.time()}
+        members = old.get("members") or {}
+        there = set(pop.built) | set(pop.reused)  # complete now (a failed build leaves the rest unlisted)
+        for key, paths in (("original", pop.originals), ("retrained", pop.retrained),
+                           (pop.method_key or "", pop.unlearned)):
+            names = {p.name for p in paths} & there
+            if names:
+                members[key] = sorted(set(members.get(key, [])) | names)
+        if pop.method_key:
+            methods = old.get("methods") or {}
+            methods[pop.method_key] = a.unlearn
+            old["methods"] = methods
+        write_json(rec, {**old, "fingerprint": fp, "identity": folder_identity(a), "members": members,
+                         "updated": time.time()})
 
 
 POPULATIONS = ("original", "retrained", "unlearned")
@@ -117,9 +124,10 @@ def shadow_population(run, shadows: int = DEFAULT_SHADOWS, *, seed: int = DEFAUL
     folder, fp = shadow_folder(a, shadow_dir)
     make_folder(folder, "shadow folder")
     split_file = folder / "split.npz"
-    if not _split_ok(split_file, a.split):
-        with replacing(split_file, folder / "split.tmp.npz") as tmp:
-            a.split.save(tmp)
+    with locked(folder / LOCK):
+        if not _split_ok(split_file, a.split):
+            with replacing(split_file, folder / "split.tmp.npz") as tmp:
+                a.split.save(tmp)
     pop = ShadowPopulation(folder, fp, seeds)
     b = Builder(a, fp)
     _record(folder, fp, a, pop)  # first, so an interrupted build still leaves a recognisable shadow folder
