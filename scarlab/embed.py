@@ -23,7 +23,9 @@ Outputs written into the run being embedded::
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import importlib
 import io
 import json
 import time
@@ -171,26 +173,22 @@ so only the first process on a machine compiles them (a digits fit in a fresh pr
 with this cache, 2.06 s with :func:`_exact_knn` too; ``python bench/bench_embed_fit.py``, BENCHMARKS.md)."""
 UMAP_EXACT_BELOW = 4096
 """umap-learn's own threshold: below it a fit computes exact nearest neighbours, from it on approximate ones."""
-_UMAP_CACHING: list[bool] = []
 
 
+@functools.cache
 def _cache_umap_compiles() -> bool:
     """Numba's disk cache on for :data:`UMAP_JIT_CACHED` (once per process); False where a name is no longer a numba
     function in the installed umap-learn or numba finds no folder to write to (then those compile in every process,
     as before)."""
-    if not _UMAP_CACHING:
-        import importlib
-
-        done = True
-        for name in UMAP_JIT_CACHED:
-            module, attr = name.split(":")
-            func = getattr(importlib.import_module(module), attr, None)
-            try:
-                func.enable_caching()
-            except (AttributeError, RuntimeError):  # not a numba function now; no writable cache folder
-                done = False
-        _UMAP_CACHING.append(done)
-    return _UMAP_CACHING[0]
+    done = True
+    for name in UMAP_JIT_CACHED:
+        module, attr = name.split(":")
+        func = getattr(importlib.import_module(module), attr, None)
+        try:
+            func.enable_caching()
+        except (AttributeError, RuntimeError):  # not a numba function now; no writable cache folder
+            done = False
+    return done
 
 
 def _fit_umap(feats: np.ndarray) -> np.ndarray:
