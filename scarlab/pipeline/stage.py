@@ -60,12 +60,70 @@ def ensure_kernel() -> str:
     return "python3"
 
 
+EXIT_POLL_S = 0.01
+"""how often a stage's kernel is asked whether it has exited after its shutdown request (jupyter_client: every 0.1 s;
+a warm kernel's answer is a look-up in what its zygote reported)"""
+
+
+@functools.cache
+def _ready_client():
+    """jupyter_client's AsyncKernelClient, less 0.2 s of waiting per kernel start. Its ``wait_for_ready`` checks that
+    IOPub is connected by waiting up to 0.2 s for any message after the kernel_info reply, then drains IOPub until
+    0.2 s pass with nothing: every stage waited those last 0.2 s. Here the drain ends at the kernel's "idle" status
+    for the request it answered (ipykernel publishes it after the reply), so a kernel that is ready costs no wait;
+    one whose idle status is not seen within 0.2 s is asked again, as jupyter_client does."""
+    from queue import Empty
+
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class _ReadyClient(AsyncKernelClient):
+        async def _idle_after(self, msg_id: str, within: float) -> bool:
+            end = time.monotonic() + within
+            while (left := end - time.monotonic()) > 0:
+                try:
+                    msg = await self.iopub_channel.get_msg(timeout=left)
+                except Empty:
+                    return False
+                if (msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle"
+                        and msg["parent_header"].get("msg_id") == msg_id):
+                    return True
+            return False
+
+        async def wait_for_ready(self, timeout: float | None = None) -> None:
+            deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+            while True:
+                self.kernel_info()
+                try:
+                    reply = await self.shell_channel.get_msg(timeout=1)
+                except Empty:
+                    reply = None
+                if (reply is not None and reply["msg_type"] == "kernel_info_reply"
+                        and await self._idle_after(reply["parent_header"].get("msg_id"), 0.2)):
+                    self._handle_kernel_info_reply(reply)
+                    with contextlib.suppress(Empty):
+                        while True:  # anything else already there (none expected)
+                            await self.iopub_channel.get_msg(timeout=0)
+                    return
+                if not await self._async_is_alive():
+                    raise RuntimeError("Kernel died before replying to kernel_info")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+
+    return _ReadyClient
+
+
 def _kernel_manager(log_path: Path, warm: WarmKernel | None = None):
     """An AsyncKernelManager whose kernel writes its own stdout/stderr to ``log_path`` (not our terminal); with
-    ``warm``, the kernel is forked from the zygote (:mod:`scarlab.pipeline.warm`) instead of launched."""
+    ``warm``, the kernel is forked from the zygote (:mod:`scarlab.pipeline.warm`) instead of launched. Its client
+    and its wait for the kernel's exit skip jupyter_client's fixed waits (:func:`_ready_client`, :data:`EXIT_POLL_S`)."""
     from jupyter_client.manager import AsyncKernelManager
 
     class _LoggedKernelManager(AsyncKernelManager):
+        client_factory = _ready_client()
+
+        async def _async_wait(self, pollinterval: float = EXIT_POLL_S) -> None:
+            await super()._async_wait(min(pollinterval, EXIT_POLL_S))
+
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             if warm is None:
                 return await super()._async_launch_kernel(kernel_cmd, **kw)
