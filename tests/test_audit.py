@@ -218,10 +218,11 @@ def test_worker_processes_make_the_same_population(runs, tmp_path):
 
 PARENT = """
 import os, sys, time
-from scarlab.audit.members import worker_pool
+from scarlab.audit import members
 
 if __name__ == "__main__":
-    pool = worker_pool(1, guarded=sys.argv[1] == "guarded")  # the audit's pool, with and without die_with_parent
+    members.WORKER_PRELOAD = []  # the guard is the pool's initializer, whatever the workers import: no torch to wait for
+    pool = members.worker_pool(1, guarded=sys.argv[1] == "guarded")  # the audit's pool, with and without die_with_parent
     print(pool.submit(os.getpid).result(), flush=True)
     pool.submit(time.sleep, 600)  # a member being trained
     time.sleep(600)
