@@ -219,9 +219,9 @@ def _client(kernel, alive=True):
 
 def test_a_ready_kernel_is_used_without_jupyter_clients_fixed_waits(monkeypatch):
     """jupyter_client drains IOPub after the kernel_info reply until 0.2 s pass with nothing, and checks a stopped
-    kernel's exit every 0.1 s: ~0.3 s of each stage (0.70 -> 0.41 s for 02_split on digits). The stage's client stops
-    at the idle status of the request the kernel answered, asks again when that status was lost, and still reports
-    a kernel that died."""
+    kernel's exit every 0.1 s: ~0.2-0.3 s of each stage (02_split on digits: median 0.705 -> 0.473 s,
+    bench/bench_kernel_waits.py). The stage's client stops at the idle status of the request the kernel answered,
+    asks again when that status was lost, and still reports a kernel that died."""
     import asyncio
 
     import pytest
