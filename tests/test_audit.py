@@ -3,7 +3,8 @@ members are reused / re-made / refused as the reuse rule says, and bad input is 
 
 Scale: audited models and shadows train 2 epochs (SCAR: 1 epoch); K = 4 for the original and SCAR, K = 16 for the
 retrained run (its shadows are split in halves of 8). One shadow folder serves every audit of the module (same
-split and training configuration): 4 originals, 16 retrained, 4 SCAR models; ~25-35 s with SCARLAB_THREADS=1.
+split and training configuration): 4 originals, 16 retrained, 4 SCAR models, the first 12 (SCAR's audit) made in two
+worker processes; ~30 s with SCARLAB_THREADS=1.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import argparse
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,10 +48,13 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def audits(runs):
-    """The three audits, run once (cold): {name: audit.json contents}."""
-    return {"original_eval": audit_run(runs["original_eval"], K, device="cpu", progress=False),
-            "retrained": audit_run(runs["retrained"], K_RETRAINED, device="cpu", progress=False),
-            "scar": audit_run(runs["scar"], K, device="cpu", progress=False)}
+    """The three audits, run once (cold): {name: audit.json contents}. SCAR's comes first and makes its members in two
+    worker processes (jobs = 2): all three populations, K each (:func:`test_worker_processes_make_the_same_population`);
+    the original's audit reuses its originals and retrained oracles, the retrained run's makes 12 more in this
+    process."""
+    scar = audit_run(runs["scar"], K, device="cpu", progress=False, jobs=2)
+    return {"scar": scar, "original_eval": audit_run(runs["original_eval"], K, device="cpu", progress=False),
+            "retrained": audit_run(runs["retrained"], K_RETRAINED, device="cpu", progress=False)}
 
 
 def created(folder) -> dict:
@@ -95,8 +100,9 @@ def test_the_retrained_oracle_reads_chance(audits):
 def test_scar_in_class_removal_is_model_level_not_membership(audits):
     """CR: the attack tells SCAR's models from retrained ones about as well on class 0's test images as on its
     forget images, so the membership signal (forget − control) holds 0. Measured here (K = 4, 1-epoch SCAR, shadow
-    seeds 1000-1003): forget AUC 0.775 / 0.778, control 0.769 / 0.772, membership 0.006 [−0.121, 0.133] /
-    0.006 [−0.116, 0.128], member@1 % 0.008 / 0.008 with 2 / 1 torch threads."""
+    seeds 1000-1003, the members made in two 1-thread worker processes): forget AUC 0.778, control 0.772, membership
+    0.006 [−0.116, 0.128], member@1 % 0.008 with the audited runs trained with 1 torch thread and with 2 (members made
+    in one 2-thread process: 0.775, 0.769, 0.006 [−0.121, 0.133], 0.008)."""
     m = audits["scar"]["metrics"]
     assert m["ulira/membership/auc_low"] <= 0 <= m["ulira/membership/auc_high"]
     assert abs(m["ulira/membership/auc"]) < 0.1
@@ -197,23 +203,24 @@ def test_a_second_audit_reuses_every_member(runs, audits):
     assert doc["metrics"]["ulira/auc"] == audits["scar"]["metrics"]["ulira/auc"]
 
 
-def test_worker_processes_make_the_same_population(runs, tmp_path):
-    """jobs = 2: members made in two worker processes (each unlearned one after its original), recorded as this
-    process would, and reused by a later one-process call."""
-    folder = tmp_path / "parallel"
-    pop = shadow_population(runs["scar"], 3, seed=3000, shadow_dir=folder, device="cpu", progress=False, jobs=2)
-    assert sorted(pop.built) == sorted(p.name for p in [*pop.originals, *pop.retrained, *pop.unlearned])
-    for p in [*pop.originals, *pop.retrained, *pop.unlearned]:
+def test_worker_processes_make_the_same_population(runs, audits):
+    """jobs = 2 (the fixture's SCAR audit): the three populations made in two worker processes (each unlearned one
+    after its original), recorded as this process would, and reused by a later one-process call."""
+    doc = audits["scar"]
+    pop = shadow_population(runs["scar"], K, device="cpu", progress=False)  # one process, the same folder
+    members = [*pop.originals, *pop.retrained, *pop.unlearned]
+    assert len(members) == 3 * K and sorted(doc["shadows"]["built"]) == sorted(p.name for p in members)
+    assert pop.built == [] and len(pop.reused) == 3 * K
+    for p in members:
         run = RunDir(p)
         assert run.status == "complete" and run.manifest["shadow"]["folder_fingerprint"] == pop.fingerprint
     for u, o in zip(pop.unlearned, pop.originals):
         assert RunDir(u).manifest["shadow"]["original_created"] == RunDir(o).manifest["created"]
         assert RunDir(u).manifest["created"] > RunDir(o).manifest["finished"]
-    assert set(pop.seconds) == {"original", "retrained", pop.method_key}
-    again = shadow_population(runs["scar"], 3, seed=3000, shadow_dir=folder, device="cpu", progress=False)
-    assert again.built == [] and len(again.reused) == 9
+    assert {k for k in doc["time"] if k.startswith("shadows/")} == \
+           {"shadows/original_s", "shadows/retrained_s", f"shadows/{pop.method_key}_s"}
     with pytest.raises(ScarlabError, match="jobs must be a whole number"):
-        shadow_population(runs["scar"], 3, seed=3000, shadow_dir=folder, device="cpu", progress=False, jobs=0)
+        shadow_population(runs["scar"], K, device="cpu", progress=False, jobs=0)
 
 
 PARENT = """
@@ -272,6 +279,19 @@ def test_a_member_failing_in_a_worker_process_says_how_to_resume(runs, tmp_path)
     with pytest.raises(ScarlabError, match=r"shadow member .*__s300[0-2] failed: learning rate must be positive, got "
                                            r"-1\.0\. Rerunning the audit resumes"):
         shadow_population(bad, 3, seed=3000, shadow_dir=tmp_path / "bad", device="cpu", progress=False, jobs=2)
+
+
+def test_a_dead_worker_names_the_likely_causes():
+    """A broken pool (a worker killed, out of memory, or a script without a main guard: each worker imports the script
+    again and, unguarded, runs the audit inside it) is one message naming the causes and how to resume."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from scarlab.audit.members import Builder
+
+    msg = str(Builder.failure(Path("shadows/original__s1000"), BrokenProcessPool("terminated abruptly")))
+    assert msg.startswith("shadow member shadows/original__s1000 failed: a worker process making shadow members died "
+                          "(terminated abruptly): killed, out of memory, or started by a Python script")
+    assert 'if __name__ == "__main__":' in msg and "Rerunning the audit resumes" in msg
 
 
 def test_a_damaged_member_is_made_again_and_a_failing_one_says_how_to_resume(runs, audits, monkeypatch):

@@ -73,6 +73,10 @@ class Builder:
 
     @staticmethod
     def failure(path: Path, exc: BaseException) -> ScarlabError:
+        from concurrent.futures.process import BrokenProcessPool
+
+        if isinstance(exc, BrokenProcessPool):
+            return ScarlabError(f"shadow member {path} failed: {worker_died(exc)}")
         msg = str(exc) if isinstance(exc, ScarlabError) else f"{type(exc).__name__}: {exc}"
         return ScarlabError(f"shadow member {path} failed: {msg}. Rerunning the audit resumes: complete members "
                             "are reused and this one is made again")
@@ -246,6 +250,14 @@ def die_with_parent(audit: int) -> None:
     threading.Thread(target=watch, daemon=True, name="scarlab-die-with-audit").start()
 
 
+def worker_died(exc: BaseException) -> str:
+    """Why a worker process may have died, and what to do: the one message for a broken pool."""
+    return (f"a worker process making shadow members died ({exc}): killed, out of memory, or started by a Python "
+            "script whose audit call is not under `if __name__ == \"__main__\":` (each worker imports the script "
+            "again, and without that guard runs it). Rerunning the audit resumes: complete members are reused; try "
+            "fewer --jobs")
+
+
 WORKER_PRELOAD = ["scarlab.audit.members", "scarlab.train", "scarlab.unlearn.stage"]
 """what the workers' forkserver imports once (torch & co.): each worker is forked from it instead of starting Python
 and importing them again (about 3 s of CPU per worker here)."""
@@ -291,9 +303,7 @@ def _build_in_workers(b: Builder, members: list[Member], jobs: int, bar, timed) 
         except BaseException as exc:
             pool.shutdown(wait=True, cancel_futures=True)
             if isinstance(exc, BrokenProcessPool):
-                raise ScarlabError(f"a worker process making shadow members died ({exc}; out of memory?). "
-                                   "Rerunning the audit resumes: complete members are reused; try fewer "
-                                   "--jobs") from None
+                raise ScarlabError(worker_died(exc)) from None
             raise
     if state.errors:
         raise state.errors[0]
